@@ -1,0 +1,31 @@
+//! Command-line interface. Clap types live here; each subcommand has its own
+//! file. This is the only module that uses `anyhow`: below it, every layer
+//! has its own typed errors, and here they become a readable error chain.
+
+mod args;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::{Cli, Command, ServeArgs};
+
+/// Parses the command line, runs the subcommand, and prints any error with
+/// its causes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

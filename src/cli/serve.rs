@@ -1,0 +1,186 @@
+//! `foresight serve`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::args::{LogFormatArg, ServeArgs};
+use crate::config::{LogFormat, ServeSettings, SourceChoice};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::sources::{AnySource, FileData, FileSource, LoadReport, MetricSource, PrometheusSource};
+
+/// How long a Prometheus request may take before it counts as failed.
+const PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = resolve(args)?;
+    init_tracing(&settings)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = rt.block_on(serve(settings));
+    // A model fit may be running on a blocking thread; don't wait long for it.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+/// Defaults, then the settings file, then environment and flags.
+fn resolve(args: ServeArgs) -> anyhow::Result<ServeSettings> {
+    let mut s = match &args.config {
+        Some(path) => ServeSettings::from_file(path)?,
+        None => ServeSettings::default(),
+    };
+    if let Some(v) = args.grpc_addr {
+        s.grpc_addr = v;
+    }
+    if let Some(v) = args.http_addr {
+        s.http_addr = v;
+    }
+    if args.prometheus_url.is_some() || args.metrics_file.is_some() {
+        s.prometheus_url = args.prometheus_url;
+        s.metrics_file = args.metrics_file;
+    }
+    if let Some(v) = args.log_format {
+        s.log_format = match v {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    if let Some(v) = args.log_level {
+        s.log_level = v;
+    }
+    if let Some(v) = args.evaluation_interval {
+        s.evaluation_interval = v;
+    }
+    if let Some(v) = args.retrain_interval {
+        s.retrain_interval = v;
+    }
+    Ok(s)
+}
+
+fn init_tracing(s: &ServeSettings) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&s.log_level)
+        .with_context(|| format!("invalid log filter {:?}", s.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match s.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot initialise logging: {e}"))
+}
+
+fn log_report(report: &LoadReport) {
+    for (series, n) in &report.irregular_gaps {
+        warn!(series, irregular_intervals = n, "irregular sampling; resampled onto the most common step");
+    }
+    for (series, n) in &report.missing_values {
+        info!(series, missing = n, "empty values kept as missing samples");
+    }
+}
+
+fn build_source(settings: &ServeSettings) -> anyhow::Result<AnySource> {
+    Ok(match settings.source()? {
+        SourceChoice::Embedded => {
+            let (src, report) = FileSource::embedded().context("cannot load the embedded trace")?;
+            log_report(&report);
+            info!(series = ?src.data().series_ids(), "replaying the embedded NAB trace; use these series ids as queries");
+            AnySource::File(src)
+        }
+        SourceChoice::File(path) => {
+            let (data, report) = FileData::load(&path)?;
+            log_report(&report);
+            info!(path = %path.display(), series = ?data.series_ids(), rows = report.rows, "replaying metrics file");
+            AnySource::File(FileSource::new(data))
+        }
+        SourceChoice::Prometheus(url) => AnySource::Prometheus(PrometheusSource::new(&url, PROMETHEUS_TIMEOUT)?),
+    })
+}
+
+async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
+    let source = build_source(&settings)?;
+    let description = source.describe();
+    let runtime = Runtime::new(
+        source,
+        RuntimeConfig {
+            tick: settings.evaluation_interval,
+            retrain: settings.retrain_interval,
+            first_answer_timeout: settings.first_answer_timeout,
+            ..RuntimeConfig::default()
+        },
+    );
+    let grpc_listener = TcpListener::bind(settings.grpc_addr)
+        .await
+        .with_context(|| format!("cannot listen for gRPC on {}", settings.grpc_addr))?;
+    let http_listener = TcpListener::bind(settings.http_addr)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", settings.http_addr))?;
+    info!(
+        grpc_addr = %grpc_listener.local_addr()?,
+        http_addr = %http_listener.local_addr()?,
+        source = %description,
+        "listening"
+    );
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(on_signal(shutdown.clone()));
+    runtime.warm_up().await;
+
+    let core = Arc::new(runtime.clone());
+    let driver = {
+        let shutdown = shutdown.clone();
+        async move { runtime.run(shutdown.cancelled_owned()).await }
+    };
+    // If either server fails, stop everything rather than half-serve.
+    let grpc = {
+        let shutdown = shutdown.clone();
+        let core = Arc::clone(&core);
+        async move {
+            let r = crate::grpc::serve(core, grpc_listener, shutdown.clone()).await;
+            shutdown.cancel();
+            r
+        }
+    };
+    let http = {
+        let shutdown = shutdown.clone();
+        async move {
+            let r = crate::http::serve(core, http_listener, shutdown.clone()).await;
+            shutdown.cancel();
+            r
+        }
+    };
+    let ((), grpc, http) = tokio::join!(driver, grpc, http);
+    grpc?;
+    http.context("HTTP server failed")?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!("interrupt received; shutting down"),
+        () = term => info!("SIGTERM received; shutting down"),
+    }
+    shutdown.cancel();
+}

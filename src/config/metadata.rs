@@ -1,0 +1,331 @@
+//! Parses a ScaledObject's `scalerMetadata` into a [`ScalerSpec`].
+//!
+//! Mirrors KEDA's typed-config conventions (`pkg/scalers/scalersconfig`):
+//! camelCase keys, defaults for optional keys, values trimmed and empty values
+//! treated as absent, and every problem reported together in KEDA's own
+//! message shapes, joined by newlines as Go's `errors.Join` does.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::TimeDelta;
+
+use super::duration::parse_duration;
+use crate::domain::{MetricKind, MetricSpec, Mode, ScalerSpec, Seasonality};
+
+/// Where KEDA looks parameters up; appears verbatim in its messages.
+const ORDER: &str = "[triggerMetadata]";
+
+/// Keys KEDA itself puts into an external trigger's metadata; they configure
+/// KEDA's client, not foresight, so they are accepted and ignored.
+pub const IGNORED_KEYS: [&str; 4] = ["scalerAddress", "enableTLS", "unsafeSsl", "tlsCertFile"];
+
+/// Keys shared by every ScaledObject, with their defaults (documented in the README).
+const COMMON_KEYS: [&str; 9] = [
+    "minReplicaCount",
+    "maxReplicaCount",
+    "leadTime",
+    "history",
+    "step",
+    "seasonality",
+    "mode",
+    "activationThreshold",
+    "forecastQuantile",
+];
+
+/// Default values of the optional keys, as written by users.
+mod defaults {
+    pub(super) const MIN_REPLICAS: u32 = 0;
+    pub(super) const MAX_REPLICAS: u32 = 100;
+    pub(super) const LEAD_TIME: &str = "2m";
+    pub(super) const HISTORY: &str = "21d";
+    pub(super) const STEP: &str = "1m";
+    pub(super) const SEASONALITY: &str = "1d,1w";
+    pub(super) const ACTIVATION_THRESHOLD: f64 = 0.0;
+    pub(super) const FORECAST_QUANTILE: f64 = 0.9;
+}
+
+/// The metadata did not describe a valid scaler; holds every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct MetadataError {
+    /// One KEDA-shaped message per problem, in key order.
+    pub problems: Vec<String>,
+}
+
+/// Every key foresight understands, sorted as KEDA would print them.
+pub fn known_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = COMMON_KEYS.to_vec();
+    for kind in MetricKind::ALL {
+        keys.push(kind.query_key());
+        keys.push(kind.target_key());
+    }
+    keys.sort_unstable();
+    keys
+}
+
+/// Parses and validates `scalerMetadata`, reporting all problems at once.
+pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, MetadataError> {
+    let mut p = Parser {
+        meta,
+        problems: Vec::new(),
+    };
+
+    let metrics = p.metrics();
+    let min_replicas = p.integer("minReplicaCount", defaults::MIN_REPLICAS, 0);
+    let max_replicas = p.integer("maxReplicaCount", defaults::MAX_REPLICAS, 1);
+    let lead_time = p.duration("leadTime", defaults::LEAD_TIME);
+    let history = p.duration("history", defaults::HISTORY);
+    let step = p.duration("step", defaults::STEP);
+    let seasonality = p.seasonality();
+    let mode = p.mode();
+    let activation_threshold =
+        p.number("activationThreshold", defaults::ACTIVATION_THRESHOLD, |v| {
+            (v >= 0.0).then_some(()).ok_or("must be 0 or greater")
+        });
+    let forecast_quantile = p.number("forecastQuantile", defaults::FORECAST_QUANTILE, |v| {
+        (v > 0.5 && v < 1.0)
+            .then_some(())
+            .ok_or("must be between 0.5 and 1 (exclusive)")
+    });
+
+    if let (Some(min), Some(max)) = (min_replicas, max_replicas) {
+        if min > max {
+            p.problems.push(format!(
+                "minReplicaCount ({min}) must be less than or equal to maxReplicaCount ({max})"
+            ));
+        }
+    }
+    if let (Some(step), Some(history)) = (step, history) {
+        if history < step * 10 {
+            p.problems.push(format!(
+                "history ({}) must cover at least 10 steps of step ({})",
+                p.raw("history").unwrap_or(defaults::HISTORY),
+                p.raw("step").unwrap_or(defaults::STEP)
+            ));
+        }
+    }
+    p.unknown_keys();
+
+    if !p.problems.is_empty() {
+        return Err(MetadataError {
+            problems: p.problems,
+        });
+    }
+    // Every `None` above pushed a problem, so these are all present.
+    match (
+        min_replicas,
+        max_replicas,
+        lead_time,
+        history,
+        step,
+        seasonality,
+        mode,
+        activation_threshold,
+        forecast_quantile,
+    ) {
+        (
+            Some(min_replicas),
+            Some(max_replicas),
+            Some(lead_time),
+            Some(history),
+            Some(step),
+            Some(seasonality),
+            Some(mode),
+            Some(activation_threshold),
+            Some(forecast_quantile),
+        ) => Ok(ScalerSpec {
+            metrics,
+            min_replicas,
+            max_replicas,
+            lead_time,
+            history,
+            step,
+            seasonality,
+            mode,
+            activation_threshold,
+            forecast_quantile,
+        }),
+        _ => Err(MetadataError {
+            problems: vec!["internal error: metadata parsed without problems but incomplete".into()],
+        }),
+    }
+}
+
+/// Accumulates problems while reading keys.
+struct Parser<'a> {
+    /// The raw metadata from KEDA.
+    meta: &'a HashMap<String, String>,
+    /// Problems found so far, in the order keys are visited.
+    problems: Vec<String>,
+}
+
+impl Parser<'_> {
+    /// The trimmed value of `key`, treating empty as absent like KEDA does.
+    fn raw(&self, key: &str) -> Option<&str> {
+        self.meta
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn missing(&mut self, key: &str) {
+        self.problems
+            .push(format!("missing required parameter {key:?} in {ORDER}"));
+    }
+
+    fn unable(&mut self, key: &str, value: &str, why: impl std::fmt::Display) {
+        self.problems
+            .push(format!("unable to set param {key:?} value {value:?}: {why}"));
+    }
+
+    fn metrics(&mut self) -> Vec<MetricSpec> {
+        let mut metrics = Vec::new();
+        for kind in MetricKind::ALL {
+            let (qk, tk) = (kind.query_key(), kind.target_key());
+            let query = self.raw(qk).map(str::to_string);
+            let target_raw = self.raw(tk).map(str::to_string);
+            match (query, target_raw) {
+                (None, None) => {}
+                (Some(_), None) => self.missing(tk),
+                (None, Some(_)) => self.missing(qk),
+                (Some(query), Some(t)) => match t.parse::<f64>() {
+                    Ok(target) if target.is_finite() && target > 0.0 => metrics.push(MetricSpec {
+                        kind,
+                        query,
+                        target,
+                    }),
+                    Ok(_) => self.unable(tk, &t, "must be a number greater than 0"),
+                    Err(_) => self.unable(tk, &t, "expected a number, e.g. 100 or 0.25"),
+                },
+            }
+        }
+        let any_named = MetricKind::ALL
+            .iter()
+            .any(|k| self.raw(k.query_key()).is_some() || self.raw(k.target_key()).is_some());
+        if !any_named {
+            let queries: Vec<&str> = MetricKind::ALL.iter().map(|k| k.query_key()).collect();
+            self.problems.push(format!(
+                "at least one signal is required: set one of [{}] together with its matching ...Target parameter",
+                queries.join(" ")
+            ));
+        }
+        metrics
+    }
+
+    fn integer(&mut self, key: &str, default: u32, min: u32) -> Option<u32> {
+        let Some(raw) = self.raw(key).map(str::to_string) else {
+            return Some(default);
+        };
+        match raw.parse::<u32>() {
+            Ok(v) if v >= min => Some(v),
+            Ok(_) => {
+                self.unable(key, &raw, format!("must be at least {min}"));
+                None
+            }
+            Err(_) => {
+                self.unable(key, &raw, "expected a whole number of replicas");
+                None
+            }
+        }
+    }
+
+    fn number(
+        &mut self,
+        key: &str,
+        default: f64,
+        check: impl Fn(f64) -> Result<(), &'static str>,
+    ) -> Option<f64> {
+        let Some(raw) = self.raw(key).map(str::to_string) else {
+            return Some(default);
+        };
+        match raw.parse::<f64>() {
+            Ok(v) if v.is_finite() => match check(v) {
+                Ok(()) => Some(v),
+                Err(why) => {
+                    self.unable(key, &raw, why);
+                    None
+                }
+            },
+            _ => {
+                self.unable(key, &raw, "expected a number");
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, key: &str, default: &str) -> Option<TimeDelta> {
+        let raw = self.raw(key).unwrap_or(default).to_string();
+        match parse_duration(&raw) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.unable(key, &raw, e);
+                None
+            }
+        }
+    }
+
+    fn seasonality(&mut self) -> Option<Seasonality> {
+        let raw = self
+            .raw("seasonality")
+            .unwrap_or(defaults::SEASONALITY)
+            .to_string();
+        if raw.eq_ignore_ascii_case("auto") {
+            return Some(Seasonality::Auto);
+        }
+        if raw.eq_ignore_ascii_case("none") {
+            return Some(Seasonality::Periods(Vec::new()));
+        }
+        let mut periods = Vec::new();
+        for part in raw.split(',') {
+            match parse_duration(part) {
+                Ok(d) => periods.push(d),
+                Err(e) => {
+                    self.unable(
+                        "seasonality",
+                        &raw,
+                        format!("{e}; or use \"auto\" or \"none\""),
+                    );
+                    return None;
+                }
+            }
+        }
+        periods.sort();
+        periods.dedup();
+        Some(Seasonality::Periods(periods))
+    }
+
+    fn mode(&mut self) -> Option<Mode> {
+        match self.raw("mode") {
+            None | Some("predictive") => Some(Mode::Predictive),
+            Some("reactive") => Some(Mode::Reactive),
+            Some("forecastOnly") => Some(Mode::ForecastOnly),
+            Some(other) => {
+                let other = other.to_string();
+                self.problems.push(format!(
+                    "parameter \"mode\" value {other:?} must be one of [{}]",
+                    Mode::NAMES.join(" ")
+                ));
+                None
+            }
+        }
+    }
+
+    fn unknown_keys(&mut self) {
+        let known: BTreeSet<&str> = known_keys().into_iter().collect();
+        let mut unknown: Vec<&String> = self
+            .meta
+            .keys()
+            .filter(|k| !known.contains(k.as_str()) && !IGNORED_KEYS.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        if unknown.is_empty() {
+            return;
+        }
+        let valid = known.into_iter().collect::<Vec<_>>().join(" ");
+        for key in unknown {
+            self.problems.push(format!(
+                "unknown parameter {key:?} in {ORDER}; valid parameters are [{valid}]"
+            ));
+        }
+    }
+}

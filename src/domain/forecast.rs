@@ -1,0 +1,85 @@
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+/// A forecast: point values and a prediction interval on a regular grid.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forecast {
+    /// Timestamp of the first forecast value (one step after the history).
+    pub start: DateTime<Utc>,
+    /// Spacing of forecast values, equal to the history's step.
+    #[serde(with = "crate::domain::scaler::serde_delta")]
+    pub step: TimeDelta,
+    /// Point forecast.
+    pub point: Vec<f64>,
+    /// Lower bound of the interval at `level`.
+    pub lower: Vec<f64>,
+    /// Upper bound of the interval at `level`.
+    pub upper: Vec<f64>,
+    /// Nominal coverage of `[lower, upper]`, e.g. 0.9.
+    pub level: f64,
+}
+
+impl Forecast {
+    /// Timestamp of value `i`.
+    pub fn timestamp(&self, i: usize) -> DateTime<Utc> {
+        self.start + self.step * i32::try_from(i).unwrap_or(i32::MAX)
+    }
+
+    /// Timestamp one step past the last value: the forecast is blind after it.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.timestamp(self.point.len())
+    }
+
+    /// The largest upper bound among values whose slot overlaps `[from, to]`.
+    ///
+    /// A slot `i` covers `[t_i - step, t_i]` in the sense that the value at
+    /// `t_i` is what the series will read by then, so the first slot at or
+    /// after `to` is included: peaks between grid points are not missed.
+    /// Returns `None` when the forecast does not reach `to`.
+    pub fn window_max_upper(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
+        if self.point.is_empty() || to > self.timestamp(self.point.len() - 1) {
+            return None;
+        }
+        let step = self.step.num_milliseconds().max(1);
+        let idx = |t: DateTime<Utc>| (t - self.start).num_milliseconds().div_euclid(step);
+        let lo = idx(from).max(0) as usize;
+        let hi_ms = (to - self.start).num_milliseconds();
+        let hi = (hi_ms + step - 1).div_euclid(step).max(0) as usize;
+        let hi = hi.min(self.upper.len() - 1);
+        if lo > hi {
+            return None;
+        }
+        self.upper[lo..=hi]
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .reduce(f64::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fc() -> Forecast {
+        Forecast {
+            start: DateTime::from_timestamp(600, 0).unwrap(),
+            step: TimeDelta::seconds(60),
+            point: vec![1.0, 2.0, 3.0, 4.0],
+            lower: vec![0.0, 1.0, 2.0, 3.0],
+            upper: vec![2.0, 9.0, 4.0, 5.0],
+            level: 0.9,
+        }
+    }
+
+    #[test]
+    fn window_max_includes_the_slot_covering_the_window_end() {
+        let f = fc();
+        let t = |s| DateTime::from_timestamp(s, 0).unwrap();
+        // [600, 630] is covered by slots 0 (600) and 1 (660).
+        assert_eq!(f.window_max_upper(t(600), t(630)), Some(9.0));
+        assert_eq!(f.window_max_upper(t(720), t(780)), Some(5.0));
+        // Past the end the forecast is blind.
+        assert_eq!(f.window_max_upper(t(720), t(900)), None);
+    }
+}

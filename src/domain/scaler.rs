@@ -1,0 +1,145 @@
+use chrono::TimeDelta;
+use serde::Serialize;
+
+use super::MetricKind;
+
+/// Identifies a ScaledObject: KEDA sends both parts on every call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ScaledObjectKey {
+    /// Kubernetes namespace of the ScaledObject.
+    pub namespace: String,
+    /// Name of the ScaledObject.
+    pub name: String,
+}
+
+impl ScaledObjectKey {
+    /// Builds a key from its parts.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ScaledObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// How predictions take part in decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Replicas are the maximum of the reactive and the predictive requirement.
+    Predictive,
+    /// Prediction is switched off entirely.
+    Reactive,
+    /// Serve the reactive answer but compute and record the predictive one, so
+    /// operators can compare before trusting it.
+    ForecastOnly,
+}
+
+impl Mode {
+    /// The metadata spelling of each mode, in documentation order.
+    pub const NAMES: [&'static str; 3] = ["predictive", "reactive", "forecastOnly"];
+
+    /// The metadata spelling of this mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Predictive => "predictive",
+            Mode::Reactive => "reactive",
+            Mode::ForecastOnly => "forecastOnly",
+        }
+    }
+}
+
+/// Which seasonal periods the forecaster models.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Seasonality {
+    /// Test candidate calendar periods (1 day, 1 week) against the history.
+    Auto,
+    /// Exactly these periods, in wall-clock time.
+    Periods(#[serde(with = "serde_delta_vec")] Vec<TimeDelta>),
+}
+
+/// One signal that drives scaling: where to read it and what one replica carries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSpec {
+    /// Which of the four signals this is.
+    pub kind: MetricKind,
+    /// Source-specific query: PromQL, or a series id for file sources.
+    pub query: String,
+    /// Value one replica can carry (additive kinds) or the latency objective.
+    pub target: f64,
+}
+
+/// The typed form of a ScaledObject's `scalerMetadata`.
+///
+/// Built only by `config::parse_metadata`, which guarantees the invariants
+/// documented on each field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalerSpec {
+    /// At least one, at most one per kind, in `MetricKind::ALL` order.
+    pub metrics: Vec<MetricSpec>,
+    /// Lower replica bound; `<= max_replicas`.
+    pub min_replicas: u32,
+    /// Upper replica bound; `>= 1`.
+    pub max_replicas: u32,
+    /// How far ahead replicas must be requested: pod start-up plus KEDA's sync.
+    #[serde(with = "serde_delta")]
+    pub lead_time: TimeDelta,
+    /// Training window for the forecaster.
+    #[serde(with = "serde_delta")]
+    pub history: TimeDelta,
+    /// Sampling step for range queries; file sources use their own step.
+    #[serde(with = "serde_delta")]
+    pub step: TimeDelta,
+    /// Seasonal periods to model.
+    pub seasonality: Seasonality,
+    /// How predictions take part in decisions.
+    pub mode: Mode,
+    /// A signal value above which the workload counts as active.
+    pub activation_threshold: f64,
+    /// Upper quantile of the forecast used for the predictive requirement.
+    pub forecast_quantile: f64,
+}
+
+/// Serializes `TimeDelta` as a human duration string such as `"2m"`.
+pub(crate) mod serde_delta {
+    use chrono::TimeDelta;
+    use serde::Serializer;
+
+    pub(crate) fn serialize<S: Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_delta(*d))
+    }
+
+    /// Formats a duration in the largest unit that divides it exactly.
+    pub(crate) fn format_delta(d: TimeDelta) -> String {
+        let secs = d.num_seconds();
+        for (unit, len) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+            if secs != 0 && secs % len == 0 {
+                return format!("{}{unit}", secs / len);
+            }
+        }
+        format!("{secs}s")
+    }
+}
+
+mod serde_delta_vec {
+    use chrono::TimeDelta;
+    use serde::Serializer;
+    use serde::ser::SerializeSeq;
+
+    pub(super) fn serialize<S: Serializer>(v: &[TimeDelta], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for d in v {
+            seq.serialize_element(&super::serde_delta::format_delta(*d))?;
+        }
+        seq.end()
+    }
+}

@@ -1,0 +1,20 @@
+//! Forecasting: synchronous, pure CPU, no I/O.
+//!
+//! Our own [`Model`]/[`Fitted`] traits wrap augurs so that augurs types never
+//! leave this module. [`train`] is the entry point: it prepares the history
+//! ([`prep`]), picks seasonal periods ([`seasonality`]), chooses a model by
+//! holdout validation ([`select`]) and calibrates an empirical prediction
+//! interval from the holdout errors, because augurs' MSTL intervals come from
+//! the trend model alone and ignore seasonal uncertainty.
+
+mod error;
+mod models;
+mod prep;
+mod seasonality;
+mod select;
+
+pub use error::ForecastError;
+pub use models::{Fitted, Model, ModelKind};
+pub use prep::prepare;
+pub use seasonality::{candidate_steps, detect_periods};
+pub use select::{TrainSpec, Trained, train};

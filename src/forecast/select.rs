@@ -1,0 +1,284 @@
+//! Model selection by rolling-origin validation, and empirical intervals.
+
+use serde::Serialize;
+
+use super::models::{Fitted, Model, ModelKind};
+use super::prep::{MIN_OBSERVATIONS, prepare};
+use super::seasonality::detect_periods;
+use super::ForecastError;
+use crate::domain::{Forecast, Series};
+
+/// Rolling origins used for validation; more gives steadier choices and
+/// intervals, at one extra fit per candidate each.
+const ORIGINS: usize = 3;
+
+/// What to train.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSpec {
+    /// Candidate seasonal periods, in steps.
+    pub periods: Vec<usize>,
+    /// Test the candidates against the data (`seasonality: auto`) instead of
+    /// using every one that the history is long enough for.
+    pub detect: bool,
+    /// Steps to forecast past the end of the history.
+    pub horizon: usize,
+    /// Nominal coverage of the central interval, in (0, 1).
+    pub level: f64,
+}
+
+/// A trained forecast and how trustworthy it looked on held-out data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trained {
+    /// The chosen model.
+    pub model: ModelKind,
+    /// Forecast from just after the last observation.
+    pub forecast: Forecast,
+    /// Mean absolute scaled error of the chosen model on the validation
+    /// windows; `None` when the history was too short to validate.
+    pub validation_mase: Option<f64>,
+    /// Finite observations the model was fitted on.
+    pub observations: usize,
+}
+
+/// Trains on `series` and forecasts `spec.horizon` steps past its last
+/// observation.
+pub fn train(series: &Series, spec: &TrainSpec) -> Result<Trained, ForecastError> {
+    let (y, dropped) = prepare(&series.values)?;
+    let n = y.len();
+    let start = series.timestamp(dropped + n);
+    let horizon = spec.horizon.max(1);
+
+    let (min, max) = y
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    let candidates = if max - min <= 1e-9 * max.abs().max(1.0) {
+        // A constant series: every model agrees, and MSTL/ETS can misbehave.
+        vec![ModelKind::Naive]
+    } else {
+        candidates(&y, spec, horizon)
+    };
+
+    let validation = validate(&y, &candidates, horizon);
+    let (model, mase, errors) = match validation {
+        Some(best) => best,
+        None => (candidates[0].clone(), None, Vec::new()),
+    };
+
+    // Fit on everything; if the chosen model fails on the full history,
+    // fall back in order rather than serve nothing.
+    let mut last_err = None;
+    let mut fitted = None;
+    for kind in std::iter::once(&model).chain(candidates.iter()) {
+        match kind.fit(&y).and_then(|f| f.predict(horizon)) {
+            Ok(point) => {
+                fitted = Some((kind.clone(), point));
+                break;
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let (model, point) = match fitted {
+        Some(f) => f,
+        None => {
+            return Err(last_err.unwrap_or(ForecastError::InsufficientHistory {
+                observed: n,
+                needed: MIN_OBSERVATIONS,
+            }));
+        }
+    };
+
+    let width = interval_width(&errors, spec.level, &y);
+    let point: Vec<f64> = point.into_iter().map(|v| v.max(0.0)).collect();
+    let lower = point.iter().map(|p| (p - width).max(0.0)).collect();
+    let upper = point.iter().map(|p| p + width).collect();
+    Ok(Trained {
+        model,
+        forecast: Forecast {
+            start,
+            step: series.step,
+            point,
+            lower,
+            upper,
+            level: spec.level,
+        },
+        validation_mase: mase,
+        observations: n,
+    })
+}
+
+fn candidates(y: &[f64], spec: &TrainSpec, horizon: usize) -> Vec<ModelKind> {
+    let n = y.len();
+    // Periods MSTL can use even after holding out the validation windows.
+    let fits = |p: &usize| *p >= 2 && n >= 2 * p + 1 + horizon;
+    let mut periods: Vec<usize> = spec.periods.iter().copied().filter(fits).collect();
+    if spec.detect {
+        periods = detect_periods(y, &periods);
+    }
+    let mut out = Vec::new();
+    if !periods.is_empty() {
+        out.push(ModelKind::Mstl {
+            periods: periods.clone(),
+        });
+    }
+    // Seasonal naive needs one season plus the holdout.
+    let mut naive_periods: Vec<usize> = if spec.detect {
+        periods.clone()
+    } else {
+        spec.periods
+            .iter()
+            .copied()
+            .filter(|p| *p >= 2 && n >= p + horizon)
+            .collect()
+    };
+    naive_periods.sort_unstable();
+    naive_periods.dedup();
+    out.extend(
+        naive_periods
+            .into_iter()
+            .map(|period| ModelKind::SeasonalNaive { period }),
+    );
+    out.push(ModelKind::Naive);
+    out
+}
+
+/// Rolling-origin validation. Returns the best model, its MASE and its
+/// forecast errors (actual − forecast), or `None` if nothing could be
+/// validated.
+fn validate(
+    y: &[f64],
+    candidates: &[ModelKind],
+    horizon: usize,
+) -> Option<(ModelKind, Option<f64>, Vec<f64>)> {
+    let n = y.len();
+    let v = horizon.min(n / 5).max(1);
+    let scale = mase_scale(y, candidates);
+    let mut best: Option<(ModelKind, f64, Vec<f64>)> = None;
+    for kind in candidates {
+        let mut errors = Vec::new();
+        for o in 1..=ORIGINS {
+            let Some(origin) = n.checked_sub(o * v) else { break };
+            if origin < MIN_OBSERVATIONS {
+                break;
+            }
+            let Ok(point) = kind.fit(&y[..origin]).and_then(|f| f.predict(v)) else {
+                break;
+            };
+            errors.extend(
+                y[origin..origin + v]
+                    .iter()
+                    .zip(&point)
+                    .map(|(a, f)| a - f.max(0.0)),
+            );
+        }
+        if errors.is_empty() {
+            continue;
+        }
+        let mase = errors.iter().map(|e| e.abs()).sum::<f64>() / errors.len() as f64 / scale;
+        // Candidates come simplest-last; strict `<` keeps the richer model on
+        // ties, and a NaN score never wins.
+        if best.as_ref().is_none_or(|(_, b, _)| mase < *b) {
+            best = Some((kind.clone(), mase, errors));
+        }
+    }
+    best.map(|(k, m, e)| (k, Some(m), e))
+}
+
+/// In-sample mean absolute seasonal difference, the MASE denominator.
+fn mase_scale(y: &[f64], candidates: &[ModelKind]) -> f64 {
+    let m = candidates
+        .iter()
+        .filter_map(|c| match c {
+            ModelKind::SeasonalNaive { period } => Some(*period),
+            ModelKind::Mstl { periods } => periods.first().copied(),
+            ModelKind::Naive => None,
+        })
+        .min()
+        .filter(|m| *m < y.len())
+        .unwrap_or(1);
+    let diffs: Vec<f64> = (m..y.len()).map(|i| (y[i] - y[i - m]).abs()).collect();
+    let scale = diffs.iter().sum::<f64>() / diffs.len().max(1) as f64;
+    if scale > 1e-12 {
+        scale
+    } else {
+        (y.iter().map(|v| v.abs()).sum::<f64>() / y.len().max(1) as f64 * 1e-3).max(1e-9)
+    }
+}
+
+/// Half-width of a central interval at `level`: the conformal quantile of
+/// absolute validation errors, so coverage holds for any error distribution.
+/// Without validation errors, falls back to the spread of one-step changes.
+fn interval_width(errors: &[f64], level: f64, y: &[f64]) -> f64 {
+    let mut abs: Vec<f64> = if errors.is_empty() {
+        y.windows(2).map(|w| (w[1] - w[0]).abs()).collect()
+    } else {
+        errors.iter().map(|e| e.abs()).collect()
+    };
+    if abs.is_empty() {
+        return 0.0;
+    }
+    abs.sort_by(f64::total_cmp);
+    let m = abs.len();
+    // Finite-sample conformal rank: ceil((m + 1) * level), capped at m.
+    let rank = (((m + 1) as f64) * level).ceil() as usize;
+    abs[rank.clamp(1, m) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeDelta};
+
+    use super::*;
+
+    fn series(values: Vec<f64>) -> Series {
+        Series::new(DateTime::from_timestamp(0, 0).unwrap(), TimeDelta::hours(1), values)
+    }
+
+    fn spec(periods: Vec<usize>) -> TrainSpec {
+        TrainSpec {
+            periods,
+            detect: false,
+            horizon: 24,
+            level: 0.8,
+        }
+    }
+
+    #[test]
+    fn constant_series_forecasts_the_constant() {
+        let t = train(&series(vec![7.0; 100]), &spec(vec![24])).unwrap();
+        assert_eq!(t.model, ModelKind::Naive);
+        assert!(t.forecast.point.iter().all(|v| *v == 7.0));
+        assert!(t.forecast.upper.iter().all(|v| *v == 7.0));
+    }
+
+    #[test]
+    fn seasonal_series_chooses_a_seasonal_model_with_ordered_bands() {
+        let y: Vec<f64> = (0..24 * 21)
+            .map(|i| 100.0 + 40.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin() + (i % 7) as f64)
+            .collect();
+        let t = train(&series(y), &spec(vec![24, 168])).unwrap();
+        assert_ne!(t.model, ModelKind::Naive, "{:?}", t.model);
+        assert!(t.validation_mase.unwrap() < 1.0);
+        assert_eq!(t.forecast.point.len(), 24);
+        assert_eq!(t.forecast.start.timestamp(), 24 * 21 * 3600);
+        for i in 0..24 {
+            let f = &t.forecast;
+            assert!(f.lower[i] <= f.point[i] && f.point[i] <= f.upper[i]);
+        }
+    }
+
+    #[test]
+    fn zeros_and_spikes_do_not_break_training() {
+        let mut y = vec![0.0; 300];
+        y[150] = 1e6;
+        let t = train(&series(y), &spec(vec![24])).unwrap();
+        assert!(t.forecast.point.iter().all(|v| v.is_finite() && *v >= 0.0));
+    }
+
+    #[test]
+    fn conformal_rank() {
+        let e: Vec<f64> = (1..=9).map(f64::from).collect();
+        // ceil(10 * 0.8) = 8th smallest.
+        assert_eq!(interval_width(&e, 0.8, &[]), 8.0);
+    }
+}

@@ -1,0 +1,189 @@
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::Stream;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::GrpcError;
+use super::convert::{
+    check_metric_name, code_label, key_of, metric_spec_response, metrics_response, status_of,
+};
+use super::proto::external_scaler_server::{ExternalScaler, ExternalScalerServer};
+use super::proto::{
+    GetMetricSpecResponse, GetMetricsRequest, GetMetricsResponse, IsActiveResponse,
+    ScaledObjectRef,
+};
+use crate::runtime::{CoreError, ScalerCore};
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The `ExternalScaler` service over any [`ScalerCore`].
+pub struct ExternalScalerService<C> {
+    /// The core that owns state and decisions.
+    core: Arc<C>,
+    /// Ends open streams on shutdown; otherwise graceful shutdown would wait
+    /// forever for KEDA to hang up.
+    shutdown: CancellationToken,
+}
+
+impl<C: ScalerCore> ExternalScalerService<C> {
+    /// Wraps a core.
+    pub fn new(core: Arc<C>, shutdown: CancellationToken) -> Self {
+        Self { core, shutdown }
+    }
+
+    fn finish<T>(&self, rpc: &'static str, started: Instant, r: Result<T, CoreError>) -> Result<Response<T>, Status> {
+        let r = r.map_err(|e| status_of(&e));
+        let code = match &r {
+            Ok(_) => tonic::Code::Ok,
+            Err(s) => s.code(),
+        };
+        self.core
+            .telemetry()
+            .observe_rpc(rpc, code_label(code), started.elapsed());
+        if let Err(s) = &r {
+            tracing::debug!(rpc, code = code_label(s.code()), message = s.message(), "rpc failed");
+        }
+        r.map(Response::new)
+    }
+}
+
+/// Serves the gRPC API on `listener` until `shutdown` is cancelled.
+pub async fn serve<C: ScalerCore>(
+    core: Arc<C>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), GrpcError> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let service = ExternalScalerServer::new(ExternalScalerService::new(core, shutdown.clone()));
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await
+        .map_err(|source| GrpcError::Serve { addr, source })
+}
+
+#[tonic::async_trait]
+impl<C: ScalerCore> ExternalScaler for ExternalScalerService<C> {
+    async fn is_active(
+        &self,
+        request: Request<ScaledObjectRef>,
+    ) -> Result<Response<IsActiveResponse>, Status> {
+        let started = Instant::now();
+        let r = request.into_inner();
+        let result = self
+            .core
+            .decision(&key_of(&r), &r.scaler_metadata)
+            .await
+            .map(|d| IsActiveResponse { result: d.active });
+        self.finish("IsActive", started, result)
+    }
+
+    type StreamIsActiveStream = ResponseStream<IsActiveResponse>;
+
+    async fn stream_is_active(
+        &self,
+        request: Request<ScaledObjectRef>,
+    ) -> Result<Response<Self::StreamIsActiveStream>, Status> {
+        let started = Instant::now();
+        let r = request.into_inner();
+        let result = self
+            .core
+            .watch_decisions(&key_of(&r), &r.scaler_metadata)
+            .map(|mut decisions| {
+                let (tx, rx) = mpsc::channel(4);
+                let shutdown = self.shutdown.clone();
+                tokio::spawn(async move {
+                    let mut last = None;
+                    loop {
+                        let active = decisions.borrow_and_update().as_ref().map(|d| d.active);
+                        if let Some(active) = active.filter(|a| last != Some(*a)) {
+                            if tx.send(Ok(IsActiveResponse { result: active })).await.is_err() {
+                                return;
+                            }
+                            last = Some(active);
+                        }
+                        tokio::select! {
+                            changed = decisions.changed() => if changed.is_err() { return },
+                            () = shutdown.cancelled() => return,
+                            () = tx.closed() => return,
+                        }
+                    }
+                });
+                Box::pin(ReceiverStream::new(rx)) as Self::StreamIsActiveStream
+            });
+        self.finish("StreamIsActive", started, result)
+    }
+
+    async fn get_metric_spec(
+        &self,
+        request: Request<ScaledObjectRef>,
+    ) -> Result<Response<GetMetricSpecResponse>, Status> {
+        let started = Instant::now();
+        let r = request.into_inner();
+        let result = self
+            .core
+            .metric_target(&key_of(&r), &r.scaler_metadata)
+            .map(|t| metric_spec_response(&t));
+        self.finish("GetMetricSpec", started, result)
+    }
+
+    async fn get_metrics(
+        &self,
+        request: Request<GetMetricsRequest>,
+    ) -> Result<Response<GetMetricsResponse>, Status> {
+        let started = Instant::now();
+        let req = request.into_inner();
+        let result = async {
+            let name = check_metric_name(&req.metric_name)?;
+            let (key, metadata) = match &req.scaled_object_ref {
+                Some(r) => (key_of(r), &r.scaler_metadata),
+                None => return Err(CoreError::MissingIdentity),
+            };
+            let d = self.core.decision(&key, metadata).await?;
+            Ok(metrics_response(name, &d))
+        }
+        .await;
+        self.finish("GetMetrics", started, result)
+    }
+
+    type StreamMetricSpecStream = ResponseStream<GetMetricSpecResponse>;
+
+    async fn stream_metric_spec(
+        &self,
+        request: Request<ScaledObjectRef>,
+    ) -> Result<Response<Self::StreamMetricSpecStream>, Status> {
+        let started = Instant::now();
+        let r = request.into_inner();
+        let result = self
+            .core
+            .watch_target(&key_of(&r), &r.scaler_metadata)
+            .map(|mut targets| {
+                let (tx, rx) = mpsc::channel(4);
+                let shutdown = self.shutdown.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let spec = metric_spec_response(&targets.borrow_and_update());
+                        if tx.send(Ok(spec)).await.is_err() {
+                            return;
+                        }
+                        tokio::select! {
+                            changed = targets.changed() => if changed.is_err() { return },
+                            () = shutdown.cancelled() => return,
+                            () = tx.closed() => return,
+                        }
+                    }
+                });
+                Box::pin(ReceiverStream::new(rx)) as Self::StreamMetricSpecStream
+            });
+        self.finish("StreamMetricSpec", started, result)
+    }
+}

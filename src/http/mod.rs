@@ -1,0 +1,79 @@
+//! The HTTP port: liveness, readiness, foresight's own metrics, and decision
+//! explanations as JSON.
+//!
+//! `/healthz` reports the process only, never its dependencies: a Prometheus
+//! outage must not get every foresight pod restarted. `/readyz` is where
+//! dependencies show.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::ScaledObjectKey;
+use crate::runtime::ScalerCore;
+
+/// Serves the HTTP endpoints on `listener` until `shutdown` is cancelled.
+pub async fn serve<C: ScalerCore>(
+    core: Arc<C>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(core))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// The routes, exposed for in-process tests.
+pub fn router<C: ScalerCore>(core: Arc<C>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz::<C>))
+        .route("/metrics", get(metrics::<C>))
+        .route(
+            "/api/v1/scaledobjects/{namespace}/{name}/decision",
+            get(decision::<C>),
+        )
+        .with_state(core)
+}
+
+async fn readyz<C: ScalerCore>(State(core): State<Arc<C>>) -> Response {
+    let r = core.readiness();
+    let code = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(r)).into_response()
+}
+
+async fn metrics<C: ScalerCore>(State(core): State<Arc<C>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        core.telemetry().render(),
+    )
+        .into_response()
+}
+
+async fn decision<C: ScalerCore>(
+    State(core): State<Arc<C>>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    let key = ScaledObjectKey::new(namespace, name);
+    match core.explain(&key) {
+        Some(d) => axum::Json(d.as_ref().clone()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no decision for ScaledObject {key}: KEDA has not asked about it yet, or it has no data\n"),
+        )
+            .into_response(),
+    }
+}

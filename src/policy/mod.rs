@@ -1,0 +1,19 @@
+//! The scaling policy: pure functions from observations, forecasts and state
+//! to a replica decision. No I/O and no clock reads: time is passed in, so
+//! the same code runs live in `serve` and in the backtest simulator.
+//!
+//! Shape of a decision:
+//! 1. each signal gives a reactive requirement from its observed value and,
+//!    unless prediction is off, a predictive one from the forecast's upper
+//!    quantile over `[now, now + leadTime]`;
+//! 2. the recommendation is the highest requirement, clamped to the bounds;
+//! 3. scale-up is immediate but rate-limited (HPA default: the larger of
+//!    +4 pods and +100% per 15 s); scale-down waits for the stabilisation
+//!    window's highest recommendation to drop and then goes one pod per
+//!    period; missing data never lowers the count.
+
+mod behavior;
+mod decide;
+
+pub use behavior::Behavior;
+pub use decide::{MetricInput, PolicyError, PolicyState, decide};

@@ -1,0 +1,130 @@
+//! What the adapters (`grpc`, `http`) need from the core, as a trait, so they
+//! stay thin and testable against other implementations.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::Telemetry;
+use crate::config::MetadataError;
+use crate::domain::{Decision, ScaledObjectKey};
+use crate::sources::SourceError;
+
+/// The one metric foresight reports per ScaledObject. Its value is the
+/// desired replica count and its target is 1, so the HPA's AverageValue
+/// arithmetic, `ceil(value / target)`, yields exactly that count.
+pub const METRIC_NAME: &str = "foresight-desired-replicas";
+
+/// The metric spec served to KEDA.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricTarget {
+    /// Metric name KEDA will ask for in `GetMetrics`.
+    pub name: String,
+    /// Per-replica target value.
+    pub target: f64,
+}
+
+/// A request the core could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The ScaledObject's metadata is invalid.
+    #[error("invalid scalerMetadata for ScaledObject {key}:\n{source}")]
+    InvalidMetadata {
+        /// The ScaledObject.
+        key: ScaledObjectKey,
+        /// Every problem found.
+        source: MetadataError,
+    },
+    /// A query can never succeed against the configured source.
+    #[error("invalid query for ScaledObject {key}: {source}")]
+    InvalidQuery {
+        /// The ScaledObject.
+        key: ScaledObjectKey,
+        /// The source's explanation.
+        source: SourceError,
+    },
+    /// The request named a ScaledObject without a namespace or name.
+    #[error("ScaledObjectRef must have a name and a namespace")]
+    MissingIdentity,
+    /// No decision exists yet for this ScaledObject.
+    #[error("no decision yet for ScaledObject {key}: {reason}")]
+    NotReady {
+        /// The ScaledObject.
+        key: ScaledObjectKey,
+        /// Why: warming up, no data, source down.
+        reason: String,
+    },
+    /// `GetMetrics` asked for a metric this scaler does not serve.
+    #[error("unknown metric {requested:?}; this scaler serves {expected:?}")]
+    UnknownMetric {
+        /// What was asked for.
+        requested: String,
+        /// What is served.
+        expected: &'static str,
+    },
+}
+
+/// Readiness, with the reasons when not ready.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    /// Whether the server should receive traffic.
+    pub ready: bool,
+    /// The metric source, described.
+    pub source: String,
+    /// Whether the source answered its last probe.
+    pub source_ok: bool,
+    /// The last probe's error, if it failed.
+    pub source_error: Option<String>,
+    /// ScaledObjects registered.
+    pub scaled_objects: usize,
+    /// ScaledObjects still waiting for their first decision.
+    pub awaiting_decision: Vec<String>,
+    /// Models never trained yet.
+    pub models_pending: usize,
+}
+
+/// The operations the gRPC and HTTP adapters call.
+pub trait ScalerCore: Send + Sync + 'static {
+    /// Validates `metadata` and registers the ScaledObject (or refreshes it
+    /// if the metadata changed). No I/O.
+    fn metric_target(
+        &self,
+        key: &ScaledObjectKey,
+        metadata: &HashMap<String, String>,
+    ) -> Result<MetricTarget, CoreError>;
+
+    /// The current decision, from precomputed state. For a ScaledObject seen
+    /// for the first time, waits a bounded time for its first evaluation.
+    fn decision(
+        &self,
+        key: &ScaledObjectKey,
+        metadata: &HashMap<String, String>,
+    ) -> impl Future<Output = Result<Arc<Decision>, CoreError>> + Send;
+
+    /// Decisions as they change.
+    fn watch_decisions(
+        &self,
+        key: &ScaledObjectKey,
+        metadata: &HashMap<String, String>,
+    ) -> Result<watch::Receiver<Option<Arc<Decision>>>, CoreError>;
+
+    /// The metric spec as it changes (it changes only with the metadata).
+    fn watch_target(
+        &self,
+        key: &ScaledObjectKey,
+        metadata: &HashMap<String, String>,
+    ) -> Result<watch::Receiver<MetricTarget>, CoreError>;
+
+    /// The latest decision of a registered ScaledObject, without registering.
+    fn explain(&self, key: &ScaledObjectKey) -> Option<Arc<Decision>>;
+
+    /// Readiness for `/readyz`.
+    fn readiness(&self) -> Readiness;
+
+    /// Metrics sink.
+    fn telemetry(&self) -> &Telemetry;
+}

@@ -1,0 +1,175 @@
+//! One entry per ScaledObject KEDA has asked about.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use super::models::ModelKey;
+use super::{METRIC_NAME, MetricTarget, RuntimeConfig};
+use crate::domain::{Decision, Mode, ScaledObjectKey, ScalerSpec};
+use crate::policy::{Behavior, PolicyState};
+
+/// A stable hash of metadata, independent of map order; lets the hot path
+/// recognise unchanged metadata without parsing it.
+pub(crate) fn fingerprint(metadata: &HashMap<String, String>) -> u64 {
+    let mut pairs: Vec<(&String, &String)> = metadata.iter().collect();
+    pairs.sort_unstable();
+    let mut h = DefaultHasher::new();
+    pairs.hash(&mut h);
+    h.finish()
+}
+
+/// A ScaledObject's parsed configuration; replaced whole when metadata changes.
+pub(crate) struct Configured {
+    /// Fingerprint of the metadata it was parsed from.
+    pub(crate) fingerprint: u64,
+    /// The typed spec.
+    pub(crate) spec: ScalerSpec,
+    /// Policy limits derived from the spec.
+    pub(crate) behavior: Behavior,
+    /// Per metric (same order as `spec.metrics`): the model that forecasts
+    /// it, or `None` when it is never predicted (latency, reactive mode).
+    pub(crate) model_keys: Vec<Option<ModelKey>>,
+}
+
+impl Configured {
+    pub(crate) fn new(fingerprint: u64, spec: ScalerSpec, _config: &RuntimeConfig) -> Arc<Self> {
+        let model_keys = spec
+            .metrics
+            .iter()
+            .map(|m| {
+                (spec.mode != Mode::Reactive && m.kind.is_additive())
+                    .then(|| ModelKey::new(&m.query, &spec))
+            })
+            .collect();
+        Arc::new(Self {
+            fingerprint,
+            behavior: Behavior::from_spec(&spec),
+            spec,
+            model_keys,
+        })
+    }
+}
+
+/// Live state of one ScaledObject.
+pub(crate) struct Registration {
+    /// Which ScaledObject.
+    key: ScaledObjectKey,
+    /// Current configuration.
+    configured: watch::Sender<Arc<Configured>>,
+    /// Metric spec served to KEDA; notifies `StreamMetricSpec` on change.
+    target: watch::Sender<MetricTarget>,
+    /// Latest decision; `None` until the first evaluation succeeds.
+    decisions: watch::Sender<Option<Arc<Decision>>>,
+    /// Policy memory: stabilisation window, rate limits, last count.
+    policy: Mutex<PolicyState>,
+    /// Last call from KEDA, epoch ms; idle registrations are forgotten.
+    last_seen_ms: AtomicI64,
+    /// Why there is no decision yet, for `NotReady` errors.
+    waiting_reason: Mutex<String>,
+    /// Set on (re-)configuration so the next wake-up evaluates at once.
+    needs_evaluation: AtomicBool,
+}
+
+impl Registration {
+    pub(crate) fn new(key: ScaledObjectKey, configured: Arc<Configured>) -> Self {
+        Self {
+            key,
+            configured: watch::channel(configured).0,
+            target: watch::channel(MetricTarget {
+                name: METRIC_NAME.to_string(),
+                target: 1.0,
+            })
+            .0,
+            decisions: watch::channel(None).0,
+            policy: Mutex::new(PolicyState::default()),
+            last_seen_ms: AtomicI64::new(0),
+            waiting_reason: Mutex::new("waiting for the first evaluation".into()),
+            needs_evaluation: AtomicBool::new(true),
+        }
+    }
+
+    pub(crate) fn key(&self) -> &ScaledObjectKey {
+        &self.key
+    }
+
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.configured.borrow().fingerprint
+    }
+
+    pub(crate) fn configured(&self) -> Arc<Configured> {
+        Arc::clone(&self.configured.borrow())
+    }
+
+    pub(crate) fn reconfigure(&self, configured: Arc<Configured>) {
+        self.configured.send_replace(configured);
+        self.needs_evaluation.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn needs_evaluation(&self) -> bool {
+        self.needs_evaluation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn touch(&self, now: DateTime<Utc>) {
+        self.last_seen_ms
+            .store(now.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn last_seen(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.last_seen_ms.load(Ordering::Relaxed)).unwrap_or_default()
+    }
+
+    pub(crate) fn target_rx(&self) -> watch::Receiver<MetricTarget> {
+        self.target.subscribe()
+    }
+
+    pub(crate) fn decisions_rx(&self) -> watch::Receiver<Option<Arc<Decision>>> {
+        self.decisions.subscribe()
+    }
+
+    pub(crate) fn with_policy_state<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> T {
+        let mut state = self.policy.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut state)
+    }
+
+    pub(crate) fn publish(&self, d: Decision) {
+        self.needs_evaluation.store(false, Ordering::Release);
+        self.decisions.send_replace(Some(Arc::new(d)));
+    }
+
+    pub(crate) fn set_waiting_reason(&self, reason: String) {
+        self.needs_evaluation.store(false, Ordering::Release);
+        *self.waiting_reason.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+
+    pub(crate) fn waiting_reason(&self) -> String {
+        self.waiting_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_ignores_map_order() {
+        let a: HashMap<String, String> = [("a", "1"), ("b", "2"), ("c", "3")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut b = HashMap::new();
+        for k in ["c", "a", "b"] {
+            b.insert(k.to_string(), a[k].clone());
+        }
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        b.insert("c".into(), "4".into());
+        assert_ne!(fingerprint(&a), fingerprint(&b));
+    }
+}

@@ -1,0 +1,180 @@
+//! foresight's own Prometheus metrics, served on `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::domain::Decision;
+
+/// Labels of per-RPC metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    /// gRPC method name, e.g. `GetMetrics`.
+    rpc: &'static str,
+    /// gRPC status code name, e.g. `Ok`.
+    code: &'static str,
+}
+
+/// Labels of the per-RPC latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcOnly {
+    /// gRPC method name.
+    rpc: &'static str,
+}
+
+/// Labels of decision counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    /// What bounded the decision (`none`, `scale_up_rate`, ...).
+    limiter: &'static str,
+    /// Decision mode.
+    mode: &'static str,
+}
+
+/// Labels identifying one signal of one ScaledObject.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalLabels {
+    /// `namespace/name` of the ScaledObject.
+    scaledobject: String,
+    /// Signal kind label.
+    signal: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~1.6 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// All metrics, registered once at start-up.
+pub struct Telemetry {
+    /// The registry rendered on `/metrics`.
+    registry: Registry,
+    /// Calls per RPC and status code.
+    rpc_requests: Family<RpcLabels, Counter>,
+    /// Handler latency per RPC.
+    rpc_seconds: HistogramFamily<RpcOnly>,
+    /// Decisions by limiter and mode.
+    decisions: Family<DecisionLabels, Counter>,
+    /// Wall time of each model training (history fetch excluded).
+    training_seconds: Histogram,
+    /// Trainings that failed.
+    training_failures: Counter,
+    /// Validation MASE of the model serving each signal.
+    forecast_mase: Family<SignalLabels, Gauge<f64, AtomicU64>>,
+    /// Desired replicas last served per ScaledObject.
+    desired_replicas: Family<SignalLabels, Gauge>,
+    /// ScaledObjects currently registered.
+    scaled_objects: Gauge,
+    /// 1 when the last source probe succeeded.
+    source_up: Gauge,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("foresight");
+        let rpc_requests = Family::<RpcLabels, Counter>::default();
+        registry.register("grpc_requests", "gRPC calls by method and status code", rpc_requests.clone());
+        let rpc_seconds: HistogramFamily<RpcOnly> = Family::new_with_constructor(latency_histogram);
+        registry.register("grpc_request_duration_seconds", "gRPC handler latency by method", rpc_seconds.clone());
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register("decisions", "Scaling decisions by limiting reason and mode", decisions.clone());
+        let training_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register("training_duration_seconds", "Model training time", training_seconds.clone());
+        let training_failures = Counter::default();
+        registry.register("training_failures", "Model trainings that failed", training_failures.clone());
+        let forecast_mase = Family::<SignalLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register("forecast_validation_mase", "Holdout MASE of the model serving a signal (lower is better; 1 = seasonal naive in-sample error)", forecast_mase.clone());
+        let desired_replicas = Family::<SignalLabels, Gauge>::default();
+        registry.register("desired_replicas", "Replica count last served, labelled by the driving signal", desired_replicas.clone());
+        let scaled_objects = Gauge::default();
+        registry.register("scaled_objects", "ScaledObjects registered", scaled_objects.clone());
+        let source_up = Gauge::default();
+        registry.register("source_up", "1 when the metric source answered its last probe", source_up.clone());
+        Self {
+            registry,
+            rpc_requests,
+            rpc_seconds,
+            decisions,
+            training_seconds,
+            training_failures,
+            forecast_mase,
+            desired_replicas,
+            scaled_objects,
+            source_up,
+        }
+    }
+
+    /// Records one finished RPC.
+    pub fn observe_rpc(&self, rpc: &'static str, code: &'static str, elapsed: Duration) {
+        self.rpc_requests.get_or_create(&RpcLabels { rpc, code }).inc();
+        self.rpc_seconds
+            .get_or_create(&RpcOnly { rpc })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn observe_decision(&self, scaledobject: &str, d: &Decision) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                limiter: d.limiter.label(),
+                mode: d.mode.as_str(),
+            })
+            .inc();
+        let signal = d.driver.map(|k| k.label()).unwrap_or("none");
+        self.desired_replicas
+            .get_or_create(&SignalLabels {
+                scaledobject: scaledobject.to_string(),
+                signal,
+            })
+            .set(i64::from(d.desired_replicas));
+    }
+
+    pub(crate) fn observe_training(&self, elapsed: Duration, ok: bool) {
+        self.training_seconds.observe(elapsed.as_secs_f64());
+        if !ok {
+            self.training_failures.inc();
+        }
+    }
+
+    pub(crate) fn set_mase(&self, scaledobject: &str, signal: &'static str, mase: f64) {
+        self.forecast_mase
+            .get_or_create(&SignalLabels {
+                scaledobject: scaledobject.to_string(),
+                signal,
+            })
+            .set(mase);
+    }
+
+    pub(crate) fn set_scaled_objects(&self, n: usize) {
+        self.scaled_objects.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn set_source_up(&self, up: bool) {
+        self.source_up.set(i64::from(up));
+    }
+
+    /// Renders the OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+            out.push_str("# encoding failed\n");
+        }
+        out
+    }
+}

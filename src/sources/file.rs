@@ -1,0 +1,506 @@
+//! Long-format metric files (`series,timestamp,value`), CSV or Parquet, read
+//! with polars and replayed on the wall clock.
+//!
+//! Replay maps wall time `t` to file time `t0 + (t - t0) mod L`, where `t0`
+//! is the series' first timestamp and `L` its length. The mapping depends only
+//! on the file, never on when the process started, so every replica of
+//! foresight reading the same file sees the same value at the same instant.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use polars::prelude::{
+    Column, CsvReadOptions, DataFrame, DataType, ParquetReader, SerReader, TimeUnit,
+};
+
+use super::{MetricSource, SourceError};
+use crate::domain::Series;
+
+/// The trace bundled into the binary: three real NAB series (MIT licence,
+/// see `src/sources/embedded/LICENSE-NAB.txt`).
+const EMBEDDED_CSV: &[u8] = include_bytes!("embedded/nab_bundle.csv");
+/// Name shown for the embedded trace in errors and logs.
+const EMBEDDED_NAME: &str = "the embedded NAB trace";
+
+/// What loading noticed about the data, for logs; nothing here is an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Rows read.
+    pub rows: usize,
+    /// Per series: intervals between samples that differed from the step and
+    /// were resampled onto the grid.
+    pub irregular_gaps: BTreeMap<String, usize>,
+    /// Per series: empty value cells, kept as missing samples.
+    pub missing_values: BTreeMap<String, usize>,
+}
+
+/// Parsed, regularised series from one file.
+#[derive(Debug, Clone)]
+pub struct FileData {
+    /// Where the data came from, for messages.
+    name: String,
+    /// Series by id; each on its own regular grid.
+    series: BTreeMap<String, Series>,
+}
+
+impl FileData {
+    /// Loads a CSV or Parquet file, by extension.
+    pub fn load(path: &Path) -> Result<(Self, LoadReport), SourceError> {
+        let read_err = |message: String| SourceError::FileRead {
+            path: path.to_path_buf(),
+            message,
+        };
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let file = std::fs::File::open(path).map_err(|e| read_err(e.to_string()))?;
+        let df = match ext.as_str() {
+            "csv" => csv_options().into_reader_with_file_handle(file).finish(),
+            "parquet" | "pq" => ParquetReader::new(file).finish(),
+            other => {
+                return Err(read_err(format!(
+                    "unsupported extension {other:?}; use .csv or .parquet"
+                )));
+            }
+        }
+        .map_err(|e| read_err(e.to_string()))?;
+        Self::from_frame(path.display().to_string(), path, &df)
+    }
+
+    /// Parses CSV bytes (used for the embedded trace and tests).
+    pub fn from_csv_bytes(name: &str, bytes: &[u8]) -> Result<(Self, LoadReport), SourceError> {
+        let path = PathBuf::from(name);
+        let df = csv_options()
+            .into_reader_with_file_handle(Cursor::new(bytes))
+            .finish()
+            .map_err(|e| SourceError::FileRead {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        Self::from_frame(name.to_string(), &path, &df)
+    }
+
+    /// Every series id, sorted.
+    pub fn series_ids(&self) -> Vec<String> {
+        self.series.keys().cloned().collect()
+    }
+
+    /// One series by id.
+    pub fn series(&self, id: &str) -> Option<&Series> {
+        self.series.get(id)
+    }
+
+    fn from_frame(
+        name: String,
+        path: &Path,
+        df: &DataFrame,
+    ) -> Result<(Self, LoadReport), SourceError> {
+        let bad = |message: String| SourceError::FileContent {
+            path: path.to_path_buf(),
+            message,
+        };
+        if df.height() == 0 {
+            return Err(bad(
+                "the file has no rows; expected columns series,timestamp,value".into(),
+            ));
+        }
+        let col = |n: &str| {
+            df.column(n).map_err(|_| {
+                bad(format!(
+                    "missing column {n:?}; expected long format with columns series,timestamp,value (found: {})",
+                    df.get_column_names()
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ))
+            })
+        };
+        let ids = string_column(col("series")?).map_err(|e| bad(format!("column \"series\": {e}")))?;
+        let stamps = timestamp_column(col("timestamp")?).map_err(&bad)?;
+        let values = value_column(col("value")?).map_err(&bad)?;
+
+        // Group rows per series, keeping file order to detect disorder.
+        let mut rows: BTreeMap<String, Vec<(i64, Option<f64>, usize)>> = BTreeMap::new();
+        for (row, ((id, ts), v)) in ids.into_iter().zip(stamps).zip(values).enumerate() {
+            let line = row + 2; // 1-based, after the header
+            let id = id.ok_or_else(|| bad(format!("row {line}: empty series id")))?;
+            let ts = ts.ok_or_else(|| bad(format!("row {line}: empty timestamp")))?;
+            if let Some(v) = v {
+                if !v.is_finite() {
+                    return Err(bad(format!(
+                        "row {line}: value {v} for series {id:?} is not a finite number; leave the cell empty to mark a missing sample"
+                    )));
+                }
+                if v < 0.0 {
+                    return Err(bad(format!(
+                        "row {line}: value {v} for series {id:?} is negative; queue depth, lag, connections and latency cannot be negative"
+                    )));
+                }
+            }
+            rows.entry(id).or_default().push((ts, v, line));
+        }
+
+        let mut report = LoadReport {
+            rows: df.height(),
+            ..LoadReport::default()
+        };
+        let mut series = BTreeMap::new();
+        for (id, samples) in rows {
+            let (s, irregular, missing) = regularise(&id, &samples).map_err(&bad)?;
+            if irregular > 0 {
+                report.irregular_gaps.insert(id.clone(), irregular);
+            }
+            if missing > 0 {
+                report.missing_values.insert(id.clone(), missing);
+            }
+            series.insert(id, s);
+        }
+        Ok((Self { name, series }, report))
+    }
+}
+
+/// CSV columns are all read as text (no schema inference): values and
+/// timestamps are parsed here, so a bad cell is reported with its row, and a
+/// column whose first rows look like integers cannot fail on a later `94.5`.
+fn csv_options() -> CsvReadOptions {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+}
+
+/// Puts one series' samples on a regular grid whose step is the most common
+/// interval. Returns the series, how many intervals were irregular, and how
+/// many samples were missing.
+fn regularise(
+    id: &str,
+    samples: &[(i64, Option<f64>, usize)],
+) -> Result<(Series, usize, usize), String> {
+    for w in samples.windows(2) {
+        let ((t0, _, _), (t1, _, line)) = (w[0], w[1]);
+        if t1 == t0 {
+            return Err(format!(
+                "row {line}: duplicate timestamp {} for series {id:?}; keep one sample per timestamp",
+                fmt_ts(t1)
+            ));
+        }
+        if t1 < t0 {
+            return Err(format!(
+                "row {line}: timestamps for series {id:?} go backwards ({} after {}); sort the file by series, then timestamp",
+                fmt_ts(t1),
+                fmt_ts(t0)
+            ));
+        }
+    }
+    if samples.len() < 2 {
+        return Err(format!(
+            "series {id:?} has {} sample(s); at least 2 are needed to know its step",
+            samples.len()
+        ));
+    }
+    let mut gaps: Vec<i64> = samples.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    gaps.sort_unstable();
+    let step = mode_of_sorted(&gaps);
+    let irregular = samples
+        .windows(2)
+        .filter(|w| w[1].0 - w[0].0 != step)
+        .count();
+    let t0 = samples[0].0;
+    let last = samples[samples.len() - 1].0;
+    let n = usize::try_from((last - t0 + step / 2) / step + 1).map_err(|e| e.to_string())?;
+    if n > 50_000_000 {
+        return Err(format!(
+            "series {id:?} would need {n} slots at its {step}s step; check the timestamps' units (seconds expected)"
+        ));
+    }
+    let mut values = vec![f64::NAN; n];
+    let mut missing = 0;
+    for &(t, v, _) in samples {
+        // Nearest grid slot; a later sample landing on the same slot wins.
+        let slot = ((t - t0) as f64 / step as f64).round() as usize;
+        match v {
+            Some(v) => values[slot.min(n - 1)] = v,
+            None => missing += 1,
+        }
+    }
+    let start = DateTime::from_timestamp(t0, 0).ok_or("timestamp out of range")?;
+    Ok((
+        Series::new(start, TimeDelta::seconds(step), values),
+        irregular,
+        missing,
+    ))
+}
+
+fn mode_of_sorted(v: &[i64]) -> i64 {
+    let (mut best, mut best_n, mut i) = (v[0], 0usize, 0usize);
+    while i < v.len() {
+        let j = v[i..].iter().take_while(|x| **x == v[i]).count();
+        if j > best_n {
+            best = v[i];
+            best_n = j;
+        }
+        i += j;
+    }
+    best
+}
+
+fn fmt_ts(t: i64) -> String {
+    DateTime::from_timestamp(t, 0)
+        .map(|d| d.to_rfc3339())
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn string_column(c: &Column) -> Result<Vec<Option<String>>, String> {
+    let c = c.cast(&DataType::String).map_err(|e| e.to_string())?;
+    let s = c.str().map_err(|e| e.to_string())?;
+    Ok(s.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+/// Timestamps as epoch seconds, from RFC 3339 strings, `YYYY-MM-DD HH:MM:SS`
+/// (taken as UTC), integer epoch seconds, or a Parquet datetime column.
+fn timestamp_column(c: &Column) -> Result<Vec<Option<i64>>, String> {
+    match c.dtype() {
+        DataType::String => {
+            let s = c.str().map_err(|e| e.to_string())?;
+            s.iter()
+                .enumerate()
+                .map(|(row, v)| v.map(|v| parse_timestamp(v, row + 2)).transpose())
+                .collect()
+        }
+        DataType::Datetime(unit, _) => {
+            let per_sec = match unit {
+                TimeUnit::Milliseconds => 1_000,
+                TimeUnit::Microseconds => 1_000_000,
+                TimeUnit::Nanoseconds => 1_000_000_000,
+            };
+            let c = c.cast(&DataType::Int64).map_err(|e| e.to_string())?;
+            let s = c.i64().map_err(|e| e.to_string())?;
+            Ok(s.iter().map(|v| v.map(|v| v.div_euclid(per_sec))).collect())
+        }
+        dt if dt.is_integer() => {
+            let c = c.cast(&DataType::Int64).map_err(|e| e.to_string())?;
+            let s = c.i64().map_err(|e| e.to_string())?;
+            Ok(s.iter().collect())
+        }
+        other => Err(format!(
+            "column \"timestamp\" has type {other}; use RFC 3339 text (2024-05-01T12:00:00Z) or integer epoch seconds"
+        )),
+    }
+}
+
+fn parse_timestamp(text: &str, line: usize) -> Result<i64, String> {
+    let t = text.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Ok(d.timestamp());
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Ok(d.and_utc().timestamp());
+        }
+    }
+    if let Ok(secs) = t.parse::<i64>() {
+        return Ok(secs);
+    }
+    Err(format!(
+        "row {line}: timestamp {t:?} is not RFC 3339 (2024-05-01T12:00:00Z) or epoch seconds"
+    ))
+}
+
+fn value_column(c: &Column) -> Result<Vec<Option<f64>>, String> {
+    if c.dtype() == &DataType::String {
+        // A text column means some cell is not a number: find it.
+        let s = c.str().map_err(|e| e.to_string())?;
+        return s
+            .iter()
+            .enumerate()
+            .map(|(row, v)| match v.map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(t) => t.parse::<f64>().map(Some).map_err(|_| {
+                    format!("row {}: value {t:?} is not a number", row + 2)
+                }),
+            })
+            .collect();
+    }
+    if !c.dtype().is_primitive_numeric() {
+        return Err(format!(
+            "column \"value\" has type {}; expected numbers",
+            c.dtype()
+        ));
+    }
+    let c = c.cast(&DataType::Float64).map_err(|e| e.to_string())?;
+    let s = c.f64().map_err(|e| e.to_string())?;
+    Ok(s.iter().collect())
+}
+
+/// Replays a [`FileData`] on the wall clock, looping.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    /// Shared, immutable data: cloning a source is cheap.
+    data: Arc<FileData>,
+}
+
+impl FileSource {
+    /// Wraps loaded data.
+    pub fn new(data: FileData) -> Self {
+        Self {
+            data: Arc::new(data),
+        }
+    }
+
+    /// The real trace bundled into the binary, so `foresight serve` works with
+    /// no set-up. Series ids: `nyc_taxi`, `elb_requests`, `ec2_latency`.
+    pub fn embedded() -> Result<(Self, LoadReport), SourceError> {
+        let (data, report) = FileData::from_csv_bytes(EMBEDDED_NAME, EMBEDDED_CSV)?;
+        Ok((Self::new(data), report))
+    }
+
+    /// The underlying data.
+    pub fn data(&self) -> &FileData {
+        &self.data
+    }
+
+    fn lookup(&self, query: &str) -> Result<&Series, SourceError> {
+        self.data
+            .series(query.trim())
+            .ok_or_else(|| SourceError::UnknownSeries {
+                query: query.to_string(),
+                source_name: self.data.name.clone(),
+                available: self.data.series_ids(),
+            })
+    }
+}
+
+/// Index into the looped series of the slot in force at wall time `t`: the
+/// last sample at or before `t`, never a later one.
+fn wall_slot(s: &Series, t: DateTime<Utc>) -> i64 {
+    let step = s.step.num_seconds().max(1);
+    (t - s.start).num_seconds().div_euclid(step)
+}
+
+fn looped(s: &Series, slot: i64) -> f64 {
+    let n = s.values.len() as i64;
+    s.values[slot.rem_euclid(n) as usize]
+}
+
+impl MetricSource for FileSource {
+    fn describe(&self) -> String {
+        format!("file replay of {}", self.data.name)
+    }
+
+    fn check_query(&self, query: &str) -> Result<(), SourceError> {
+        self.lookup(query).map(|_| ())
+    }
+
+    async fn history(
+        &self,
+        query: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        _step: TimeDelta,
+    ) -> Result<Series, SourceError> {
+        let s = self.lookup(query)?;
+        let first = wall_slot(s, start) + 1;
+        let last = wall_slot(s, end);
+        let values: Vec<f64> = (first.min(last)..=last).map(|j| looped(s, j)).collect();
+        let offset = i32::try_from(first.min(last)).unwrap_or(0);
+        Ok(Series::new(s.start + s.step * offset, s.step, values))
+    }
+
+    async fn current(&self, query: &str, at: DateTime<Utc>) -> Result<Option<f64>, SourceError> {
+        let s = self.lookup(query)?;
+        let slot = wall_slot(s, at);
+        // A missing sample falls back to the previous one within two steps,
+        // as a scrape that missed once would; further back is no data.
+        Ok((0..3)
+            .map(|back| looped(s, slot - back))
+            .find(|v| v.is_finite()))
+    }
+
+    async fn probe(&self) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(csv: &str) -> Result<(FileData, LoadReport), SourceError> {
+        FileData::from_csv_bytes("test.csv", csv.as_bytes())
+    }
+
+    #[test]
+    fn embedded_trace_loads() {
+        let (src, _) = FileSource::embedded().unwrap();
+        assert_eq!(
+            src.data().series_ids(),
+            vec!["ec2_latency", "elb_requests", "nyc_taxi"]
+        );
+        let taxi = src.data().series("nyc_taxi").unwrap();
+        assert_eq!(taxi.step, TimeDelta::minutes(30));
+        assert_eq!(taxi.len(), 10_320);
+    }
+
+    #[test]
+    fn epoch_and_rfc3339_timestamps_agree() {
+        let (a, _) = load("series,timestamp,value\nq,0,1\nq,60,2\n").unwrap();
+        let (b, _) =
+            load("series,timestamp,value\nq,1970-01-01T00:00:00Z,1\nq,1970-01-01T00:01:00Z,2\n")
+                .unwrap();
+        assert_eq!(a.series("q"), b.series("q"));
+    }
+
+    #[test]
+    fn bad_rows_are_named() {
+        let cases = [
+            ("series,timestamp,value\n", "no rows"),
+            ("series,time,value\nq,0,1\n", "missing column \"timestamp\""),
+            ("series,timestamp,value\nq,0,1\nq,0,2\n", "row 3: duplicate timestamp"),
+            ("series,timestamp,value\nq,60,1\nq,0,2\n", "row 3: timestamps for series \"q\" go backwards"),
+            ("series,timestamp,value\nq,0,1\nq,60,-2\n", "row 3: value -2 for series \"q\" is negative"),
+            ("series,timestamp,value\nq,0,1\nq,60,abc\n", "row 3: value \"abc\" is not a number"),
+            ("series,timestamp,value\nq,0,1\nq,60,NaN\n", "row 3: value NaN"),
+            ("series,timestamp,value\nq,yesterday,1\nq,60,2\n", "row 2: timestamp \"yesterday\""),
+            ("series,timestamp,value\nq,0,1\n", "at least 2 are needed"),
+        ];
+        for (csv, want) in cases {
+            let err = load(csv).unwrap_err().to_string();
+            assert!(err.contains(want), "{csv:?}: got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn irregular_steps_are_resampled_and_reported() {
+        let (d, report) =
+            load("series,timestamp,value\nq,0,1\nq,60,2\nq,120,3\nq,300,4\nq,360,\n").unwrap();
+        let s = d.series("q").unwrap();
+        assert_eq!(s.step, TimeDelta::seconds(60));
+        assert_eq!(s.len(), 7);
+        assert!(s.values[3].is_nan() && s.values[4].is_nan() && s.values[6].is_nan());
+        assert_eq!(report.irregular_gaps.get("q"), Some(&1));
+        assert_eq!(report.missing_values.get("q"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn replay_loops_and_history_matches_current() {
+        let (d, _) = load("series,timestamp,value\nq,0,10\nq,60,20\nq,120,30\n").unwrap();
+        let src = FileSource::new(d);
+        let t = |s| DateTime::from_timestamp(s, 0).unwrap();
+        assert_eq!(src.current("q", t(59)).await.unwrap(), Some(10.0));
+        assert_eq!(src.current("q", t(60)).await.unwrap(), Some(20.0));
+        // One loop is 180 s long.
+        assert_eq!(src.current("q", t(180 + 130)).await.unwrap(), Some(30.0));
+        let h = src.history("q", t(1000), t(1300), TimeDelta::seconds(60)).await.unwrap();
+        let last = h.last_observed().unwrap();
+        assert_eq!(Some(last.1), src.current("q", t(1300)).await.unwrap());
+        assert_eq!(h.step, TimeDelta::seconds(60));
+        assert!(h.start > t(1000) && h.end() > t(1300));
+        let err = src.current("nope", t(0)).await.unwrap_err().to_string();
+        assert!(err.contains("available series: q"), "{err}");
+    }
+}

@@ -1,0 +1,209 @@
+//! Table test: ScaledObject metadata → the exact errors KEDA users will see.
+//!
+//! Shapes follow KEDA's typed config (`pkg/scalers/scalersconfig`):
+//! `missing required parameter %q in [triggerMetadata]`,
+//! `parameter %q value %q must be one of [...]`,
+//! `unable to set param %q value %q: ...`, joined by newlines.
+
+use std::collections::HashMap;
+
+use chrono::TimeDelta;
+use foresight::config::{known_keys, parse_metadata};
+use foresight::domain::{MetricKind, Mode, Seasonality};
+
+fn meta(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn errors(pairs: &[(&str, &str)]) -> Vec<String> {
+    match parse_metadata(&meta(pairs)) {
+        Ok(spec) => panic!("expected errors for {pairs:?}, got {spec:?}"),
+        Err(e) => e.problems,
+    }
+}
+
+#[test]
+fn error_table() {
+    let valid_keys = known_keys().join(" ");
+    let table: Vec<(&str, Vec<(&str, &str)>, Vec<String>)> = vec![
+        (
+            "no signal at all",
+            vec![("minReplicaCount", "1")],
+            vec!["at least one signal is required: set one of [queueDepthQuery consumerLagQuery connectionsQuery p99LatencyQuery] together with its matching ...Target parameter".into()],
+        ),
+        (
+            "query without target",
+            vec![("queueDepthQuery", "sum(q)")],
+            vec![r#"missing required parameter "queueDepthTarget" in [triggerMetadata]"#.into()],
+        ),
+        (
+            "target without query",
+            vec![("consumerLagTarget", "100")],
+            vec![r#"missing required parameter "consumerLagQuery" in [triggerMetadata]"#.into()],
+        ),
+        (
+            "blank values count as missing, as in KEDA",
+            vec![("queueDepthQuery", "sum(q)"), ("queueDepthTarget", "  ")],
+            vec![r#"missing required parameter "queueDepthTarget" in [triggerMetadata]"#.into()],
+        ),
+        (
+            "bad mode",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("mode", "x")],
+            vec![r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#.into()],
+        ),
+        (
+            "non-numeric and non-positive targets",
+            vec![
+                ("queueDepthQuery", "q"),
+                ("queueDepthTarget", "lots"),
+                ("connectionsQuery", "c"),
+                ("connectionsTarget", "0"),
+            ],
+            vec![
+                r#"unable to set param "queueDepthTarget" value "lots": expected a number, e.g. 100 or 0.25"#.into(),
+                r#"unable to set param "connectionsTarget" value "0": must be a number greater than 0"#.into(),
+            ],
+        ),
+        (
+            "unknown duration unit",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("leadTime", "5x")],
+            vec![r#"unable to set param "leadTime" value "5x": invalid duration "5x": unknown unit "x" (use s, m, h, d or w) (write durations like 90s, 15m, 2h, 14d or 1w)"#.into()],
+        ),
+        (
+            "replica bounds",
+            vec![
+                ("queueDepthQuery", "q"),
+                ("queueDepthTarget", "10"),
+                ("minReplicaCount", "5"),
+                ("maxReplicaCount", "2"),
+            ],
+            vec!["minReplicaCount (5) must be less than or equal to maxReplicaCount (2)".into()],
+        ),
+        (
+            "zero max and negative min",
+            vec![
+                ("queueDepthQuery", "q"),
+                ("queueDepthTarget", "10"),
+                ("minReplicaCount", "-1"),
+                ("maxReplicaCount", "0"),
+            ],
+            vec![
+                r#"unable to set param "minReplicaCount" value "-1": expected a whole number of replicas"#.into(),
+                r#"unable to set param "maxReplicaCount" value "0": must be at least 1"#.into(),
+            ],
+        ),
+        (
+            "bad seasonality",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("seasonality", "1d,weekly")],
+            vec![r#"unable to set param "seasonality" value "1d,weekly": invalid duration "weekly": expected a whole number at "weekly" (write durations like 90s, 15m, 2h, 14d or 1w); or use "auto" or "none""#.into()],
+        ),
+        (
+            "quantile and activation out of range",
+            vec![
+                ("queueDepthQuery", "q"),
+                ("queueDepthTarget", "10"),
+                ("forecastQuantile", "0.3"),
+                ("activationThreshold", "-4"),
+            ],
+            vec![
+                r#"unable to set param "activationThreshold" value "-4": must be 0 or greater"#.into(),
+                r#"unable to set param "forecastQuantile" value "0.3": must be between 0.5 and 1 (exclusive)"#.into(),
+            ],
+        ),
+        (
+            "history too short for the step",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("history", "5m"), ("step", "1m")],
+            vec!["history (5m) must cover at least 10 steps of step (1m)".into()],
+        ),
+        (
+            "unknown keys list the valid ones",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("queueDepthTargt", "10")],
+            vec![format!(r#"unknown parameter "queueDepthTargt" in [triggerMetadata]; valid parameters are [{valid_keys}]"#)],
+        ),
+        (
+            "everything wrong at once is reported at once",
+            vec![
+                ("queueDepthQuery", "q"),
+                ("mode", "fast"),
+                ("leadTime", "soon"),
+                ("bogus", "1"),
+            ],
+            vec![
+                r#"missing required parameter "queueDepthTarget" in [triggerMetadata]"#.into(),
+                r#"unable to set param "leadTime" value "soon": invalid duration "soon": expected a whole number at "soon" (write durations like 90s, 15m, 2h, 14d or 1w)"#.into(),
+                r#"parameter "mode" value "fast" must be one of [predictive reactive forecastOnly]"#.into(),
+                format!(r#"unknown parameter "bogus" in [triggerMetadata]; valid parameters are [{valid_keys}]"#),
+            ],
+        ),
+    ];
+    for (name, pairs, want) in table {
+        assert_eq!(errors(&pairs), want, "case: {name}");
+    }
+}
+
+#[test]
+fn the_joined_message_has_one_problem_per_line() {
+    let err = parse_metadata(&meta(&[("queueDepthQuery", "q"), ("mode", "x")])).unwrap_err();
+    assert_eq!(err.to_string().lines().count(), 2);
+}
+
+#[test]
+fn defaults_and_keda_keys() {
+    let spec = parse_metadata(&meta(&[
+        ("queueDepthQuery", "sum(rabbitmq_queue_messages)"),
+        ("queueDepthTarget", "100"),
+        ("scalerAddress", "foresight.keda:9090"),
+        ("enableTLS", "false"),
+        ("unsafeSsl", "false"),
+    ]))
+    .unwrap();
+    assert_eq!(spec.metrics.len(), 1);
+    assert_eq!(spec.metrics[0].kind, MetricKind::QueueDepth);
+    assert_eq!(spec.metrics[0].target, 100.0);
+    assert_eq!((spec.min_replicas, spec.max_replicas), (0, 100));
+    assert_eq!(spec.lead_time, TimeDelta::minutes(2));
+    assert_eq!(spec.history, TimeDelta::days(21));
+    assert_eq!(spec.step, TimeDelta::minutes(1));
+    assert_eq!(
+        spec.seasonality,
+        Seasonality::Periods(vec![TimeDelta::days(1), TimeDelta::weeks(1)])
+    );
+    assert_eq!(spec.mode, Mode::Predictive);
+    assert_eq!(spec.activation_threshold, 0.0);
+    assert_eq!(spec.forecast_quantile, 0.9);
+}
+
+#[test]
+fn every_signal_and_every_common_key() {
+    let spec = parse_metadata(&meta(&[
+        ("p99LatencyQuery", "histogram_quantile(0.99, x)"),
+        ("p99LatencyTarget", "0.25"),
+        ("connectionsQuery", "c"),
+        ("connectionsTarget", "500"),
+        ("consumerLagQuery", "l"),
+        ("consumerLagTarget", "1000"),
+        ("queueDepthQuery", "q"),
+        ("queueDepthTarget", "20"),
+        ("minReplicaCount", "2"),
+        ("maxReplicaCount", "40"),
+        ("leadTime", "90s"),
+        ("history", "14d"),
+        ("step", "30s"),
+        ("seasonality", "auto"),
+        ("mode", "forecastOnly"),
+        ("activationThreshold", "5"),
+        ("forecastQuantile", "0.95"),
+    ]))
+    .unwrap();
+    let kinds: Vec<MetricKind> = spec.metrics.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, MetricKind::ALL.to_vec());
+    assert_eq!((spec.min_replicas, spec.max_replicas), (2, 40));
+    assert_eq!(spec.lead_time, TimeDelta::seconds(90));
+    assert_eq!(spec.step, TimeDelta::seconds(30));
+    assert_eq!(spec.seasonality, Seasonality::Auto);
+    assert_eq!(spec.mode, Mode::ForecastOnly);
+    assert_eq!(spec.forecast_quantile, 0.95);
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Calls a running foresight server the way KEDA's external scaler does.
+
+KEDA (pkg/scalers/external_scaler.go) calls GetMetricSpec, then GetMetrics
+with the metricName it was given, then IsActive, and for `external-push`
+triggers reads StreamIsActive. Stubs are generated from proto/ at run time with
+grpcio-tools, so this client shares no code with foresight.
+
+Usage: keda_client.py --addr HOST:PORT --proto-dir DIR
+Prints one JSON object with what it saw; exits 1 on any protocol violation.
+"""
+import argparse
+import importlib
+import json
+import sys
+import tempfile
+
+try:
+    import grpc
+    from grpc_tools import protoc
+except ImportError as e:  # the Rust test turns this into an install hint
+    print(f"MISSING-PYTHON-DEPS: {e}", file=sys.stderr)
+    sys.exit(3)
+
+
+def load_stubs(proto_dir):
+    out = tempfile.mkdtemp(prefix="foresight-stubs-")
+    rc = protoc.main([
+        "grpc_tools.protoc", f"-I{proto_dir}", f"--python_out={out}",
+        f"--grpc_python_out={out}", f"{proto_dir}/externalscaler.proto",
+    ])
+    if rc != 0:
+        raise SystemExit(f"protoc failed with {rc}")
+    sys.path.insert(0, out)
+    return importlib.import_module("externalscaler_pb2"), importlib.import_module("externalscaler_pb2_grpc")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--addr", required=True)
+    ap.add_argument("--proto-dir", required=True)
+    args = ap.parse_args()
+    pb, pb_grpc = load_stubs(args.proto_dir)
+    failures = []
+    seen = {}
+
+    with grpc.insecure_channel(args.addr) as channel:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        stub = pb_grpc.ExternalScalerStub(channel)
+        ref = pb.ScaledObjectRef(
+            name="orders-consumer", namespace="shop",
+            scalerMetadata={
+                "scalerAddress": "foresight.keda.svc.cluster.local:9090",
+                "connectionsQuery": "nyc_taxi", "connectionsTarget": "1000",
+                "minReplicaCount": "1", "maxReplicaCount": "60",
+            })
+
+        # KEDA's budget for these calls together is 3 s.
+        spec = stub.GetMetricSpec(ref, timeout=3)
+        if len(spec.metricSpecs) != 1:
+            failures.append(f"expected one metric spec, got {len(spec.metricSpecs)}")
+        ms = spec.metricSpecs[0]
+        seen["metricName"] = ms.metricName
+        seen["targetSize"] = ms.targetSize
+        seen["targetSizeFloat"] = ms.targetSizeFloat
+        if ms.targetSize != 1 or ms.targetSizeFloat != 1.0:
+            failures.append(f"target must be 1 in both fields, got {ms.targetSize}/{ms.targetSizeFloat}")
+
+        metrics = stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref, metricName=ms.metricName), timeout=3)
+        if len(metrics.metricValues) != 1:
+            failures.append(f"expected one metric value, got {len(metrics.metricValues)}")
+        mv = metrics.metricValues[0]
+        seen["metricValue"] = mv.metricValue
+        seen["metricValueFloat"] = mv.metricValueFloat
+        if float(mv.metricValue) != mv.metricValueFloat:
+            failures.append("metricValue and metricValueFloat disagree")
+        if not 1 <= mv.metricValue <= 60:
+            failures.append(f"metricValue {mv.metricValue} outside [1, 60]")
+
+        active = stub.IsActive(ref, timeout=3)
+        seen["isActive"] = active.result
+
+        stream = stub.StreamIsActive(ref, timeout=5)
+        first = next(iter(stream))
+        seen["streamIsActiveFirst"] = first.result
+        stream.cancel()
+        if first.result != active.result:
+            failures.append("StreamIsActive's first message differs from IsActive")
+
+        bad = pb.ScaledObjectRef(name="broken", namespace="shop",
+                                 scalerMetadata={"queueDepthQuery": "nyc_taxi", "mode": "x"})
+        try:
+            stub.GetMetricSpec(bad, timeout=3)
+            failures.append("invalid metadata was accepted")
+        except grpc.RpcError as e:
+            seen["invalidCode"] = e.code().name
+            seen["invalidMessage"] = e.details()
+
+    seen["failures"] = failures
+    print(json.dumps(seen))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
