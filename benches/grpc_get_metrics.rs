@@ -39,34 +39,64 @@ type Empty<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ExternalScaler for Noop {
-    async fn is_active(&self, _: Request<ScaledObjectRef>) -> Result<Response<IsActiveResponse>, Status> {
+    async fn is_active(
+        &self,
+        _: Request<ScaledObjectRef>,
+    ) -> Result<Response<IsActiveResponse>, Status> {
         Ok(Response::new(IsActiveResponse { result: true }))
     }
     type StreamIsActiveStream = Empty<IsActiveResponse>;
-    async fn stream_is_active(&self, _: Request<ScaledObjectRef>) -> Result<Response<Self::StreamIsActiveStream>, Status> {
+    async fn stream_is_active(
+        &self,
+        _: Request<ScaledObjectRef>,
+    ) -> Result<Response<Self::StreamIsActiveStream>, Status> {
         Ok(Response::new(Box::pin(tokio_stream::empty())))
     }
-    async fn get_metric_spec(&self, _: Request<ScaledObjectRef>) -> Result<Response<GetMetricSpecResponse>, Status> {
+    async fn get_metric_spec(
+        &self,
+        _: Request<ScaledObjectRef>,
+    ) -> Result<Response<GetMetricSpecResponse>, Status> {
         Ok(Response::new(GetMetricSpecResponse {
-            metric_specs: vec![MetricSpec { metric_name: METRIC_NAME.into(), target_size: 1, target_size_float: 1.0 }],
+            metric_specs: vec![MetricSpec {
+                metric_name: METRIC_NAME.into(),
+                target_size: 1,
+                target_size_float: 1.0,
+            }],
         }))
     }
-    async fn get_metrics(&self, r: Request<GetMetricsRequest>) -> Result<Response<GetMetricsResponse>, Status> {
+    async fn get_metrics(
+        &self,
+        r: Request<GetMetricsRequest>,
+    ) -> Result<Response<GetMetricsResponse>, Status> {
         Ok(Response::new(GetMetricsResponse {
-            metric_values: vec![MetricValue { metric_name: r.into_inner().metric_name, metric_value: 3, metric_value_float: 3.0 }],
+            metric_values: vec![MetricValue {
+                metric_name: r.into_inner().metric_name,
+                metric_value: 3,
+                metric_value_float: 3.0,
+            }],
         }))
     }
     type StreamMetricSpecStream = Empty<GetMetricSpecResponse>;
-    async fn stream_metric_spec(&self, _: Request<ScaledObjectRef>) -> Result<Response<Self::StreamMetricSpecStream>, Status> {
+    async fn stream_metric_spec(
+        &self,
+        _: Request<ScaledObjectRef>,
+    ) -> Result<Response<Self::StreamMetricSpecStream>, Status> {
         Ok(Response::new(Box::pin(tokio_stream::empty())))
     }
 }
 
 fn scaled_object(i: usize) -> ScaledObjectRef {
     let series = ["nyc_taxi", "elb_requests", "ec2_latency"][i % 3];
-    let kind = if series == "ec2_latency" { "p99Latency" } else { "connections" };
+    let kind = if series == "ec2_latency" {
+        "p99Latency"
+    } else {
+        "connections"
+    };
     let metadata: HashMap<String, String> = [
-        ("scalerAddress".to_string(), "foresight.keda:9090".to_string()),
+        (
+            "scalerAddress".to_string(),
+            "foresight.keda:9090".to_string(),
+        ),
         (format!("{kind}Query"), series.to_string()),
         (format!("{kind}Target"), (100 + i % 7 * 50).to_string()),
         ("minReplicaCount".to_string(), "1".to_string()),
@@ -74,7 +104,11 @@ fn scaled_object(i: usize) -> ScaledObjectRef {
     ]
     .into_iter()
     .collect();
-    ScaledObjectRef { name: format!("app-{i}"), namespace: format!("team-{}", i % 20), scaler_metadata: metadata }
+    ScaledObjectRef {
+        name: format!("app-{i}"),
+        namespace: format!("team-{}", i % 20),
+        scaler_metadata: metadata,
+    }
 }
 
 struct Servers {
@@ -113,22 +147,36 @@ async fn start_servers() -> Servers {
         c.get_metric_spec(scaled_object(i)).await.expect("register");
     }
     for i in 0..SCALED_OBJECTS {
-        let req = GetMetricsRequest { scaled_object_ref: Some(scaled_object(i)), metric_name: METRIC_NAME.into() };
+        let req = GetMetricsRequest {
+            scaled_object_ref: Some(scaled_object(i)),
+            metric_name: METRIC_NAME.into(),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while c.get_metrics(req.clone()).await.is_err() {
             assert!(Instant::now() < deadline, "no decision for app-{i}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    Servers { foresight, noop, _shutdown: shutdown }
+    Servers {
+        foresight,
+        noop,
+        _shutdown: shutdown,
+    }
 }
 
 async fn client(addr: SocketAddr) -> ExternalScalerClient<Channel> {
-    ExternalScalerClient::connect(format!("http://{addr}")).await.unwrap()
+    ExternalScalerClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
 }
 
 /// Times `n` sequential GetMetrics calls, cycling through the ScaledObjects.
-async fn sample(c: &mut ExternalScalerClient<Channel>, reqs: &[GetMetricsRequest], offset: usize, n: usize) -> Vec<Duration> {
+async fn sample(
+    c: &mut ExternalScalerClient<Channel>,
+    reqs: &[GetMetricsRequest],
+    offset: usize,
+    n: usize,
+) -> Vec<Duration> {
     let mut out = Vec::with_capacity(n);
     for k in 0..n {
         let req = reqs[(offset + k) % reqs.len()].clone();
@@ -146,7 +194,10 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 fn requests() -> Vec<GetMetricsRequest> {
     (0..SCALED_OBJECTS)
-        .map(|i| GetMetricsRequest { scaled_object_ref: Some(scaled_object(i)), metric_name: METRIC_NAME.into() })
+        .map(|i| GetMetricsRequest {
+            scaled_object_ref: Some(scaled_object(i)),
+            metric_name: METRIC_NAME.into(),
+        })
         .collect()
 }
 
@@ -172,7 +223,9 @@ fn percentile_study(rt: &Tokio, servers: &Servers, per_server: usize) {
     fs.sort();
     ns.sort();
     let (f50, f99, n50, n99) = (pct(&fs, 0.5), pct(&fs, 0.99), pct(&ns, 0.5), pct(&ns, 0.99));
-    println!("\nGetMetrics over loopback, {SCALED_OBJECTS} ScaledObjects registered, {per_server} calls per server (interleaved blocks):");
+    println!(
+        "\nGetMetrics over loopback, {SCALED_OBJECTS} ScaledObjects registered, {per_server} calls per server (interleaved blocks):"
+    );
     println!("  {:<10} {:>10} {:>10}", "server", "p50", "p99");
     println!("  {:<10} {:>10.1?} {:>10.1?}", "foresight", f50, f99);
     println!("  {:<10} {:>10.1?} {:>10.1?}", "no-op", n50, n99);
@@ -184,17 +237,25 @@ fn percentile_study(rt: &Tokio, servers: &Servers, per_server: usize) {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let servers = rt.block_on(start_servers());
     let reqs = requests();
     let mut group = c.benchmark_group("get_metrics_loopback");
-    for (name, addr) in [("foresight_1000_objects", servers.foresight), ("noop_tonic", servers.noop)] {
+    for (name, addr) in [
+        ("foresight_1000_objects", servers.foresight),
+        ("noop_tonic", servers.noop),
+    ] {
         let mut cl = rt.block_on(client(addr));
         let mut i = 0usize;
         group.bench_function(name, |b| {
             b.iter(|| {
                 i += 1;
-                rt.block_on(cl.get_metrics(reqs[i % reqs.len()].clone())).expect("GetMetrics")
+                rt.block_on(cl.get_metrics(reqs[i % reqs.len()].clone()))
+                    .expect("GetMetrics")
             })
         });
     }

@@ -41,16 +41,30 @@ async fn start() -> Server {
     let core = Arc::new(runtime.clone());
     let mut tasks = Vec::new();
     let s = shutdown.clone();
-    tasks.push(tokio::spawn(async move { runtime.run(s.cancelled_owned()).await }));
+    tasks.push(tokio::spawn(async move {
+        runtime.run(s.cancelled_owned()).await
+    }));
     let (c, s) = (Arc::clone(&core), shutdown.clone());
-    tasks.push(tokio::spawn(async move { foresight::grpc::serve(c, grpc_l, s).await.unwrap() }));
+    tasks.push(tokio::spawn(async move {
+        foresight::grpc::serve(c, grpc_l, s).await.unwrap()
+    }));
     let s = shutdown.clone();
-    tasks.push(tokio::spawn(async move { foresight::http::serve(core, http_l, s).await.unwrap() }));
-    Server { grpc, http, source, shutdown, tasks }
+    tasks.push(tokio::spawn(async move {
+        foresight::http::serve(core, http_l, s).await.unwrap()
+    }));
+    Server {
+        grpc,
+        http,
+        source,
+        shutdown,
+        tasks,
+    }
 }
 
 async fn client(addr: SocketAddr) -> ExternalScalerClient<Channel> {
-    ExternalScalerClient::connect(format!("http://{addr}")).await.unwrap()
+    ExternalScalerClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
 }
 
 fn so(name: &str, pairs: &[(&str, &str)]) -> ScaledObjectRef {
@@ -87,30 +101,65 @@ async fn every_rpc_the_way_keda_calls() {
     let spec = c.get_metric_spec(obj.clone()).await.unwrap().into_inner();
     assert_eq!(spec.metric_specs.len(), 1);
     let m = &spec.metric_specs[0];
-    assert_eq!((m.metric_name.as_str(), m.target_size, m.target_size_float), (METRIC_NAME, 1, 1.0));
+    assert_eq!(
+        (m.metric_name.as_str(), m.target_size, m.target_size_float),
+        (METRIC_NAME, 1, 1.0)
+    );
     // Same answer on every call while metadata is unchanged.
-    assert_eq!(c.get_metric_spec(obj.clone()).await.unwrap().into_inner(), spec);
+    assert_eq!(
+        c.get_metric_spec(obj.clone()).await.unwrap().into_inner(),
+        spec
+    );
 
     // GetMetrics with the name KEDA was given.
-    let req = GetMetricsRequest { scaled_object_ref: Some(obj.clone()), metric_name: m.metric_name.clone() };
-    let values = c.get_metrics(req.clone()).await.unwrap().into_inner().metric_values;
+    let req = GetMetricsRequest {
+        scaled_object_ref: Some(obj.clone()),
+        metric_name: m.metric_name.clone(),
+    };
+    let values = c
+        .get_metrics(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .metric_values;
     assert_eq!(values.len(), 1);
     let v = &values[0];
     assert_eq!(v.metric_name, METRIC_NAME);
-    assert_eq!(v.metric_value as f64, v.metric_value_float, "int and float fields agree");
-    assert!((1..=60).contains(&v.metric_value), "within bounds: {}", v.metric_value);
+    assert_eq!(
+        v.metric_value as f64, v.metric_value_float,
+        "int and float fields agree"
+    );
+    assert!(
+        (1..=60).contains(&v.metric_value),
+        "within bounds: {}",
+        v.metric_value
+    );
 
     // The HTTP explanation tells the same story, and its observation is the
     // trace's real value at the decision's tick.
     let (code, body) = http_get(server.http, "/api/v1/scaledobjects/shop/checkout/decision").await;
     assert_eq!(code, 200, "{body}");
     let d: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let at = DateTime::parse_from_rfc3339(d["at"].as_str().unwrap()).unwrap().to_utc();
+    let at = DateTime::parse_from_rfc3339(d["at"].as_str().unwrap())
+        .unwrap()
+        .to_utc();
     let observed = d["readings"][0]["observed"].as_f64().unwrap();
-    assert_eq!(Some(observed), server.source.current("nyc_taxi", at).await.unwrap());
+    assert_eq!(
+        Some(observed),
+        server.source.current("nyc_taxi", at).await.unwrap()
+    );
     let reactive = (observed / 1000.0).ceil() as i64;
-    let served = c.get_metrics(req.clone()).await.unwrap().into_inner().metric_values[0].metric_value;
-    assert!(served >= reactive.clamp(1, 60), "served {served} below reactive {reactive}");
+    let served = c
+        .get_metrics(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .metric_values[0]
+        .metric_value;
+    assert!(
+        served >= reactive.clamp(1, 60),
+        "served {served} below reactive {reactive}"
+    );
     assert_eq!(d["reactive"].as_i64().unwrap(), reactive);
 
     // KEDA's older clients send the trigger-index prefix.
@@ -127,15 +176,31 @@ async fn every_rpc_the_way_keda_calls() {
 
     // StreamIsActive sends the current value at once.
     let mut stream = c.stream_is_active(obj.clone()).await.unwrap().into_inner();
-    let first = tokio::time::timeout(Duration::from_secs(3), stream.message()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(3), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(first.result);
     let mut idle_stream = c.stream_is_active(idle).await.unwrap().into_inner();
-    let first = tokio::time::timeout(Duration::from_secs(3), idle_stream.message()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(3), idle_stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(!first.result);
 
     // StreamMetricSpec sends the current spec at once.
-    let mut specs = c.stream_metric_spec(obj.clone()).await.unwrap().into_inner();
-    let first = tokio::time::timeout(Duration::from_secs(3), specs.message()).await.unwrap().unwrap().unwrap();
+    let mut specs = c
+        .stream_metric_spec(obj.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(3), specs.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(first, spec);
 
     // Health, readiness and metrics.
@@ -150,9 +215,15 @@ async fn every_rpc_the_way_keda_calls() {
     }
     assert_eq!(ready.0, 200, "never ready: {}", ready.1);
     let (_, metrics) = http_get(server.http, "/metrics").await;
-    assert!(metrics.contains(r#"foresight_grpc_requests_total{rpc="GetMetrics",code="Ok"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"foresight_grpc_requests_total{rpc="GetMetrics",code="Ok"}"#),
+        "{metrics}"
+    );
     assert!(metrics.contains("foresight_decisions_total"), "{metrics}");
-    assert!(metrics.contains("foresight_training_duration_seconds_count"), "{metrics}");
+    assert!(
+        metrics.contains("foresight_training_duration_seconds_count"),
+        "{metrics}"
+    );
 
     // Shutdown ends open streams and both servers promptly.
     server.shutdown.cancel();
@@ -174,34 +245,77 @@ async fn bad_requests_get_clear_status_codes() {
     let bad = so("bad", &[("queueDepthQuery", "nyc_taxi"), ("mode", "x")]);
     let err = c.get_metric_spec(bad.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains(r#"missing required parameter "queueDepthTarget" in [triggerMetadata]"#), "{}", err.message());
-    assert!(err.message().contains(r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#), "{}", err.message());
+    assert!(
+        err.message()
+            .contains(r#"missing required parameter "queueDepthTarget" in [triggerMetadata]"#),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message().contains(
+            r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#
+        ),
+        "{}",
+        err.message()
+    );
     for e in [
         c.is_active(bad.clone()).await.unwrap_err(),
-        c.get_metrics(GetMetricsRequest { scaled_object_ref: Some(bad.clone()), metric_name: METRIC_NAME.into() }).await.unwrap_err(),
+        c.get_metrics(GetMetricsRequest {
+            scaled_object_ref: Some(bad.clone()),
+            metric_name: METRIC_NAME.into(),
+        })
+        .await
+        .unwrap_err(),
         c.stream_is_active(bad).await.unwrap_err(),
     ] {
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     }
 
-    let missing = so("missing", &[("queueDepthQuery", "no_such_series"), ("queueDepthTarget", "5")]);
+    let missing = so(
+        "missing",
+        &[
+            ("queueDepthQuery", "no_such_series"),
+            ("queueDepthTarget", "5"),
+        ],
+    );
     let err = c.get_metric_spec(missing).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("available series: ec2_latency, elb_requests, nyc_taxi"), "{}", err.message());
+    assert!(
+        err.message()
+            .contains("available series: ec2_latency, elb_requests, nyc_taxi"),
+        "{}",
+        err.message()
+    );
 
     let err = c
-        .get_metrics(GetMetricsRequest { scaled_object_ref: Some(so("x", TAXI)), metric_name: "cpu".into() })
+        .get_metrics(GetMetricsRequest {
+            scaled_object_ref: Some(so("x", TAXI)),
+            metric_name: "cpu".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
     let mut anonymous = so("", TAXI);
     anonymous.namespace.clear();
-    assert_eq!(c.get_metric_spec(anonymous).await.unwrap_err().code(), Code::InvalidArgument);
-    let err = c.get_metrics(GetMetricsRequest { scaled_object_ref: None, metric_name: METRIC_NAME.into() }).await.unwrap_err();
+    assert_eq!(
+        c.get_metric_spec(anonymous).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let err = c
+        .get_metrics(GetMetricsRequest {
+            scaled_object_ref: None,
+            metric_name: METRIC_NAME.into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
-    let (code, _) = http_get(server.http, "/api/v1/scaledobjects/shop/never-seen/decision").await;
+    let (code, _) = http_get(
+        server.http,
+        "/api/v1/scaledobjects/shop/never-seen/decision",
+    )
+    .await;
     assert_eq!(code, 404);
     server.shutdown.cancel();
 }
@@ -214,13 +328,23 @@ async fn metadata_change_reconfigures_without_losing_the_object() {
         scaled_object_ref: Some(so("resized", pairs)),
         metric_name: METRIC_NAME.into(),
     };
-    let mut small_max: Vec<(&str, &str)> = TAXI.iter().copied().filter(|(k, _)| *k != "maxReplicaCount").collect();
+    let mut small_max: Vec<(&str, &str)> = TAXI
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "maxReplicaCount")
+        .collect();
     small_max.push(("maxReplicaCount", "2"));
     c.get_metrics(req(TAXI)).await.unwrap();
     // Give the aligned tick a chance to apply the new bound.
     let mut last = 0;
     for _ in 0..40 {
-        last = c.get_metrics(req(&small_max)).await.unwrap().into_inner().metric_values[0].metric_value;
+        last = c
+            .get_metrics(req(&small_max))
+            .await
+            .unwrap()
+            .into_inner()
+            .metric_values[0]
+            .metric_value;
         if last <= 2 {
             break;
         }

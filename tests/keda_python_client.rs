@@ -43,7 +43,10 @@ fn start_server() -> (Guard, String, String) {
     let mut lines = BufReader::new(stderr).lines();
     loop {
         assert!(Instant::now() < deadline, "server never logged 'listening'");
-        let line = lines.next().expect("server exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
@@ -65,32 +68,58 @@ fn python_grpcio_client_calls_like_keda() {
     let out = Command::new("python3")
         .args([script, "--addr", &grpc, "--proto-dir", proto_dir])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); install Python 3 and then: {INSTALL}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run python3 ({e}); install Python 3 and then: {INSTALL}")
+        });
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(3), "Python gRPC packages missing ({stderr}); install them with: {INSTALL}");
+    assert_ne!(
+        out.status.code(),
+        Some(3),
+        "Python gRPC packages missing ({stderr}); install them with: {INSTALL}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let seen: serde_json::Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("client output not JSON ({e}): {stdout}\n{stderr}"));
-    assert!(out.status.success(), "client reported failures: {seen}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "client reported failures: {seen}\n{stderr}"
+    );
     assert_eq!(seen["metricName"], "foresight-desired-replicas");
     assert_eq!(seen["targetSize"], 1);
     assert_eq!(seen["isActive"], true);
     assert_eq!(seen["streamIsActiveFirst"], true);
     assert_eq!(seen["invalidCode"], "INVALID_ARGUMENT");
     let msg = seen["invalidMessage"].as_str().unwrap();
-    assert!(msg.contains(r#"missing required parameter "queueDepthTarget" in [triggerMetadata]"#), "{msg}");
-    assert!(msg.contains(r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#), "{msg}");
+    assert!(
+        msg.contains(r#"missing required parameter "queueDepthTarget" in [triggerMetadata]"#),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(
+            r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#
+        ),
+        "{msg}"
+    );
 
     // The server kept its own books on what KEDA asked.
     let metrics = http_get(&http, "/metrics");
-    assert!(metrics.contains(r#"foresight_grpc_requests_total{rpc="GetMetricSpec",code="InvalidArgument"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"foresight_grpc_requests_total{rpc="GetMetricSpec",code="InvalidArgument"} 1"#
+        ),
+        "{metrics}"
+    );
 }
 
 /// A minimal blocking HTTP GET over std, to keep this test free of async.
 fn http_get(host: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     body

@@ -18,6 +18,9 @@ fn meta(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
+/// One row: a case name, the metadata, and every error expected, in order.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<String>);
+
 fn errors(pairs: &[(&str, &str)]) -> Vec<String> {
     match parse_metadata(&meta(pairs)) {
         Ok(spec) => panic!("expected errors for {pairs:?}, got {spec:?}"),
@@ -28,7 +31,7 @@ fn errors(pairs: &[(&str, &str)]) -> Vec<String> {
 #[test]
 fn error_table() {
     let valid_keys = known_keys().join(" ");
-    let table: Vec<(&str, Vec<(&str, &str)>, Vec<String>)> = vec![
+    let table: Vec<Case> = vec![
         (
             "no signal at all",
             vec![("minReplicaCount", "1")],

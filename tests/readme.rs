@@ -35,16 +35,29 @@ fn readme_opens_with_the_two_commands_and_ci_runs_the_second() {
         .find(|l| !l.trim().is_empty())
         .unwrap()
         .trim();
-    assert_eq!(blocks[1].trim(), ci_command, ".ci/run must run the README's test command");
+    assert_eq!(
+        blocks[1].trim(),
+        ci_command,
+        ".ci/run must run the README's test command"
+    );
     // Nothing else comes before the two commands but the title and a blurb.
     let before_first = &readme[..readme.find("```sh").unwrap()];
-    assert!(before_first.lines().filter(|l| l.starts_with("## ")).count() == 0);
+    assert!(
+        before_first
+            .lines()
+            .filter(|l| l.starts_with("## "))
+            .count()
+            == 0
+    );
 }
 
 #[test]
 fn readme_documents_every_metadata_key() {
     let readme = read("README.md");
     for key in foresight::config::known_keys() {
-        assert!(readme.contains(&format!("`{key}`")), "README does not document `{key}`");
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "README does not document `{key}`"
+        );
     }
 }

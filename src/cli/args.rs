@@ -50,7 +50,12 @@ pub struct ServeArgs {
     pub http_addr: Option<SocketAddr>,
 
     /// Read metrics from this Prometheus-compatible base URL.
-    #[arg(long, env = "FORESIGHT_PROMETHEUS_URL", value_name = "URL", conflicts_with = "metrics_file")]
+    #[arg(
+        long,
+        env = "FORESIGHT_PROMETHEUS_URL",
+        value_name = "URL",
+        conflicts_with = "metrics_file"
+    )]
     pub prometheus_url: Option<String>,
 
     /// Replay this long-format file (series,timestamp,value; .csv or .parquet).

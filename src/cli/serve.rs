@@ -78,7 +78,11 @@ fn init_tracing(s: &ServeSettings) -> anyhow::Result<()> {
 
 fn log_report(report: &LoadReport) {
     for (series, n) in &report.irregular_gaps {
-        warn!(series, irregular_intervals = n, "irregular sampling; resampled onto the most common step");
+        warn!(
+            series,
+            irregular_intervals = n,
+            "irregular sampling; resampled onto the most common step"
+        );
     }
     for (series, n) in &report.missing_values {
         info!(series, missing = n, "empty values kept as missing samples");
@@ -99,7 +103,9 @@ fn build_source(settings: &ServeSettings) -> anyhow::Result<AnySource> {
             info!(path = %path.display(), series = ?data.series_ids(), rows = report.rows, "replaying metrics file");
             AnySource::File(FileSource::new(data))
         }
-        SourceChoice::Prometheus(url) => AnySource::Prometheus(PrometheusSource::new(&url, PROMETHEUS_TIMEOUT)?),
+        SourceChoice::Prometheus(url) => {
+            AnySource::Prometheus(PrometheusSource::new(&url, PROMETHEUS_TIMEOUT)?)
+        }
     })
 }
 

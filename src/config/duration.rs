@@ -58,7 +58,10 @@ pub fn parse_duration(text: &str) -> Result<TimeDelta, DurationError> {
                 "fractions are not supported; use a smaller unit, e.g. 90m rather than 1.5h".into(),
             ));
         }
-        let unit_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
         let unit = &rest[..unit_len];
         if unit.is_empty() {
             return Err(invalid(format!(
@@ -111,6 +114,9 @@ mod tests {
         assert!(msg("").contains("empty"));
         assert!(msg("1M").contains(r#"unknown unit "M""#));
         assert!(msg("99999999999999999999w").contains("too large"));
-        assert!(matches!(parse_duration("0s"), Err(DurationError::Zero { .. })));
+        assert!(matches!(
+            parse_duration("0s"),
+            Err(DurationError::Zero { .. })
+        ));
     }
 }

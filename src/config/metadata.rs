@@ -88,21 +88,21 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             .ok_or("must be between 0.5 and 1 (exclusive)")
     });
 
-    if let (Some(min), Some(max)) = (min_replicas, max_replicas) {
-        if min > max {
-            p.problems.push(format!(
-                "minReplicaCount ({min}) must be less than or equal to maxReplicaCount ({max})"
-            ));
-        }
+    if let (Some(min), Some(max)) = (min_replicas, max_replicas)
+        && min > max
+    {
+        p.problems.push(format!(
+            "minReplicaCount ({min}) must be less than or equal to maxReplicaCount ({max})"
+        ));
     }
-    if let (Some(step), Some(history)) = (step, history) {
-        if history < step * 10 {
-            p.problems.push(format!(
-                "history ({}) must cover at least 10 steps of step ({})",
-                p.raw("history").unwrap_or(defaults::HISTORY),
-                p.raw("step").unwrap_or(defaults::STEP)
-            ));
-        }
+    if let (Some(step), Some(history)) = (step, history)
+        && history < step * 10
+    {
+        p.problems.push(format!(
+            "history ({}) must cover at least 10 steps of step ({})",
+            p.raw("history").unwrap_or(defaults::HISTORY),
+            p.raw("step").unwrap_or(defaults::STEP)
+        ));
     }
     p.unknown_keys();
 
@@ -146,7 +146,9 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             forecast_quantile,
         }),
         _ => Err(MetadataError {
-            problems: vec!["internal error: metadata parsed without problems but incomplete".into()],
+            problems: vec![
+                "internal error: metadata parsed without problems but incomplete".into(),
+            ],
         }),
     }
 }
@@ -174,8 +176,9 @@ impl Parser<'_> {
     }
 
     fn unable(&mut self, key: &str, value: &str, why: impl std::fmt::Display) {
-        self.problems
-            .push(format!("unable to set param {key:?} value {value:?}: {why}"));
+        self.problems.push(format!(
+            "unable to set param {key:?} value {value:?}: {why}"
+        ));
     }
 
     fn metrics(&mut self) -> Vec<MetricSpec> {

@@ -169,6 +169,9 @@ mod tests {
             ..ServeSettings::default()
         };
         assert!(matches!(s.source(), Err(SettingsError::TwoSources)));
-        assert_eq!(ServeSettings::default().source().unwrap(), SourceChoice::Embedded);
+        assert_eq!(
+            ServeSettings::default().source().unwrap(),
+            SourceChoice::Embedded
+        );
     }
 }

@@ -2,7 +2,9 @@
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ForecastError {
     /// The history has too few usable observations to fit any model.
-    #[error("not enough history to forecast: {observed} usable observations, need at least {needed}")]
+    #[error(
+        "not enough history to forecast: {observed} usable observations, need at least {needed}"
+    )]
     InsufficientHistory {
         /// Finite observations after trimming.
         observed: usize,

@@ -64,7 +64,10 @@ pub enum FittedKind {
 
 /// Runs augurs code, turning a panic into an error: nothing inside the
 /// forecast boundary may take the process down.
-fn guarded<T>(model: &ModelKind, f: impl FnOnce() -> Result<T, String>) -> Result<T, ForecastError> {
+fn guarded<T>(
+    model: &ModelKind,
+    f: impl FnOnce() -> Result<T, String>,
+) -> Result<T, ForecastError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(message)) => Err(ForecastError::Model {
@@ -181,7 +184,12 @@ mod tests {
         let truth: Vec<f64> = (240..264)
             .map(|i| 50.0 + 10.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin())
             .collect();
-        let mae = p.iter().zip(&truth).map(|(a, b)| (a - b).abs()).sum::<f64>() / 24.0;
+        let mae = p
+            .iter()
+            .zip(&truth)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>()
+            / 24.0;
         assert!(mae < 1.0, "mae {mae}");
     }
 }

@@ -35,7 +35,9 @@ pub fn prepare(values: &[f64]) -> Result<(Vec<f64>, usize), ForecastError> {
             continue;
         }
         // y[i - 1] is finite (ends are finite); find the next finite value.
-        let j = (i..y.len()).find(|&j| y[j].is_finite()).unwrap_or(y.len() - 1);
+        let j = (i..y.len())
+            .find(|&j| y[j].is_finite())
+            .unwrap_or(y.len() - 1);
         let (a, b) = (y[i - 1], y[j]);
         let span = (j - i + 1) as f64;
         for (k, slot) in y[i..j].iter_mut().enumerate() {

@@ -63,7 +63,11 @@ mod tests {
 
     #[test]
     fn steps_from_calendar_periods() {
-        let p = [TimeDelta::days(1), TimeDelta::weeks(1), TimeDelta::seconds(30)];
+        let p = [
+            TimeDelta::days(1),
+            TimeDelta::weeks(1),
+            TimeDelta::seconds(30),
+        ];
         assert_eq!(candidate_steps(&p, TimeDelta::minutes(30)), vec![48, 336]);
     }
 
@@ -80,7 +84,11 @@ mod tests {
         let y: Vec<f64> = (0..24 * 7 * 5)
             .map(|i| {
                 let daily = (i as f64 * std::f64::consts::TAU / 24.0).sin() * 5.0;
-                let weekend = if (i / 24) % 7 >= 5 { -8.0 * (daily.abs() / 5.0) } else { 0.0 };
+                let weekend = if (i / 24) % 7 >= 5 {
+                    -8.0 * (daily.abs() / 5.0)
+                } else {
+                    0.0
+                };
                 20.0 + daily + weekend
             })
             .collect();

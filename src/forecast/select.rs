@@ -2,10 +2,10 @@
 
 use serde::Serialize;
 
+use super::ForecastError;
 use super::models::{Fitted, Model, ModelKind};
 use super::prep::{MIN_OBSERVATIONS, prepare};
 use super::seasonality::detect_periods;
-use super::ForecastError;
 use crate::domain::{Forecast, Series};
 
 /// Rolling origins used for validation; more gives steadier choices and
@@ -51,7 +51,9 @@ pub fn train(series: &Series, spec: &TrainSpec) -> Result<Trained, ForecastError
 
     let (min, max) = y
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(*v), b.max(*v))
+        });
     let candidates = if max - min <= 1e-9 * max.abs().max(1.0) {
         // A constant series: every model agrees, and MSTL/ETS can misbehave.
         vec![ModelKind::Naive]
@@ -157,7 +159,9 @@ fn validate(
     for kind in candidates {
         let mut errors = Vec::new();
         for o in 1..=ORIGINS {
-            let Some(origin) = n.checked_sub(o * v) else { break };
+            let Some(origin) = n.checked_sub(o * v) else {
+                break;
+            };
             if origin < MIN_OBSERVATIONS {
                 break;
             }
@@ -231,7 +235,11 @@ mod tests {
     use super::*;
 
     fn series(values: Vec<f64>) -> Series {
-        Series::new(DateTime::from_timestamp(0, 0).unwrap(), TimeDelta::hours(1), values)
+        Series::new(
+            DateTime::from_timestamp(0, 0).unwrap(),
+            TimeDelta::hours(1),
+            values,
+        )
     }
 
     fn spec(periods: Vec<usize>) -> TrainSpec {
@@ -254,7 +262,9 @@ mod tests {
     #[test]
     fn seasonal_series_chooses_a_seasonal_model_with_ordered_bands() {
         let y: Vec<f64> = (0..24 * 21)
-            .map(|i| 100.0 + 40.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin() + (i % 7) as f64)
+            .map(|i| {
+                100.0 + 40.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin() + (i % 7) as f64
+            })
             .collect();
         let t = train(&series(y), &spec(vec![24, 168])).unwrap();
         assert_ne!(t.model, ModelKind::Naive, "{:?}", t.model);

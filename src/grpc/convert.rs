@@ -48,7 +48,11 @@ pub(super) fn check_metric_name(requested: &str) -> Result<&str, CoreError> {
         _ => requested,
     };
     if requested.is_empty() || bare == METRIC_NAME {
-        Ok(if requested.is_empty() { METRIC_NAME } else { requested })
+        Ok(if requested.is_empty() {
+            METRIC_NAME
+        } else {
+            requested
+        })
     } else {
         Err(CoreError::UnknownMetric {
             requested: requested.to_string(),

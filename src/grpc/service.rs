@@ -15,8 +15,7 @@ use super::convert::{
 };
 use super::proto::external_scaler_server::{ExternalScaler, ExternalScalerServer};
 use super::proto::{
-    GetMetricSpecResponse, GetMetricsRequest, GetMetricsResponse, IsActiveResponse,
-    ScaledObjectRef,
+    GetMetricSpecResponse, GetMetricsRequest, GetMetricsResponse, IsActiveResponse, ScaledObjectRef,
 };
 use crate::runtime::{CoreError, ScalerCore};
 
@@ -37,7 +36,12 @@ impl<C: ScalerCore> ExternalScalerService<C> {
         Self { core, shutdown }
     }
 
-    fn finish<T>(&self, rpc: &'static str, started: Instant, r: Result<T, CoreError>) -> Result<Response<T>, Status> {
+    fn finish<T>(
+        &self,
+        rpc: &'static str,
+        started: Instant,
+        r: Result<T, CoreError>,
+    ) -> Result<Response<T>, Status> {
         let r = r.map_err(|e| status_of(&e));
         let code = match &r {
             Ok(_) => tonic::Code::Ok,
@@ -47,7 +51,12 @@ impl<C: ScalerCore> ExternalScalerService<C> {
             .telemetry()
             .observe_rpc(rpc, code_label(code), started.elapsed());
         if let Err(s) = &r {
-            tracing::debug!(rpc, code = code_label(s.code()), message = s.message(), "rpc failed");
+            tracing::debug!(
+                rpc,
+                code = code_label(s.code()),
+                message = s.message(),
+                "rpc failed"
+            );
         }
         r.map(Response::new)
     }
@@ -106,7 +115,11 @@ impl<C: ScalerCore> ExternalScaler for ExternalScalerService<C> {
                     loop {
                         let active = decisions.borrow_and_update().as_ref().map(|d| d.active);
                         if let Some(active) = active.filter(|a| last != Some(*a)) {
-                            if tx.send(Ok(IsActiveResponse { result: active })).await.is_err() {
+                            if tx
+                                .send(Ok(IsActiveResponse { result: active }))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                             last = Some(active);

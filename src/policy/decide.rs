@@ -106,11 +106,11 @@ pub fn decide(
             (Some(r), Some(p)) => Some(r.max(p)),
             (r, p) => r.or(p),
         };
-        if let Some(n) = need {
-            if recommendation.is_none_or(|r| n > r) {
-                recommendation = Some(n);
-                driver = Some(i.kind);
-            }
+        if let Some(n) = need
+            && recommendation.is_none_or(|r| n > r)
+        {
+            recommendation = Some(n);
+            driver = Some(i.kind);
         }
         readings.push(MetricReading {
             kind: i.kind,
@@ -225,7 +225,12 @@ pub fn decide(
 }
 
 /// Sum of changes of one sign within `period` before `now`.
-fn changed_within(changes: &VecDeque<(DateTime<Utc>, i64)>, now: DateTime<Utc>, period: TimeDelta, up: bool) -> i64 {
+fn changed_within(
+    changes: &VecDeque<(DateTime<Utc>, i64)>,
+    now: DateTime<Utc>,
+    period: TimeDelta,
+    up: bool,
+) -> i64 {
     changes
         .iter()
         .filter(|(t, d)| now - *t < period && (*d > 0) == up)
@@ -235,7 +240,12 @@ fn changed_within(changes: &VecDeque<(DateTime<Utc>, i64)>, now: DateTime<Utc>, 
 
 /// The HPA's scale-up rule with `selectPolicy: Max`: relative to the count at
 /// the start of the period, allow the larger of +pods and +percent.
-fn scale_up_limit(b: &Behavior, current: u32, changes: &VecDeque<(DateTime<Utc>, i64)>, now: DateTime<Utc>) -> u32 {
+fn scale_up_limit(
+    b: &Behavior,
+    current: u32,
+    changes: &VecDeque<(DateTime<Utc>, i64)>,
+    now: DateTime<Utc>,
+) -> u32 {
     let start = (i64::from(current) - changed_within(changes, now, b.scale_up_period, true)).max(0);
     let by_pods = start + i64::from(b.scale_up_pods);
     let by_percent = (start as f64 * (1.0 + f64::from(b.scale_up_percent) / 100.0)).ceil() as i64;
@@ -245,7 +255,12 @@ fn scale_up_limit(b: &Behavior, current: u32, changes: &VecDeque<(DateTime<Utc>,
 
 /// The lowest count scale-down may reach now: at most `scale_down_pods`
 /// removed per period, counted from the period's start.
-fn scale_down_floor(b: &Behavior, current: u32, changes: &VecDeque<(DateTime<Utc>, i64)>, now: DateTime<Utc>) -> u32 {
+fn scale_down_floor(
+    b: &Behavior,
+    current: u32,
+    changes: &VecDeque<(DateTime<Utc>, i64)>,
+    now: DateTime<Utc>,
+) -> u32 {
     let start = i64::from(current) - changed_within(changes, now, b.scale_down_period, false);
     let floor = (start - i64::from(b.scale_down_pods)).max(0);
     u32::try_from(floor.min(i64::from(current))).unwrap_or(0)
@@ -286,15 +301,33 @@ mod tests {
 
     #[test]
     fn predictive_requirement_leads_reactive() {
-        let (d, _) = decide(&behavior(), &queue(Some(30.0), Some(75.0)), &PolicyState::default(), t(0)).unwrap();
-        assert_eq!((d.reactive, d.predictive, d.desired_replicas), (3, Some(8), 8));
+        let (d, _) = decide(
+            &behavior(),
+            &queue(Some(30.0), Some(75.0)),
+            &PolicyState::default(),
+            t(0),
+        )
+        .unwrap();
+        assert_eq!(
+            (d.reactive, d.predictive, d.desired_replicas),
+            (3, Some(8), 8)
+        );
         assert_eq!(d.driver, Some(MetricKind::QueueDepth));
     }
 
     #[test]
     fn forecast_only_serves_reactive_but_records_prediction() {
-        let b = Behavior { mode: Mode::ForecastOnly, ..behavior() };
-        let (d, _) = decide(&b, &queue(Some(30.0), Some(75.0)), &PolicyState::default(), t(0)).unwrap();
+        let b = Behavior {
+            mode: Mode::ForecastOnly,
+            ..behavior()
+        };
+        let (d, _) = decide(
+            &b,
+            &queue(Some(30.0), Some(75.0)),
+            &PolicyState::default(),
+            t(0),
+        )
+        .unwrap();
         assert_eq!((d.desired_replicas, d.predictive), (3, Some(8)));
     }
 
@@ -313,7 +346,8 @@ mod tests {
     #[test]
     fn scale_down_waits_for_the_window_then_steps_one_pod() {
         let b = behavior();
-        let (_, mut s) = decide(&b, &queue(Some(100.0), None), &PolicyState::default(), t(0)).unwrap();
+        let (_, mut s) =
+            decide(&b, &queue(Some(100.0), None), &PolicyState::default(), t(0)).unwrap();
         for k in 1..20 {
             let (d, next) = decide(&b, &queue(Some(10.0), None), &s, t(k * 15)).unwrap();
             assert_eq!(d.desired_replicas, 10, "tick {k}");
@@ -333,13 +367,23 @@ mod tests {
         let (d, _) = decide(&b, &queue(None, None), &s, t(900)).unwrap();
         assert_eq!(d.desired_replicas, 10);
         assert!(d.notes.iter().any(|n| n.contains("no fresh data")));
-        assert_eq!(decide(&b, &queue(None, None), &PolicyState::default(), t(0)), Err(PolicyError::NoData));
+        assert_eq!(
+            decide(&b, &queue(None, None), &PolicyState::default(), t(0)),
+            Err(PolicyError::NoData)
+        );
     }
 
     #[test]
     fn latency_scales_by_ratio_and_never_down_alone() {
         let b = behavior();
-        let lat = |v| vec![MetricInput { kind: MetricKind::P99Latency, target: 200.0, observed: Some(v), forecast_max: Some(1e9) }];
+        let lat = |v| {
+            vec![MetricInput {
+                kind: MetricKind::P99Latency,
+                target: 200.0,
+                observed: Some(v),
+                forecast_max: Some(1e9),
+            }]
+        };
         let (_, s) = decide(&b, &queue(Some(40.0), None), &PolicyState::default(), t(0)).unwrap();
         let (d, s) = decide(&b, &lat(300.0), &s, t(15)).unwrap();
         assert_eq!(d.desired_replicas, 6); // 4 * 1.5
@@ -352,7 +396,10 @@ mod tests {
     fn a_lowered_maximum_applies_at_once() {
         let b = behavior();
         let (_, s) = decide(&b, &queue(Some(200.0), None), &PolicyState::default(), t(0)).unwrap();
-        let tight = Behavior { max_replicas: 3, ..behavior() };
+        let tight = Behavior {
+            max_replicas: 3,
+            ..behavior()
+        };
         let (d, _) = decide(&tight, &queue(Some(200.0), None), &s, t(15)).unwrap();
         assert_eq!((d.desired_replicas, d.limiter), (3, Limiter::MaxBound));
     }
@@ -361,7 +408,10 @@ mod tests {
     fn bounds_apply() {
         let b = behavior();
         let (d, _) = decide(&b, &queue(Some(0.0), None), &PolicyState::default(), t(0)).unwrap();
-        assert_eq!((d.desired_replicas, d.limiter, d.active), (1, Limiter::MinBound, false));
+        assert_eq!(
+            (d.desired_replicas, d.limiter, d.active),
+            (1, Limiter::MinBound, false)
+        );
         let (d, _) = decide(&b, &queue(Some(1e6), None), &PolicyState::default(), t(0)).unwrap();
         assert_eq!((d.desired_replicas, d.limiter), (50, Limiter::MaxBound));
     }

@@ -30,9 +30,9 @@ use tokio::sync::{Semaphore, watch};
 use tracing::{debug, info, warn};
 
 pub use self::core::{CoreError, METRIC_NAME, MetricTarget, Readiness, ScalerCore};
-pub use self::telemetry::Telemetry;
 use self::models::{ModelKey, ModelTable};
 use self::registry::{Configured, Registration, fingerprint};
+pub use self::telemetry::Telemetry;
 use crate::config::parse_metadata;
 use crate::domain::{Decision, ScaledObjectKey};
 use crate::policy::{self, MetricInput, PolicyError};
@@ -210,7 +210,8 @@ impl<S: MetricSource> Runtime<S> {
         let mut generation = self.shared.generation.subscribe();
         loop {
             let now = Utc::now();
-            let next = floor_tick(now, tick) + TimeDelta::from_std(tick).unwrap_or(TimeDelta::seconds(15));
+            let next =
+                floor_tick(now, tick) + TimeDelta::from_std(tick).unwrap_or(TimeDelta::seconds(15));
             let wait = (next - now).to_std().unwrap_or_default();
             tokio::select! {
                 () = tokio::time::sleep(wait) => {
@@ -253,7 +254,8 @@ impl<S: MetricSource> Runtime<S> {
     }
 
     fn forget_idle(&self, now: DateTime<Utc>) {
-        let limit = TimeDelta::from_std(self.shared.config.forget_after).unwrap_or(TimeDelta::hours(1));
+        let limit =
+            TimeDelta::from_std(self.shared.config.forget_after).unwrap_or(TimeDelta::hours(1));
         let mut registry = self
             .shared
             .registry
@@ -277,7 +279,14 @@ impl<S: MetricSource> Runtime<S> {
     async fn evaluate(&self, regs: &[Arc<Registration>], at: DateTime<Utc>) {
         let queries: HashSet<String> = regs
             .iter()
-            .flat_map(|r| r.configured().spec.metrics.iter().map(|m| m.query.clone()).collect::<Vec<_>>())
+            .flat_map(|r| {
+                r.configured()
+                    .spec
+                    .metrics
+                    .iter()
+                    .map(|m| m.query.clone())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         let source = &self.shared.source;
         let values: HashMap<String, Result<Option<f64>, SourceError>> =
@@ -327,9 +336,11 @@ impl<S: MetricSource> Runtime<S> {
                         return None;
                     };
                     if let Some(mase) = trained.validation_mase {
-                        self.shared
-                            .telemetry
-                            .set_mase(&reg.key().to_string(), m.kind.label(), mase);
+                        self.shared.telemetry.set_mase(
+                            &reg.key().to_string(),
+                            m.kind.label(),
+                            mase,
+                        );
                     }
                     trained
                         .forecast
@@ -354,7 +365,9 @@ impl<S: MetricSource> Runtime<S> {
         match outcome {
             Ok(d) => {
                 debug!(scaledobject = %reg.key(), desired = d.desired_replicas, limiter = d.limiter.label(), "decision");
-                self.shared.telemetry.observe_decision(&reg.key().to_string(), &d);
+                self.shared
+                    .telemetry
+                    .observe_decision(&reg.key().to_string(), &d);
                 reg.publish(d);
             }
             Err(e) => {
@@ -368,13 +381,22 @@ impl<S: MetricSource> Runtime<S> {
     }
 
     async fn training_loop(&self) {
-        let permits = Arc::new(Semaphore::new(self.shared.config.training_parallelism.max(1)));
+        let permits = Arc::new(Semaphore::new(
+            self.shared.config.training_parallelism.max(1),
+        ));
         let mut generation = self.shared.generation.subscribe();
         loop {
             let wanted: HashSet<ModelKey> = self
                 .registrations()
                 .iter()
-                .flat_map(|r| r.configured().model_keys.iter().flatten().cloned().collect::<Vec<_>>())
+                .flat_map(|r| {
+                    r.configured()
+                        .model_keys
+                        .iter()
+                        .flatten()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             let due = {
                 let mut models = self.shared.models.lock().unwrap_or_else(|e| e.into_inner());
@@ -409,25 +431,36 @@ impl<S: MetricSource> Runtime<S> {
             Ok(s) => s,
             Err(e) => {
                 warn!(query = %key.query, error = %e, "history fetch failed; keeping the previous model");
-                self.shared.telemetry.observe_training(Duration::ZERO, false);
-                self.models().finish(&key, Err(e.to_string()), end, self.shared.config.retrain);
+                self.shared
+                    .telemetry
+                    .observe_training(Duration::ZERO, false);
+                self.models()
+                    .finish(&key, Err(e.to_string()), end, self.shared.config.retrain);
                 return;
             }
         };
         let spec = key.train_spec(&series, &self.shared.config);
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || crate::forecast::train(&series, &spec)).await;
+        let result =
+            tokio::task::spawn_blocking(move || crate::forecast::train(&series, &spec)).await;
         let elapsed = started.elapsed();
         let result = match result {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(join) => Err(format!("training task failed: {join}")),
         };
-        self.shared.telemetry.observe_training(elapsed, result.is_ok());
+        self.shared
+            .telemetry
+            .observe_training(elapsed, result.is_ok());
         match &result {
-            Ok(t) => info!(query = %key.query, model = %t.model, mase = ?t.validation_mase, observations = t.observations, ms = elapsed.as_millis() as u64, "model trained"),
-            Err(e) => warn!(query = %key.query, error = %e, "training failed; keeping the previous model"),
+            Ok(t) => {
+                info!(query = %key.query, model = %t.model, mase = ?t.validation_mase, observations = t.observations, ms = elapsed.as_millis() as u64, "model trained")
+            }
+            Err(e) => {
+                warn!(query = %key.query, error = %e, "training failed; keeping the previous model")
+            }
         }
-        self.models().finish(&key, result.map(Arc::new), end, self.shared.config.retrain);
+        self.models()
+            .finish(&key, result.map(Arc::new), end, self.shared.config.retrain);
     }
 
     fn models(&self) -> std::sync::MutexGuard<'_, ModelTable> {
@@ -489,7 +522,11 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
     }
 
     fn explain(&self, key: &ScaledObjectKey) -> Option<Arc<Decision>> {
-        self.read_registry().get(key)?.decisions_rx().borrow().clone()
+        self.read_registry()
+            .get(key)?
+            .decisions_rx()
+            .borrow()
+            .clone()
     }
 
     fn readiness(&self) -> Readiness {

@@ -120,7 +120,8 @@ impl Registration {
     }
 
     pub(crate) fn last_seen(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.last_seen_ms.load(Ordering::Relaxed)).unwrap_or_default()
+        DateTime::from_timestamp_millis(self.last_seen_ms.load(Ordering::Relaxed))
+            .unwrap_or_default()
     }
 
     pub(crate) fn target_rx(&self) -> watch::Receiver<MetricTarget> {
@@ -143,7 +144,10 @@ impl Registration {
 
     pub(crate) fn set_waiting_reason(&self, reason: String) {
         self.needs_evaluation.store(false, Ordering::Release);
-        *self.waiting_reason.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+        *self
+            .waiting_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = reason;
     }
 
     pub(crate) fn waiting_reason(&self) -> String {

@@ -89,23 +89,55 @@ impl Telemetry {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("foresight");
         let rpc_requests = Family::<RpcLabels, Counter>::default();
-        registry.register("grpc_requests", "gRPC calls by method and status code", rpc_requests.clone());
+        registry.register(
+            "grpc_requests",
+            "gRPC calls by method and status code",
+            rpc_requests.clone(),
+        );
         let rpc_seconds: HistogramFamily<RpcOnly> = Family::new_with_constructor(latency_histogram);
-        registry.register("grpc_request_duration_seconds", "gRPC handler latency by method", rpc_seconds.clone());
+        registry.register(
+            "grpc_request_duration_seconds",
+            "gRPC handler latency by method",
+            rpc_seconds.clone(),
+        );
         let decisions = Family::<DecisionLabels, Counter>::default();
-        registry.register("decisions", "Scaling decisions by limiting reason and mode", decisions.clone());
+        registry.register(
+            "decisions",
+            "Scaling decisions by limiting reason and mode",
+            decisions.clone(),
+        );
         let training_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register("training_duration_seconds", "Model training time", training_seconds.clone());
+        registry.register(
+            "training_duration_seconds",
+            "Model training time",
+            training_seconds.clone(),
+        );
         let training_failures = Counter::default();
-        registry.register("training_failures", "Model trainings that failed", training_failures.clone());
+        registry.register(
+            "training_failures",
+            "Model trainings that failed",
+            training_failures.clone(),
+        );
         let forecast_mase = Family::<SignalLabels, Gauge<f64, AtomicU64>>::default();
         registry.register("forecast_validation_mase", "Holdout MASE of the model serving a signal (lower is better; 1 = seasonal naive in-sample error)", forecast_mase.clone());
         let desired_replicas = Family::<SignalLabels, Gauge>::default();
-        registry.register("desired_replicas", "Replica count last served, labelled by the driving signal", desired_replicas.clone());
+        registry.register(
+            "desired_replicas",
+            "Replica count last served, labelled by the driving signal",
+            desired_replicas.clone(),
+        );
         let scaled_objects = Gauge::default();
-        registry.register("scaled_objects", "ScaledObjects registered", scaled_objects.clone());
+        registry.register(
+            "scaled_objects",
+            "ScaledObjects registered",
+            scaled_objects.clone(),
+        );
         let source_up = Gauge::default();
-        registry.register("source_up", "1 when the metric source answered its last probe", source_up.clone());
+        registry.register(
+            "source_up",
+            "1 when the metric source answered its last probe",
+            source_up.clone(),
+        );
         Self {
             registry,
             rpc_requests,
@@ -122,7 +154,9 @@ impl Telemetry {
 
     /// Records one finished RPC.
     pub fn observe_rpc(&self, rpc: &'static str, code: &'static str, elapsed: Duration) {
-        self.rpc_requests.get_or_create(&RpcLabels { rpc, code }).inc();
+        self.rpc_requests
+            .get_or_create(&RpcLabels { rpc, code })
+            .inc();
         self.rpc_seconds
             .get_or_create(&RpcOnly { rpc })
             .observe(elapsed.as_secs_f64());
@@ -161,7 +195,8 @@ impl Telemetry {
     }
 
     pub(crate) fn set_scaled_objects(&self, n: usize) {
-        self.scaled_objects.set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.scaled_objects
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn set_source_up(&self, up: bool) {

@@ -121,7 +121,8 @@ impl FileData {
                 ))
             })
         };
-        let ids = string_column(col("series")?).map_err(|e| bad(format!("column \"series\": {e}")))?;
+        let ids =
+            string_column(col("series")?).map_err(|e| bad(format!("column \"series\": {e}")))?;
         let stamps = timestamp_column(col("timestamp")?).map_err(&bad)?;
         let values = value_column(col("value")?).map_err(&bad)?;
 
@@ -320,9 +321,10 @@ fn value_column(c: &Column) -> Result<Vec<Option<f64>>, String> {
             .enumerate()
             .map(|(row, v)| match v.map(str::trim) {
                 None | Some("") => Ok(None),
-                Some(t) => t.parse::<f64>().map(Some).map_err(|_| {
-                    format!("row {}: value {t:?} is not a number", row + 2)
-                }),
+                Some(t) => t
+                    .parse::<f64>()
+                    .map(Some)
+                    .map_err(|_| format!("row {}: value {t:?} is not a number", row + 2)),
             })
             .collect();
     }
@@ -460,12 +462,30 @@ mod tests {
         let cases = [
             ("series,timestamp,value\n", "no rows"),
             ("series,time,value\nq,0,1\n", "missing column \"timestamp\""),
-            ("series,timestamp,value\nq,0,1\nq,0,2\n", "row 3: duplicate timestamp"),
-            ("series,timestamp,value\nq,60,1\nq,0,2\n", "row 3: timestamps for series \"q\" go backwards"),
-            ("series,timestamp,value\nq,0,1\nq,60,-2\n", "row 3: value -2 for series \"q\" is negative"),
-            ("series,timestamp,value\nq,0,1\nq,60,abc\n", "row 3: value \"abc\" is not a number"),
-            ("series,timestamp,value\nq,0,1\nq,60,NaN\n", "row 3: value NaN"),
-            ("series,timestamp,value\nq,yesterday,1\nq,60,2\n", "row 2: timestamp \"yesterday\""),
+            (
+                "series,timestamp,value\nq,0,1\nq,0,2\n",
+                "row 3: duplicate timestamp",
+            ),
+            (
+                "series,timestamp,value\nq,60,1\nq,0,2\n",
+                "row 3: timestamps for series \"q\" go backwards",
+            ),
+            (
+                "series,timestamp,value\nq,0,1\nq,60,-2\n",
+                "row 3: value -2 for series \"q\" is negative",
+            ),
+            (
+                "series,timestamp,value\nq,0,1\nq,60,abc\n",
+                "row 3: value \"abc\" is not a number",
+            ),
+            (
+                "series,timestamp,value\nq,0,1\nq,60,NaN\n",
+                "row 3: value NaN",
+            ),
+            (
+                "series,timestamp,value\nq,yesterday,1\nq,60,2\n",
+                "row 2: timestamp \"yesterday\"",
+            ),
             ("series,timestamp,value\nq,0,1\n", "at least 2 are needed"),
         ];
         for (csv, want) in cases {
@@ -495,7 +515,10 @@ mod tests {
         assert_eq!(src.current("q", t(60)).await.unwrap(), Some(20.0));
         // One loop is 180 s long.
         assert_eq!(src.current("q", t(180 + 130)).await.unwrap(), Some(30.0));
-        let h = src.history("q", t(1000), t(1300), TimeDelta::seconds(60)).await.unwrap();
+        let h = src
+            .history("q", t(1000), t(1300), TimeDelta::seconds(60))
+            .await
+            .unwrap();
         let last = h.last_observed().unwrap();
         assert_eq!(Some(last.1), src.current("q", t(1300)).await.unwrap());
         assert_eq!(h.step, TimeDelta::seconds(60));

@@ -73,7 +73,12 @@ fn single<'a, T>(
         many => Err(SourceError::MultipleSeries {
             query: query.to_string(),
             count: many.len(),
-            labels: many.iter().take(3).map(labels).collect::<Vec<_>>().join(", "),
+            labels: many
+                .iter()
+                .take(3)
+                .map(labels)
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }
@@ -128,10 +133,11 @@ impl MetricSource for PrometheusSource {
                     if let Some(rv) = single(query, m, |r| fmt_labels(r.metric()))? {
                         for s in rv.samples() {
                             let idx = (s.timestamp() as i64 - first) / step_s;
-                            if let Ok(i) = usize::try_from(idx) {
-                                if i < n && s.value().is_finite() {
-                                    values[i] = s.value();
-                                }
+                            if let Ok(i) = usize::try_from(idx)
+                                && i < n
+                                && s.value().is_finite()
+                            {
+                                values[i] = s.value();
                             }
                         }
                     }
@@ -159,8 +165,9 @@ impl MetricSource for PrometheusSource {
             .await
             .map_err(|e| self.map_err(query, e))?;
         let value = match result.data() {
-            Data::Vector(v) => single(query, v, |iv| fmt_labels(iv.metric()))?
-                .map(|iv| iv.sample().value()),
+            Data::Vector(v) => {
+                single(query, v, |iv| fmt_labels(iv.metric()))?.map(|iv| iv.sample().value())
+            }
             Data::Scalar(s) => Some(s.value()),
             Data::Matrix(_) => {
                 return Err(SourceError::QueryRejected {
