@@ -10,7 +10,7 @@ use chrono::DateTime;
 use foresight::grpc::proto::external_scaler_client::ExternalScalerClient;
 use foresight::grpc::proto::{GetMetricsRequest, ScaledObjectRef};
 use foresight::runtime::{METRIC_NAME, Runtime, RuntimeConfig};
-use foresight::sources::{FileSource, MetricSource};
+use foresight::sources::{FileData, FileSource, MetricSource};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -26,6 +26,10 @@ struct Server {
 
 async fn start() -> Server {
     let (source, _) = FileSource::embedded().unwrap();
+    start_with(source).await
+}
+
+async fn start_with(source: FileSource) -> Server {
     let runtime = Runtime::new(
         source.clone(),
         RuntimeConfig {
@@ -351,5 +355,40 @@ async fn metadata_change_reconfigures_without_losing_the_object() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(last <= 2, "new maxReplicaCount not applied: {last}");
+    server.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_is_active_sends_again_on_every_change() {
+    // A series that alternates idle/busy every second; with 1 s ticks the
+    // activity flips on every evaluation.
+    let mut csv = String::from("series,timestamp,value\n");
+    for t in 0..2 {
+        csv.push_str(&format!("flip,{t},{}\n", if t % 2 == 0 { 0 } else { 100 }));
+    }
+    let (data, _) = FileData::from_csv_bytes("flip.csv", csv.as_bytes()).unwrap();
+    let server = start_with(FileSource::new(data)).await;
+    let mut c = client(server.grpc).await;
+    let obj = so(
+        "flipper",
+        &[
+            ("queueDepthQuery", "flip"),
+            ("queueDepthTarget", "10"),
+            ("mode", "reactive"),
+            ("activationThreshold", "50"),
+        ],
+    );
+    let mut stream = c.stream_is_active(obj).await.unwrap().into_inner();
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), stream.message())
+            .await
+            .expect("a change every second")
+            .unwrap()
+            .unwrap();
+        seen.push(msg.result);
+    }
+    // Only changes are sent, so consecutive messages always differ.
+    assert!(seen.windows(2).all(|w| w[0] != w[1]), "{seen:?}");
     server.shutdown.cancel();
 }

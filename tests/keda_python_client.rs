@@ -21,6 +21,10 @@ impl Drop for Guard {
 /// Starts `foresight serve` on free ports and reads the bound addresses
 /// from its JSON "listening" log line.
 fn start_server() -> (Guard, String, String) {
+    start_server_with(&[])
+}
+
+fn start_server_with(env: &[(&str, &str)]) -> (Guard, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_foresight"))
         .args([
             "serve",
@@ -33,6 +37,7 @@ fn start_server() -> (Guard, String, String) {
             "--evaluation-interval",
             "1s",
         ])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -62,7 +67,9 @@ fn start_server() -> (Guard, String, String) {
 
 #[test]
 fn python_grpcio_client_calls_like_keda() {
-    let (_server, grpc, http) = start_server();
+    // Settings through the environment as well as flags.
+    let (mut server, grpc, http) =
+        start_server_with(&[("FORESIGHT_LOG_LEVEL", "info,foresight=debug")]);
     let proto_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/keda_client.py");
     let out = Command::new("python3")

@@ -122,6 +122,11 @@ fn error_table() {
             vec!["history (5m) must cover at least 10 steps of step (1m)".into()],
         ),
         (
+            "history too long for the step",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("history", "21d"), ("step", "1s")],
+            vec!["history (21d) at step (1s) is 1814400 points; at most 100000 are supported: raise step or shorten history".into()],
+        ),
+        (
             "unknown keys list the valid ones",
             vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("queueDepthTargt", "10")],
             vec![format!(r#"unknown parameter "queueDepthTargt" in [triggerMetadata]; valid parameters are [{valid_keys}]"#)],

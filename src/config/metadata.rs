@@ -32,6 +32,9 @@ const COMMON_KEYS: [&str; 9] = [
     "forecastQuantile",
 ];
 
+/// Largest training window in points: bounds fetch size and fit time.
+const MAX_HISTORY_POINTS: i64 = 100_000;
+
 /// Default values of the optional keys, as written by users.
 mod defaults {
     pub(super) const MIN_REPLICAS: u32 = 0;
@@ -93,6 +96,16 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
     {
         p.problems.push(format!(
             "minReplicaCount ({min}) must be less than or equal to maxReplicaCount ({max})"
+        ));
+    }
+    if let (Some(step), Some(history)) = (step, history)
+        && history.num_seconds() / step.num_seconds().max(1) > MAX_HISTORY_POINTS
+    {
+        p.problems.push(format!(
+            "history ({}) at step ({}) is {} points; at most {MAX_HISTORY_POINTS} are supported: raise step or shorten history",
+            p.raw("history").unwrap_or(defaults::HISTORY),
+            p.raw("step").unwrap_or(defaults::STEP),
+            history.num_seconds() / step.num_seconds().max(1)
         ));
     }
     if let (Some(step), Some(history)) = (step, history)

@@ -403,9 +403,25 @@ impl MetricSource for FileSource {
         query: &str,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-        _step: TimeDelta,
+        step: TimeDelta,
     ) -> Result<Series, SourceError> {
         let s = self.lookup(query)?;
+        if step > s.step {
+            // Coarser than the file: sample what was in force at each
+            // step-aligned instant, as a Prometheus range query would, so a
+            // 1 s file does not hand the trainer millions of points.
+            let step_s = step.num_seconds().max(1);
+            let first = start.timestamp().div_euclid(step_s) + 1;
+            let last = end.timestamp().div_euclid(step_s);
+            let values = (first.min(last)..=last)
+                .map(|k| {
+                    let t = DateTime::from_timestamp(k * step_s, 0).unwrap_or(end);
+                    looped(s, wall_slot(s, t))
+                })
+                .collect();
+            let start = DateTime::from_timestamp(first.min(last) * step_s, 0).unwrap_or(start);
+            return Ok(Series::new(start, step, values));
+        }
         let first = wall_slot(s, start) + 1;
         let last = wall_slot(s, end);
         let values: Vec<f64> = (first.min(last)..=last).map(|j| looped(s, j)).collect();
@@ -523,6 +539,19 @@ mod tests {
         assert_eq!(Some(last.1), src.current("q", t(1300)).await.unwrap());
         assert_eq!(h.step, TimeDelta::seconds(60));
         assert!(h.start > t(1000) && h.end() > t(1300));
+        // A coarser step samples the value in force at each aligned instant.
+        let coarse = src
+            .history("q", t(0), t(600), TimeDelta::seconds(120))
+            .await
+            .unwrap();
+        assert_eq!(coarse.step, TimeDelta::seconds(120));
+        assert_eq!(coarse.start, t(120));
+        for (i, v) in coarse.values.iter().enumerate() {
+            assert_eq!(
+                Some(*v),
+                src.current("q", coarse.timestamp(i)).await.unwrap()
+            );
+        }
         let err = src.current("nope", t(0)).await.unwrap_err().to_string();
         assert!(err.contains("available series: q"), "{err}");
     }

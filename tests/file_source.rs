@@ -1,0 +1,75 @@
+//! The file source reads Parquet as well as CSV, with the same result.
+
+use foresight::sources::FileData;
+use polars::prelude::*;
+
+fn frame(ts: Series) -> DataFrame {
+    let n = ts.len();
+    let ids = Series::new("series".into(), vec!["q"; n]);
+    let values = Series::new(
+        "value".into(),
+        (0..n).map(|i| i as f64 * 1.5).collect::<Vec<_>>(),
+    );
+    DataFrame::new(n, vec![ids.into(), ts.into(), values.into()]).unwrap()
+}
+
+fn write_parquet(dir: &std::path::Path, name: &str, mut df: DataFrame) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).unwrap();
+    ParquetWriter::new(file).finish(&mut df).unwrap();
+    path
+}
+
+#[test]
+fn parquet_with_epoch_or_datetime_timestamps_matches_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let epochs: Vec<i64> = (0..10).map(|i| 1_700_000_000 + i * 60).collect();
+
+    let csv = dir.path().join("m.csv");
+    let mut text = String::from("series,timestamp,value\n");
+    for (i, t) in epochs.iter().enumerate() {
+        text.push_str(&format!("q,{t},{}\n", i as f64 * 1.5));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let (from_csv, _) = FileData::load(&csv).unwrap();
+
+    let int_ts = Series::new("timestamp".into(), epochs.clone());
+    let p1 = write_parquet(dir.path(), "epoch.parquet", frame(int_ts));
+    let (from_epoch, _) = FileData::load(&p1).unwrap();
+
+    let ms: Vec<i64> = epochs.iter().map(|t| t * 1000).collect();
+    let dt_ts = Series::new("timestamp".into(), ms)
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+        .unwrap();
+    let p2 = write_parquet(dir.path(), "datetime.parquet", frame(dt_ts));
+    let (from_datetime, _) = FileData::load(&p2).unwrap();
+
+    let want = from_csv.series("q").unwrap();
+    assert_eq!(want.len(), 10);
+    assert_eq!(from_epoch.series("q").unwrap(), want);
+    assert_eq!(from_datetime.series("q").unwrap(), want);
+}
+
+#[test]
+fn unreadable_and_unsupported_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.csv");
+    let err = FileData::load(&missing).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("cannot read metrics file {}", missing.display())),
+        "{err}"
+    );
+
+    let txt = dir.path().join("m.txt");
+    std::fs::write(&txt, "series,timestamp,value\n").unwrap();
+    let err = FileData::load(&txt).unwrap_err().to_string();
+    assert!(
+        err.contains("unsupported extension \"txt\"; use .csv or .parquet"),
+        "{err}"
+    );
+
+    let garbage = dir.path().join("g.parquet");
+    std::fs::write(&garbage, "not parquet at all").unwrap();
+    let err = FileData::load(&garbage).unwrap_err().to_string();
+    assert!(err.starts_with("cannot read metrics file"), "{err}");
+}
