@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::TimeDelta;
 
 use super::duration::parse_duration;
-use crate::domain::{MetricKind, MetricSpec, Mode, ScalerSpec, Seasonality};
+use crate::domain::{MetricKind, MetricSpec, Mode, ScalerSpec, ScalingRules, Seasonality};
 
 /// Where KEDA looks parameters up; appears verbatim in its messages.
 const ORDER: &str = "[triggerMetadata]";
@@ -20,7 +20,7 @@ const ORDER: &str = "[triggerMetadata]";
 pub const IGNORED_KEYS: [&str; 4] = ["scalerAddress", "enableTLS", "unsafeSsl", "tlsCertFile"];
 
 /// Keys shared by every ScaledObject, with their defaults (documented in the README).
-const COMMON_KEYS: [&str; 9] = [
+const COMMON_KEYS: [&str; 22] = [
     "minReplicaCount",
     "maxReplicaCount",
     "leadTime",
@@ -30,6 +30,19 @@ const COMMON_KEYS: [&str; 9] = [
     "mode",
     "activationThreshold",
     "forecastQuantile",
+    "tolerance",
+    "scaleUpPods",
+    "scaleUpPercent",
+    "scaleUpPeriod",
+    "scaleDownStabilization",
+    "scaleDownPods",
+    "scaleDownPercent",
+    "scaleDownPeriod",
+    "scaleDownLookahead",
+    "cooldown",
+    "lagDrainTime",
+    "latencyBreachDuration",
+    "maxForecastMase",
 ];
 
 /// Largest training window in points: bounds fetch size and fit time.
@@ -91,6 +104,8 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             .ok_or("must be between 0.5 and 1 (exclusive)")
     });
 
+    let rules = p.rules();
+
     if let (Some(min), Some(max)) = (min_replicas, max_replicas)
         && min > max
     {
@@ -135,6 +150,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
         mode,
         activation_threshold,
         forecast_quantile,
+        rules,
     ) {
         (
             Some(min_replicas),
@@ -146,6 +162,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             Some(mode),
             Some(activation_threshold),
             Some(forecast_quantile),
+            Some(rules),
         ) => Ok(ScalerSpec {
             metrics,
             min_replicas,
@@ -157,6 +174,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             mode,
             activation_threshold,
             forecast_quantile,
+            rules,
         }),
         _ => Err(MetadataError {
             problems: vec![
@@ -264,6 +282,78 @@ impl Parser<'_> {
             },
             _ => {
                 self.unable(key, &raw, "expected a number");
+                None
+            }
+        }
+    }
+
+    /// The scaling rules; every key optional, defaults from [`ScalingRules`].
+    fn rules(&mut self) -> Option<ScalingRules> {
+        let d = ScalingRules::default();
+        let secs = |t: TimeDelta| format!("{}s", t.num_seconds());
+        let tolerance = self.number("tolerance", d.tolerance, |v| {
+            (0.0..1.0)
+                .contains(&v)
+                .then_some(())
+                .ok_or("must be at least 0 and below 1")
+        });
+        let scale_up_pods = self.integer("scaleUpPods", d.scale_up_pods, 0);
+        let scale_up_percent = self.integer("scaleUpPercent", d.scale_up_percent, 0);
+        let scale_up_period = self.duration("scaleUpPeriod", &secs(d.scale_up_period));
+        let scale_down_stabilization =
+            self.duration_or_zero("scaleDownStabilization", d.scale_down_stabilization);
+        let scale_down_pods = self.integer("scaleDownPods", d.scale_down_pods, 0);
+        let scale_down_percent = self.integer("scaleDownPercent", d.scale_down_percent, 0);
+        let scale_down_period = self.duration("scaleDownPeriod", &secs(d.scale_down_period));
+        let scale_down_lookahead =
+            self.duration_or_zero("scaleDownLookahead", d.scale_down_lookahead);
+        let cooldown = self.duration_or_zero("cooldown", d.cooldown);
+        let lag_drain_time = self.duration("lagDrainTime", &secs(d.lag_drain_time));
+        let latency_breach_duration =
+            self.duration("latencyBreachDuration", &secs(d.latency_breach_duration));
+        let max_forecast_mase = self.number("maxForecastMase", d.max_forecast_mase, |v| {
+            (v > 0.0).then_some(()).ok_or("must be greater than 0")
+        });
+        if scale_up_pods == Some(0) && scale_up_percent == Some(0) {
+            self.problems.push(
+                "scale-up is disabled: set scaleUpPods or scaleUpPercent above 0".to_string(),
+            );
+        }
+        if let Some(p) = scale_up_percent.filter(|p| *p > 1000) {
+            self.unable("scaleUpPercent", &p.to_string(), "must be at most 1000");
+            return None;
+        }
+        if let Some(p) = scale_down_percent.filter(|p| *p > 100) {
+            self.unable("scaleDownPercent", &p.to_string(), "must be at most 100");
+            return None;
+        }
+        Some(ScalingRules {
+            tolerance: tolerance?,
+            scale_up_pods: scale_up_pods?,
+            scale_up_percent: scale_up_percent?,
+            scale_up_period: scale_up_period?,
+            scale_down_stabilization: scale_down_stabilization?,
+            scale_down_pods: scale_down_pods?,
+            scale_down_percent: scale_down_percent?,
+            scale_down_period: scale_down_period?,
+            scale_down_lookahead: scale_down_lookahead?,
+            cooldown: cooldown?,
+            lag_drain_time: lag_drain_time?,
+            latency_breach_duration: latency_breach_duration?,
+            max_forecast_mase: max_forecast_mase?,
+        })
+    }
+
+    /// A duration where `0s` means "off".
+    fn duration_or_zero(&mut self, key: &str, default: TimeDelta) -> Option<TimeDelta> {
+        let Some(raw) = self.raw(key).map(str::to_string) else {
+            return Some(default);
+        };
+        match parse_duration(&raw) {
+            Ok(d) => Some(d),
+            Err(super::DurationError::Zero { .. }) => Some(TimeDelta::zero()),
+            Err(e) => {
+                self.unable(key, &raw, e);
                 None
             }
         }

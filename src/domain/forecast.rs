@@ -30,6 +30,43 @@ impl Forecast {
         self.timestamp(self.point.len())
     }
 
+    /// The point forecast for the slot in force at `t` (the last grid point at
+    /// or before `t`), matching how sources report the value at `t`.
+    pub fn point_at(&self, t: DateTime<Utc>) -> Option<f64> {
+        let step = self.step.num_milliseconds().max(1);
+        let i = (t - self.start).num_milliseconds().div_euclid(step);
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.point.get(i))
+            .copied()
+    }
+
+    /// The largest upper bound over `[from, to]`, clipped to the forecast's
+    /// end; `None` when nothing of the span is covered.
+    pub fn max_upper_within(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
+        if self.point.is_empty() {
+            return None;
+        }
+        let last = self.timestamp(self.point.len() - 1);
+        self.window_max_upper(from, to.min(last))
+    }
+
+    /// The first instant in `[from, end)` whose upper bound exceeds
+    /// `threshold`, with the peak upper bound over that span.
+    pub fn first_above(&self, from: DateTime<Utc>, threshold: f64) -> Option<(DateTime<Utc>, f64)> {
+        let step = self.step.num_milliseconds().max(1);
+        let lo =
+            usize::try_from((from - self.start).num_milliseconds().div_euclid(step)).unwrap_or(0);
+        let tail = self.upper.get(lo..)?;
+        let i = tail.iter().position(|v| *v > threshold)?;
+        let peak = tail
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .reduce(f64::max)?;
+        Some((self.timestamp(lo + i), peak))
+    }
+
     /// The largest upper bound among values whose slot overlaps `[from, to]`.
     ///
     /// A slot `i` covers `[t_i - step, t_i]` in the sense that the value at
@@ -81,5 +118,19 @@ mod tests {
         assert_eq!(f.window_max_upper(t(720), t(780)), Some(5.0));
         // Past the end the forecast is blind.
         assert_eq!(f.window_max_upper(t(720), t(900)), None);
+        assert_eq!(f.max_upper_within(t(720), t(900)), Some(5.0));
+    }
+
+    #[test]
+    fn point_at_and_first_above() {
+        let f = fc();
+        let t = |s| DateTime::from_timestamp(s, 0).unwrap();
+        assert_eq!(f.point_at(t(599)), None);
+        assert_eq!(f.point_at(t(659)), Some(1.0));
+        assert_eq!(f.point_at(t(660)), Some(2.0));
+        assert_eq!(f.point_at(t(900)), None);
+        assert_eq!(f.first_above(t(600), 4.5), Some((t(660), 9.0)));
+        assert_eq!(f.first_above(t(720), 4.5), Some((t(780), 5.0)));
+        assert_eq!(f.first_above(t(600), 10.0), None);
     }
 }

@@ -1,4 +1,5 @@
-//! The shared vocabulary: plain data types with no I/O, no tonic and no kube.
+//! The shared vocabulary: plain data types with no I/O, no tonic and no kube:
+//! `Series`, `Forecast`, `Decision`, `Signal` and the typed ScaledObject spec.
 //!
 //! Every other layer speaks in these types; adapters (`grpc`, `http`, `cli`)
 //! convert them at their edge.
@@ -8,9 +9,11 @@ mod forecast;
 mod metric;
 mod scaler;
 mod series;
+mod signal;
 
-pub use decision::{Decision, Limiter, MetricReading};
+pub use decision::{Decision, Limiter, MetricReading, Prediction};
 pub use forecast::Forecast;
 pub use metric::MetricKind;
-pub use scaler::{MetricSpec, Mode, ScaledObjectKey, ScalerSpec, Seasonality};
+pub use scaler::{MetricSpec, Mode, ScaledObjectKey, ScalerSpec, ScalingRules, Seasonality};
 pub use series::Series;
+pub use signal::Signal;

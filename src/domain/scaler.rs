@@ -107,6 +107,71 @@ pub struct ScalerSpec {
     pub activation_threshold: f64,
     /// Upper quantile of the forecast used for the predictive requirement.
     pub forecast_quantile: f64,
+    /// How fast replicas may change, and the guards around scale-down.
+    pub rules: ScalingRules,
+}
+
+/// Rate limits and guards of the asymmetric policy. Defaults follow the
+/// HPA's for scale-up and are slower than the HPA's for scale-down.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRules {
+    /// Changes whose usage ratio (`value / (target × current)`) is within
+    /// this of 1 are ignored, as the HPA does.
+    pub tolerance: f64,
+    /// Scale-up may add this many pods per `scale_up_period`...
+    pub scale_up_pods: u32,
+    /// ...or this percentage of the count at the period's start, whichever is more.
+    pub scale_up_percent: u32,
+    /// Period of the scale-up limit.
+    #[serde(with = "serde_delta")]
+    pub scale_up_period: TimeDelta,
+    /// Scale-down follows the highest recommendation within this window.
+    #[serde(with = "serde_delta")]
+    pub scale_down_stabilization: TimeDelta,
+    /// Scale-down may remove this many pods per `scale_down_period`...
+    pub scale_down_pods: u32,
+    /// ...or this percentage, whichever is more (0 = pods only).
+    pub scale_down_percent: u32,
+    /// Period of the scale-down limit.
+    #[serde(with = "serde_delta")]
+    pub scale_down_period: TimeDelta,
+    /// No scale-down while the forecast within this span needs the current
+    /// count (0 disables).
+    #[serde(with = "serde_delta")]
+    pub scale_down_lookahead: TimeDelta,
+    /// No scale-down for this long after a remediation action (0 disables).
+    #[serde(with = "serde_delta")]
+    pub cooldown: TimeDelta,
+    /// Growing consumer lag gets the capacity to drain it within this time.
+    #[serde(with = "serde_delta")]
+    pub lag_drain_time: TimeDelta,
+    /// A p99 breach lasting this long raises `LatencySloBreach`.
+    #[serde(with = "serde_delta")]
+    pub latency_breach_duration: TimeDelta,
+    /// The confidence gate closes when the forecaster's validation or live
+    /// MASE exceeds this.
+    pub max_forecast_mase: f64,
+}
+
+impl Default for ScalingRules {
+    fn default() -> Self {
+        Self {
+            tolerance: 0.1,
+            scale_up_pods: 4,
+            scale_up_percent: 100,
+            scale_up_period: TimeDelta::seconds(15),
+            scale_down_stabilization: TimeDelta::seconds(300),
+            scale_down_pods: 1,
+            scale_down_percent: 0,
+            scale_down_period: TimeDelta::seconds(300),
+            scale_down_lookahead: TimeDelta::minutes(10),
+            cooldown: TimeDelta::minutes(10),
+            lag_drain_time: TimeDelta::minutes(5),
+            latency_breach_duration: TimeDelta::minutes(5),
+            max_forecast_mase: 1.5,
+        }
+    }
 }
 
 /// Serializes `TimeDelta` as a human duration string such as `"2m"`.

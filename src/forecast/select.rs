@@ -39,6 +39,9 @@ pub struct Trained {
     pub validation_mase: Option<f64>,
     /// Finite observations the model was fitted on.
     pub observations: usize,
+    /// The MASE denominator of the training data (in-sample mean absolute
+    /// seasonal difference), so live errors can be scaled the same way.
+    pub mase_scale: f64,
 }
 
 /// Trains on `series` and forecasts `spec.horizon` steps past its last
@@ -61,7 +64,8 @@ pub fn train(series: &Series, spec: &TrainSpec) -> Result<Trained, ForecastError
         candidates(&y, spec, horizon)
     };
 
-    let validation = validate(&y, &candidates, horizon);
+    let mase_scale = mase_scale(&y, &candidates);
+    let validation = validate(&y, &candidates, horizon, mase_scale);
     let (model, mase, errors) = match validation {
         Some(best) => best,
         None => (candidates[0].clone(), None, Vec::new()),
@@ -106,6 +110,7 @@ pub fn train(series: &Series, spec: &TrainSpec) -> Result<Trained, ForecastError
         },
         validation_mase: mase,
         observations: n,
+        mase_scale,
     })
 }
 
@@ -151,10 +156,10 @@ fn validate(
     y: &[f64],
     candidates: &[ModelKind],
     horizon: usize,
+    scale: f64,
 ) -> Option<(ModelKind, Option<f64>, Vec<f64>)> {
     let n = y.len();
     let v = horizon.min(n / 5).max(1);
-    let scale = mase_scale(y, candidates);
     let mut best: Option<(ModelKind, f64, Vec<f64>)> = None;
     for kind in candidates {
         let mut errors = Vec::new();

@@ -1,22 +1,49 @@
-use std::collections::VecDeque;
-
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Behavior;
-use crate::domain::{Decision, Limiter, MetricKind, MetricReading, Mode};
+use super::memory::{
+    DEMAND_TREND_WINDOW, LAG_TREND_WINDOW, LIVE_ERROR_WINDOW, PolicyState, ScaleUp, trim,
+};
+use super::signals::{due, not_keeping_up, responds_to_replicas};
+use crate::domain::{
+    Decision, Forecast, Limiter, MetricKind, MetricReading, Mode, Prediction, Signal,
+};
+
+/// A forecast and what is known about its accuracy.
+#[derive(Debug, Clone, Copy)]
+pub struct ForecastInput<'a> {
+    /// The forecast, starting at or before the tick.
+    pub forecast: &'a Forecast,
+    /// The MASE denominator of its training data (in-sample seasonal-naive
+    /// mean absolute error), to scale live errors.
+    pub scale: f64,
+    /// Holdout MASE at training; `None` when the history was too short to
+    /// validate, which keeps the confidence gate closed.
+    pub validation_mase: Option<f64>,
+}
 
 /// One signal's inputs at an evaluation tick.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricInput {
+#[derive(Debug, Clone)]
+pub struct MetricInput<'a> {
     /// Which signal.
     pub kind: MetricKind,
     /// Per-replica target (additive kinds) or latency objective.
     pub target: f64,
     /// Value at the tick; `None` when the source had no fresh data.
     pub observed: Option<f64>,
-    /// Highest forecast upper quantile over `[now, now + leadTime]`; `None`
-    /// when no usable forecast exists.
-    pub forecast_max: Option<f64>,
+    /// The forecast for this signal, if one exists.
+    pub forecast: Option<ForecastInput<'a>>,
+    /// Why there is no forecast, for the explanation.
+    pub forecast_note: Option<String>,
+}
+
+/// Everything the policy sees at one tick.
+#[derive(Debug, Clone, Default)]
+pub struct Observation<'a> {
+    /// One entry per configured signal.
+    pub metrics: Vec<MetricInput<'a>>,
+    /// The last remediation action on this target, for the cooldown.
+    pub last_remediation: Option<DateTime<Utc>>,
 }
 
 /// The policy cannot produce a first decision.
@@ -28,81 +55,191 @@ pub enum PolicyError {
     NoData,
 }
 
-/// Memory between decisions. A value type: `decide` returns the next state.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PolicyState {
-    /// The count served by the last decision.
-    current: Option<u32>,
-    /// Clamped recommendations within the scale-down window, oldest first.
-    recommendations: VecDeque<(DateTime<Utc>, u32)>,
-    /// Replica changes with their times, for per-period rate limits.
-    changes: VecDeque<(DateTime<Utc>, i64)>,
-}
-
-impl PolicyState {
-    /// The count served by the last decision.
-    pub fn current(&self) -> Option<u32> {
-        self.current
+/// The HPA's rule for one metric: `ceil(value / target)`, unless the usage
+/// ratio against the current count is within the tolerance, in which case
+/// the count stays.
+fn requirement(value: f64, target: f64, current: Option<u32>, tolerance: f64) -> u32 {
+    if let Some(c) = current.filter(|c| *c > 0) {
+        let ratio = value / (target * f64::from(c));
+        if (ratio - 1.0).abs() <= tolerance {
+            return c;
+        }
     }
+    ceil_div(value, target)
 }
 
 fn ceil_div(value: f64, target: f64) -> u32 {
     let r = (value / target).ceil();
     if r.is_finite() && r > 0.0 {
-        r.min(u32::MAX as f64) as u32
+        r.min(f64::from(u32::MAX)) as u32
     } else {
         0
     }
 }
 
-/// Decides the replica count at `now` from the signals and the state.
+/// What the forecast contributes for one signal.
+struct Predicted {
+    /// Forecast maximum over `[now, now + leadTime]`.
+    window_max: Option<f64>,
+    /// Replicas for that maximum.
+    replicas: Option<u32>,
+    /// Replicas for the peak within the scale-down lookahead.
+    ahead: Option<u32>,
+    /// Why the confidence gate is closed, if it is.
+    gated: Option<String>,
+}
+
+/// Decides the replica count at `now` from the observation and the state.
 pub fn decide(
     b: &Behavior,
-    inputs: &[MetricInput],
+    obs: &Observation<'_>,
     state: &PolicyState,
     now: DateTime<Utc>,
 ) -> Result<(Decision, PolicyState), PolicyError> {
-    let mut notes = Vec::new();
-    let any_data = inputs.iter().any(|i| i.observed.is_some());
-    let stale = inputs.iter().any(|i| i.observed.is_none());
-    if !any_data && state.current.is_none() {
+    let rules = &b.rules;
+    if state.current.is_none() && obs.metrics.iter().all(|m| m.observed.is_none()) {
         return Err(PolicyError::NoData);
     }
-    let base = state.current.unwrap_or(b.min_replicas).max(1);
+    let mut next = state.clone();
+    let current = state.current;
+    let base = current.unwrap_or(b.min_replicas).max(1);
     let use_prediction = b.mode == Mode::Predictive;
 
-    let mut readings = Vec::with_capacity(inputs.len());
+    let mut notes = Vec::new();
+    let mut signals = Vec::new();
+    let mut readings = Vec::with_capacity(obs.metrics.len());
     let (mut reactive_max, mut predictive_max) = (0u32, None::<u32>);
-    let (mut recommendation, mut driver) = (None::<u32>, None);
-    for i in inputs {
-        let reactive = match (i.kind.is_additive(), i.observed) {
-            (_, None) => None,
-            (true, Some(v)) => Some(ceil_div(v, i.target)),
-            // Latency is not additive: scale by the breach ratio, like the
-            // HPA does for utilisation, bounded per step. Under target it has
-            // no opinion, so it never scales down on its own.
-            (false, Some(v)) if v > i.target => {
-                let ratio = (v / i.target).min(b.max_latency_step_ratio);
-                Some((f64::from(base) * ratio).ceil() as u32)
+    let (mut recommendation, mut driver) = (None::<u32>, None::<MetricKind>);
+    let mut ahead_max = None::<u32>;
+    let (mut used, mut gated, mut unavailable) = (false, Vec::new(), Vec::new());
+
+    for m in &obs.metrics {
+        let mem = next.metrics.entry(m.kind).or_default();
+        // Lag drained between ticks at a steady count tells us how much one
+        // replica can work off (a lower bound, since arrivals continue).
+        if m.kind == MetricKind::ConsumerLag
+            && let (Some(v), Some((t_prev, v_prev)), Some(c)) =
+                (m.observed, mem.values.back().copied(), current)
+        {
+            let dt = (now - t_prev).num_milliseconds() as f64 / 1000.0;
+            if dt > 0.0 && v < v_prev && c > 0 {
+                let rate = (v_prev - v) / dt / f64::from(c);
+                mem.drain_per_replica = Some(mem.drain_per_replica.map_or(rate, |r| r.max(rate)));
             }
-            (false, Some(_)) => None,
-        };
-        let predictive = if b.mode != Mode::Reactive && i.kind.is_additive() {
-            i.forecast_max.map(|f| ceil_div(f, i.target))
-        } else {
-            None
-        };
-        if i.observed.is_none() {
-            notes.push(format!("{}: no fresh data, holding", i.kind));
         }
-        if b.mode != Mode::Reactive && i.kind.is_additive() && i.forecast_max.is_none() {
-            notes.push(format!("{}: no usable forecast, reactive only", i.kind));
+        if let Some(v) = m.observed {
+            mem.values.push_back((now, v));
         }
+        trim(&mut mem.values, now, LAG_TREND_WINDOW);
+        if let (Some(v), Some(f)) = (m.observed, &m.forecast)
+            && let Some(p) = f.forecast.point_at(now)
+            && f.scale > 0.0
+        {
+            mem.errors.push_back((now, (v - p).abs() / f.scale));
+        }
+        trim(&mut mem.errors, now, LIVE_ERROR_WINDOW);
+        let live_mase = mem.live_mase();
+
+        // Reactive requirement.
+        let mut lag_drain = None;
+        let reactive = match (m.kind, m.observed) {
+            (_, None) => {
+                notes.push(format!("{}: no fresh data, holding", m.kind));
+                None
+            }
+            (MetricKind::P99Latency, Some(v)) => {
+                if v > m.target {
+                    let since = *mem.breach_since.get_or_insert(now);
+                    if now - since >= rules.latency_breach_duration {
+                        signals.push(Signal::LatencySloBreach {
+                            at: now,
+                            since,
+                            p99: v,
+                            target: m.target,
+                        });
+                    }
+                } else {
+                    mem.breach_since = None;
+                }
+                // Not additive: beyond the tolerance, scale by the breach
+                // ratio as the HPA does for utilisation, bounded per
+                // decision; within it, hold (a breach must not let other
+                // signals scale down); under target, no opinion, so latency
+                // never scales down on its own.
+                let ratio = v / m.target;
+                if ratio > 1.0 + rules.tolerance {
+                    Some((f64::from(base) * ratio.min(b.max_latency_step_ratio)).ceil() as u32)
+                } else if ratio > 1.0 {
+                    Some(base)
+                } else {
+                    None
+                }
+            }
+            (MetricKind::ConsumerLag, Some(v)) => {
+                let plain = requirement(v, m.target, current, rules.tolerance);
+                match mem.growth_per_second() {
+                    Some(growth) => {
+                        // Capacity to stop the growth and drain the backlog
+                        // within lagDrainTime, on top of what runs now. Without
+                        // an observed drain rate, assume one replica works off
+                        // its target's worth of lag per lagDrainTime.
+                        let drain_s = rules.lag_drain_time.num_seconds().max(1) as f64;
+                        let per_replica = mem
+                            .drain_per_replica
+                            .filter(|r| *r > 0.0)
+                            .unwrap_or(m.target / drain_s);
+                        let extra = ((growth + v / drain_s) / per_replica).ceil().max(1.0) as u32;
+                        lag_drain = Some(extra);
+                        Some(plain.max(base.saturating_add(extra)))
+                    }
+                    None => Some(plain),
+                }
+            }
+            (_, Some(v)) => Some(requirement(v, m.target, current, rules.tolerance)),
+        };
+
+        // Predictive requirement.
+        let predicted = match (
+            &m.forecast,
+            b.mode != Mode::Reactive && m.kind.is_additive(),
+        ) {
+            (Some(f), true) => Some(predict(b, m, f, live_mase, current, now, &mut signals)),
+            (None, true) => {
+                unavailable.push(format!(
+                    "{}: {}",
+                    m.kind,
+                    m.forecast_note.as_deref().unwrap_or("no forecast")
+                ));
+                None
+            }
+            (_, false) => None,
+        };
+        let mut predictive = None;
+        if let Some(p) = &predicted {
+            predictive = p.replicas;
+            match (&p.gated, p.replicas) {
+                (Some(why), _) => gated.push(format!("{}: {why}", m.kind)),
+                (None, None) => unavailable.push(format!(
+                    "{}: forecast does not reach now + leadTime (retraining overdue)",
+                    m.kind
+                )),
+                (None, Some(_)) if use_prediction => {
+                    used = true;
+                    ahead_max = ahead_max.max(p.ahead);
+                }
+                (None, Some(_)) => {}
+            }
+        }
+        let served_prediction = predicted
+            .as_ref()
+            .filter(|p| use_prediction && p.gated.is_none())
+            .and_then(|p| p.replicas);
+
         reactive_max = reactive_max.max(reactive.unwrap_or(0));
         if let Some(p) = predictive {
             predictive_max = Some(predictive_max.unwrap_or(0).max(p));
         }
-        let need = match (reactive, predictive.filter(|_| use_prediction)) {
+        let need = match (reactive, served_prediction) {
             (Some(r), Some(p)) => Some(r.max(p)),
             (r, p) => r.or(p),
         };
@@ -110,46 +247,83 @@ pub fn decide(
             && recommendation.is_none_or(|r| n > r)
         {
             recommendation = Some(n);
-            driver = Some(i.kind);
+            driver = Some(m.kind);
         }
         readings.push(MetricReading {
-            kind: i.kind,
-            observed: i.observed,
-            forecast_max: i.forecast_max,
+            kind: m.kind,
+            observed: m.observed,
+            forecast_max: predicted.as_ref().and_then(|p| p.window_max),
             reactive,
             predictive,
+            lag_drain,
+            live_mase,
         });
     }
-    if b.mode == Mode::ForecastOnly {
-        notes.push("forecastOnly: serving the reactive count; predictive recorded only".into());
+
+    let prediction = match b.mode {
+        Mode::Reactive => Prediction::Off,
+        Mode::ForecastOnly => Prediction::RecordedOnly,
+        Mode::Predictive if used => Prediction::Used,
+        Mode::Predictive if !gated.is_empty() => Prediction::Gated {
+            reason: gated.join("; "),
+        },
+        Mode::Predictive if !unavailable.is_empty() => Prediction::Unavailable {
+            reason: unavailable.join("; "),
+        },
+        Mode::Predictive => Prediction::Unavailable {
+            reason: "p99 latency is never forecast: it is not additive".into(),
+        },
+    };
+    if !used && b.mode == Mode::Predictive {
+        notes.push("prediction not used: reactive only".into());
     }
 
-    let active = inputs.iter().any(|i| {
-        i.observed.is_some_and(|v| v > b.activation_threshold)
-            || (use_prediction && i.forecast_max.is_some_and(|f| f > b.activation_threshold))
+    let active = obs.metrics.iter().zip(&readings).any(|(m, r)| {
+        m.observed.is_some_and(|v| v > b.activation_threshold)
+            || (used && r.forecast_max.is_some_and(|f| f > b.activation_threshold))
     });
 
-    // No opinion at all (e.g. latency under target only): hold.
-    let raw = recommendation.unwrap_or(state.current.unwrap_or(b.min_replicas));
+    // With no opinion at all (e.g. only latency, under target), hold.
+    let raw = recommendation.unwrap_or(current.unwrap_or(b.min_replicas));
+    let rising = next
+        .demand
+        .front()
+        .is_some_and(|(t, d)| now - *t >= DEMAND_TREND_WINDOW / 2 && raw > *d)
+        && next.demand.back().is_none_or(|(_, d)| raw >= *d);
+    next.demand.push_back((now, raw));
+    trim(&mut next.demand, now, DEMAND_TREND_WINDOW);
     let (clamped, mut limiter) = if raw < b.min_replicas {
         (b.min_replicas, Limiter::MinBound)
     } else if raw > b.max_replicas {
+        if rising {
+            signals.push(Signal::AtCeiling {
+                at: now,
+                max_replicas: b.max_replicas,
+                demand_replicas: raw,
+            });
+        }
         (b.max_replicas, Limiter::MaxBound)
     } else {
         (raw, Limiter::None)
     };
 
-    let mut next = state.clone();
-    next.recommendations
-        .retain(|(t, _)| now - *t < b.scale_down_window);
     next.recommendations.push_back((now, clamped));
-    let horizon = b.scale_up_period.max(b.scale_down_period);
-    next.changes.retain(|(t, _)| now - *t < horizon);
+    trim(
+        &mut next.recommendations,
+        now,
+        rules.scale_down_stabilization,
+    );
+    let period = rules.scale_up_period.max(rules.scale_down_period);
+    trim(&mut next.changes, now, period);
 
-    let desired = match state.current {
+    let stale = obs.metrics.iter().any(|m| m.observed.is_none());
+    let cooling = obs
+        .last_remediation
+        .is_some_and(|t| now >= t && now - t < rules.cooldown);
+    let desired = match current {
         None => clamped,
-        Some(current) if clamped > current => {
-            let limit = scale_up_limit(b, current, &next.changes, now);
+        Some(c) if clamped > c => {
+            let limit = scale_up_limit(b, c, &next, now);
             if clamped > limit {
                 limiter = Limiter::ScaleUpRate;
                 limit
@@ -157,36 +331,46 @@ pub fn decide(
                 clamped
             }
         }
-        Some(current) if clamped < current => {
-            // Highest recommendation in the window (includes this one).
+        Some(c) if clamped < c => {
             let stabilized = next
                 .recommendations
                 .iter()
                 .map(|(_, r)| *r)
                 .max()
                 .unwrap_or(clamped);
+            let ahead = ahead_max.unwrap_or(0).min(b.max_replicas);
             if stale {
                 limiter = Limiter::StaleData;
-                current
-            } else if stabilized >= current {
+                c
+            } else if cooling {
+                limiter = Limiter::Cooldown;
+                c
+            } else if stabilized >= c {
                 limiter = Limiter::Stabilization;
-                current
+                c
+            } else if ahead >= c {
+                limiter = Limiter::PeakAhead;
+                c
             } else {
-                let floor = scale_down_floor(b, current, &next.changes, now);
-                if stabilized < floor {
+                let wanted = stabilized.max(ahead);
+                let floor = scale_down_floor(b, c, &next, now);
+                if wanted < floor {
                     limiter = Limiter::ScaleDownRate;
                     floor
                 } else {
-                    if stabilized > clamped {
-                        limiter = Limiter::Stabilization;
+                    if wanted > clamped {
+                        limiter = if ahead > stabilized {
+                            Limiter::PeakAhead
+                        } else {
+                            Limiter::Stabilization
+                        };
                     }
-                    stabilized
+                    wanted
                 }
             }
         }
-        Some(current) => current,
+        Some(c) => c,
     };
-
     // Bounds win over rate limits and stabilisation, as in the HPA: a lowered
     // maxReplicaCount applies at once.
     let desired = if desired > b.max_replicas {
@@ -199,10 +383,48 @@ pub fn decide(
         desired
     };
 
-    if let Some(current) = state.current {
-        let delta = i64::from(desired) - i64::from(current);
+    if stale && current == Some(desired) && limiter == Limiter::None {
+        // Holding for want of data is worth saying even when nothing else
+        // would have changed.
+        limiter = Limiter::StaleData;
+    }
+
+    // Did earlier scale-ups help?
+    let observed = |kind: MetricKind| {
+        obs.metrics
+            .iter()
+            .find(|m| m.kind == kind)
+            .and_then(|m| m.observed.map(|v| (v, m.target)))
+    };
+    while next
+        .scale_ups
+        .front()
+        .is_some_and(|su| due(su, now, b.lead_time))
+    {
+        if let Some(su) = next.scale_ups.pop_front() {
+            signals.extend(not_keeping_up(&su, now, observed));
+        }
+    }
+    if let Some(c) = current {
+        let delta = i64::from(desired) - i64::from(c);
         if delta != 0 {
             next.changes.push_back((now, delta));
+        }
+        if delta > 0 {
+            let values: Vec<(MetricKind, f64)> = obs
+                .metrics
+                .iter()
+                .filter(|m| responds_to_replicas(m.kind))
+                .filter_map(|m| m.observed.map(|v| (m.kind, v)))
+                .collect();
+            if !values.is_empty() {
+                next.scale_ups.push_back(ScaleUp {
+                    at: now,
+                    from: c,
+                    to: desired,
+                    values,
+                });
+            }
         }
     }
     next.current = Some(desired);
@@ -214,24 +436,69 @@ pub fn decide(
             active,
             reactive: reactive_max,
             predictive: predictive_max,
+            recommendation: clamped,
             driver,
             limiter,
             mode: b.mode,
+            prediction,
+            forecast_quantile: b.forecast_quantile,
             readings,
+            signals,
             notes,
         },
         next,
     ))
 }
 
-/// Sum of changes of one sign within `period` before `now`.
-fn changed_within(
-    changes: &VecDeque<(DateTime<Utc>, i64)>,
+/// The forecast's part for one additive signal, with the confidence gate.
+fn predict(
+    b: &Behavior,
+    m: &MetricInput<'_>,
+    f: &ForecastInput<'_>,
+    live_mase: Option<f64>,
+    current: Option<u32>,
     now: DateTime<Utc>,
-    period: TimeDelta,
-    up: bool,
-) -> i64 {
-    changes
+    signals: &mut Vec<Signal>,
+) -> Predicted {
+    let max = b.rules.max_forecast_mase;
+    let gated = match (f.validation_mase, live_mase) {
+        (None, _) => Some("too little history to validate the forecaster".to_string()),
+        (Some(v), _) if v > max => Some(format!("validation MASE {v:.2} > maxForecastMase {max}")),
+        (_, Some(l)) if l > max => Some(format!("live MASE {l:.2} > maxForecastMase {max}")),
+        _ => None,
+    };
+    let window_max = f.forecast.window_max_upper(now, now + b.lead_time);
+    let ahead = (b.rules.scale_down_lookahead > TimeDelta::zero())
+        .then(|| {
+            f.forecast
+                .max_upper_within(now, now + b.rules.scale_down_lookahead)
+        })
+        .flatten()
+        .map(|v| ceil_div(v, m.target));
+    if gated.is_none() {
+        let capacity = f64::from(b.max_replicas) * m.target;
+        if let Some((breach_at, peak)) = f.forecast.first_above(now, capacity) {
+            signals.push(Signal::CapacityExhaustionPredicted {
+                at: now,
+                kind: m.kind,
+                breach_at,
+                peak,
+                capacity,
+            });
+        }
+    }
+    Predicted {
+        window_max,
+        replicas: window_max.map(|v| requirement(v, m.target, current, b.rules.tolerance)),
+        ahead,
+        gated,
+    }
+}
+
+/// Sum of changes of one sign within `period` before `now`.
+fn changed_within(state: &PolicyState, now: DateTime<Utc>, period: TimeDelta, up: bool) -> i64 {
+    state
+        .changes
         .iter()
         .filter(|(t, d)| now - *t < period && (*d > 0) == up)
         .map(|(_, d)| *d)
@@ -240,179 +507,23 @@ fn changed_within(
 
 /// The HPA's scale-up rule with `selectPolicy: Max`: relative to the count at
 /// the start of the period, allow the larger of +pods and +percent.
-fn scale_up_limit(
-    b: &Behavior,
-    current: u32,
-    changes: &VecDeque<(DateTime<Utc>, i64)>,
-    now: DateTime<Utc>,
-) -> u32 {
-    let start = (i64::from(current) - changed_within(changes, now, b.scale_up_period, true)).max(0);
-    let by_pods = start + i64::from(b.scale_up_pods);
-    let by_percent = (start as f64 * (1.0 + f64::from(b.scale_up_percent) / 100.0)).ceil() as i64;
+fn scale_up_limit(b: &Behavior, current: u32, state: &PolicyState, now: DateTime<Utc>) -> u32 {
+    let r = &b.rules;
+    let start = (i64::from(current) - changed_within(state, now, r.scale_up_period, true)).max(0);
+    let by_pods = start + i64::from(r.scale_up_pods);
+    let by_percent = (start as f64 * (1.0 + f64::from(r.scale_up_percent) / 100.0)).ceil() as i64;
     let limit = by_pods.max(by_percent).max(i64::from(current));
     u32::try_from(limit).unwrap_or(u32::MAX)
 }
 
-/// The lowest count scale-down may reach now: at most `scale_down_pods`
-/// removed per period, counted from the period's start.
-fn scale_down_floor(
-    b: &Behavior,
-    current: u32,
-    changes: &VecDeque<(DateTime<Utc>, i64)>,
-    now: DateTime<Utc>,
-) -> u32 {
-    let start = i64::from(current) - changed_within(changes, now, b.scale_down_period, false);
-    let floor = (start - i64::from(b.scale_down_pods)).max(0);
+/// The lowest count scale-down may reach now: at most the larger of
+/// `scaleDownPods` and `scaleDownPercent` removed per period, counted from
+/// the count at the period's start.
+fn scale_down_floor(b: &Behavior, current: u32, state: &PolicyState, now: DateTime<Utc>) -> u32 {
+    let r = &b.rules;
+    let start = i64::from(current) - changed_within(state, now, r.scale_down_period, false);
+    let by_percent = (start as f64 * f64::from(r.scale_down_percent) / 100.0).floor() as i64;
+    let step = i64::from(r.scale_down_pods).max(by_percent);
+    let floor = (start - step).max(0);
     u32::try_from(floor.min(i64::from(current))).unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn behavior() -> Behavior {
-        Behavior {
-            min_replicas: 1,
-            max_replicas: 50,
-            mode: Mode::Predictive,
-            activation_threshold: 0.0,
-            scale_up_pods: 4,
-            scale_up_percent: 100,
-            scale_up_period: TimeDelta::seconds(15),
-            scale_down_window: TimeDelta::seconds(300),
-            scale_down_pods: 1,
-            scale_down_period: TimeDelta::seconds(300),
-            max_latency_step_ratio: 2.0,
-        }
-    }
-
-    fn queue(observed: Option<f64>, forecast: Option<f64>) -> Vec<MetricInput> {
-        vec![MetricInput {
-            kind: MetricKind::QueueDepth,
-            target: 10.0,
-            observed,
-            forecast_max: forecast,
-        }]
-    }
-
-    fn t(s: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
-    }
-
-    #[test]
-    fn predictive_requirement_leads_reactive() {
-        let (d, _) = decide(
-            &behavior(),
-            &queue(Some(30.0), Some(75.0)),
-            &PolicyState::default(),
-            t(0),
-        )
-        .unwrap();
-        assert_eq!(
-            (d.reactive, d.predictive, d.desired_replicas),
-            (3, Some(8), 8)
-        );
-        assert_eq!(d.driver, Some(MetricKind::QueueDepth));
-    }
-
-    #[test]
-    fn forecast_only_serves_reactive_but_records_prediction() {
-        let b = Behavior {
-            mode: Mode::ForecastOnly,
-            ..behavior()
-        };
-        let (d, _) = decide(
-            &b,
-            &queue(Some(30.0), Some(75.0)),
-            &PolicyState::default(),
-            t(0),
-        )
-        .unwrap();
-        assert_eq!((d.desired_replicas, d.predictive), (3, Some(8)));
-    }
-
-    #[test]
-    fn scale_up_is_rate_limited_like_the_hpa() {
-        let b = behavior();
-        let (_, s) = decide(&b, &queue(Some(20.0), None), &PolicyState::default(), t(0)).unwrap();
-        // From 2: max(2 + 4, 2 * 2) = 6.
-        let (d, s) = decide(&b, &queue(Some(1000.0), None), &s, t(15)).unwrap();
-        assert_eq!((d.desired_replicas, d.limiter), (6, Limiter::ScaleUpRate));
-        // Next period, from 6: max(10, 12) = 12.
-        let (d, _) = decide(&b, &queue(Some(1000.0), None), &s, t(30)).unwrap();
-        assert_eq!(d.desired_replicas, 12);
-    }
-
-    #[test]
-    fn scale_down_waits_for_the_window_then_steps_one_pod() {
-        let b = behavior();
-        let (_, mut s) =
-            decide(&b, &queue(Some(100.0), None), &PolicyState::default(), t(0)).unwrap();
-        for k in 1..20 {
-            let (d, next) = decide(&b, &queue(Some(10.0), None), &s, t(k * 15)).unwrap();
-            assert_eq!(d.desired_replicas, 10, "tick {k}");
-            assert_eq!(d.limiter, Limiter::Stabilization);
-            s = next;
-        }
-        let (d, s) = decide(&b, &queue(Some(10.0), None), &s, t(300)).unwrap();
-        assert_eq!((d.desired_replicas, d.limiter), (9, Limiter::ScaleDownRate));
-        let (d, _) = decide(&b, &queue(Some(10.0), None), &s, t(315)).unwrap();
-        assert_eq!(d.desired_replicas, 9);
-    }
-
-    #[test]
-    fn missing_data_holds_and_never_lowers() {
-        let b = behavior();
-        let (_, s) = decide(&b, &queue(Some(100.0), None), &PolicyState::default(), t(0)).unwrap();
-        let (d, _) = decide(&b, &queue(None, None), &s, t(900)).unwrap();
-        assert_eq!(d.desired_replicas, 10);
-        assert!(d.notes.iter().any(|n| n.contains("no fresh data")));
-        assert_eq!(
-            decide(&b, &queue(None, None), &PolicyState::default(), t(0)),
-            Err(PolicyError::NoData)
-        );
-    }
-
-    #[test]
-    fn latency_scales_by_ratio_and_never_down_alone() {
-        let b = behavior();
-        let lat = |v| {
-            vec![MetricInput {
-                kind: MetricKind::P99Latency,
-                target: 200.0,
-                observed: Some(v),
-                forecast_max: Some(1e9),
-            }]
-        };
-        let (_, s) = decide(&b, &queue(Some(40.0), None), &PolicyState::default(), t(0)).unwrap();
-        let (d, s) = decide(&b, &lat(300.0), &s, t(15)).unwrap();
-        assert_eq!(d.desired_replicas, 6); // 4 * 1.5
-        assert_eq!(d.predictive, None, "latency is never predicted");
-        let (d, _) = decide(&b, &lat(50.0), &s, t(1000)).unwrap();
-        assert_eq!(d.desired_replicas, 6);
-    }
-
-    #[test]
-    fn a_lowered_maximum_applies_at_once() {
-        let b = behavior();
-        let (_, s) = decide(&b, &queue(Some(200.0), None), &PolicyState::default(), t(0)).unwrap();
-        let tight = Behavior {
-            max_replicas: 3,
-            ..behavior()
-        };
-        let (d, _) = decide(&tight, &queue(Some(200.0), None), &s, t(15)).unwrap();
-        assert_eq!((d.desired_replicas, d.limiter), (3, Limiter::MaxBound));
-    }
-
-    #[test]
-    fn bounds_apply() {
-        let b = behavior();
-        let (d, _) = decide(&b, &queue(Some(0.0), None), &PolicyState::default(), t(0)).unwrap();
-        assert_eq!(
-            (d.desired_replicas, d.limiter, d.active),
-            (1, Limiter::MinBound, false)
-        );
-        let (d, _) = decide(&b, &queue(Some(1e6), None), &PolicyState::default(), t(0)).unwrap();
-        assert_eq!((d.desired_replicas, d.limiter), (50, Limiter::MaxBound));
-    }
 }

@@ -3,17 +3,24 @@
 //! the same code runs live in `serve` and in the backtest simulator.
 //!
 //! Shape of a decision:
-//! 1. each signal gives a reactive requirement from its observed value and,
-//!    unless prediction is off, a predictive one from the forecast's upper
+//! 1. each signal gives a reactive requirement from its observed value
+//!    (growing consumer lag adds the capacity to drain it within
+//!    `lagDrainTime`; p99 latency scales by its breach ratio) and, when the
+//!    forecaster has earned trust, a predictive one from the forecast's upper
 //!    quantile over `[now, now + leadTime]`;
 //! 2. the recommendation is the highest requirement, clamped to the bounds;
-//! 3. scale-up is immediate but rate-limited (HPA default: the larger of
-//!    +4 pods and +100% per 15 s); scale-down waits for the stabilisation
-//!    window's highest recommendation to drop and then goes one pod per
-//!    period; missing data never lowers the count.
+//! 3. scale-up is immediate but rate-limited (by default the larger of +4 pods
+//!    and +100% per 15 s); scale-down waits for the stabilisation window's
+//!    highest recommendation to drop, for no peak to be forecast within the
+//!    lookahead, and for any remediation cooldown, then goes one pod per
+//!    period; missing data never lowers the count;
+//! 4. signals tell remediation when scaling cannot keep up.
 
 mod behavior;
 mod decide;
+mod memory;
+mod signals;
 
 pub use behavior::Behavior;
-pub use decide::{MetricInput, PolicyError, PolicyState, decide};
+pub use decide::{ForecastInput, MetricInput, Observation, PolicyError, decide};
+pub use memory::PolicyState;

@@ -1,21 +1,27 @@
 //! The live driver behind `foresight serve`.
 //!
 //! * A **registry** of ScaledObjects, filled by KEDA's calls. Each holds its
-//!   parsed spec, its policy state and a `watch` channel with its latest
-//!   decision, which every RPC reads without I/O.
+//!   parsed spec and a `watch` channel with its latest decision, which every
+//!   RPC reads without I/O.
 //! * An **evaluation loop** that wakes on wall-clock-aligned ticks (multiples
-//!   of the evaluation interval), reads each distinct query once, and runs
-//!   the policy for every ScaledObject. Aligned ticks make replicas of
-//!   foresight evaluate the same instants.
-//! * A **training loop** that fits models in the background on blocking
-//!   threads, shared between ScaledObjects that ask for the same forecast,
-//!   and keeps the previous model when a retrain fails.
+//!   of the evaluation interval), reads each distinct query once per tick
+//!   into an [observation cache](observations), and replays the policy over
+//!   the ScaledObject's window ([`evaluate`]) on a blocking thread. The
+//!   decision is thus a pure function of tick-aligned data, identical on
+//!   every replica of foresight.
+//! * A **training loop** that fits models on history ending at aligned
+//!   boundaries ([`models`]), on blocking threads, shared between
+//!   ScaledObjects that ask for the same forecast, keeping the previous model
+//!   when a retrain fails.
+//! * **Signals** for remediation go to a broadcast channel and the log.
 //!
 //! Both loops stop when the shutdown future passed to [`Runtime::run`]
 //! completes.
 
 mod core;
+mod evaluate;
 mod models;
+mod observations;
 mod registry;
 mod telemetry;
 
@@ -26,24 +32,24 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, broadcast, watch};
 use tracing::{debug, info, warn};
 
 pub use self::core::{CoreError, METRIC_NAME, MetricTarget, Readiness, ScalerCore};
-use self::models::{ModelKey, ModelTable};
+use self::models::{ModelKey, ModelTable, to_delta};
+use self::observations::ObservationCache;
 use self::registry::{Configured, Registration, fingerprint};
 pub use self::telemetry::Telemetry;
 use crate::config::parse_metadata;
-use crate::domain::{Decision, ScaledObjectKey};
-use crate::policy::{self, MetricInput, PolicyError};
-use crate::sources::{MetricSource, SourceError};
+use crate::domain::{Decision, ScaledObjectKey, Signal};
+use crate::sources::MetricSource;
 
 /// Tunables of the live driver.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeConfig {
     /// Evaluation period; ticks fall on multiples of it since the epoch.
     pub tick: Duration,
-    /// Models older than this are retrained.
+    /// Training boundaries fall on multiples of it since the epoch.
     pub retrain: Duration,
     /// Longest a first call for a new ScaledObject waits for a decision.
     pub first_answer_timeout: Duration,
@@ -77,8 +83,13 @@ struct Shared<S> {
     registry: RwLock<HashMap<ScaledObjectKey, Arc<Registration>>>,
     /// Trained models, shared by identical forecast requests.
     models: Mutex<ModelTable>,
-    /// Bumped on every (re-)registration so both loops react at once.
+    /// Tick-aligned observations for replay.
+    observations: Mutex<ObservationCache>,
+    /// Bumped on every (re-)registration and trained model, so the
+    /// evaluation loop reacts at once.
     generation: watch::Sender<u64>,
+    /// Signals for remediation; lagging receivers lose the oldest.
+    signals: broadcast::Sender<(ScaledObjectKey, Signal)>,
     /// Result of the last source probe: `None` if it succeeded.
     source_error: Mutex<Option<Option<String>>>,
     /// Metrics sink.
@@ -110,13 +121,16 @@ impl<S: MetricSource> Runtime<S> {
     /// Creates a runtime over `source`. Nothing runs until [`Runtime::run`].
     pub fn new(source: S, config: RuntimeConfig) -> Self {
         let (generation, _) = watch::channel(0);
+        let (signals, _) = broadcast::channel(1024);
         Self {
             shared: Arc::new(Shared {
                 source,
                 config,
                 registry: RwLock::new(HashMap::new()),
                 models: Mutex::new(ModelTable::default()),
+                observations: Mutex::new(ObservationCache::default()),
                 generation,
+                signals,
                 source_error: Mutex::new(None),
                 telemetry: Telemetry::new(),
             }),
@@ -132,6 +146,20 @@ impl<S: MetricSource> Runtime<S> {
             () = eval => {},
             () = train => {},
         }
+    }
+
+    /// Probes the source once, so readiness reflects it before the first tick.
+    pub async fn warm_up(&self) {
+        self.probe_source().await;
+    }
+
+    /// Signals raised for remediation, as they happen.
+    pub fn subscribe_signals(&self) -> broadcast::Receiver<(ScaledObjectKey, Signal)> {
+        self.shared.signals.subscribe()
+    }
+
+    fn tick(&self) -> TimeDelta {
+        TimeDelta::from_std(self.shared.config.tick).unwrap_or(TimeDelta::seconds(15))
     }
 
     /// Finds or registers a ScaledObject. The fast path (known key, same
@@ -205,14 +233,20 @@ impl<S: MetricSource> Runtime<S> {
         self.read_registry().values().cloned().collect()
     }
 
+    fn models(&self) -> std::sync::MutexGuard<'_, ModelTable> {
+        self.shared.models.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     async fn evaluation_loop(&self) {
         let tick = self.shared.config.tick;
+        // Read a little after the tick, so samples stamped just before it
+        // have been ingested by the source; every replica waits alike.
+        let delay = (tick / 10).min(Duration::from_secs(1));
         let mut generation = self.shared.generation.subscribe();
         loop {
             let now = Utc::now();
-            let next =
-                floor_tick(now, tick) + TimeDelta::from_std(tick).unwrap_or(TimeDelta::seconds(15));
-            let wait = (next - now).to_std().unwrap_or_default();
+            let next = floor_tick(now, tick) + self.tick();
+            let wait = (next - now).to_std().unwrap_or_default() + delay;
             tokio::select! {
                 () = tokio::time::sleep(wait) => {
                     self.probe_source().await;
@@ -224,8 +258,10 @@ impl<S: MetricSource> Runtime<S> {
                     if changed.is_err() {
                         return;
                     }
-                    // New or changed ScaledObjects get a decision for the
-                    // current tick now, instead of waiting up to a tick.
+                    // New or reconfigured ScaledObjects, and those whose model
+                    // just arrived, get the current tick's decision now
+                    // instead of up to a tick later. Replaying the same tick
+                    // again is idempotent.
                     let fresh: Vec<_> = self
                         .registrations()
                         .into_iter()
@@ -254,8 +290,7 @@ impl<S: MetricSource> Runtime<S> {
     }
 
     fn forget_idle(&self, now: DateTime<Utc>) {
-        let limit =
-            TimeDelta::from_std(self.shared.config.forget_after).unwrap_or(TimeDelta::hours(1));
+        let limit = to_delta(self.shared.config.forget_after);
         let mut registry = self
             .shared
             .registry
@@ -274,10 +309,150 @@ impl<S: MetricSource> Runtime<S> {
         }
     }
 
-    /// Evaluates `regs` at tick `at`: one read per distinct query, then the
-    /// policy for each ScaledObject.
+    /// Evaluates `regs` at tick `at`: reads every tick of the replay windows
+    /// not yet read (one read per query per tick), then replays each distinct
+    /// configuration once on a blocking thread and publishes the results.
     async fn evaluate(&self, regs: &[Arc<Registration>], at: DateTime<Utc>) {
-        let queries: HashSet<String> = regs
+        let tick = self.tick();
+        let mut windows: HashMap<String, TimeDelta> = HashMap::new();
+        for r in regs {
+            let cfg = r.configured();
+            for m in &cfg.spec.metrics {
+                let w = windows.entry(m.query.clone()).or_insert(cfg.replay);
+                *w = (*w).max(cfg.replay);
+            }
+        }
+        let reads: Vec<(String, DateTime<Utc>)> = {
+            let cache = self
+                .shared
+                .observations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            windows
+                .iter()
+                .flat_map(|(q, w)| {
+                    cache
+                        .missing(q, at - *w, at, tick)
+                        .into_iter()
+                        .map(move |t| (q.clone(), t))
+                })
+                .collect()
+        };
+        let source = &self.shared.source;
+        let fetched: Vec<(String, DateTime<Utc>, observations::Read)> =
+            futures::stream::iter(reads)
+                .map(|(q, t)| async move {
+                    let r = source.current(&q, t).await.map_err(|e| e.to_string());
+                    (q, t, r)
+                })
+                .buffer_unordered(32)
+                .collect()
+                .await;
+        {
+            let mut cache = self
+                .shared
+                .observations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for (q, t, r) in fetched {
+                cache.insert(&q, t, r);
+            }
+        }
+
+        // One replay per distinct configuration: decisions depend on the
+        // metadata and the data, never on the ScaledObject's name.
+        let mut groups: HashMap<u64, (Arc<Configured>, Vec<Arc<Registration>>)> = HashMap::new();
+        for r in regs {
+            let cfg = r.configured();
+            groups
+                .entry(cfg.fingerprint)
+                .or_insert_with(|| (Arc::clone(&cfg), Vec::new()))
+                .1
+                .push(Arc::clone(r));
+        }
+        let shared = Arc::clone(&self.shared);
+        let results = tokio::task::spawn_blocking(move || {
+            let cache = shared
+                .observations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let models = shared.models.lock().unwrap_or_else(|e| e.into_inner());
+            groups
+                .into_values()
+                .map(|(cfg, members)| {
+                    let d = evaluate::replay(&cfg, at, tick, &cache, &models);
+                    (cfg, members, d)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let results = match results {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "evaluation task failed");
+                return;
+            }
+        };
+        for (cfg, members, result) in results {
+            for reg in members {
+                match &result {
+                    Ok(d) => self.publish(&reg, &cfg, d.clone()),
+                    Err(e) => reg.set_waiting_reason(e.to_string()),
+                }
+            }
+        }
+        self.trim_observations(at);
+    }
+
+    fn publish(&self, reg: &Registration, cfg: &Configured, d: Decision) {
+        let key = reg.key().to_string();
+        let previous = reg.latest().map(|p| p.desired_replicas);
+        if previous != Some(d.desired_replicas) {
+            info!(
+                scaledobject = %key,
+                desired = d.desired_replicas,
+                previous = ?previous,
+                reactive = d.reactive,
+                predictive = ?d.predictive,
+                driver = ?d.driver,
+                limiter = d.limiter.label(),
+                "replicas changed"
+            );
+        } else {
+            debug!(scaledobject = %key, desired = d.desired_replicas, limiter = d.limiter.label(), "decision");
+        }
+        let fresh = reg.raise(d.signals.iter().map(Signal::name).collect());
+        for s in &d.signals {
+            if fresh.contains(&s.name()) {
+                warn!(scaledobject = %key, signal = s.name(), detail = ?s, "scaling cannot keep up");
+            }
+            // No receiver yet (remediation not running) is fine.
+            let _ = self.shared.signals.send((reg.key().clone(), s.clone()));
+        }
+        {
+            let models = self.models();
+            for (m, k) in cfg.spec.metrics.iter().zip(&cfg.model_keys) {
+                if let Some(mase) = k
+                    .as_ref()
+                    .and_then(|k| models.at(k, d.at))
+                    .and_then(|t| t.validation_mase)
+                {
+                    self.shared.telemetry.set_mase(&key, m.kind.label(), mase);
+                }
+            }
+        }
+        self.shared.telemetry.observe_decision(&key, &d);
+        reg.publish(d);
+    }
+
+    fn trim_observations(&self, at: DateTime<Utc>) {
+        let regs = self.registrations();
+        let longest = regs
+            .iter()
+            .map(|r| r.configured().replay)
+            .max()
+            .unwrap_or_default();
+        let used: HashSet<String> = regs
             .iter()
             .flat_map(|r| {
                 r.configured()
@@ -288,96 +463,11 @@ impl<S: MetricSource> Runtime<S> {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let source = &self.shared.source;
-        let values: HashMap<String, Result<Option<f64>, SourceError>> =
-            futures::stream::iter(queries)
-                .map(|q| async move {
-                    let v = source.current(&q, at).await;
-                    (q, v)
-                })
-                .buffer_unordered(32)
-                .collect()
-                .await;
-        for reg in regs {
-            self.evaluate_one(reg, at, &values);
-        }
-    }
-
-    fn evaluate_one(
-        &self,
-        reg: &Registration,
-        at: DateTime<Utc>,
-        values: &HashMap<String, Result<Option<f64>, SourceError>>,
-    ) {
-        let cfg = reg.configured();
-        let models = self.shared.models.lock().unwrap_or_else(|e| e.into_inner());
-        let mut notes = Vec::new();
-        let inputs: Vec<MetricInput> = cfg
-            .spec
-            .metrics
-            .iter()
-            .zip(&cfg.model_keys)
-            .map(|(m, model_key)| {
-                let observed = match values.get(&m.query) {
-                    Some(Ok(v)) => *v,
-                    Some(Err(e)) => {
-                        notes.push(format!("{}: {e}", m.kind));
-                        None
-                    }
-                    None => None,
-                };
-                let forecast_max = model_key.as_ref().and_then(|k| {
-                    let Some(trained) = models.trained(k) else {
-                        notes.push(format!(
-                            "{}: forecast unavailable ({})",
-                            m.kind,
-                            models.last_error(k).unwrap_or("first training pending")
-                        ));
-                        return None;
-                    };
-                    if let Some(mase) = trained.validation_mase {
-                        self.shared.telemetry.set_mase(
-                            &reg.key().to_string(),
-                            m.kind.label(),
-                            mase,
-                        );
-                    }
-                    trained
-                        .forecast
-                        .window_max_upper(at, at + cfg.spec.lead_time)
-                });
-                MetricInput {
-                    kind: m.kind,
-                    target: m.target,
-                    observed,
-                    forecast_max,
-                }
-            })
-            .collect();
-        drop(models);
-
-        let outcome = reg.with_policy_state(|state| {
-            let (mut d, next) = policy::decide(&cfg.behavior, &inputs, state, at)?;
-            *state = next;
-            d.notes.extend(notes.iter().cloned());
-            Ok::<Decision, PolicyError>(d)
-        });
-        match outcome {
-            Ok(d) => {
-                debug!(scaledobject = %reg.key(), desired = d.desired_replicas, limiter = d.limiter.label(), "decision");
-                self.shared
-                    .telemetry
-                    .observe_decision(&reg.key().to_string(), &d);
-                reg.publish(d);
-            }
-            Err(e) => {
-                let mut reason = e.to_string();
-                if !notes.is_empty() {
-                    reason = format!("{reason}: {}", notes.join("; "));
-                }
-                reg.set_waiting_reason(reason);
-            }
-        }
+        self.shared
+            .observations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .trim(at - longest - self.tick(), |q| used.contains(q));
     }
 
     async fn training_loop(&self) {
@@ -386,8 +476,8 @@ impl<S: MetricSource> Runtime<S> {
         ));
         let mut generation = self.shared.generation.subscribe();
         loop {
-            let wanted: HashSet<ModelKey> = self
-                .registrations()
+            let regs = self.registrations();
+            let wanted: HashSet<ModelKey> = regs
                 .iter()
                 .flat_map(|r| {
                     r.configured()
@@ -398,19 +488,24 @@ impl<S: MetricSource> Runtime<S> {
                         .collect::<Vec<_>>()
                 })
                 .collect();
+            let replay = regs
+                .iter()
+                .map(|r| r.configured().replay)
+                .max()
+                .unwrap_or_default();
             let due = {
-                let mut models = self.shared.models.lock().unwrap_or_else(|e| e.into_inner());
+                let mut models = self.models();
                 models.retain_only(&wanted);
-                models.take_due(&wanted, Utc::now())
+                models.take_due(&wanted, Utc::now(), self.shared.config.retrain, replay)
             };
-            for key in due {
+            for (key, boundary) in due {
                 let this = self.clone();
                 let permits = Arc::clone(&permits);
                 tokio::spawn(async move {
                     let Ok(_permit) = permits.acquire_owned().await else {
                         return;
                     };
-                    this.train(key).await;
+                    this.train(key, boundary).await;
                 });
             }
             tokio::select! {
@@ -420,12 +515,12 @@ impl<S: MetricSource> Runtime<S> {
         }
     }
 
-    async fn train(&self, key: ModelKey) {
-        let end = Utc::now();
+    /// Trains `key` on the history window ending at `boundary`.
+    async fn train(&self, key: ModelKey, boundary: DateTime<Utc>) {
         let history = self
             .shared
             .source
-            .history(&key.query, end - key.history, end, key.step)
+            .history(&key.query, boundary - key.history, boundary, key.step)
             .await;
         let series = match history {
             Ok(s) => s,
@@ -435,7 +530,7 @@ impl<S: MetricSource> Runtime<S> {
                     .telemetry
                     .observe_training(Duration::ZERO, false);
                 self.models()
-                    .finish(&key, Err(e.to_string()), end, self.shared.config.retrain);
+                    .finish(&key, boundary, Err(e.to_string()), Utc::now());
                 return;
             }
         };
@@ -453,18 +548,27 @@ impl<S: MetricSource> Runtime<S> {
             .observe_training(elapsed, result.is_ok());
         match &result {
             Ok(t) => {
-                info!(query = %key.query, model = %t.model, mase = ?t.validation_mase, observations = t.observations, ms = elapsed.as_millis() as u64, "model trained")
+                info!(query = %key.query, boundary = %boundary, model = %t.model, mase = ?t.validation_mase, observations = t.observations, ms = elapsed.as_millis() as u64, "model trained")
             }
             Err(e) => {
-                warn!(query = %key.query, error = %e, "training failed; keeping the previous model")
+                warn!(query = %key.query, boundary = %boundary, error = %e, "training failed; keeping the previous model")
             }
         }
         self.models()
-            .finish(&key, result.map(Arc::new), end, self.shared.config.retrain);
-    }
-
-    fn models(&self) -> std::sync::MutexGuard<'_, ModelTable> {
-        self.shared.models.lock().unwrap_or_else(|e| e.into_inner())
+            .finish(&key, boundary, result.map(Arc::new), Utc::now());
+        // Decisions that use this model are re-evaluated for the current tick.
+        for reg in self.registrations() {
+            if reg
+                .configured()
+                .model_keys
+                .iter()
+                .flatten()
+                .any(|k| *k == key)
+            {
+                reg.mark_for_evaluation();
+            }
+        }
+        self.shared.generation.send_modify(|g| *g += 1);
     }
 }
 
@@ -548,7 +652,9 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
             .map(|r| r.key().to_string())
             .collect();
         awaiting.sort();
-        let models_pending = self.models().never_trained();
+        let models_pending = self
+            .models()
+            .pending(Utc::now(), self.shared.config.retrain);
         Readiness {
             ready: source_ok && awaiting.is_empty() && models_pending == 0,
             source: self.shared.source.describe(),
@@ -562,12 +668,5 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
 
     fn telemetry(&self) -> &Telemetry {
         &self.shared.telemetry
-    }
-}
-
-impl<S: MetricSource> Runtime<S> {
-    /// Probes the source once, so readiness reflects it before the first tick.
-    pub async fn warm_up(&self) {
-        self.probe_source().await;
     }
 }

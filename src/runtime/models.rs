@@ -1,7 +1,14 @@
 //! The table of trained models, shared by every ScaledObject that asks for
 //! the same forecast (same query, window, step, seasonality and quantile).
+//!
+//! Models are trained on history ending at *boundaries*: multiples of the
+//! retrain interval since the epoch. Every replica of foresight therefore
+//! fits the same window and gets the same model, whenever it started. A
+//! decision at tick `t` uses the model of the latest boundary at or before
+//! `t`, so the previous boundary's model is kept for replaying ticks that
+//! precede the current boundary.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,9 +56,10 @@ impl ModelKey {
             Seasonality::Auto => (vec![TimeDelta::days(1), TimeDelta::weeks(1)], true),
             Seasonality::Periods(p) => (p.clone(), false),
         };
-        // The forecast must cover every tick until the next retrain, plus the
-        // lead time, plus slack for a late retrain.
-        let span = to_delta(config.retrain) + self.lead_time + to_delta(config.tick) * 2;
+        // The forecast must cover every tick until the next boundary, plus
+        // the lead time and the scale-down lookahead, plus slack for a late
+        // retrain.
+        let span = to_delta(config.retrain) * 2 + self.lead_time + TimeDelta::minutes(10);
         let step_s = series.step.num_seconds().max(1);
         let horizon = (span.num_seconds() + step_s - 1) / step_s + 1;
         let q = f64::from(self.quantile_permille) / 1000.0;
@@ -65,22 +73,29 @@ impl ModelKey {
     }
 }
 
-fn to_delta(d: Duration) -> TimeDelta {
+pub(crate) fn to_delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::hours(1))
 }
 
-/// Training state of one model.
+/// The training boundary at or before `t`.
+pub(crate) fn boundary(t: DateTime<Utc>, retrain: Duration) -> DateTime<Utc> {
+    let r = i64::try_from(retrain.as_secs()).unwrap_or(3600).max(1);
+    let s = t.timestamp();
+    DateTime::from_timestamp(s - s.rem_euclid(r), 0).unwrap_or(t)
+}
+
+/// Training state of one model key.
 #[derive(Default)]
 struct Slot {
-    /// The latest successful training; kept when a retrain fails.
-    trained: Option<Arc<Trained>>,
-    /// When the last attempt finished, successful or not.
-    attempted_at: Option<DateTime<Utc>>,
-    /// When the next training is due; `None` means now.
-    next_due: Option<DateTime<Utc>>,
-    /// A training is running; never start a second one.
-    in_flight: bool,
-    /// The last failure, for diagnostics.
+    /// Trained models by boundary (at most the two latest are kept).
+    trained: BTreeMap<DateTime<Utc>, Arc<Trained>>,
+    /// Boundaries whose training finished (successfully or not).
+    attempted: HashSet<DateTime<Utc>>,
+    /// Boundaries being trained now.
+    in_flight: HashSet<DateTime<Utc>>,
+    /// Failed boundaries and when they may be retried.
+    retry_at: HashMap<DateTime<Utc>, DateTime<Utc>>,
+    /// The last failure, for explanations.
     last_error: Option<String>,
 }
 
@@ -92,67 +107,107 @@ pub(crate) struct ModelTable {
 }
 
 impl ModelTable {
-    /// The latest trained model for `key`.
-    pub(crate) fn trained(&self, key: &ModelKey) -> Option<&Trained> {
-        self.slots.get(key)?.trained.as_deref()
+    /// The model in force at `t`: the latest boundary at or before `t`.
+    pub(crate) fn at(&self, key: &ModelKey, t: DateTime<Utc>) -> Option<&Arc<Trained>> {
+        self.slots
+            .get(key)?
+            .trained
+            .range(..=t)
+            .next_back()
+            .map(|(_, m)| m)
     }
 
     /// Drops models no ScaledObject needs any more.
     pub(crate) fn retain_only(&mut self, wanted: &HashSet<ModelKey>) {
-        self.slots.retain(|k, s| wanted.contains(k) || s.in_flight);
+        self.slots
+            .retain(|k, s| wanted.contains(k) || !s.in_flight.is_empty());
     }
 
-    /// Marks and returns the models whose training is due.
+    /// Marks and returns the (key, boundary) trainings due at `now`: the
+    /// current boundary, and the previous one when the replay window
+    /// reaches back before the current boundary.
     pub(crate) fn take_due(
         &mut self,
         wanted: &HashSet<ModelKey>,
         now: DateTime<Utc>,
-    ) -> Vec<ModelKey> {
+        retrain: Duration,
+        replay: TimeDelta,
+    ) -> Vec<(ModelKey, DateTime<Utc>)> {
+        let current = boundary(now, retrain);
+        let mut boundaries = vec![current];
+        if now - replay < current {
+            boundaries.push(current - to_delta(retrain));
+        }
         let mut due = Vec::new();
         for key in wanted {
             let slot = self.slots.entry(key.clone()).or_default();
-            if !slot.in_flight && slot.next_due.is_none_or(|t| now >= t) {
-                slot.in_flight = true;
-                due.push(key.clone());
+            for b in &boundaries {
+                let done = slot.trained.contains_key(b);
+                let waiting = slot.retry_at.get(b).is_some_and(|t| now < *t);
+                if !done && !waiting && !slot.in_flight.contains(b) {
+                    slot.in_flight.insert(*b);
+                    due.push((key.clone(), *b));
+                }
             }
         }
         due
     }
 
-    /// Records the end of a training started at `started`.
+    /// Records the end of a training for `boundary`.
     pub(crate) fn finish(
         &mut self,
         key: &ModelKey,
+        boundary: DateTime<Utc>,
         result: Result<Arc<Trained>, String>,
-        started: DateTime<Utc>,
-        retrain: Duration,
+        now: DateTime<Utc>,
     ) {
         let slot = self.slots.entry(key.clone()).or_default();
-        slot.in_flight = false;
-        slot.attempted_at = Some(Utc::now());
+        slot.in_flight.remove(&boundary);
+        slot.attempted.insert(boundary);
         match result {
             Ok(t) => {
-                slot.trained = Some(t);
+                slot.trained.insert(boundary, t);
+                slot.retry_at.remove(&boundary);
                 slot.last_error = None;
-                slot.next_due = Some(started + to_delta(retrain));
+                while slot.trained.len() > 2 {
+                    slot.trained.pop_first();
+                }
             }
             Err(e) => {
                 slot.last_error = Some(e);
-                slot.next_due = Some(started + RETRY_AFTER);
+                slot.retry_at.insert(boundary, now + RETRY_AFTER);
             }
+        }
+        // Forget bookkeeping for boundaries older than the kept models.
+        if let Some(oldest) = slot.trained.keys().next().copied() {
+            slot.attempted.retain(|b| *b >= oldest);
+            slot.retry_at.retain(|b, _| *b >= oldest);
         }
     }
 
-    /// Models that have never finished an attempt.
-    pub(crate) fn never_trained(&self) -> usize {
+    /// Wanted (key, boundary) pairs whose training has never finished.
+    pub(crate) fn pending(&self, now: DateTime<Utc>, retrain: Duration) -> usize {
+        let current = boundary(now, retrain);
         self.slots
             .values()
-            .filter(|s| s.attempted_at.is_none())
+            .filter(|s| !s.attempted.contains(&current) && !s.trained.contains_key(&current))
             .count()
     }
 
     /// The last training error of `key`, if its last attempt failed.
     pub(crate) fn last_error(&self, key: &ModelKey) -> Option<&str> {
         self.slots.get(key)?.last_error.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_align_to_the_retrain_interval() {
+        let t = DateTime::from_timestamp(7_200 + 1_799, 0).unwrap();
+        assert_eq!(boundary(t, Duration::from_secs(3600)).timestamp(), 7_200);
+        assert_eq!(boundary(t, Duration::from_secs(1800)).timestamp(), 7_200);
     }
 }

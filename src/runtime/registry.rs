@@ -5,13 +5,13 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::watch;
 
 use super::models::ModelKey;
 use super::{METRIC_NAME, MetricTarget, RuntimeConfig};
 use crate::domain::{Decision, Mode, ScaledObjectKey, ScalerSpec};
-use crate::policy::{Behavior, PolicyState};
+use crate::policy::Behavior;
 
 /// A stable hash of metadata, independent of map order; lets the hot path
 /// recognise unchanged metadata without parsing it.
@@ -34,10 +34,29 @@ pub(crate) struct Configured {
     /// Per metric (same order as `spec.metrics`): the model that forecasts
     /// it, or `None` when it is never predicted (latency, reactive mode).
     pub(crate) model_keys: Vec<Option<ModelKey>>,
+    /// How far back decisions are replayed: long enough for every window
+    /// the policy keeps (stabilisation and rate periods, the `2 × leadTime`
+    /// response check, the latency breach duration), and at least 30 min.
+    pub(crate) replay: TimeDelta,
 }
 
 impl Configured {
-    pub(crate) fn new(fingerprint: u64, spec: ScalerSpec, _config: &RuntimeConfig) -> Arc<Self> {
+    pub(crate) fn new(fingerprint: u64, spec: ScalerSpec, config: &RuntimeConfig) -> Arc<Self> {
+        let tick = TimeDelta::from_std(config.tick).unwrap_or(TimeDelta::seconds(15));
+        let r = &spec.rules;
+        let replay = [
+            TimeDelta::minutes(30),
+            r.scale_down_stabilization + r.scale_down_period.max(r.scale_up_period),
+            spec.lead_time * 2 + tick,
+            r.latency_breach_duration + tick,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(TimeDelta::minutes(30));
+        // Whole ticks, so every replica replays the same instants.
+        let tick_ms = tick.num_milliseconds().max(1);
+        let replay =
+            TimeDelta::milliseconds((replay.num_milliseconds() + tick_ms - 1) / tick_ms * tick_ms);
         let model_keys = spec
             .metrics
             .iter()
@@ -51,6 +70,7 @@ impl Configured {
             behavior: Behavior::from_spec(&spec),
             spec,
             model_keys,
+            replay,
         })
     }
 }
@@ -65,8 +85,8 @@ pub(crate) struct Registration {
     target: watch::Sender<MetricTarget>,
     /// Latest decision; `None` until the first evaluation succeeds.
     decisions: watch::Sender<Option<Arc<Decision>>>,
-    /// Policy memory: stabilisation window, rate limits, last count.
-    policy: Mutex<PolicyState>,
+    /// Names of the signals raised at the last tick, to log changes once.
+    raised: Mutex<Vec<&'static str>>,
     /// Last call from KEDA, epoch ms; idle registrations are forgotten.
     last_seen_ms: AtomicI64,
     /// Why there is no decision yet, for `NotReady` errors.
@@ -86,7 +106,7 @@ impl Registration {
             })
             .0,
             decisions: watch::channel(None).0,
-            policy: Mutex::new(PolicyState::default()),
+            raised: Mutex::new(Vec::new()),
             last_seen_ms: AtomicI64::new(0),
             waiting_reason: Mutex::new("waiting for the first evaluation".into()),
             needs_evaluation: AtomicBool::new(true),
@@ -132,9 +152,27 @@ impl Registration {
         self.decisions.subscribe()
     }
 
-    pub(crate) fn with_policy_state<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> T {
-        let mut state = self.policy.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut state)
+    /// Records the signals raised now; returns those that were not raised
+    /// at the previous tick.
+    pub(crate) fn raise(&self, names: Vec<&'static str>) -> Vec<&'static str> {
+        let mut raised = self.raised.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = names
+            .iter()
+            .copied()
+            .filter(|n| !raised.contains(n))
+            .collect();
+        *raised = names;
+        fresh
+    }
+
+    /// Flags the registration for evaluation at the next wake-up.
+    pub(crate) fn mark_for_evaluation(&self) {
+        self.needs_evaluation.store(true, Ordering::Release);
+    }
+
+    /// The latest decision, if any.
+    pub(crate) fn latest(&self) -> Option<Arc<Decision>> {
+        self.decisions.borrow().clone()
     }
 
     pub(crate) fn publish(&self, d: Decision) {

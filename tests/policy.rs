@@ -1,0 +1,578 @@
+//! The policy's documented behaviour, tick by tick.
+//!
+//! The HPA table reproduces the Kubernetes HPA algorithm for the reactive
+//! path (kubernetes.io "Horizontal Pod Autoscaling": desired =
+//! ceil(value / target) for an AverageValue target; tolerance 0.1; default
+//! scale-up policies Pods 4 and Percent 100 per 15 s with selectPolicy Max;
+//! scale-down stabilisation 300 s then Percent 100 per 15 s). Expected
+//! counts were worked out by hand from those rules; the arithmetic is in the
+//! comment of each row.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use foresight::domain::{Forecast, Limiter, MetricKind, Mode, Prediction, ScalingRules, Signal};
+use foresight::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
+
+fn t(s: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+}
+
+fn behavior(mode: Mode) -> Behavior {
+    Behavior {
+        min_replicas: 1,
+        max_replicas: 100,
+        mode,
+        activation_threshold: 0.0,
+        lead_time: TimeDelta::minutes(2),
+        forecast_quantile: 0.9,
+        rules: ScalingRules::default(),
+        max_latency_step_ratio: 2.0,
+    }
+}
+
+/// The HPA's default behaviour, expressed as foresight rules.
+fn hpa_rules() -> ScalingRules {
+    ScalingRules {
+        scale_down_pods: 0,
+        scale_down_percent: 100,
+        scale_down_period: TimeDelta::seconds(15),
+        scale_down_lookahead: TimeDelta::zero(),
+        ..ScalingRules::default()
+    }
+}
+
+fn input(kind: MetricKind, target: f64, observed: Option<f64>) -> MetricInput<'static> {
+    MetricInput {
+        kind,
+        target,
+        observed,
+        forecast: None,
+        forecast_note: None,
+    }
+}
+
+fn obs(metrics: Vec<MetricInput<'_>>) -> Observation<'_> {
+    Observation {
+        metrics,
+        last_remediation: None,
+    }
+}
+
+/// Runs a sequence of (seconds, value) for one queue-depth signal.
+fn run(b: &Behavior, seq: &[(i64, Option<f64>)]) -> Vec<(u32, Limiter)> {
+    let mut state = PolicyState::default();
+    seq.iter()
+        .map(|(s, v)| {
+            let (d, next) = decide(
+                b,
+                &obs(vec![input(MetricKind::QueueDepth, 100.0, *v)]),
+                &state,
+                t(*s),
+            )
+            .unwrap();
+            state = next;
+            (d.desired_replicas, d.limiter)
+        })
+        .collect()
+}
+
+#[test]
+fn reactive_path_reproduces_the_hpa() {
+    let b = Behavior {
+        rules: hpa_rules(),
+        ..behavior(Mode::Reactive)
+    };
+    #[rustfmt::skip]
+    let table: Vec<(i64, f64, u32, Limiter, &str)> = vec![
+        (0,   100.0,  1,  Limiter::None,          "ceil(100/100) = 1"),
+        (15,  1000.0, 5,  Limiter::ScaleUpRate,   "want 10; from 1: max(1+4, 1*2) = 5"),
+        (30,  1000.0, 10, Limiter::None,          "want 10; from 5: max(9, 10) = 10"),
+        (45,  1050.0, 10, Limiter::None,          "ratio 1050/(100*10) = 1.05 within 0.1: stay"),
+        (60,  1200.0, 12, Limiter::None,          "ratio 1.2: ceil(12) = 12, limit max(14, 20)"),
+        (75,  300.0,  12, Limiter::Stabilization, "want 3; highest in 300 s window is 12"),
+        (360, 300.0,  12, Limiter::Stabilization, "t=60's 12 is exactly 300 s old: still in window"),
+        (375, 300.0,  3,  Limiter::None,          "window now holds only 3s; 100% per 15 s allows it"),
+        (390, 290.0,  3,  Limiter::None,          "ratio 290/300 = 0.97 within tolerance"),
+        (405, 3000.0, 7,  Limiter::ScaleUpRate,   "want 30; from 3: max(3+4, 6) = 7"),
+        (420, 3000.0, 14, Limiter::ScaleUpRate,   "want 30; from 7: max(11, 14) = 14"),
+        (435, 3000.0, 28, Limiter::ScaleUpRate,   "want 30; from 14: max(18, 28) = 28"),
+        (450, 3000.0, 28, Limiter::None,          "ratio 3000/(100*28) = 1.07 within tolerance: stay"),
+        (465, 0.0,    28, Limiter::Stabilization, "want ceil(0) = 0, clamped to min 1; window holds 28"),
+    ];
+    let seq: Vec<(i64, Option<f64>)> = table.iter().map(|(s, v, ..)| (*s, Some(*v))).collect();
+    let got = run(&b, &seq);
+    for ((s, v, want, limiter, why), (got, got_limiter)) in table.iter().zip(got) {
+        assert_eq!(
+            (got, got_limiter),
+            (*want, *limiter),
+            "t={s} value={v}: {why}"
+        );
+    }
+}
+
+#[test]
+fn foresight_scales_down_slower_than_the_hpa() {
+    // Defaults: 300 s stabilisation, then one pod per 5 minutes.
+    let b = behavior(Mode::Reactive);
+    let mut seq = vec![(0, Some(1000.0))];
+    seq.extend((1..=80).map(|k| (k * 15, Some(100.0))));
+    let got = run(&b, &seq);
+    assert_eq!(got[0].0, 10);
+    assert!(
+        got[1..=20].iter().all(|(r, _)| *r == 10),
+        "held through the window"
+    );
+    assert_eq!(
+        got[21],
+        (9, Limiter::ScaleDownRate),
+        "first step after 315 s"
+    );
+    assert!(
+        got[22..=40].iter().all(|(r, _)| *r == 9),
+        "one pod per 5 minutes"
+    );
+    assert_eq!(got[41].0, 8);
+}
+
+#[test]
+fn scale_down_percentage_is_an_alternative_to_pods() {
+    let rules = ScalingRules {
+        scale_down_percent: 50,
+        scale_down_stabilization: TimeDelta::zero(),
+        ..ScalingRules::default()
+    };
+    let b = Behavior {
+        rules,
+        ..behavior(Mode::Reactive)
+    };
+    let got = run(
+        &b,
+        &[(0, Some(2000.0)), (15, Some(100.0)), (30, Some(100.0))],
+    );
+    // From 20: max(1 pod, 50% of 20 = 10) → 10; then the period is used up.
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        vec![20, 10, 10]
+    );
+}
+
+#[test]
+fn missing_data_holds() {
+    let b = behavior(Mode::Reactive);
+    let got = run(&b, &[(0, Some(1000.0)), (400, None), (800, None)]);
+    assert_eq!(got[1], (10, Limiter::StaleData));
+    assert_eq!(got[2], (10, Limiter::StaleData));
+    let mut state = PolicyState::default();
+    let err = decide(
+        &b,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, None)]),
+        &state,
+        t(0),
+    );
+    assert!(
+        err.is_err(),
+        "no data and no earlier decision: nothing to hold"
+    );
+    state = decide(
+        &b,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(1.0))]),
+        &state,
+        t(0),
+    )
+    .unwrap()
+    .1;
+    assert_eq!(state.current(), Some(1));
+}
+
+fn ramp_forecast(start: i64, values: Vec<f64>) -> Forecast {
+    Forecast {
+        start: t(start),
+        step: TimeDelta::minutes(1),
+        lower: values.iter().map(|v| v * 0.9).collect(),
+        upper: values.iter().map(|v| v * 1.1).collect(),
+        point: values,
+        level: 0.8,
+    }
+}
+
+fn with_forecast<'a>(
+    observed: f64,
+    f: &'a Forecast,
+    validation_mase: Option<f64>,
+) -> Vec<MetricInput<'a>> {
+    vec![MetricInput {
+        kind: MetricKind::QueueDepth,
+        target: 100.0,
+        observed: Some(observed),
+        forecast: Some(ForecastInput {
+            forecast: f,
+            scale: 50.0,
+            validation_mase,
+        }),
+        forecast_note: None,
+    }]
+}
+
+#[test]
+fn prediction_scales_up_before_the_load_arrives() {
+    // Load 500 now, forecast to reach 2000 (upper 2200) within 2 minutes.
+    let f = ramp_forecast(0, vec![500.0, 1000.0, 2000.0, 2000.0, 2000.0]);
+    let (d, _) = decide(
+        &behavior(Mode::Predictive),
+        &obs(with_forecast(500.0, &f, Some(0.5))),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    assert_eq!(d.prediction, Prediction::Used);
+    assert_eq!(
+        (d.reactive, d.predictive, d.desired_replicas),
+        (5, Some(22), 22)
+    );
+    assert_eq!(d.readings[0].forecast_max, Some(2200.0));
+
+    // forecastOnly serves the reactive count and records the prediction.
+    let (d, _) = decide(
+        &behavior(Mode::ForecastOnly),
+        &obs(with_forecast(500.0, &f, Some(0.5))),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    assert_eq!((d.desired_replicas, d.predictive), (5, Some(22)));
+    assert_eq!(d.prediction, Prediction::RecordedOnly);
+
+    // reactive ignores the forecast entirely.
+    let (d, _) = decide(
+        &behavior(Mode::Reactive),
+        &obs(with_forecast(500.0, &f, Some(0.5))),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    assert_eq!(
+        (d.desired_replicas, d.predictive, d.prediction),
+        (5, None, Prediction::Off)
+    );
+}
+
+#[test]
+fn the_confidence_gate_falls_back_to_reactive_and_says_why() {
+    let f = ramp_forecast(0, vec![2000.0; 10]);
+    let b = behavior(Mode::Predictive);
+    let (d, _) = decide(
+        &b,
+        &obs(with_forecast(500.0, &f, Some(3.0))),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    assert_eq!(d.desired_replicas, 5);
+    assert!(
+        matches!(&d.prediction, Prediction::Gated { reason } if reason.contains("validation MASE 3.00 > maxForecastMase 1.5")),
+        "{:?}",
+        d.prediction
+    );
+    let (d, _) = decide(
+        &b,
+        &obs(with_forecast(500.0, &f, None)),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    assert!(
+        matches!(&d.prediction, Prediction::Gated { reason } if reason.contains("too little history"))
+    );
+
+    // Live errors: the forecast says 2000 while 500 is observed, tick after
+    // tick; |2000 - 500| / 50 = 30 per tick, so once 8 samples exist the
+    // live MASE closes the gate even though validation looked fine.
+    let mut state = PolicyState::default();
+    let mut last = None;
+    for k in 0..8 {
+        let (d, next) = decide(
+            &b,
+            &obs(with_forecast(500.0, &f, Some(0.5))),
+            &state,
+            t(k * 15),
+        )
+        .unwrap();
+        state = next;
+        last = Some(d);
+    }
+    let d = last.unwrap();
+    assert_eq!(d.readings[0].live_mase, Some(30.0));
+    assert!(
+        matches!(&d.prediction, Prediction::Gated { reason } if reason.contains("live MASE 30.00"))
+    );
+}
+
+#[test]
+fn a_peak_ahead_defers_scale_down() {
+    let b = Behavior {
+        rules: ScalingRules {
+            scale_down_stabilization: TimeDelta::zero(),
+            ..ScalingRules::default()
+        },
+        ..behavior(Mode::Predictive)
+    };
+    // Start at 10 replicas; load falls to 200, but the forecast says 900
+    // (upper 990) in 8 minutes: within the 10-minute lookahead.
+    let mut f_vals = vec![200.0; 12];
+    f_vals[8] = 900.0;
+    let f = ramp_forecast(0, f_vals);
+    let (_, state) = decide(
+        &b,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(1000.0))]),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    let (d, _) = decide(&b, &obs(with_forecast(200.0, &f, Some(0.5))), &state, t(15)).unwrap();
+    assert_eq!((d.desired_replicas, d.limiter), (10, Limiter::PeakAhead));
+    // Without the peak, it steps down.
+    let flat = ramp_forecast(0, vec![200.0; 12]);
+    let (d, _) = decide(
+        &b,
+        &obs(with_forecast(200.0, &flat, Some(0.5))),
+        &state,
+        t(15),
+    )
+    .unwrap();
+    assert_eq!((d.desired_replicas, d.limiter), (9, Limiter::ScaleDownRate));
+}
+
+#[test]
+fn cooldown_after_remediation_blocks_scale_down() {
+    let b = Behavior {
+        rules: ScalingRules {
+            scale_down_stabilization: TimeDelta::zero(),
+            ..ScalingRules::default()
+        },
+        ..behavior(Mode::Reactive)
+    };
+    let (_, state) = decide(
+        &b,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(1000.0))]),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    let mut o = obs(vec![input(MetricKind::QueueDepth, 100.0, Some(100.0))]);
+    o.last_remediation = Some(t(-60));
+    let (d, _) = decide(&b, &o, &state, t(15)).unwrap();
+    assert_eq!((d.desired_replicas, d.limiter), (10, Limiter::Cooldown));
+    o.last_remediation = Some(t(-600));
+    let (d, _) = decide(&b, &o, &state, t(15)).unwrap();
+    assert_eq!(
+        d.desired_replicas, 9,
+        "10 minutes later the cooldown is over"
+    );
+}
+
+#[test]
+fn growing_lag_gets_drain_capacity() {
+    let b = behavior(Mode::Reactive);
+    let lag = |v| obs(vec![input(MetricKind::ConsumerLag, 1000.0, Some(v))]);
+    let mut state = PolicyState::default();
+    // Lag grows by 300 per 15 s tick (20/s) from 3000 at 3 replicas.
+    let mut last = None;
+    for (k, v) in [3000.0, 3300.0, 3600.0].into_iter().enumerate() {
+        let (d, next) = decide(&b, &lag(v), &state, t(k as i64 * 15)).unwrap();
+        state = next;
+        last = Some(d);
+    }
+    let d = last.unwrap();
+    // No drain observed yet: assume one replica drains its 1000 target per
+    // 300 s = 3.33/s. Extra = ceil((20 + 3600/300) / 3.33) = ceil(9.6) = 10,
+    // on top of the 4 replicas running (3600/(1000*3) = 1.2 → 4 at t=15).
+    assert_eq!(d.readings[0].lag_drain, Some(10));
+    assert_eq!(d.reactive, 14);
+    // A flat lag gets the plain requirement.
+    let (d, _) = decide(&b, &lag(3600.0), &PolicyState::default(), t(0)).unwrap();
+    assert_eq!((d.reactive, d.readings[0].lag_drain), (4, None));
+}
+
+#[test]
+fn latency_scales_by_ratio_only_above_tolerance_and_never_down_alone() {
+    let b = behavior(Mode::Reactive);
+    let lat = |v| input(MetricKind::P99Latency, 200.0, Some(v));
+    let (_, s) = decide(
+        &b,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(400.0))]),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    let (d, s) = decide(&b, &obs(vec![lat(300.0)]), &s, t(15)).unwrap();
+    assert_eq!(d.desired_replicas, 6, "4 x 1.5");
+    let (d, s) = decide(&b, &obs(vec![lat(210.0)]), &s, t(30)).unwrap();
+    assert_eq!(d.desired_replicas, 6, "1.05 is within tolerance: hold");
+    let (d, _) = decide(&b, &obs(vec![lat(50.0)]), &s, t(2000)).unwrap();
+    assert_eq!(d.desired_replicas, 6, "under target has no opinion: hold");
+    let (d, _) = decide(&b, &obs(vec![lat(2000.0)]), &s, t(45)).unwrap();
+    assert_eq!(
+        d.desired_replicas, 12,
+        "a 10x breach is bounded to 2x per decision"
+    );
+}
+
+#[test]
+fn signals_for_remediation() {
+    // LatencySloBreach after 5 minutes of unbroken breach.
+    let b = behavior(Mode::Reactive);
+    let mut state = PolicyState::default();
+    let mut raised = Vec::new();
+    for k in 0..=20 {
+        let o = obs(vec![
+            input(MetricKind::P99Latency, 200.0, Some(400.0)),
+            input(MetricKind::QueueDepth, 100.0, Some(100.0)),
+        ]);
+        let (d, next) = decide(&b, &o, &state, t(k * 15)).unwrap();
+        state = next;
+        raised.push(
+            d.signals
+                .iter()
+                .any(|s| matches!(s, Signal::LatencySloBreach { .. })),
+        );
+    }
+    assert!(!raised[19] && raised[20], "raised at 300 s: {raised:?}");
+
+    // AtCeiling: clamped at max while demand rises.
+    let b = Behavior {
+        max_replicas: 5,
+        ..behavior(Mode::Reactive)
+    };
+    let mut state = PolicyState::default();
+    let mut last = None;
+    for (k, v) in [600.0, 800.0, 1000.0, 1200.0, 1400.0, 1600.0]
+        .into_iter()
+        .enumerate()
+    {
+        let (d, next) = decide(
+            &b,
+            &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(v))]),
+            &state,
+            t(k as i64 * 15),
+        )
+        .unwrap();
+        state = next;
+        last = Some(d);
+    }
+    let d = last.unwrap();
+    assert_eq!(d.limiter, Limiter::MaxBound);
+    assert!(
+        d.signals.iter().any(|s| matches!(
+            s,
+            Signal::AtCeiling {
+                max_replicas: 5,
+                demand_replicas: 16,
+                ..
+            }
+        )),
+        "{:?}",
+        d.signals
+    );
+
+    // CapacityExhaustionPredicted: the forecast (upper) passes 5 x 100 at minute 3.
+    let b = Behavior {
+        max_replicas: 5,
+        ..behavior(Mode::Predictive)
+    };
+    let f = ramp_forecast(0, vec![300.0, 400.0, 440.0, 600.0, 700.0]);
+    let (d, _) = decide(
+        &b,
+        &obs(with_forecast(300.0, &f, Some(0.5))),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    let breach = d.signals.iter().find_map(|s| match s {
+        Signal::CapacityExhaustionPredicted {
+            breach_at,
+            peak,
+            capacity,
+            ..
+        } => Some((*breach_at, *peak, *capacity)),
+        _ => None,
+    });
+    let (breach_at, peak, capacity) = breach.expect("CapacityExhaustionPredicted raised");
+    // Upper bounds are 330, 440, 484, 660, 770: the first above 500 is minute 3.
+    assert_eq!((breach_at, capacity), (t(180), 500.0));
+    assert!((peak - 770.0).abs() < 1e-9, "{peak}");
+
+    // NotKeepingUp: replicas went 2 → 6, queue still growing 2 x leadTime later.
+    let b = behavior(Mode::Reactive);
+    let (_, s) = decide(
+        &b,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(200.0))]),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    let (d, mut s) = decide(
+        &b,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(600.0))]),
+        &s,
+        t(15),
+    )
+    .unwrap();
+    assert_eq!(d.desired_replicas, 6);
+    let mut found = None;
+    for k in 2..=30 {
+        let (d, next) = decide(
+            &b,
+            &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(900.0))]),
+            &s,
+            t(k * 15),
+        )
+        .unwrap();
+        s = next;
+        if let Some(sig) = d
+            .signals
+            .iter()
+            .find(|s| matches!(s, Signal::NotKeepingUp { .. }))
+        {
+            found = Some((k, sig.clone()));
+            break;
+        }
+    }
+    let (k, sig) = found.expect("NotKeepingUp raised");
+    assert_eq!(k * 15 - 15, 240, "checked 2 x 2m after the scale-up");
+    assert!(
+        matches!(
+            sig,
+            Signal::NotKeepingUp {
+                from_replicas: 2,
+                to_replicas: 6,
+                value_then: 600.0,
+                value_now: 900.0,
+                ..
+            }
+        ),
+        "{sig:?}"
+    );
+}
+
+#[test]
+fn a_lowered_maximum_applies_at_once() {
+    let b = behavior(Mode::Reactive);
+    let (_, s) = decide(
+        &b,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(2000.0))]),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    let tight = Behavior {
+        max_replicas: 3,
+        ..behavior(Mode::Reactive)
+    };
+    let (d, _) = decide(
+        &tight,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(2000.0))]),
+        &s,
+        t(15),
+    )
+    .unwrap();
+    assert_eq!((d.desired_replicas, d.limiter), (3, Limiter::MaxBound));
+}

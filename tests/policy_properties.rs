@@ -1,0 +1,184 @@
+//! Properties of the policy that must hold for any input sequence.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use foresight::domain::{Decision, Forecast, MetricKind, Mode, ScalingRules};
+use foresight::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
+use proptest::prelude::*;
+
+const TICK: i64 = 15;
+
+fn t(k: usize) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + k as i64 * TICK, 0).unwrap()
+}
+
+/// One tick: queue depth (maybe missing), lag (maybe missing), p99.
+type Tick = (Option<f64>, Option<f64>, f64);
+
+fn tick_strategy() -> impl Strategy<Value = Tick> {
+    (
+        prop::option::weighted(0.9, 0.0..20_000.0f64),
+        prop::option::weighted(0.9, 0.0..50_000.0f64),
+        0.0..1_000.0f64,
+    )
+}
+
+fn behavior_strategy() -> impl Strategy<Value = Behavior> {
+    (
+        0u32..5,
+        1u32..60,
+        prop::sample::select(vec![Mode::Predictive, Mode::Reactive, Mode::ForecastOnly]),
+        0u32..3,
+        0u32..60,
+    )
+        .prop_map(|(min, span, mode, down_pods, down_pct)| Behavior {
+            min_replicas: min,
+            max_replicas: min + span,
+            mode,
+            activation_threshold: 0.0,
+            lead_time: TimeDelta::minutes(2),
+            forecast_quantile: 0.9,
+            rules: ScalingRules {
+                scale_down_pods: down_pods,
+                scale_down_percent: down_pct,
+                ..ScalingRules::default()
+            },
+            max_latency_step_ratio: 2.0,
+        })
+}
+
+/// A forecast covering the whole run, so prediction takes part.
+fn forecast(level: f64, n: usize) -> Forecast {
+    Forecast {
+        start: t(0),
+        step: TimeDelta::seconds(TICK),
+        point: vec![level; n + 100],
+        lower: vec![level * 0.8; n + 100],
+        upper: vec![level * 1.2; n + 100],
+        level: 0.8,
+    }
+}
+
+fn observation<'a>(tick: &Tick, f: &'a Forecast) -> Observation<'a> {
+    let fi = Some(ForecastInput {
+        forecast: f,
+        scale: 100.0,
+        validation_mase: Some(0.5),
+    });
+    Observation {
+        metrics: vec![
+            MetricInput {
+                kind: MetricKind::QueueDepth,
+                target: 100.0,
+                observed: tick.0,
+                forecast: fi,
+                forecast_note: None,
+            },
+            MetricInput {
+                kind: MetricKind::ConsumerLag,
+                target: 1_000.0,
+                observed: tick.1,
+                forecast: fi,
+                forecast_note: None,
+            },
+            MetricInput {
+                kind: MetricKind::P99Latency,
+                target: 250.0,
+                observed: Some(tick.2),
+                forecast: None,
+                forecast_note: None,
+            },
+        ],
+        last_remediation: None,
+    }
+}
+
+/// Runs the sequence; ticks where the policy had nothing to hold are skipped.
+fn run(b: &Behavior, ticks: &[Tick], f: &Forecast) -> Vec<(usize, Decision)> {
+    let mut state = PolicyState::default();
+    let mut out = Vec::new();
+    for (k, tick) in ticks.iter().enumerate() {
+        if let Ok((d, next)) = decide(b, &observation(tick, f), &state, t(k)) {
+            state = next;
+            out.push((k, d));
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn stays_within_bounds(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..80), level in 0.0..30_000.0f64) {
+        let f = forecast(level, ticks.len());
+        for (_, d) in run(&b, &ticks, &f) {
+            prop_assert!((b.min_replicas..=b.max_replicas).contains(&d.desired_replicas), "{} not in [{}, {}]", d.desired_replicas, b.min_replicas, b.max_replicas);
+        }
+    }
+
+    #[test]
+    fn scale_down_respects_stabilisation_and_rate(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..120), level in 0.0..30_000.0f64) {
+        let f = forecast(level, ticks.len());
+        let decisions = run(&b, &ticks, &f);
+        let window = b.rules.scale_down_stabilization.num_seconds() / TICK;
+        let period = b.rules.scale_down_period.num_seconds() / TICK;
+        for i in 1..decisions.len() {
+            let (k, d) = &decisions[i];
+            let prev = decisions[i - 1].1.desired_replicas;
+            if d.desired_replicas >= prev {
+                continue;
+            }
+            // Never below the highest recommendation within the window.
+            let highest = decisions.iter()
+                .filter(|(j, _)| *j <= *k && (*k as i64 - *j as i64) <= window)
+                .map(|(_, d)| d.recommendation)
+                .max()
+                .unwrap_or(0);
+            prop_assert!(d.desired_replicas >= highest.min(b.max_replicas), "stepped to {} under window max {}", d.desired_replicas, highest);
+            // Total removed within one period bounded by the larger policy,
+            // measured from the count at the period's start.
+            let start_idx = decisions.iter().position(|(j, _)| (*k as i64 - *j as i64) < period).unwrap_or(0);
+            let start = if start_idx == 0 { decisions[0].1.desired_replicas } else { decisions[start_idx - 1].1.desired_replicas };
+            let removed = i64::from(start) - i64::from(d.desired_replicas);
+            let allowed = i64::from(b.rules.scale_down_pods).max((f64::from(start) * f64::from(b.rules.scale_down_percent) / 100.0).floor() as i64);
+            prop_assert!(removed <= allowed.max(0), "removed {} within a period from {}; allowed {}", removed, start, allowed);
+        }
+    }
+
+    #[test]
+    fn missing_data_never_lowers_replicas(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..80), level in 0.0..30_000.0f64) {
+        let f = forecast(level, ticks.len());
+        let decisions = run(&b, &ticks, &f);
+        for w in decisions.windows(2) {
+            let ((_, before), (k, after)) = (&w[0], &w[1]);
+            let tick = &ticks[*k];
+            if tick.0.is_none() || tick.1.is_none() {
+                prop_assert!(after.desired_replicas >= before.desired_replicas, "dropped {} → {} with missing data", before.desired_replicas, after.desired_replicas);
+            }
+        }
+    }
+
+    #[test]
+    fn monotone_in_load(b in behavior_strategy(), prefix in prop::collection::vec(tick_strategy(), 0..40), last in tick_strategy(), extra in (0.0..5_000.0f64, 0.0..20_000.0f64, 0.0..500.0f64), level in 0.0..30_000.0f64) {
+        let f = forecast(level, prefix.len() + 1);
+        let mut state = PolicyState::default();
+        for (k, tick) in prefix.iter().enumerate() {
+            if let Ok((_, next)) = decide(&b, &observation(tick, &f), &state, t(k)) {
+                state = next;
+            }
+        }
+        let more: Tick = (last.0.map(|v| v + extra.0), last.1.map(|v| v + extra.1), last.2 + extra.2);
+        let now = t(prefix.len());
+        let low = decide(&b, &observation(&last, &f), &state, now);
+        let high = decide(&b, &observation(&more, &f), &state, now);
+        if let (Ok((low, _)), Ok((high, _))) = (low, high) {
+            prop_assert!(high.desired_replicas >= low.desired_replicas, "more load gave fewer replicas: {} < {}", high.desired_replicas, low.desired_replicas);
+        }
+    }
+
+    #[test]
+    fn same_inputs_same_outputs(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..60), level in 0.0..30_000.0f64) {
+        let f = forecast(level, ticks.len());
+        prop_assert_eq!(run(&b, &ticks, &f), run(&b, &ticks, &f));
+    }
+}
