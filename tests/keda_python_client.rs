@@ -18,12 +18,8 @@ impl Drop for Guard {
     }
 }
 
-/// Starts `foresight serve` on free ports and reads the bound addresses
-/// from its JSON "listening" log line.
-fn start_server() -> (Guard, String, String) {
-    start_server_with(&[])
-}
-
+/// Starts `foresight serve` on free ports, with extra environment, and
+/// reads the bound addresses from its JSON "listening" log line.
 fn start_server_with(env: &[(&str, &str)]) -> (Guard, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_foresight"))
         .args([
@@ -116,6 +112,25 @@ fn python_grpcio_client_calls_like_keda() {
         ),
         "{metrics}"
     );
+
+    // SIGTERM: a clean exit, promptly.
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit after SIGTERM: {status}");
 }
 
 /// A minimal blocking HTTP GET over std, to keep this test free of async.

@@ -257,7 +257,7 @@ fn prediction_scales_up_before_the_load_arrives() {
 
 #[test]
 fn the_confidence_gate_falls_back_to_reactive_and_says_why() {
-    let f = ramp_forecast(0, vec![2000.0; 10]);
+    let f = ramp_forecast(0, vec![2000.0; 12]);
     let b = behavior(Mode::Predictive);
     let (d, _) = decide(
         &b,
@@ -283,12 +283,14 @@ fn the_confidence_gate_falls_back_to_reactive_and_says_why() {
         matches!(&d.prediction, Prediction::Gated { reason } if reason.contains("too little history"))
     );
 
-    // Live errors: the forecast says 2000 while 500 is observed, tick after
-    // tick; |2000 - 500| / 50 = 30 per tick, so once 8 samples exist the
-    // live MASE closes the gate even though validation looked fine.
+    // Live errors: the forecast says 2000 while 500 is observed, slot after
+    // slot; |2000 - 500| / 50 = 30 per slot, so once 8 slots are scored the
+    // live MASE closes the gate even though validation looked fine. Each
+    // 1-minute slot is scored once, at its first tick: the 15 s ticks in
+    // between add no samples (29 ticks span 8 slots).
     let mut state = PolicyState::default();
     let mut last = None;
-    for k in 0..8 {
+    for k in 0..29 {
         let (d, next) = decide(
             &b,
             &obs(with_forecast(500.0, &f, Some(0.5))),

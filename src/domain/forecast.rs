@@ -33,12 +33,14 @@ impl Forecast {
     /// The point forecast for the slot in force at `t` (the last grid point at
     /// or before `t`), matching how sources report the value at `t`.
     pub fn point_at(&self, t: DateTime<Utc>) -> Option<f64> {
+        self.slot_at(t).map(|(_, p)| p)
+    }
+
+    /// The grid point in force at `t` and its point forecast.
+    pub fn slot_at(&self, t: DateTime<Utc>) -> Option<(DateTime<Utc>, f64)> {
         let step = self.step.num_milliseconds().max(1);
-        let i = (t - self.start).num_milliseconds().div_euclid(step);
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| self.point.get(i))
-            .copied()
+        let i = usize::try_from((t - self.start).num_milliseconds().div_euclid(step)).ok()?;
+        self.point.get(i).map(|p| (self.timestamp(i), *p))
     }
 
     /// The largest upper bound over `[from, to]`, clipped to the forecast's

@@ -205,13 +205,18 @@ fn mase_scale(y: &[f64], candidates: &[ModelKind]) -> f64 {
         .min()
         .filter(|m| *m < y.len())
         .unwrap_or(1);
-    let diffs: Vec<f64> = (m..y.len()).map(|i| (y[i] - y[i - m]).abs()).collect();
-    let scale = diffs.iter().sum::<f64>() / diffs.len().max(1) as f64;
-    if scale > 1e-12 {
-        scale
-    } else {
-        (y.iter().map(|v| v.abs()).sum::<f64>() / y.len().max(1) as f64 * 1e-3).max(1e-9)
-    }
+    let mean_abs_diff = |lag: usize| {
+        let d: Vec<f64> = (lag..y.len()).map(|i| (y[i] - y[i - lag]).abs()).collect();
+        d.iter().sum::<f64>() / d.len().max(1) as f64
+    };
+    let level = y.iter().map(|v| v.abs()).sum::<f64>() / y.len().max(1) as f64;
+    // An exactly periodic history has no seasonal-naive error; fall back to
+    // the one-step naive error, then to 1% of the level, so that a tiny
+    // deviation does not read as an enormous scaled error.
+    [mean_abs_diff(m), mean_abs_diff(1), level * 0.01]
+        .into_iter()
+        .find(|s| *s > 1e-12)
+        .unwrap_or(1e-9)
 }
 
 /// Half-width of a central interval at `level`: the conformal quantile of

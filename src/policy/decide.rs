@@ -132,9 +132,11 @@ pub fn decide(
         }
         trim(&mut mem.values, now, LAG_TREND_WINDOW);
         if let (Some(v), Some(f)) = (m.observed, &m.forecast)
-            && let Some(p) = f.forecast.point_at(now)
+            && let Some((slot, p)) = f.forecast.slot_at(now)
             && f.scale > 0.0
+            && mem.last_scored_slot != Some(slot)
         {
+            mem.last_scored_slot = Some(slot);
             mem.errors.push_back((now, (v - p).abs() / f.scale));
         }
         trim(&mut mem.errors, now, LIVE_ERROR_WINDOW);

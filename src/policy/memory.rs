@@ -22,8 +22,14 @@ pub(super) const DEMAND_TREND_WINDOW: TimeDelta = TimeDelta::minutes(1);
 pub(super) struct MetricMemory {
     /// Recent observations, for lag growth; oldest first.
     pub(super) values: VecDeque<(DateTime<Utc>, f64)>,
-    /// Absolute forecast errors scaled by the in-sample MASE denominator.
+    /// Absolute forecast errors scaled by the in-sample MASE denominator,
+    /// one per forecast slot.
     pub(super) errors: VecDeque<(DateTime<Utc>, f64)>,
+    /// The forecast slot last scored, so each slot is scored once: at the
+    /// first tick inside it, like-for-like with how training data is
+    /// sampled (ticks within a slot carry variation the forecast's
+    /// resolution cannot see).
+    pub(super) last_scored_slot: Option<DateTime<Utc>>,
     /// First tick of the current unbroken latency breach.
     pub(super) breach_since: Option<DateTime<Utc>>,
     /// Fastest observed lag drain per replica, in units per second.

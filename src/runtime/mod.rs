@@ -122,12 +122,13 @@ impl<S: MetricSource> Runtime<S> {
     pub fn new(source: S, config: RuntimeConfig) -> Self {
         let (generation, _) = watch::channel(0);
         let (signals, _) = broadcast::channel(1024);
+        let models = Mutex::new(ModelTable::new(config.retrain));
         Self {
             shared: Arc::new(Shared {
                 source,
                 config,
                 registry: RwLock::new(HashMap::new()),
-                models: Mutex::new(ModelTable::default()),
+                models,
                 observations: Mutex::new(ObservationCache::default()),
                 generation,
                 signals,
@@ -496,7 +497,7 @@ impl<S: MetricSource> Runtime<S> {
             let due = {
                 let mut models = self.models();
                 models.retain_only(&wanted);
-                models.take_due(&wanted, Utc::now(), self.shared.config.retrain, replay)
+                models.take_due(&wanted, Utc::now(), replay)
             };
             for (key, boundary) in due {
                 let this = self.clone();
@@ -652,9 +653,7 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
             .map(|r| r.key().to_string())
             .collect();
         awaiting.sort();
-        let models_pending = self
-            .models()
-            .pending(Utc::now(), self.shared.config.retrain);
+        let models_pending = self.models().pending();
         Readiness {
             ready: source_ok && awaiting.is_empty() && models_pending == 0,
             source: self.shared.source.describe(),

@@ -7,6 +7,10 @@
 //! decision at tick `t` uses the model of the latest boundary at or before
 //! `t`, so the previous boundary's model is kept for replaying ticks that
 //! precede the current boundary.
+//!
+//! A boundary's model is used only from `boundary + activation delay`
+//! (a quarter of the retrain interval, at most 5 minutes): by then every
+//! replica has trained it, so none answers with a newer model than another.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -99,20 +103,40 @@ struct Slot {
     last_error: Option<String>,
 }
 
+/// The delay between a boundary and the use of its model.
+pub(crate) fn activation_delay(retrain: Duration) -> TimeDelta {
+    to_delta(retrain / 4).min(TimeDelta::minutes(5))
+}
+
 /// All models by key.
-#[derive(Default)]
 pub(crate) struct ModelTable {
     /// Slots by key.
     slots: HashMap<ModelKey, Slot>,
+    /// Boundaries fall on multiples of this.
+    retrain: Duration,
+    /// See [`activation_delay`].
+    delay: TimeDelta,
+    /// Every (key, boundary) the last scheduling pass wanted, for readiness.
+    needed: HashSet<(ModelKey, DateTime<Utc>)>,
 }
 
 impl ModelTable {
-    /// The model in force at `t`: the latest boundary at or before `t`.
+    pub(crate) fn new(retrain: Duration) -> Self {
+        Self {
+            slots: HashMap::new(),
+            retrain,
+            delay: activation_delay(retrain),
+            needed: HashSet::new(),
+        }
+    }
+
+    /// The model in force at `t`: the latest boundary whose activation time
+    /// is at or before `t`.
     pub(crate) fn at(&self, key: &ModelKey, t: DateTime<Utc>) -> Option<&Arc<Trained>> {
         self.slots
             .get(key)?
             .trained
-            .range(..=t)
+            .range(..=t - self.delay)
             .next_back()
             .map(|(_, m)| m)
     }
@@ -123,25 +147,34 @@ impl ModelTable {
             .retain(|k, s| wanted.contains(k) || !s.in_flight.is_empty());
     }
 
-    /// Marks and returns the (key, boundary) trainings due at `now`: the
-    /// current boundary, and the previous one when the replay window
-    /// reaches back before the current boundary.
+    /// Marks and returns the (key, boundary) trainings due at `now`: every
+    /// boundary whose model some tick of the replay window ending now uses,
+    /// and the current one, so it is ready when it activates. Models older
+    /// than the oldest needed are dropped.
     pub(crate) fn take_due(
         &mut self,
         wanted: &HashSet<ModelKey>,
         now: DateTime<Utc>,
-        retrain: Duration,
         replay: TimeDelta,
     ) -> Vec<(ModelKey, DateTime<Utc>)> {
-        let current = boundary(now, retrain);
-        let mut boundaries = vec![current];
-        if now - replay < current {
-            boundaries.push(current - to_delta(retrain));
+        let step = to_delta(self.retrain);
+        let oldest = boundary(now - replay - self.delay, self.retrain);
+        let current = boundary(now, self.retrain);
+        let mut boundaries = Vec::new();
+        let mut b = current;
+        while b >= oldest {
+            boundaries.push(b);
+            b -= step;
         }
+        self.needed.clear();
         let mut due = Vec::new();
         for key in wanted {
             let slot = self.slots.entry(key.clone()).or_default();
+            slot.trained.retain(|b, _| *b >= oldest);
+            slot.attempted.retain(|b| *b >= oldest);
+            slot.retry_at.retain(|b, _| *b >= oldest);
             for b in &boundaries {
+                self.needed.insert((key.clone(), *b));
                 let done = slot.trained.contains_key(b);
                 let waiting = slot.retry_at.get(b).is_some_and(|t| now < *t);
                 if !done && !waiting && !slot.in_flight.contains(b) {
@@ -169,28 +202,23 @@ impl ModelTable {
                 slot.trained.insert(boundary, t);
                 slot.retry_at.remove(&boundary);
                 slot.last_error = None;
-                while slot.trained.len() > 2 {
-                    slot.trained.pop_first();
-                }
             }
             Err(e) => {
                 slot.last_error = Some(e);
                 slot.retry_at.insert(boundary, now + RETRY_AFTER);
             }
         }
-        // Forget bookkeeping for boundaries older than the kept models.
-        if let Some(oldest) = slot.trained.keys().next().copied() {
-            slot.attempted.retain(|b| *b >= oldest);
-            slot.retry_at.retain(|b, _| *b >= oldest);
-        }
     }
 
-    /// Wanted (key, boundary) pairs whose training has never finished.
-    pub(crate) fn pending(&self, now: DateTime<Utc>, retrain: Duration) -> usize {
-        let current = boundary(now, retrain);
-        self.slots
-            .values()
-            .filter(|s| !s.attempted.contains(&current) && !s.trained.contains_key(&current))
+    /// Needed (key, boundary) trainings that have never finished.
+    pub(crate) fn pending(&self) -> usize {
+        self.needed
+            .iter()
+            .filter(|(k, b)| {
+                self.slots
+                    .get(k)
+                    .is_none_or(|s| !s.attempted.contains(b) && !s.trained.contains_key(b))
+            })
             .count()
     }
 
