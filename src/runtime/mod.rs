@@ -426,6 +426,7 @@ impl<S: MetricSource> Runtime<S> {
         for s in &d.signals {
             if fresh.contains(&s.name()) {
                 warn!(scaledobject = %key, signal = s.name(), detail = ?s, "scaling cannot keep up");
+                self.shared.telemetry.observe_signal(s.name());
             }
             // No receiver yet (remediation not running) is fine.
             let _ = self.shared.signals.send((reg.key().clone(), s.clone()));

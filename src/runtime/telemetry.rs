@@ -38,6 +38,13 @@ struct DecisionLabels {
     mode: &'static str,
 }
 
+/// Labels of remediation-signal counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RaisedLabels {
+    /// Signal name, e.g. `at_ceiling`.
+    signal: &'static str,
+}
+
 /// Labels identifying one signal of one ScaledObject.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SignalLabels {
@@ -64,6 +71,8 @@ pub struct Telemetry {
     rpc_seconds: HistogramFamily<RpcOnly>,
     /// Decisions by limiter and mode.
     decisions: Family<DecisionLabels, Counter>,
+    /// Remediation signals raised, by type (counted when first raised).
+    signals: Family<RaisedLabels, Counter>,
     /// Wall time of each model training (history fetch excluded).
     training_seconds: Histogram,
     /// Trainings that failed.
@@ -106,6 +115,12 @@ impl Telemetry {
             "Scaling decisions by limiting reason and mode",
             decisions.clone(),
         );
+        let signals = Family::<RaisedLabels, Counter>::default();
+        registry.register(
+            "signals",
+            "Remediation signals raised (counted when a signal starts)",
+            signals.clone(),
+        );
         let training_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         registry.register(
             "training_duration_seconds",
@@ -143,6 +158,7 @@ impl Telemetry {
             rpc_requests,
             rpc_seconds,
             decisions,
+            signals,
             training_seconds,
             training_failures,
             forecast_mase,
@@ -176,6 +192,10 @@ impl Telemetry {
                 signal,
             })
             .set(i64::from(d.desired_replicas));
+    }
+
+    pub(crate) fn observe_signal(&self, signal: &'static str) {
+        self.signals.get_or_create(&RaisedLabels { signal }).inc();
     }
 
     pub(crate) fn observe_training(&self, elapsed: Duration, ok: bool) {

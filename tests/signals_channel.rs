@@ -1,0 +1,72 @@
+//! Signals raised by the live runtime reach the remediation channel.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use foresight::domain::{ScaledObjectKey, Signal};
+use foresight::runtime::{Runtime, RuntimeConfig, ScalerCore};
+use foresight::sources::{FileData, FileSource};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_ceiling_reaches_subscribers() {
+    // Demand that climbs every second, far past what 2 replicas carry. The
+    // trace starts 1000 s ago and lasts 2 h, so its replay does not wrap
+    // back to the start while the test runs, whatever the wall clock says.
+    let t0 = chrono::Utc::now().timestamp() - 1_000;
+    let mut csv = String::from("series,timestamp,value\n");
+    for i in 0..7_200i64 {
+        csv.push_str(&format!("ramp,{},{}\n", t0 + i, 100 + i * 10));
+    }
+    let (data, _) = FileData::from_csv_bytes("ramp.csv", csv.as_bytes()).unwrap();
+    let runtime = Runtime::new(
+        FileSource::new(data),
+        RuntimeConfig {
+            tick: Duration::from_secs(1),
+            ..RuntimeConfig::default()
+        },
+    );
+    runtime.warm_up().await;
+    let mut signals = runtime.subscribe_signals();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let driver = runtime.clone();
+    let s = shutdown.clone();
+    tokio::spawn(async move { driver.run(s.cancelled_owned()).await });
+
+    let key = ScaledObjectKey::new("shop", "ingest");
+    let metadata: HashMap<String, String> = [
+        ("queueDepthQuery", "ramp"),
+        ("queueDepthTarget", "100"),
+        ("maxReplicaCount", "2"),
+        ("mode", "reactive"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let d = runtime.decision(&key, &metadata).await.unwrap();
+    assert_eq!(d.desired_replicas, 2, "clamped at the ceiling");
+
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (who, signal) = signals.recv().await.unwrap();
+            if let Signal::AtCeiling {
+                max_replicas,
+                demand_replicas,
+                ..
+            } = signal
+            {
+                return (who, max_replicas, demand_replicas);
+            }
+        }
+    })
+    .await
+    .expect("AtCeiling within 10 s");
+    assert_eq!(got.0, key);
+    assert_eq!(got.1, 2);
+    assert!(got.2 > 2, "demand {} above the ceiling", got.2);
+    let metrics = runtime.telemetry().render();
+    assert!(
+        metrics.contains(r#"foresight_signals_total{signal="at_ceiling"} 1"#),
+        "{metrics}"
+    );
+    shutdown.cancel();
+}
