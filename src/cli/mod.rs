@@ -3,13 +3,15 @@
 //! has its own typed errors, and here they become a readable error chain.
 
 mod args;
+mod eval;
+mod explain;
 mod serve;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, ServeArgs};
+pub use args::{Cli, Command, EvalArgs, ExplainArgs, InputFormat, ServeArgs};
 
 /// Parses the command line, runs the subcommand, and prints any error with
 /// its causes.
@@ -17,6 +19,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Explain(args) => explain::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

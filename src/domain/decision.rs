@@ -1,10 +1,10 @@
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{MetricKind, Mode, Signal};
 
 /// What bounded or shaped the final replica count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Limiter {
     /// The recommendation passed through unchanged.
@@ -45,7 +45,7 @@ impl Limiter {
 }
 
 /// Whether and how the forecast took part in a decision.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "camelCase")]
 pub enum Prediction {
     /// The predictive requirement took part.
@@ -67,7 +67,7 @@ pub enum Prediction {
 }
 
 /// One signal's contribution to a decision.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricReading {
     /// Which signal.
@@ -87,7 +87,7 @@ pub struct MetricReading {
 }
 
 /// A replica decision and everything needed to explain it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
     /// Evaluation tick this decision belongs to (aligned to the wall clock).

@@ -1,10 +1,10 @@
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The four kinds of signal foresight scales on.
 ///
 /// Each kind has its own pair of ScaledObject metadata keys and its own way of
 /// turning a value into a replica requirement (see `policy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum MetricKind {
     /// Messages waiting in a queue; additive across replicas.

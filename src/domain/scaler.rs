@@ -29,7 +29,7 @@ impl std::fmt::Display for ScaledObjectKey {
 }
 
 /// How predictions take part in decisions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Mode {
     /// Replicas are the maximum of the reactive and the predictive requirement.

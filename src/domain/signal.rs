@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::MetricKind;
 
@@ -7,7 +7,7 @@ use super::MetricKind;
 ///
 /// Emitted with the decision of the tick that observed it; the remediation
 /// engine (not the policy) decides whether and how to act.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Signal {
     /// The recommendation was clamped at `maxReplicaCount` while demand kept

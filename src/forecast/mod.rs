@@ -8,13 +8,23 @@
 //! the trend model alone and ignore seasonal uncertainty.
 
 mod error;
+mod metrics;
 mod models;
+mod naive2;
 mod prep;
 mod seasonality;
 mod select;
 
 pub use error::ForecastError;
+pub(crate) use metrics::{EvalSpec, evaluate};
+pub use metrics::{
+    Method, MethodSummary, Scores, SeriesEval, Summary, coverage, mase, mase_scale, owa, smape,
+    summarise,
+};
 pub use models::{Fitted, Model, ModelKind};
+pub use naive2::{
+    Naive2, SeasonalityTest, naive2, seasonal_indices, seasonal_naive, seasonality_test,
+};
 pub use prep::prepare;
 pub use seasonality::{candidate_steps, detect_periods};
 pub use select::{TrainSpec, Trained, train};

@@ -8,6 +8,7 @@
 mod error;
 mod file;
 mod prometheus;
+mod wide;
 
 use std::future::Future;
 
@@ -16,6 +17,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub use error::SourceError;
 pub use file::{FileData, FileSource, LoadReport};
 pub use prometheus::PrometheusSource;
+pub(crate) use wide::load_wide;
 
 use crate::domain::Series;
 

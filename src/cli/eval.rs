@@ -1,0 +1,254 @@
+//! `foresight eval`: forecast accuracy on held-out data, measured as in the
+//! M4 competition (sMAPE, MASE, OWA against Naive2) plus interval coverage.
+
+use std::io::{IsTerminal, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::args::{EvalArgs, InputFormat};
+use crate::domain::Series;
+use crate::forecast::{EvalSpec, Method, SeriesEval, Summary, evaluate, summarise};
+use crate::sources::{FileData, SourceError, load_wide};
+
+/// A series that could not be evaluated, for the JSON report.
+#[derive(Debug, Serialize)]
+struct Failure {
+    series: String,
+    error: String,
+}
+
+/// Everything `--output` writes.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report<'a> {
+    input: String,
+    format: InputFormat,
+    holdout: usize,
+    season: usize,
+    level: f64,
+    series_total: usize,
+    failed: usize,
+    #[serde(flatten)]
+    summary: &'a Summary,
+    wall_seconds: f64,
+    threads: usize,
+    failures: Vec<Failure>,
+}
+
+pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let series = load(&args)?;
+    let spec = EvalSpec {
+        holdout: args.holdout,
+        season: args.season,
+        level: args.level,
+    };
+    let started = Instant::now();
+    let results = evaluate_all(&series, &spec);
+    let wall = started.elapsed();
+
+    let mut evals = Vec::new();
+    let mut failures = Vec::new();
+    for ((id, _), result) in series.iter().zip(results) {
+        match result {
+            Ok(e) => evals.push(e),
+            Err(error) => failures.push(Failure {
+                series: id.clone(),
+                error,
+            }),
+        }
+    }
+    let Some(summary) = summarise(&evals) else {
+        bail!(
+            "no series could be evaluated: all {} failed (see the errors above)",
+            series.len()
+        );
+    };
+    let report = Report {
+        input: args.input.display().to_string(),
+        format: args.format,
+        holdout: args.holdout,
+        season: args.season,
+        level: args.level,
+        series_total: series.len(),
+        failed: failures.len(),
+        summary: &summary,
+        wall_seconds: wall.as_secs_f64(),
+        threads: rayon::current_num_threads(),
+        failures,
+    };
+    print!("{}", table(&report));
+    if let Some(path) = &args.output {
+        let json = serde_json::to_vec_pretty(&report).context("cannot encode the results")?;
+        write_atomically(path, &json)
+            .with_context(|| format!("cannot write results to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Reads the input through `sources`, the only module that reads metrics.
+fn load(args: &EvalArgs) -> anyhow::Result<Vec<(String, Series)>> {
+    Ok(match args.format {
+        InputFormat::M4 => load_wide(&args.input)?,
+        InputFormat::Long => {
+            let (data, report) = FileData::load(&args.input).map_err(|e| {
+                let hint = matches!(&e, SourceError::FileContent { message, .. } if message.contains("missing column"));
+                let e = anyhow::Error::new(e);
+                if hint {
+                    e.context(format!(
+                        "{} is not in long format; for the M4 competition's wide CSV pass --format m4",
+                        args.input.display()
+                    ))
+                } else {
+                    e
+                }
+            })?;
+            for (id, n) in &report.irregular_gaps {
+                eprintln!(
+                    "note: series {id:?}: {n} irregular interval(s) resampled onto the most common step"
+                );
+            }
+            data.series_ids()
+                .into_iter()
+                .filter_map(|id| data.series(&id).cloned().map(|s| (id, s)))
+                .collect()
+        }
+    })
+}
+
+/// Evaluates every series in parallel (they are independent), in input
+/// order. A failing series prints an error line at once and the rest go on.
+fn evaluate_all(series: &[(String, Series)], spec: &EvalSpec) -> Vec<Result<SeriesEval, String>> {
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(series.len() as u64);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} series, {elapsed} elapsed, ~{eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let results = series
+        .par_iter()
+        .map(|(id, s)| {
+            // train() already turns augurs' panics into errors; this guard is
+            // for anything else, so one bad series cannot stop the run.
+            let result = match catch_unwind(AssertUnwindSafe(|| evaluate(s, spec))) {
+                Ok(Ok(e)) => Ok(e),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(payload) => Err(format!(
+                    "evaluation panicked: {}",
+                    payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "non-string panic payload".into())
+                )),
+            };
+            if let Err(e) = &result {
+                progress.suspend(|| eprintln!("error: series {id:?}: {e}"));
+            }
+            progress.inc(1);
+            result
+        })
+        .collect();
+    progress.finish_and_clear();
+    results
+}
+
+/// The plain aligned table printed on stdout.
+fn table(r: &Report<'_>) -> String {
+    let s = r.summary;
+    let num = |v: Option<f64>, digits: usize| match v {
+        Some(v) => format!("{v:.digits$}"),
+        None => "-".into(),
+    };
+    let mut out = format!(
+        "foresight eval: {} ({}), holdout {}, season {}, interval level {}\n\n",
+        r.input,
+        match r.format {
+            InputFormat::Long => "long",
+            InputFormat::M4 => "m4",
+        },
+        r.holdout,
+        r.season,
+        r.level
+    );
+    out.push_str(&format!(
+        "{:<10} {:>8} {:>7} {:>7} {:>9} {:>7}\n",
+        "method", "sMAPE", "MASE", "OWA", "coverage", "series"
+    ));
+    for m in &s.methods {
+        out.push_str(&format!(
+            "{:<10} {:>8.3} {:>7} {:>7} {:>9} {:>7}\n",
+            m.method.to_string(),
+            m.smape,
+            num(m.mase, 3),
+            num(m.owa, 3),
+            m.coverage
+                .map(|c| format!("{:.1}%", c * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            m.series
+        ));
+    }
+    out.push('\n');
+    out.push_str(&format!(
+        "series: {} scored, {} failed, {} excluded from MASE (constant or shorter than one season in-sample)\n",
+        s.series, r.failed, s.mase_excluded
+    ));
+    let models: Vec<String> = s.models.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    out.push_str(&format!("foresight models: {}\n", models.join(", ")));
+    out.push_str(&format!(
+        "Naive2 deseasonalised {} of {} series\n",
+        s.naive2_seasonal, s.series
+    ));
+    out.push_str(&format!(
+        "mean fit time per series ({}): {}; wall {:.1} s on {} thread(s)\n",
+        Method::Foresight,
+        fmt_duration(Duration::from_secs_f64(s.mean_fit_seconds)),
+        r.wall_seconds,
+        r.threads
+    ));
+    out
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+/// Writes to a temporary file beside `path`, then renames it over `path`, so
+/// a reader never sees half a report and a failed run leaves the old one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "eval.json".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        // Best effort: the original error is the one worth reporting.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,144 @@
+//! `foresight explain` against a running `foresight serve`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use foresight::grpc::proto::ScaledObjectRef;
+use foresight::grpc::proto::external_scaler_client::ExternalScalerClient;
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve() -> (Guard, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let guard = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "server never listened");
+        let line = lines.next().expect("server exited").unwrap();
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if v["fields"]["message"] == "listening" {
+            let grpc = v["fields"]["grpc_addr"].as_str().unwrap().to_string();
+            let http = v["fields"]["http_addr"].as_str().unwrap().to_string();
+            std::thread::spawn(move || for _ in lines {});
+            return (guard, grpc, http);
+        }
+    }
+}
+
+fn explain(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .arg("explain")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn explains_a_live_decision() {
+    let (_server, grpc, http) = serve();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = ExternalScalerClient::connect(format!("http://{grpc}"))
+            .await
+            .unwrap();
+        let metadata: HashMap<String, String> = [
+            ("connectionsQuery", "nyc_taxi"),
+            ("connectionsTarget", "1000"),
+            ("maxReplicaCount", "60"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        c.get_metric_spec(ScaledObjectRef {
+            name: "web".into(),
+            namespace: "shop".into(),
+            scaler_metadata: metadata,
+        })
+        .await
+        .unwrap();
+    });
+    let server = format!("http://{http}");
+    // The first evaluation follows registration within moments.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (code, stdout, stderr) = loop {
+        let r = explain(&["--scaled-object", "shop/web", "--server", &server]);
+        if r.0 == Some(0) || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with("shop/web at "), "{stdout}");
+    for want in [
+        "desired replicas",
+        "limited by:",
+        "prediction",
+        "connections",
+        "remediation signals",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+
+    let (code, stdout, _) =
+        explain(&["--scaled-object", "shop/web", "--server", &server, "--json"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(v["desiredReplicas"].as_u64().unwrap() >= 1);
+
+    let (code, _, stderr) = explain(&["--scaled-object", "shop/unknown", "--server", &server]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("no decision for ScaledObject shop/unknown"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_arguments_and_unreachable_servers() {
+    let (code, _, stderr) = explain(&["--scaled-object", "web"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("must be NAMESPACE/NAME"), "{stderr}");
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (code, _, stderr) = explain(&[
+        "--scaled-object",
+        "shop/web",
+        "--server",
+        &format!("http://{free}"),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("cannot reach foresight at"), "{stderr}");
+}
