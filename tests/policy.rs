@@ -578,3 +578,40 @@ fn a_lowered_maximum_applies_at_once() {
     .unwrap();
     assert_eq!((d.desired_replicas, d.limiter), (3, Limiter::MaxBound));
 }
+
+#[test]
+fn activation_is_predictive() {
+    // Idle now (0 is not above the threshold), but the forecast says load
+    // arrives within the lead time: active, so KEDA pre-warms from zero.
+    let b = Behavior {
+        min_replicas: 0,
+        activation_threshold: 0.0,
+        ..behavior(Mode::Predictive)
+    };
+    let f = ramp_forecast(0, vec![0.0, 0.0, 300.0, 300.0, 300.0]);
+    let (d, _) = decide(
+        &b,
+        &obs(with_forecast(0.0, &f, Some(0.5))),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    assert!(d.active, "{d:?}");
+    assert_eq!(
+        d.desired_replicas, 4,
+        "upper 330 / 100 → 4 ahead of the load"
+    );
+    // Reactive mode waits for the load itself.
+    let (d, _) = decide(
+        &Behavior {
+            mode: Mode::Reactive,
+            ..b
+        },
+        &obs(with_forecast(0.0, &f, Some(0.5))),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    assert!(!d.active);
+    assert_eq!(d.desired_replicas, 0);
+}

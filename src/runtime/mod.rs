@@ -53,7 +53,7 @@ pub struct RuntimeConfig {
     pub retrain: Duration,
     /// Longest a first call for a new ScaledObject waits for a decision.
     pub first_answer_timeout: Duration,
-    /// Models trained at once (CPU bound).
+    /// Models trained at once (CPU bound); one less than the cores by default.
     pub training_parallelism: usize,
     /// ScaledObjects KEDA has not asked about for this long are forgotten.
     pub forget_after: Duration,
@@ -65,8 +65,10 @@ impl Default for RuntimeConfig {
             tick: Duration::from_secs(15),
             retrain: Duration::from_secs(3600),
             first_answer_timeout: Duration::from_secs(2),
+            // Leave a core for serving: training is CPU bound and would
+            // otherwise starve the request path (measured in the benchmark).
             training_parallelism: std::thread::available_parallelism()
-                .map(|n| n.get())
+                .map(|n| n.get().saturating_sub(1).max(1))
                 .unwrap_or(1),
             forget_after: Duration::from_secs(3600),
         }
