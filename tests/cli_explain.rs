@@ -1,54 +1,13 @@
 //! `foresight explain` against a running `foresight serve`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+mod support;
 
 use foresight::grpc::proto::ScaledObjectRef;
 use foresight::grpc::proto::external_scaler_client::ExternalScalerClient;
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve() -> (Guard, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_foresight"))
-        .args([
-            "serve",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let guard = Guard(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "server never listened");
-        let line = lines.next().expect("server exited").unwrap();
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if v["fields"]["message"] == "listening" {
-            let grpc = v["fields"]["grpc_addr"].as_str().unwrap().to_string();
-            let http = v["fields"]["http_addr"].as_str().unwrap().to_string();
-            std::thread::spawn(move || for _ in lines {});
-            return (guard, grpc, http);
-        }
-    }
-}
 
 fn explain(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
@@ -65,7 +24,8 @@ fn explain(args: &[&str]) -> (Option<i32>, String, String) {
 
 #[test]
 fn explains_a_live_decision() {
-    let (_server, grpc, http) = serve();
+    let server = support::serve(&[], &[]);
+    let (grpc, http) = (server.grpc.clone(), server.http.clone());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut c = ExternalScalerClient::connect(format!("http://{grpc}"))

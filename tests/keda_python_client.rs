@@ -2,70 +2,21 @@
 //! `proto/externalscaler.proto` call the real `foresight serve` binary the way
 //! KEDA does (tests/python/keda_client.py).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod support;
+
 const INSTALL: &str = "python3 -m pip install -r tests/python/requirements.txt";
-
-/// Kills the server even when an assertion fails.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `foresight serve` on free ports, with extra environment, and
-/// reads the bound addresses from its JSON "listening" log line.
-fn start_server_with(env: &[(&str, &str)]) -> (Guard, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_foresight"))
-        .args([
-            "serve",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--evaluation-interval",
-            "1s",
-        ])
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn foresight");
-    let stderr = child.stderr.take().unwrap();
-    let guard = Guard(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        assert!(Instant::now() < deadline, "server never logged 'listening'");
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if v["fields"]["message"] == "listening" {
-            let grpc = v["fields"]["grpc_addr"].as_str().unwrap().to_string();
-            let http = v["fields"]["http_addr"].as_str().unwrap().to_string();
-            // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return (guard, grpc, http);
-        }
-    }
-}
 
 #[test]
 fn python_grpcio_client_calls_like_keda() {
     // Settings through the environment as well as flags.
-    let (mut server, grpc, http) =
-        start_server_with(&[("FORESIGHT_LOG_LEVEL", "info,foresight=debug")]);
+    let mut server = support::serve(
+        &["--evaluation-interval", "1s"],
+        &[("FORESIGHT_LOG_LEVEL", "info,foresight=debug")],
+    );
+    let (grpc, http) = (server.grpc.clone(), server.http.clone());
     let proto_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/keda_client.py");
     let out = Command::new("python3")
@@ -105,7 +56,7 @@ fn python_grpcio_client_calls_like_keda() {
     );
 
     // The server kept its own books on what KEDA asked.
-    let metrics = http_get(&http, "/metrics");
+    let metrics = support::http_get(&http, "/metrics");
     assert!(
         metrics.contains(
             r#"foresight_grpc_requests_total{rpc="GetMetricSpec",code="InvalidArgument"} 1"#
@@ -114,7 +65,7 @@ fn python_grpcio_client_calls_like_keda() {
     );
 
     // SIGTERM: a clean exit, promptly.
-    let pid = server.0.id().to_string();
+    let pid = server.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -124,25 +75,11 @@ fn python_grpcio_client_calls_like_keda() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
+        if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit after SIGTERM: {status}");
-}
-
-/// A minimal blocking HTTP GET over std, to keep this test free of async.
-fn http_get(host: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
 }

@@ -1,0 +1,83 @@
+//! Helpers shared by the integration tests that run the real binary.
+#![allow(dead_code)] // each test crate uses a subset
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `foresight serve`, killed on drop even when an assertion fails.
+pub struct Server {
+    /// The child process.
+    pub child: Child,
+    /// Bound gRPC address.
+    pub grpc: String,
+    /// Bound HTTP address.
+    pub http: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `foresight serve` on free ports with extra arguments and
+/// environment, and reads the bound addresses from its JSON "listening"
+/// log line.
+pub fn serve(extra: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .args(extra)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn foresight");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut server = Server {
+        child,
+        grpc: String::new(),
+        http: String::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "server never logged 'listening'");
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if v["fields"]["message"] == "listening" {
+            server.grpc = v["fields"]["grpc_addr"].as_str().unwrap().to_string();
+            server.http = v["fields"]["http_addr"].as_str().unwrap().to_string();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return server;
+        }
+    }
+}
+
+/// A blocking HTTP GET over std; returns the whole response, headers included.
+pub fn http_get(host: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
