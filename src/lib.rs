@@ -22,11 +22,17 @@
 //!   background training, readiness, telemetry, shutdown.
 //! * [`grpc`]: thin tonic adapter for KEDA's `externalscaler` contract.
 //! * [`http`]: health, readiness, metrics and explanations.
+//! * [`backtest`]: offline replay of recorded demand through foresight's
+//!   policy, an HPA emulation and a perfect-foresight oracle.
+//! * `durable`: atomic file replacement for reports and state.
 //! * [`cli`]: clap commands; the only place that uses `anyhow`.
 
+pub mod backtest;
+mod chart;
 pub mod cli;
 pub mod config;
 pub mod domain;
+mod durable;
 pub mod forecast;
 pub mod grpc;
 pub mod http;

@@ -28,6 +28,127 @@ pub enum Command {
     /// Explain the latest decision a running `foresight serve` made for a
     /// ScaledObject: requirements, forecast, limiter, signals.
     Explain(ExplainArgs),
+    /// Replay recorded demand through foresight's policy, a reactive HPA and a
+    /// perfect-foresight oracle, and score all three on the same data.
+    Backtest(BacktestArgs),
+}
+
+/// Signals a backtest can replay (latency is not additive, so capacity
+/// cannot be simulated from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignalArg {
+    /// Open connections: demand above capacity is not served.
+    Connections,
+    /// Queue depth: unserved work waits as a backlog.
+    QueueDepth,
+    /// Consumer lag: unserved work waits as a backlog.
+    ConsumerLag,
+}
+
+/// Input layouts `backtest` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BacktestFormat {
+    /// By extension: .json is a Prometheus export, .csv/.parquet a table.
+    Auto,
+    /// A table: long format (series,timestamp,value), or timestamp plus a
+    /// value column for a single series.
+    Table,
+    /// The JSON body of /api/v1/query_range, as saved by curl.
+    Prometheus,
+}
+
+/// Flags of `foresight backtest`.
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// Recorded series: CSV or Parquet (long format, or timestamp plus a
+    /// value column), or a saved Prometheus query_range answer (.json).
+    #[arg(long, value_name = "FILE", required_unless_present = "prometheus_url")]
+    pub input: Option<PathBuf>,
+
+    /// Layout of --input.
+    #[arg(long, value_enum, default_value_t = BacktestFormat::Auto)]
+    pub format: BacktestFormat,
+
+    /// Series id to replay; may be omitted when the input holds one series.
+    #[arg(long, value_name = "ID")]
+    pub series: Option<String>,
+
+    /// For a table without a series column: the column holding the values.
+    #[arg(long, value_name = "NAME")]
+    pub value_column: Option<String>,
+
+    /// Pull the series live from this Prometheus instead of a file
+    /// (with --query, --start, --end).
+    #[arg(long, value_name = "URL", conflicts_with = "input", requires_all = ["query", "start", "end"])]
+    pub prometheus_url: Option<String>,
+
+    /// PromQL for --prometheus-url; must return one series.
+    #[arg(long, value_name = "PROMQL")]
+    pub query: Option<String>,
+
+    /// Start of the live pull (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+
+    /// End of the live pull (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub end: Option<String>,
+
+    /// Sampling step of the live pull [default: the metadata's step, 1m].
+    #[arg(long, value_parser = parse_delta, value_name = "DURATION")]
+    pub step: Option<chrono::TimeDelta>,
+
+    /// What one replica carries, in the series' unit (sets the signal's
+    /// target key in the metadata).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub target_per_pod: Option<f64>,
+
+    /// Which signal the series is [default: the one the metadata names, else
+    /// connections].
+    #[arg(long, value_enum)]
+    pub signal: Option<SignalArg>,
+
+    /// Pod start-up delay: replicas requested at t serve from t + startup.
+    #[arg(long, value_parser = parse_delta, default_value = "2m", value_name = "DURATION")]
+    pub startup: chrono::TimeDelta,
+
+    /// Retrain interval.
+    #[arg(long, value_parser = parse_delta, default_value = "1h", value_name = "DURATION")]
+    pub retrain: chrono::TimeDelta,
+
+    /// Training window [default: the metadata's history, 21d].
+    #[arg(long, value_parser = parse_delta, value_name = "DURATION")]
+    pub history: Option<chrono::TimeDelta>,
+
+    /// Replayed but not scored at the start.
+    #[arg(long, value_parser = parse_delta, default_value = "1d", value_name = "DURATION")]
+    pub warmup: chrono::TimeDelta,
+
+    /// The HPA's tolerance between foresight's count and the Deployment
+    /// (Kubernetes' default 0.1; lower with HPAConfigurableTolerance).
+    #[arg(long, default_value_t = 0.1, value_name = "RATIO")]
+    pub hpa_tolerance: f64,
+
+    /// ScaledObject metadata: `key=value` (repeatable), or a ScaledObject
+    /// YAML file whose external trigger's metadata is used.
+    #[arg(long, value_name = "KEY=VALUE|FILE")]
+    pub metadata: Vec<String>,
+
+    /// Write the report as JSON (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Write the per-tick timeline as Parquet (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
+
+    /// Draw demand against each policy's capacity as a PNG (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
+}
+
+fn parse_delta(s: &str) -> Result<chrono::TimeDelta, String> {
+    crate::config::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// Flags of `foresight explain`.
@@ -105,6 +226,20 @@ pub struct ServeArgs {
     /// How often models retrain on fresh history [default: 1h].
     #[arg(long, env = "FORESIGHT_RETRAIN_INTERVAL", value_parser = parse_std_duration, value_name = "DURATION")]
     pub retrain_interval: Option<Duration>,
+
+    /// PEM certificate chain the gRPC server presents; turns TLS on, and
+    /// needs --tls-key.
+    #[arg(long, env = "FORESIGHT_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "FORESIGHT_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle: gRPC clients must present a certificate it signed
+    /// (mutual TLS, KEDA's tlsClientCert/tlsClientKey); needs --tls-cert.
+    #[arg(long, env = "FORESIGHT_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 fn parse_std_duration(s: &str) -> Result<Duration, String> {

@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -227,28 +227,10 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// Writes to a temporary file beside `path`, then renames it over `path`, so
-/// a reader never sees half a report and a failed run leaves the old one.
+/// Writes the report and a final newline atomically.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "eval.json".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+    crate::durable::write_atomically(path, |f| {
         f.write_all(bytes)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        // Best effort: the original error is the one worth reporting.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+        f.write_all(b"\n")
+    })
 }

@@ -3,6 +3,7 @@
 //! has its own typed errors, and here they become a readable error chain.
 
 mod args;
+mod backtest;
 mod eval;
 mod explain;
 mod serve;
@@ -11,7 +12,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, EvalArgs, ExplainArgs, InputFormat, ServeArgs};
+pub use args::{
+    BacktestArgs, BacktestFormat, Cli, Command, EvalArgs, ExplainArgs, InputFormat, ServeArgs,
+    SignalArg,
+};
 
 /// Parses the command line, runs the subcommand, and prints any error with
 /// its causes.
@@ -21,6 +25,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Backtest(args) => backtest::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,7 @@ mod signal;
 pub use decision::{Decision, Limiter, MetricReading, Prediction};
 pub use forecast::Forecast;
 pub use metric::MetricKind;
+pub(crate) use scaler::serde_delta::format_delta;
 pub use scaler::{MetricSpec, Mode, ScaledObjectKey, ScalerSpec, ScalingRules, Seasonality};
 pub use series::Series;
 pub use signal::Signal;

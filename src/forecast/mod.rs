@@ -11,6 +11,7 @@ mod error;
 mod metrics;
 mod models;
 mod naive2;
+pub mod plan;
 mod prep;
 mod seasonality;
 mod select;

@@ -20,7 +20,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::RuntimeConfig;
 use crate::domain::{ScalerSpec, Seasonality, Series};
-use crate::forecast::{TrainSpec, Trained, candidate_steps};
+use crate::forecast::plan::{self, PlanInput};
+use crate::forecast::{TrainSpec, Trained};
 
 /// How long to wait before retrying a training that failed.
 const RETRY_AFTER: TimeDelta = TimeDelta::seconds(60);
@@ -56,24 +57,13 @@ impl ModelKey {
 
     /// What to train on `series` (whose step may differ from the requested one).
     pub(crate) fn train_spec(&self, series: &Series, config: &RuntimeConfig) -> TrainSpec {
-        let (periods, detect) = match &self.seasonality {
-            Seasonality::Auto => (vec![TimeDelta::days(1), TimeDelta::weeks(1)], true),
-            Seasonality::Periods(p) => (p.clone(), false),
-        };
-        // The forecast must cover every tick until the next boundary, plus
-        // the lead time and the scale-down lookahead, plus slack for a late
-        // retrain.
-        let span = to_delta(config.retrain) * 2 + self.lead_time + TimeDelta::minutes(10);
-        let step_s = series.step.num_seconds().max(1);
-        let horizon = (span.num_seconds() + step_s - 1) / step_s + 1;
-        let q = f64::from(self.quantile_permille) / 1000.0;
-        TrainSpec {
-            periods: candidate_steps(&periods, series.step),
-            detect,
-            horizon: usize::try_from(horizon).unwrap_or(1),
-            // The upper end of a central interval at level 2q - 1 is the q quantile.
-            level: (2.0 * q - 1.0).clamp(0.01, 0.999),
-        }
+        plan::train_spec(&PlanInput {
+            seasonality: &self.seasonality,
+            lead_time: self.lead_time,
+            quantile: f64::from(self.quantile_permille) / 1000.0,
+            retrain: to_delta(config.retrain),
+            step: series.step,
+        })
     }
 }
 
@@ -83,9 +73,7 @@ pub(crate) fn to_delta(d: Duration) -> TimeDelta {
 
 /// The training boundary at or before `t`.
 pub(crate) fn boundary(t: DateTime<Utc>, retrain: Duration) -> DateTime<Utc> {
-    let r = i64::try_from(retrain.as_secs()).unwrap_or(3600).max(1);
-    let s = t.timestamp();
-    DateTime::from_timestamp(s - s.rem_euclid(r), 0).unwrap_or(t)
+    plan::boundary(t, to_delta(retrain))
 }
 
 /// Training state of one model key.
@@ -105,7 +93,7 @@ struct Slot {
 
 /// The delay between a boundary and the use of its model.
 pub(crate) fn activation_delay(retrain: Duration) -> TimeDelta {
-    to_delta(retrain / 4).min(TimeDelta::minutes(5))
+    plan::activation_delay(to_delta(retrain))
 }
 
 /// All models by key.
@@ -225,17 +213,5 @@ impl ModelTable {
     /// The last training error of `key`, if its last attempt failed.
     pub(crate) fn last_error(&self, key: &ModelKey) -> Option<&str> {
         self.slots.get(key)?.last_error.as_deref()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn boundaries_align_to_the_retrain_interval() {
-        let t = DateTime::from_timestamp(7_200 + 1_799, 0).unwrap();
-        assert_eq!(boundary(t, Duration::from_secs(3600)).timestamp(), 7_200);
-        assert_eq!(boundary(t, Duration::from_secs(1800)).timestamp(), 7_200);
     }
 }

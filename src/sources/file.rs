@@ -46,9 +46,38 @@ pub struct FileData {
     series: BTreeMap<String, Series>,
 }
 
+/// How to read a file that is not in the long format.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// For a file without a `series` column (one series: `timestamp` plus
+    /// value columns, as many exports are), the column holding the values;
+    /// `value` when unset. The series id is then the file's stem.
+    pub value_column: Option<String>,
+}
+
 impl FileData {
     /// Loads a CSV or Parquet file, by extension.
     pub fn load(path: &Path) -> Result<(Self, LoadReport), SourceError> {
+        Self::load_with(path, &LoadOptions::default())
+    }
+
+    /// Wraps one series that was obtained elsewhere (e.g. a Prometheus
+    /// export), so it can be replayed like a file.
+    pub fn from_series(name: &str, id: &str, series: Series) -> Self {
+        Self {
+            name: name.to_string(),
+            series: BTreeMap::from([(id.to_string(), series)]),
+        }
+    }
+
+    /// Series read by another loader of this module.
+    pub(super) fn from_map(name: String, series: BTreeMap<String, Series>) -> Self {
+        Self { name, series }
+    }
+
+    /// Loads a CSV or Parquet file, by extension, with options for
+    /// single-series files.
+    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<(Self, LoadReport), SourceError> {
         let read_err = |message: String| SourceError::FileRead {
             path: path.to_path_buf(),
             message,
@@ -59,6 +88,13 @@ impl FileData {
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
         let file = std::fs::File::open(path).map_err(|e| read_err(e.to_string()))?;
+        if file.metadata().is_ok_and(|m| m.len() == 0) {
+            return Err(SourceError::FileContent {
+                path: path.to_path_buf(),
+                message: "the file is empty; expected a header and rows (series,timestamp,value)"
+                    .into(),
+            });
+        }
         let df = match ext.as_str() {
             "csv" => csv_options().into_reader_with_file_handle(file).finish(),
             "parquet" | "pq" => ParquetReader::new(file).finish(),
@@ -69,7 +105,7 @@ impl FileData {
             }
         }
         .map_err(|e| read_err(e.to_string()))?;
-        Self::from_frame(path.display().to_string(), path, &df)
+        Self::from_frame(path.display().to_string(), path, &df, opts)
     }
 
     /// Parses CSV bytes (used for the embedded trace and tests).
@@ -82,7 +118,7 @@ impl FileData {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        Self::from_frame(name.to_string(), &path, &df)
+        Self::from_frame(name.to_string(), &path, &df, &LoadOptions::default())
     }
 
     /// Every series id, sorted.
@@ -99,6 +135,7 @@ impl FileData {
         name: String,
         path: &Path,
         df: &DataFrame,
+        opts: &LoadOptions,
     ) -> Result<(Self, LoadReport), SourceError> {
         let bad = |message: String| SourceError::FileContent {
             path: path.to_path_buf(),
@@ -121,10 +158,36 @@ impl FileData {
                 ))
             })
         };
-        let ids =
-            string_column(col("series")?).map_err(|e| bad(format!("column \"series\": {e}")))?;
+        let names = || {
+            df.get_column_names()
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let has = |n: &str| df.get_column_names().iter().any(|c| c.as_str() == n);
+        // A file without a `series` column holds one series, named after the
+        // file, whose values are in `--value-column` (default `value`).
+        let single = (!has("series") && has("timestamp")).then(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "series".into())
+        });
+        let value_name = opts.value_column.as_deref().unwrap_or("value");
+        if single.is_some() && !has(value_name) {
+            return Err(bad(format!(
+                "no column {value_name:?}; a file without a series column holds one series: name its value column with --value-column (columns: {})",
+                names()
+            )));
+        }
+        let ids = match &single {
+            Some(id) => vec![Some(id.clone()); df.height()],
+            None => {
+                string_column(col("series")?).map_err(|e| bad(format!("column \"series\": {e}")))?
+            }
+        };
         let stamps = timestamp_column(col("timestamp")?).map_err(&bad)?;
-        let values = value_column(col("value")?).map_err(&bad)?;
+        let values = value_column(col(value_name)?).map_err(&bad)?;
 
         // Group rows per series, keeping file order to detect disorder.
         let mut rows: BTreeMap<String, Vec<(i64, Option<f64>, usize)>> = BTreeMap::new();
@@ -178,7 +241,7 @@ fn csv_options() -> CsvReadOptions {
 /// Puts one series' samples on a regular grid whose step is the most common
 /// interval. Returns the series, how many intervals were irregular, and how
 /// many samples were missing.
-fn regularise(
+pub(super) fn regularise(
     id: &str,
     samples: &[(i64, Option<f64>, usize)],
 ) -> Result<(Series, usize, usize), String> {

@@ -6,6 +6,7 @@
 //! Prometheus ([`PrometheusSource`]). [`AnySource`] picks one at run time.
 
 mod error;
+mod export;
 mod file;
 mod prometheus;
 mod wide;
@@ -15,7 +16,8 @@ use std::future::Future;
 use chrono::{DateTime, TimeDelta, Utc};
 
 pub use error::SourceError;
-pub use file::{FileData, FileSource, LoadReport};
+pub use export::{load_range_export, series_id};
+pub use file::{FileData, FileSource, LoadOptions, LoadReport};
 pub use prometheus::PrometheusSource;
 pub(crate) use wide::load_wide;
 

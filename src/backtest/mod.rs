@@ -1,0 +1,542 @@
+//! Offline replay: foresight's policy, a reactive HPA and a perfect-foresight
+//! oracle run over the same recorded demand, and are scored the same way.
+//!
+//! * [`training`]: every model the replay needs, trained in parallel from
+//!   the history ending at each boundary (no peeking: a model sees only the
+//!   data before its boundary and is used only after its activation delay,
+//!   as in `serve`).
+//! * [`capacity`]: pods with a start-up delay, demand between samples, and
+//!   the oracle's schedule.
+//! * [`hpa`]: an independent emulation of the Kubernetes HPA.
+//! * [`report`]: the fixed `report.json` schema and the terminal table.
+//! * [`timeline`]: the per-tick Parquet file; [`plot`] draws it.
+//!
+//! The replay steps through ticks (the data step, at most one minute).
+//! Demand between samples is interpolated linearly, and every policy
+//! observes the demand at the tick, as a live scrape would. foresight runs
+//! the same `policy::decide` as `serve`, with its state carried from tick to
+//! tick, and its count passes through the HPA's tolerance on the way to the
+//! Deployment, as it does in a cluster.
+
+mod capacity;
+mod error;
+mod hpa;
+mod plot;
+mod report;
+mod timeline;
+mod training;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+pub use capacity::{Pods, demand_at, oracle_schedule};
+pub use error::BacktestError;
+pub use hpa::{Hpa, HpaConfig, downstream_tolerance};
+pub use plot::plot;
+pub use report::{
+    DecisionStats, ForecastScore, InputInfo, Policies, PolicyScore, Report, TrainingStats,
+};
+pub use timeline::{Timeline, write_timeline};
+pub use training::{Models, TrainingPlan, train_all};
+
+use crate::domain::{MetricKind, Prediction, ScalerSpec, Series};
+use crate::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
+
+/// Everything one replay needs.
+pub struct Backtest<'a> {
+    /// The recorded demand.
+    pub series: &'a Series,
+    /// Its id (the query the metadata names).
+    pub id: &'a str,
+    /// Where it came from, for the report.
+    pub source: String,
+    /// The parsed metadata: exactly one additive signal.
+    pub spec: ScalerSpec,
+    /// The metadata as given, for the report.
+    pub metadata: BTreeMap<String, String>,
+    /// Pod start-up delay.
+    pub startup: TimeDelta,
+    /// Retrain interval.
+    pub retrain: TimeDelta,
+    /// Replayed but not scored at the start, so every policy is scored on
+    /// the same settled span.
+    pub warmup: TimeDelta,
+    /// The HPA tolerance between foresight's count and the Deployment (0.1
+    /// in Kubernetes; lower with `HPAConfigurableTolerance`).
+    pub downstream_tolerance: f64,
+}
+
+/// Progress of the two phases, for a progress bar.
+pub trait Progress: Sync {
+    /// `done` of `total` trainings finished.
+    fn training(&self, done: usize, total: usize);
+    /// `done` of `total` ticks replayed.
+    fn replay(&self, done: usize, total: usize);
+}
+
+/// No progress reporting.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn training(&self, _: usize, _: usize) {}
+    fn replay(&self, _: usize, _: usize) {}
+}
+
+/// A replay's report and its per-tick timeline.
+pub struct Outcome {
+    /// The scores.
+    pub report: Report,
+    /// Every tick, scored or not.
+    pub timeline: Timeline,
+}
+
+/// What every lane needs to serve one tick.
+#[derive(Clone, Copy)]
+struct Tick {
+    /// The instant.
+    t: DateTime<Utc>,
+    /// Pod start-up delay.
+    startup: TimeDelta,
+    /// Recorded demand, `None` in a gap.
+    demand: Option<f64>,
+    /// Per-pod capacity.
+    target: f64,
+    /// Whether unserved work carries over.
+    queue: bool,
+    /// Whether the tick counts towards the score.
+    scored: bool,
+    /// Tick length in seconds.
+    seconds: f64,
+}
+
+/// One policy's simulated Deployment and running score.
+#[derive(Default)]
+struct Lane {
+    /// Its pods.
+    pods: Pods,
+    /// Work carried over (queue-like signals only).
+    backlog: f64,
+    /// Seconds under-provisioned.
+    under_s: f64,
+    /// Pod-seconds paid for.
+    pod_s: f64,
+    /// Count changes.
+    events: u32,
+    /// Largest count.
+    max: u32,
+    /// Unserved work at each scored tick, for the percentile.
+    unserved: Vec<f64>,
+}
+
+impl Lane {
+    /// What this lane's scaler observes: demand, plus its own backlog for a
+    /// queue-like signal.
+    fn load(&self, demand: Option<f64>) -> Option<f64> {
+        demand.map(|d| d + self.backlog)
+    }
+
+    /// Applies the count chosen at the tick, serves the tick and scores it.
+    /// Returns the count and the ready pods.
+    fn serve(&mut self, count: u32, k: &Tick) -> (u32, u32) {
+        let Tick {
+            t,
+            startup,
+            demand,
+            target,
+            queue,
+            scored,
+            seconds: tick_s,
+        } = *k;
+        if count != self.pods.total() && scored {
+            self.events += 1;
+        }
+        self.pods.scale(count, t, startup);
+        let ready = self.pods.ready(t);
+        let Some(load) = self.load(demand) else {
+            if scored {
+                self.pod_s += f64::from(count) * tick_s;
+            }
+            return (count, ready);
+        };
+        let capacity = f64::from(ready) * target;
+        let short = (load - capacity).max(0.0);
+        if queue {
+            self.backlog = short;
+        }
+        if scored {
+            // A shortfall below a millionth of the load is float noise.
+            if short > 1e-6 * load.max(1.0) {
+                self.under_s += tick_s;
+            }
+            self.pod_s += f64::from(count) * tick_s;
+            self.max = self.max.max(count);
+            self.unserved.push(short);
+        }
+        (count, ready)
+    }
+
+    fn score(&self) -> PolicyScore {
+        PolicyScore {
+            under_provisioned_minutes: self.under_s / 60.0,
+            replica_hours: self.pod_s / 3600.0,
+            scale_events: self.events,
+            max_replicas: self.max,
+            p95_backlog: percentile(&self.unserved, 0.95),
+        }
+    }
+}
+
+fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((s.len() as f64) * q).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
+
+fn ceil_div(v: f64, target: f64) -> u32 {
+    let r = (v / target).ceil();
+    if r.is_finite() && r > 0.0 {
+        r.min(f64::from(u32::MAX)) as u32
+    } else {
+        0
+    }
+}
+
+impl Backtest<'_> {
+    fn validate(&self) -> Result<(MetricKind, f64), BacktestError> {
+        let [m] = self.spec.metrics.as_slice() else {
+            return Err(BacktestError::Unsupported {
+                what: format!("{} signals at once", self.spec.metrics.len()),
+                fix: "a backtest replays one series: keep one query/target pair in the metadata"
+                    .into(),
+            });
+        };
+        if !m.kind.is_additive() {
+            return Err(BacktestError::Unsupported {
+                what: "p99 latency".into(),
+                fix: "latency is not additive, so capacity cannot be simulated from it; replay a queue depth, consumer lag or connections series".into(),
+            });
+        }
+        if !(m.target.is_finite() && m.target > 0.0) {
+            return Err(BacktestError::BadOption {
+                option: "--target-per-pod",
+                expected: "a positive number",
+                got: m.target.to_string(),
+            });
+        }
+        if self.startup < TimeDelta::zero() {
+            return Err(BacktestError::BadOption {
+                option: "--startup",
+                expected: "zero or more",
+                got: format!("{}s", self.startup.num_seconds()),
+            });
+        }
+        if self.retrain < TimeDelta::minutes(1) {
+            return Err(BacktestError::BadOption {
+                option: "--retrain",
+                expected: "at least 1m",
+                got: format!("{}s", self.retrain.num_seconds()),
+            });
+        }
+        if !(0.0..1.0).contains(&self.downstream_tolerance) {
+            return Err(BacktestError::BadOption {
+                option: "--hpa-tolerance",
+                expected: "in [0, 1)",
+                got: self.downstream_tolerance.to_string(),
+            });
+        }
+        if self.series.observed() < 2 {
+            return Err(BacktestError::Input {
+                series: self.id.to_string(),
+                message: "fewer than two samples; nothing to replay".into(),
+            });
+        }
+        Ok((m.kind, m.target))
+    }
+
+    /// Runs the replay.
+    pub fn run(&self, progress: &dyn Progress) -> Result<Outcome, BacktestError> {
+        let (kind, target) = self.validate()?;
+        let s = self.series;
+        let queue = matches!(kind, MetricKind::QueueDepth | MetricKind::ConsumerLag);
+        let tick = s.step.min(TimeDelta::minutes(1)).max(TimeDelta::seconds(1));
+        let from = s.start;
+        let to = s.timestamp(s.len().saturating_sub(1));
+        let n_ticks =
+            usize::try_from((to - from).num_seconds() / tick.num_seconds() + 1).unwrap_or(0);
+        let scored_from = from + self.warmup;
+        if scored_from > to {
+            return Err(BacktestError::Input {
+                series: self.id.to_string(),
+                message: format!(
+                    "the series spans {}, which the {} warm-up leaves nothing of; shorten --warmup",
+                    fmt_span(to - from),
+                    fmt_span(self.warmup)
+                ),
+            });
+        }
+        let mut notes = Vec::new();
+        let two_seasons = match &self.spec.seasonality {
+            crate::domain::Seasonality::Periods(p) => p.iter().max().map(|p| *p * 2),
+            crate::domain::Seasonality::Auto => Some(TimeDelta::weeks(2)),
+        };
+        if let Some(need) = two_seasons
+            && need > self.spec.history.min(to - from)
+        {
+            notes.push(format!(
+                "the longest season needs {} of history and {} is available: models fall back to the shorter seasons (or seasonal naive, or naive) until then",
+                fmt_span(need),
+                fmt_span(self.spec.history.min(to - from))
+            ));
+        }
+
+        let models = train_all(
+            &TrainingPlan {
+                series: s,
+                id: self.id,
+                spec: &self.spec,
+                retrain: self.retrain,
+                from,
+                to,
+            },
+            &|d, t| progress.training(d, t),
+        );
+        if let Some((b, e)) = models.failures.first() {
+            notes.push(format!(
+                "{} of {} trainings failed and kept the previous model (the policy is reactive where none exists); first, at {}: {e}",
+                models.failures.len(),
+                models.attempted,
+                b.to_rfc3339()
+            ));
+        }
+
+        let behavior = Behavior::from_spec(&self.spec);
+        let tick_s = tick.num_milliseconds() as f64 / 1000.0;
+        let lead_ticks = usize::try_from(
+            (self.startup.num_milliseconds() + tick.num_milliseconds() - 1)
+                / tick.num_milliseconds(),
+        )
+        .unwrap_or(0);
+
+        // The oracle knows every tick's requirement in advance.
+        let mut last_need = self.spec.min_replicas;
+        let need: Vec<u32> = (0..n_ticks)
+            .map(|k| {
+                let t = from + tick * i32::try_from(k).unwrap_or(i32::MAX);
+                if let Some(d) = demand_at(s, t) {
+                    last_need =
+                        ceil_div(d, target).clamp(self.spec.min_replicas, self.spec.max_replicas);
+                }
+                last_need
+            })
+            .collect();
+        let oracle_counts = oracle_schedule(&need, lead_ticks);
+
+        let mut hpa = Hpa::new(HpaConfig::kubernetes_default(
+            target,
+            self.spec.min_replicas,
+            self.spec.max_replicas,
+        ));
+        let (mut fs, mut hp, mut or) = (Lane::default(), Lane::default(), Lane::default());
+        let mut state = PolicyState::default();
+        let mut stats = DecisionStats::default();
+        let mut timeline = Timeline::with_capacity(n_ticks);
+        let mut started = false;
+
+        for (k, &o_count) in oracle_counts.iter().enumerate() {
+            let t = from + tick * i32::try_from(k).unwrap_or(i32::MAX);
+            let demand = demand_at(s, t);
+            let scored = t >= scored_from;
+
+            // foresight.
+            let model = models.at(t);
+            let observation = Observation {
+                metrics: vec![MetricInput {
+                    kind,
+                    target,
+                    observed: fs.load(demand),
+                    forecast: model.map(|m| ForecastInput {
+                        forecast: &m.forecast,
+                        scale: m.mase_scale,
+                        validation_mase: m.validation_mase,
+                    }),
+                    forecast_note: model
+                        .is_none()
+                        .then(|| "no model trained yet (too little history)".to_string()),
+                }],
+                last_remediation: None,
+            };
+            let current = fs.pods.total();
+            let f_count = match decide(&behavior, &observation, &state, t) {
+                Ok((d, next)) => {
+                    state = next;
+                    if scored {
+                        let p = match &d.prediction {
+                            Prediction::Used => "used",
+                            Prediction::Off => "off",
+                            Prediction::RecordedOnly => "recordedOnly",
+                            Prediction::Gated { .. } => "gated",
+                            Prediction::Unavailable { .. } => "unavailable",
+                        };
+                        *stats.prediction.entry(p.into()).or_default() += 1;
+                        *stats.limiter.entry(d.limiter.label().into()).or_default() += 1;
+                    }
+                    if started {
+                        let applied = downstream_tolerance(
+                            d.desired_replicas,
+                            current,
+                            self.downstream_tolerance,
+                        );
+                        if applied != d.desired_replicas && scored {
+                            stats.swallowed_by_hpa_tolerance += 1;
+                        }
+                        applied
+                    } else {
+                        d.desired_replicas
+                    }
+                }
+                Err(_) => current.max(self.spec.min_replicas),
+            };
+            let h_count = hpa.sync(hp.load(demand), t);
+            if !started {
+                // Every Deployment starts warm at its scaler's first answer.
+                fs.pods = Pods::warm(f_count, t);
+                hp.pods = Pods::warm(h_count, t);
+                or.pods = Pods::warm(o_count, t);
+                started = true;
+            }
+            let tk = Tick {
+                t,
+                startup: self.startup,
+                demand,
+                target,
+                queue,
+                scored,
+                seconds: tick_s,
+            };
+            let (fr, fready) = fs.serve(f_count, &tk);
+            let (hr, hready) = hp.serve(h_count, &tk);
+            let (orr, oready) = or.serve(o_count, &tk);
+
+            let seen = models.at(t - behavior.lead_time).and_then(|m| {
+                let f = &m.forecast;
+                let (slot, p) = f.slot_at(t)?;
+                let i =
+                    usize::try_from((slot - f.start).num_seconds() / f.step.num_seconds().max(1))
+                        .ok()?;
+                Some((p, f.lower[i], f.upper[i]))
+            });
+            timeline.push(timeline::Row {
+                t,
+                demand,
+                forecast: seen,
+                foresight: (fr, fready, fs.backlog),
+                hpa: (hr, hready, hp.backlog),
+                oracle: (orr, oready, or.backlog),
+            });
+            if k % 4096 == 0 || k + 1 == n_ticks {
+                progress.replay(k + 1, n_ticks);
+            }
+        }
+
+        let forecast = score_forecasts(s, &models, behavior.lead_time, scored_from, to);
+        let mut training = TrainingStats {
+            attempted: models.attempted,
+            failed: models.failures.len(),
+            ..TrainingStats::default()
+        };
+        for (_, m) in models.iter() {
+            *training.models.entry(m.model.to_string()).or_default() += 1;
+        }
+        let steps = n_ticks
+            - usize::try_from((scored_from - from).num_seconds() / tick.num_seconds().max(1))
+                .unwrap_or(0)
+                .min(n_ticks);
+        let report = Report {
+            input: InputInfo {
+                source: self.source.clone(),
+                series: self.id.to_string(),
+                signal: kind.to_string(),
+                target_per_pod: target,
+                startup_seconds: self.startup.num_seconds(),
+                retrain_seconds: self.retrain.num_seconds(),
+                history_seconds: self.spec.history.num_seconds(),
+                data_step_seconds: s.step.num_seconds(),
+                from: from.to_rfc3339(),
+                scored_from: scored_from.to_rfc3339(),
+                to: to.to_rfc3339(),
+                metadata: self.metadata.clone(),
+                downstream_tolerance: self.downstream_tolerance,
+            },
+            steps,
+            step_seconds: tick_s,
+            policies: Policies {
+                foresight: fs.score(),
+                hpa: hp.score(),
+                oracle: or.score(),
+            },
+            forecast,
+            decisions: stats,
+            training,
+            notes,
+        };
+        Ok(Outcome { report, timeline })
+    }
+}
+
+/// Scores, at every data point in the scored span, the forecast the policy
+/// saw for it: the model in force `lead` earlier.
+fn score_forecasts(
+    s: &Series,
+    models: &Models,
+    lead: TimeDelta,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ForecastScore {
+    let (mut abs_scaled, mut smape, mut inside, mut n) = (0.0, 0.0, 0usize, 0usize);
+    let mut level = None;
+    for (i, y) in s.values.iter().enumerate() {
+        let t = s.timestamp(i);
+        if t < from || t > to || !y.is_finite() {
+            continue;
+        }
+        let Some(m) = models.at(t - lead) else {
+            continue;
+        };
+        let f = &m.forecast;
+        let Some((slot, p)) = f.slot_at(t) else {
+            continue;
+        };
+        let Ok(j) = usize::try_from((slot - f.start).num_seconds() / f.step.num_seconds().max(1))
+        else {
+            continue;
+        };
+        level = Some(f.level);
+        abs_scaled += (y - p).abs() / m.mase_scale.max(1e-12);
+        let denom = y.abs() + p.abs();
+        if denom > 0.0 {
+            smape += 200.0 * (y - p).abs() / denom;
+        }
+        if f.lower[j] <= *y && *y <= f.upper[j] {
+            inside += 1;
+        }
+        n += 1;
+    }
+    let mean = |x: f64| (n > 0).then(|| x / n as f64);
+    ForecastScore {
+        mase: mean(abs_scaled),
+        smape: mean(smape),
+        interval_coverage: mean(inside as f64),
+        interval_level: level.unwrap_or(0.0),
+        points: n,
+    }
+}
+
+/// A span for messages, in the largest whole unit.
+fn fmt_span(d: TimeDelta) -> String {
+    crate::domain::format_delta(d)
+}

@@ -1,0 +1,344 @@
+//! `foresight backtest`: replay recorded demand through foresight, an HPA
+//! emulation and an oracle, print the scores, and write the report, the
+//! timeline and a plot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::args::{BacktestArgs, BacktestFormat, SignalArg};
+use crate::backtest::{Backtest, Progress, write_timeline};
+use crate::config::parse_metadata;
+use crate::domain::{MetricKind, Series};
+use crate::sources::{
+    FileData, LoadOptions, LoadReport, MetricSource, PrometheusSource, load_range_export,
+};
+
+/// Live pulls wait at most this long per range-query chunk.
+const PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub(crate) fn run(args: BacktestArgs) -> Result<()> {
+    let (series, id, source, mut notes) = load_series(&args)?;
+    let mut metadata = collect_metadata(&args.metadata)?;
+    let kind = choose_signal(&metadata, args.signal)?;
+    for other in MetricKind::ALL.into_iter().filter(|k| *k != kind) {
+        for key in [other.query_key(), other.target_key()] {
+            if metadata.remove(key).is_some() {
+                notes.push(format!(
+                    "ignored {key}: a backtest replays one signal ({kind})"
+                ));
+            }
+        }
+    }
+    if let Some(q) = metadata.insert(kind.query_key().to_string(), id.clone())
+        && q != id
+    {
+        notes.push(format!(
+            "{} {q:?} replaced by the replayed series {id:?}",
+            kind.query_key()
+        ));
+    }
+    match args.target_per_pod {
+        Some(t) if !(t.is_finite() && t > 0.0) => {
+            bail!("--target-per-pod must be a positive number (what one replica carries), got {t}")
+        }
+        Some(t) => {
+            metadata.insert(kind.target_key().to_string(), t.to_string());
+        }
+        None if metadata.contains_key(kind.target_key()) => {}
+        None => bail!(
+            "say what one replica carries: --target-per-pod N (or {}=N in --metadata)",
+            kind.target_key()
+        ),
+    }
+    if let Some(h) = args.history {
+        metadata.insert("history".into(), crate::domain::format_delta(h));
+    }
+    let spec = parse_metadata(&metadata.clone().into_iter().collect::<HashMap<_, _>>())
+        .map_err(|e| anyhow!("invalid metadata:\n{e}"))?;
+
+    let bt = Backtest {
+        series: &series,
+        id: &id,
+        source,
+        spec,
+        metadata,
+        startup: args.startup,
+        retrain: args.retrain,
+        warmup: args.warmup,
+        downstream_tolerance: args.hpa_tolerance,
+    };
+    let bars = Bars::new();
+    let mut outcome = bt.run(&bars).context("backtest failed")?;
+    bars.finish();
+    outcome.report.notes.splice(0..0, notes);
+
+    print!("{}", outcome.report.table());
+    if let Some(path) = &args.output {
+        let json = serde_json::to_vec_pretty(&outcome.report)?;
+        crate::durable::write_atomically(path, |f| {
+            use std::io::Write;
+            f.write_all(&json)?;
+            f.write_all(b"\n")
+        })
+        .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    if let Some(path) = &args.timeline {
+        write_timeline(&outcome.timeline, path)
+            .with_context(|| format!("cannot write the timeline to {}", path.display()))?;
+        eprintln!("timeline written to {}", path.display());
+    }
+    if let Some(path) = &args.png {
+        crate::backtest::plot(&outcome.timeline, &outcome.report, path)
+            .with_context(|| format!("cannot draw {}", path.display()))?;
+        eprintln!("plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The series to replay, its id, a description of where it came from, and
+/// notes about how it was read.
+fn load_series(args: &BacktestArgs) -> Result<(Series, String, String, Vec<String>)> {
+    let mut notes = Vec::new();
+    let (data, report, source) = if let Some(url) = &args.prometheus_url {
+        let (query, start, end) = match (&args.query, &args.start, &args.end) {
+            (Some(q), Some(s), Some(e)) => (q, parse_time(s, "--start")?, parse_time(e, "--end")?),
+            _ => bail!("a live pull needs --query, --start and --end"),
+        };
+        if end <= start {
+            bail!("--end ({end}) must be after --start ({start})");
+        }
+        let step = args.step.unwrap_or(chrono::TimeDelta::minutes(1));
+        let src = PrometheusSource::new(url, PULL_TIMEOUT)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let series = rt
+            .block_on(src.history(query, start, end, step))
+            .with_context(|| format!("cannot pull {query:?} from {url}"))?;
+        (
+            FileData::from_series(url, query, series),
+            LoadReport::default(),
+            format!("{url} (live pull)"),
+        )
+    } else {
+        let Some(path) = &args.input else {
+            bail!("give --input FILE or --prometheus-url URL");
+        };
+        let json = match args.format {
+            BacktestFormat::Prometheus => true,
+            BacktestFormat::Table => false,
+            BacktestFormat::Auto => path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json")),
+        };
+        let (data, report) = if json {
+            load_range_export(path)?
+        } else {
+            let opts = LoadOptions {
+                value_column: args.value_column.clone(),
+            };
+            FileData::load_with(path, &opts)?
+        };
+        (data, report, path.display().to_string())
+    };
+    let ids = data.series_ids();
+    let id = match &args.series {
+        Some(id) => id.clone(),
+        None if ids.len() == 1 => ids[0].clone(),
+        None => bail!(
+            "the input holds {} series; choose one with --series (one of: {})",
+            ids.len(),
+            ids.join(", ")
+        ),
+    };
+    let series = data.series(&id).cloned().ok_or_else(|| {
+        anyhow!(
+            "series {id:?} is not in {source}; available: {}",
+            ids.join(", ")
+        )
+    })?;
+    if let Some(n) = report.irregular_gaps.get(&id) {
+        notes.push(format!(
+            "{n} intervals differed from the {}s step and were resampled onto it",
+            series.step.num_seconds()
+        ));
+    }
+    if let Some(n) = report.missing_values.get(&id) {
+        notes.push(format!(
+            "{n} samples were missing (gaps): no policy is scored on them, and scalers hold their count there"
+        ));
+    }
+    Ok((series, id, source, notes))
+}
+
+fn parse_time(s: &str, flag: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| format!("{flag} {s:?} is not an RFC 3339 time like 2026-01-31T00:00:00Z"))
+}
+
+/// Merges `--metadata` values in order: YAML files first contribute their
+/// external trigger's metadata, then `key=value` pairs override.
+fn collect_metadata(items: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        if let Some((k, v)) = item.split_once('=') {
+            out.insert(k.trim().to_string(), v.trim().to_string());
+        } else if Path::new(item).exists() {
+            out.extend(scaled_object_metadata(Path::new(item))?);
+        } else {
+            bail!(
+                "--metadata {item:?} is neither key=value nor an existing ScaledObject YAML file"
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The metadata of the first `external` trigger of a ScaledObject manifest.
+fn scaled_object_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("{} is not valid YAML", path.display()))?;
+    let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    if kind != "ScaledObject" {
+        bail!(
+            "{} has kind {kind:?}; expected a KEDA ScaledObject",
+            path.display()
+        );
+    }
+    let triggers = doc
+        .get("spec")
+        .and_then(|s| s.get("triggers"))
+        .and_then(|t| t.as_sequence())
+        .ok_or_else(|| anyhow!("{} has no spec.triggers", path.display()))?;
+    let trigger = triggers
+        .iter()
+        .find(|t| {
+            matches!(
+                t.get("type").and_then(|v| v.as_str()),
+                Some("external" | "external-push")
+            )
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "{} has no trigger of type external or external-push",
+                path.display()
+            )
+        })?;
+    let meta = trigger
+        .get("metadata")
+        .and_then(|m| m.as_mapping())
+        .ok_or_else(|| anyhow!("{}: the external trigger has no metadata", path.display()))?;
+    let mut out = BTreeMap::new();
+    for (k, v) in meta {
+        let key = k
+            .as_str()
+            .ok_or_else(|| anyhow!("{}: a metadata key is not a string", path.display()))?;
+        let value = match v {
+            serde_yaml::Value::String(s) => s.clone(),
+            serde_yaml::Value::Number(n) => n.to_string(),
+            serde_yaml::Value::Bool(b) => b.to_string(),
+            _ => bail!(
+                "{}: metadata {key:?} must be a string (KEDA's metadata is a map of strings)",
+                path.display()
+            ),
+        };
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
+}
+
+/// The signal to replay as: the flag, else the one the metadata configures,
+/// else connections.
+fn choose_signal(meta: &BTreeMap<String, String>, flag: Option<SignalArg>) -> Result<MetricKind> {
+    if let Some(f) = flag {
+        return Ok(match f {
+            SignalArg::Connections => MetricKind::Connections,
+            SignalArg::QueueDepth => MetricKind::QueueDepth,
+            SignalArg::ConsumerLag => MetricKind::ConsumerLag,
+        });
+    }
+    let named: Vec<MetricKind> = MetricKind::ALL
+        .into_iter()
+        .filter(|k| meta.contains_key(k.query_key()) || meta.contains_key(k.target_key()))
+        .collect();
+    match named.as_slice() {
+        [] => Ok(MetricKind::Connections),
+        [MetricKind::P99Latency] => bail!(
+            "the metadata configures p99 latency, which is not additive, so capacity cannot be simulated from it; replay a queue depth, consumer lag or connections series (--signal)"
+        ),
+        [k] => Ok(*k),
+        many => {
+            let additive: Vec<&MetricKind> = many.iter().filter(|k| k.is_additive()).collect();
+            match additive.as_slice() {
+                [k] => Ok(**k),
+                _ => bail!(
+                    "the metadata configures several signals ({}); choose the one to replay with --signal",
+                    many.iter()
+                        .map(|k| k.key_prefix())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+    }
+}
+
+/// Progress bars on a terminal; silent otherwise.
+struct Bars {
+    /// Trainings.
+    train: Option<ProgressBar>,
+    /// Replayed ticks.
+    replay: Option<ProgressBar>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        let make = |msg: &'static str| {
+            std::io::stderr().is_terminal().then(|| {
+                let b = ProgressBar::new(0);
+                b.set_style(
+                    ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} ({eta})")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                b.set_message(msg);
+                b
+            })
+        };
+        Self {
+            train: make("training"),
+            replay: make("replaying"),
+        }
+    }
+
+    fn finish(&self) {
+        for b in [&self.train, &self.replay].into_iter().flatten() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn training(&self, done: usize, total: usize) {
+        if let Some(b) = &self.train {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }
+    }
+
+    fn replay(&self, done: usize, total: usize) {
+        if let Some(b) = &self.replay {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! `foresight backtest` end to end: every input layout, the outputs, and a
+//! clear error (with nothing written) for each kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .arg("backtest")
+        .args(args)
+        .output()
+        .expect("run foresight")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Four days of 5-minute samples with a daily cycle, as `series,timestamp,value`.
+fn long_csv(dir: &Path) -> PathBuf {
+    let mut s = String::from("series,timestamp,value\n");
+    for i in 0..4 * 288 {
+        let phase = (i % 288) as f64 / 288.0 * std::f64::consts::TAU;
+        let v = 500.0 - 400.0 * phase.cos() + ((i * 37) % 11) as f64;
+        s.push_str(&format!("api,{},{v:.1}\n", 1_700_006_400 + i * 300));
+        s.push_str(&format!("other,{},{}\n", 1_700_006_400 + i * 300, 1));
+    }
+    let p = dir.join("demand.csv");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+const FAST: [&str; 6] = [
+    "--retrain",
+    "12h",
+    "--warmup",
+    "1d",
+    "--metadata",
+    "history=3d",
+];
+
+#[test]
+fn writes_report_timeline_and_png_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = long_csv(dir.path());
+    let (report, timeline, png) = (
+        dir.path().join("report.json"),
+        dir.path().join("timeline.parquet"),
+        dir.path().join("plot.png"),
+    );
+    let o = run(&[
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--series",
+            "api",
+            "--target-per-pod",
+            "50",
+        ][..],
+        &FAST,
+        &[
+            "--output",
+            report.to_str().unwrap(),
+            "--timeline",
+            timeline.to_str().unwrap(),
+            "--png",
+            png.to_str().unwrap(),
+        ],
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    for needle in [
+        "foresight",
+        "hpa",
+        "oracle",
+        "foresight / hpa:",
+        "replica-hours",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+    }
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["input"]["series"], "api");
+    assert_eq!(r["input"]["target_per_pod"], 50.0);
+    assert!(r["steps"].as_u64().unwrap() > 2 * 1440);
+    assert!(
+        r["policies"]["oracle"]["under_provisioned_minutes"]
+            .as_f64()
+            .unwrap()
+            == 0.0
+    );
+
+    use polars::prelude::SerReader as _;
+    let df = polars::prelude::ParquetReader::new(std::fs::File::open(&timeline).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(df.height(), 4 * 1440 - 4);
+    for col in [
+        "timestamp",
+        "demand",
+        "forecast",
+        "forecast_lower",
+        "forecast_upper",
+        "foresight_replicas",
+        "foresight_ready",
+        "hpa_replicas",
+        "hpa_ready",
+        "oracle_replicas",
+        "oracle_ready",
+    ] {
+        assert!(df.column(col).is_ok(), "timeline lacks {col}");
+    }
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    // Only the three outputs and the input: no temporary files left.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+}
+
+#[test]
+fn single_series_files_and_prometheus_exports_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // timestamp + a named value column, as many exports are.
+    let mut csv = String::from("timestamp,cpu,mem\n");
+    let mut values = Vec::new();
+    for i in 0..3 * 288 {
+        let v = 100.0 + ((i % 288) as f64 / 288.0 * std::f64::consts::TAU).sin() * 50.0;
+        csv.push_str(&format!("{},{v},7\n", 1_700_006_400 + i * 300));
+        values.push(format!("[{},\"{v}\"]", 1_700_006_400 + i * 300));
+    }
+    let p = dir.path().join("vm.csv");
+    std::fs::write(&p, csv).unwrap();
+    let o = run(&[
+        &[
+            "--input",
+            p.to_str().unwrap(),
+            "--value-column",
+            "cpu",
+            "--target-per-pod",
+            "20",
+        ][..],
+        &FAST,
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("series vm"), "{}", text(&o));
+
+    let body = format!(
+        r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"job":"api"}},"values":[{}]}}]}}}}"#,
+        values.join(",")
+    );
+    let j = dir.path().join("export.json");
+    std::fs::write(&j, body).unwrap();
+    let o = run(&[
+        &[
+            "--input",
+            j.to_str().unwrap(),
+            "--target-per-pod",
+            "20",
+            "--signal",
+            "queue-depth",
+        ][..],
+        &FAST,
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(r#"{job="api"}"#), "{}", text(&o));
+}
+
+#[test]
+fn scaled_object_yaml_supplies_the_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = long_csv(dir.path());
+    let yaml = dir.path().join("so.yaml");
+    std::fs::write(
+        &yaml,
+        r#"apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: api, namespace: shop}
+spec:
+  scaleTargetRef: {name: api}
+  triggers:
+    - type: cpu
+      metadata: {value: "50"}
+    - type: external
+      metadata:
+        scalerAddress: foresight.keda:9090
+        queueDepthQuery: sum(rabbitmq_queue_messages)
+        queueDepthTarget: "40"
+        maxReplicaCount: "30"
+        history: 3d
+"#,
+    )
+    .unwrap();
+    let report = dir.path().join("r.json");
+    let o = run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--series",
+        "api",
+        "--metadata",
+        yaml.to_str().unwrap(),
+        "--retrain",
+        "12h",
+        "--output",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["input"]["signal"], "queueDepth");
+    assert_eq!(r["input"]["target_per_pod"], 40.0);
+    assert_eq!(r["input"]["metadata"]["maxReplicaCount"], "30");
+    assert!(
+        r["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .contains("replaced by the replayed series")),
+        "{r}"
+    );
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = long_csv(dir.path());
+    let write = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    };
+    let empty = write("empty.csv", "");
+    let header_only = write("header.csv", "series,timestamp,value\n");
+    let backwards = write(
+        "backwards.csv",
+        "series,timestamp,value\na,120,1\na,60,2\na,180,3\n",
+    );
+    let duplicate = write(
+        "dup.csv",
+        "series,timestamp,value\na,60,1\na,60,2\na,120,3\n",
+    );
+    let out = dir.path().join("never.json");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--input", empty.to_str().unwrap(), "--target-per-pod", "5"],
+            "the file is empty",
+        ),
+        (
+            vec![
+                "--input",
+                header_only.to_str().unwrap(),
+                "--target-per-pod",
+                "5",
+            ],
+            "no rows",
+        ),
+        (
+            vec![
+                "--input",
+                backwards.to_str().unwrap(),
+                "--target-per-pod",
+                "5",
+            ],
+            "go backwards",
+        ),
+        (
+            vec![
+                "--input",
+                duplicate.to_str().unwrap(),
+                "--target-per-pod",
+                "5",
+            ],
+            "duplicate timestamp",
+        ),
+        (
+            vec![
+                "--input",
+                good.to_str().unwrap(),
+                "--series",
+                "nope",
+                "--target-per-pod",
+                "5",
+            ],
+            "available: api, other",
+        ),
+        (
+            vec!["--input", good.to_str().unwrap(), "--target-per-pod", "5"],
+            "choose one with --series",
+        ),
+        (
+            vec![
+                "--input",
+                good.to_str().unwrap(),
+                "--series",
+                "api",
+                "--target-per-pod",
+                "0",
+            ],
+            "--target-per-pod must be a positive number",
+        ),
+        (
+            vec![
+                "--input",
+                good.to_str().unwrap(),
+                "--series",
+                "api",
+                "--target-per-pod",
+                "-3",
+            ],
+            "--target-per-pod must be a positive number",
+        ),
+        (
+            vec!["--input", good.to_str().unwrap(), "--series", "api"],
+            "--target-per-pod N",
+        ),
+        (
+            vec![
+                "--input",
+                good.to_str().unwrap(),
+                "--series",
+                "api",
+                "--target-per-pod",
+                "5",
+                "--metadata",
+                "leadTime=5x",
+            ],
+            "unable to set param \"leadTime\"",
+        ),
+        (
+            vec![
+                "--input",
+                good.to_str().unwrap(),
+                "--series",
+                "api",
+                "--target-per-pod",
+                "5",
+                "--metadata",
+                "nonsense",
+            ],
+            "neither key=value nor an existing ScaledObject YAML file",
+        ),
+    ];
+    for (mut args, needle) in cases {
+        args.extend(["--output", out.to_str().unwrap()]);
+        let o = run(&args);
+        let t = text(&o);
+        assert!(!o.status.success(), "{args:?} succeeded:\n{t}");
+        assert!(t.contains(needle), "{args:?}: expected {needle:?} in\n{t}");
+        assert!(!t.contains("panicked"), "{t}");
+        assert!(!out.exists(), "{args:?} wrote an output");
+    }
+}
+
+#[test]
+fn irregular_steps_are_resampled_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = String::from("series,timestamp,value\n");
+    let mut t = 1_700_006_400i64;
+    for i in 0..3 * 288 {
+        s.push_str(&format!("a,{t},{}\n", 100 + (i % 288)));
+        // Every 50th interval is 7 minutes instead of 5.
+        t += if i % 50 == 49 { 420 } else { 300 };
+    }
+    let p = dir.path().join("irregular.csv");
+    std::fs::write(&p, s).unwrap();
+    let o = run(&[
+        &["--input", p.to_str().unwrap(), "--target-per-pod", "20"][..],
+        &FAST,
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("differed from the 300s step and were resampled"),
+        "{}",
+        text(&o)
+    );
+}
