@@ -136,8 +136,10 @@ mod tests {
 
     #[test]
     fn oracle_starts_pods_ahead_and_drops_them_at_once() {
+        // A pod started at step k is ready at k + lead, so the 5 needed at
+        // step 3 is started at step 1 and not earlier.
         let need = [1, 1, 1, 5, 2, 2, 2, 1];
-        assert_eq!(oracle_schedule(&need, 2), vec![5, 5, 5, 5, 2, 2, 2, 1]);
+        assert_eq!(oracle_schedule(&need, 2), vec![1, 5, 5, 5, 2, 2, 2, 1]);
         assert_eq!(oracle_schedule(&need, 0), need.to_vec());
         assert!(oracle_schedule(&[], 3).is_empty());
     }
