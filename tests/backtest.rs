@@ -52,6 +52,7 @@ fn backtest<'a>(series: &'a Series, extra: &[(&str, &str)], retrain_h: i64) -> B
         metadata: meta,
         startup: TimeDelta::minutes(2),
         retrain: TimeDelta::hours(retrain_h),
+        reselect: TimeDelta::days(1),
         warmup: TimeDelta::days(2),
         downstream_tolerance: 0.1,
     }

@@ -59,6 +59,8 @@ pub struct Backtest<'a> {
     pub startup: TimeDelta,
     /// Retrain interval.
     pub retrain: TimeDelta,
+    /// Full model selection interval; trainings in between refit the choice.
+    pub reselect: TimeDelta,
     /// Replayed but not scored at the start, so every policy is scored on
     /// the same settled span.
     pub warmup: TimeDelta,
@@ -300,6 +302,7 @@ impl Backtest<'_> {
                 id: self.id,
                 spec: &self.spec,
                 retrain: self.retrain,
+                reselect: self.reselect,
                 from,
                 to,
             },

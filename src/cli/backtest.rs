@@ -55,6 +55,11 @@ pub(crate) fn run(args: BacktestArgs) -> Result<()> {
             kind.target_key()
         ),
     }
+    // The policy widens or batches changes so they pass the HPA's tolerance;
+    // unless told otherwise it assumes the tolerance the simulated HPA has.
+    metadata
+        .entry("hpaTolerance".into())
+        .or_insert_with(|| args.hpa_tolerance.to_string());
     if let Some(h) = args.history {
         metadata.insert("history".into(), crate::domain::format_delta(h));
     }
@@ -69,6 +74,7 @@ pub(crate) fn run(args: BacktestArgs) -> Result<()> {
         metadata,
         startup: args.startup,
         retrain: args.retrain,
+        reselect: args.reselect,
         warmup: args.warmup,
         downstream_tolerance: args.hpa_tolerance,
     };

@@ -23,6 +23,19 @@ pub fn activation_delay(retrain: TimeDelta) -> TimeDelta {
     (retrain / 4).min(TimeDelta::minutes(5))
 }
 
+/// The boundary whose full model selection a training at `b` reuses: the
+/// latest multiple of `reselect` at or before `b`. Selection validates every
+/// candidate model on several windows (about a dozen fits); the trainings in
+/// between refit the chosen model once. `reselect` no longer than the
+/// retrain interval selects at every boundary.
+pub fn selection_boundary(
+    b: DateTime<Utc>,
+    retrain: TimeDelta,
+    reselect: TimeDelta,
+) -> DateTime<Utc> {
+    boundary(b, reselect.max(retrain))
+}
+
 /// What one training fits, given the history's own step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanInput<'a> {
@@ -68,6 +81,20 @@ mod tests {
         let t = DateTime::from_timestamp(7_200 + 1_799, 0).unwrap();
         assert_eq!(boundary(t, TimeDelta::hours(1)).timestamp(), 7_200);
         assert_eq!(boundary(t, TimeDelta::minutes(30)).timestamp(), 7_200);
+    }
+
+    #[test]
+    fn selection_happens_on_multiples_of_the_reselect_interval() {
+        let b = DateTime::from_timestamp(86_400 * 3 + 7_200, 0).unwrap();
+        let day = TimeDelta::days(1);
+        assert_eq!(
+            selection_boundary(b, TimeDelta::hours(1), day).timestamp(),
+            86_400 * 3
+        );
+        assert_eq!(
+            selection_boundary(b, TimeDelta::hours(1), TimeDelta::zero()),
+            b
+        );
     }
 
     #[test]

@@ -42,6 +42,12 @@ pub struct Trained {
     /// The MASE denominator of the training data (in-sample mean absolute
     /// seasonal difference), so live errors can be scaled the same way.
     pub mase_scale: f64,
+    /// The interval's half-width in units of `mase_scale`, so a [`refit`]
+    /// on newer data can reuse the calibration at the new scale.
+    pub width_per_scale: f64,
+    /// The seasonal lag `mase_scale` was computed at, so a refit scales the
+    /// same way whatever model was chosen.
+    pub scale_lag: usize,
 }
 
 /// Trains on `series` and forecasts `spec.horizon` steps past its last
@@ -64,7 +70,8 @@ pub fn train(series: &Series, spec: &TrainSpec) -> Result<Trained, ForecastError
         candidates(&y, spec, horizon)
     };
 
-    let mase_scale = mase_scale(&y, &candidates);
+    let lag = scale_lag(&y, &candidates);
+    let mase_scale = mase_scale(&y, lag);
     let validation = validate(&y, &candidates, horizon, mase_scale);
     let (model, mase, errors) = match validation {
         Some(best) => best,
@@ -95,23 +102,106 @@ pub fn train(series: &Series, spec: &TrainSpec) -> Result<Trained, ForecastError
     };
 
     let width = interval_width(&errors, spec.level, &y);
+    Ok(assemble(
+        series,
+        spec,
+        model,
+        point,
+        width,
+        Fit {
+            start,
+            observations: n,
+            mase_scale,
+            scale_lag: lag,
+            validation_mase: mase,
+        },
+    ))
+}
+
+/// Facts about one fit that end up in [`Trained`].
+struct Fit {
+    /// Timestamp of the first forecast value.
+    start: chrono::DateTime<chrono::Utc>,
+    /// Finite observations fitted.
+    observations: usize,
+    /// MASE denominator of the fitted data.
+    mase_scale: f64,
+    /// Its seasonal lag.
+    scale_lag: usize,
+    /// Validation MASE of the chosen model.
+    validation_mase: Option<f64>,
+}
+
+fn assemble(
+    series: &Series,
+    spec: &TrainSpec,
+    model: ModelKind,
+    point: Vec<f64>,
+    width: f64,
+    fit: Fit,
+) -> Trained {
     let point: Vec<f64> = point.into_iter().map(|v| v.max(0.0)).collect();
     let lower = point.iter().map(|p| (p - width).max(0.0)).collect();
     let upper = point.iter().map(|p| p + width).collect();
-    Ok(Trained {
+    Trained {
         model,
         forecast: Forecast {
-            start,
+            start: fit.start,
             step: series.step,
             point,
             lower,
             upper,
             level: spec.level,
         },
-        validation_mase: mase,
-        observations: n,
-        mase_scale,
-    })
+        validation_mase: fit.validation_mase,
+        observations: fit.observations,
+        mase_scale: fit.mase_scale,
+        width_per_scale: width / fit.mase_scale.max(1e-12),
+        scale_lag: fit.scale_lag,
+    }
+}
+
+/// Refits the model an earlier [`train`] chose, on newer history, and
+/// reuses its validation (MASE and interval calibration, rescaled to the new
+/// data's scale) instead of validating every candidate again: one fit
+/// instead of one per candidate per validation window. Falls back to a full
+/// [`train`] when the chosen model cannot be fitted on the new history, or
+/// the earlier choice used seasonal periods the new history cannot hold.
+pub fn refit(
+    series: &Series,
+    spec: &TrainSpec,
+    chosen: &Trained,
+) -> Result<Trained, ForecastError> {
+    let (y, dropped) = prepare(&series.values)?;
+    let n = y.len();
+    let horizon = spec.horizon.max(1);
+    let periods_fit = match &chosen.model {
+        ModelKind::Mstl { periods } => periods.iter().all(|p| n > 2 * p),
+        ModelKind::SeasonalNaive { period } => n >= *period,
+        ModelKind::Naive => true,
+    };
+    if !periods_fit {
+        return train(series, spec);
+    }
+    let Ok(point) = chosen.model.fit(&y).and_then(|f| f.predict(horizon)) else {
+        return train(series, spec);
+    };
+    let mase_scale = mase_scale(&y, chosen.scale_lag);
+    let width = chosen.width_per_scale * mase_scale;
+    Ok(assemble(
+        series,
+        spec,
+        chosen.model.clone(),
+        point,
+        width,
+        Fit {
+            start: series.timestamp(dropped + n),
+            observations: n,
+            mase_scale,
+            scale_lag: chosen.scale_lag,
+            validation_mase: chosen.validation_mase,
+        },
+    ))
 }
 
 fn candidates(y: &[f64], spec: &TrainSpec, horizon: usize) -> Vec<ModelKind> {
@@ -193,9 +283,10 @@ fn validate(
     best.map(|(k, m, e)| (k, Some(m), e))
 }
 
-/// In-sample mean absolute seasonal difference, the MASE denominator.
-fn mase_scale(y: &[f64], candidates: &[ModelKind]) -> f64 {
-    let m = candidates
+/// The seasonal lag of the MASE denominator: the shortest seasonal period
+/// among the candidates, or 1.
+fn scale_lag(y: &[f64], candidates: &[ModelKind]) -> usize {
+    candidates
         .iter()
         .filter_map(|c| match c {
             ModelKind::SeasonalNaive { period } => Some(*period),
@@ -204,7 +295,12 @@ fn mase_scale(y: &[f64], candidates: &[ModelKind]) -> f64 {
         })
         .min()
         .filter(|m| *m < y.len())
-        .unwrap_or(1);
+        .unwrap_or(1)
+}
+
+/// In-sample mean absolute seasonal difference at lag `m`, the MASE
+/// denominator.
+fn mase_scale(y: &[f64], m: usize) -> f64 {
     let mean_abs_diff = |lag: usize| {
         let d: Vec<f64> = (lag..y.len()).map(|i| (y[i] - y[i - lag]).abs()).collect();
         d.iter().sum::<f64>() / d.len().max(1) as f64
@@ -213,10 +309,14 @@ fn mase_scale(y: &[f64], candidates: &[ModelKind]) -> f64 {
     // An exactly periodic history has no seasonal-naive error; fall back to
     // the one-step naive error, then to 1% of the level, so that a tiny
     // deviation does not read as an enormous scaled error.
-    [mean_abs_diff(m), mean_abs_diff(1), level * 0.01]
-        .into_iter()
-        .find(|s| *s > 1e-12)
-        .unwrap_or(1e-9)
+    [
+        mean_abs_diff(m.min(y.len().saturating_sub(1)).max(1)),
+        mean_abs_diff(1),
+        level * 0.01,
+    ]
+    .into_iter()
+    .find(|s| *s > 1e-12)
+    .unwrap_or(1e-9)
 }
 
 /// Half-width of a central interval at `level`: the conformal quantile of
@@ -300,5 +400,47 @@ mod tests {
         let e: Vec<f64> = (1..=9).map(f64::from).collect();
         // ceil(10 * 0.8) = 8th smallest.
         assert_eq!(interval_width(&e, 0.8, &[]), 8.0);
+    }
+}
+
+#[cfg(test)]
+mod refit_tests {
+    use chrono::{DateTime, TimeDelta};
+
+    use super::*;
+
+    #[test]
+    fn refit_keeps_the_choice_and_rescales_the_interval() {
+        let wave = |i: usize, amp: f64| {
+            100.0 + amp * (i as f64 * std::f64::consts::TAU / 24.0).sin() + (i % 5) as f64
+        };
+        let s1 = Series::new(
+            DateTime::from_timestamp(0, 0).unwrap(),
+            TimeDelta::hours(1),
+            (0..24 * 14).map(|i| wave(i, 40.0)).collect(),
+        );
+        let spec = TrainSpec {
+            periods: vec![24],
+            detect: false,
+            horizon: 24,
+            level: 0.8,
+        };
+        let chosen = train(&s1, &spec).unwrap();
+        // A day later, with twice the amplitude: same model, wider interval.
+        let s2 = Series::new(
+            DateTime::from_timestamp(86_400, 0).unwrap(),
+            TimeDelta::hours(1),
+            (24..24 * 15).map(|i| wave(i, 80.0)).collect(),
+        );
+        let r = refit(&s2, &spec, &chosen).unwrap();
+        assert_eq!(r.model, chosen.model);
+        assert_eq!(r.validation_mase, chosen.validation_mase);
+        assert!((r.width_per_scale - chosen.width_per_scale).abs() < 1e-9);
+        assert!(r.mase_scale > chosen.mase_scale);
+        assert_eq!(r.forecast.start.timestamp(), 15 * 86_400);
+        // Too short for the chosen period: falls back to a full training.
+        let short = Series::new(s2.start, s2.step, s2.values[..30].to_vec());
+        let f = refit(&short, &spec, &chosen).unwrap();
+        assert!(!matches!(f.model, ModelKind::Mstl { .. }));
     }
 }

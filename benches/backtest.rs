@@ -1,0 +1,106 @@
+//! Backtest speed: 30 days of 1-minute data (43,200 ticks) with hourly
+//! retraining, against a baseline measured in the same run.
+//!
+//! The data is the Azure VM CPU trace from `shared/data` (30 days at 5
+//! minutes), linearly interpolated to 1 minute. Models train on 14 days of
+//! history sampled every 10 minutes (`step: 10m`), with seasonality 1d,1w.
+//!
+//! * **foresight**: what `foresight backtest` does by default: full model
+//!   selection once a day, hourly refits of the choice in between.
+//! * **baseline**: full model selection at every hourly boundary.
+//!
+//! `cargo bench --bench backtest` runs the full measurement (goal: under
+//! 10 s in release on the 2-core development machine). Under `cargo test`
+//! it replays 3 days, to check the path rather than the numbers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::TimeDelta;
+use foresight::backtest::{Backtest, Quiet};
+use foresight::config::parse_metadata;
+use foresight::domain::Series;
+use foresight::sources::{FileData, LoadOptions};
+
+fn azure_one_minute(days: usize) -> Series {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv");
+    let (data, _) = FileData::load_with(
+        &path,
+        &LoadOptions {
+            value_column: Some("cpu_usage".into()),
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!("{e}\nthis benchmark reads shared/data beside the repository (../shared/data)")
+    });
+    let s = data
+        .series("azure_vm_v2_cpu_5min_30d")
+        .expect("the trace's only series")
+        .clone();
+    let mut values = Vec::with_capacity(days * 1440);
+    for w in s.values.windows(2).take(days * 288) {
+        for k in 0..5 {
+            values.push(w[0] + (w[1] - w[0]) * f64::from(k) / 5.0);
+        }
+    }
+    Series::new(s.start, TimeDelta::minutes(1), values)
+}
+
+fn run(series: &Series, reselect: TimeDelta) -> (Duration, f64) {
+    let meta: BTreeMap<String, String> = [
+        ("connectionsQuery", "cpu"),
+        ("connectionsTarget", "500000"),
+        ("history", "14d"),
+        ("step", "10m"),
+        ("seasonality", "1d,1w"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let spec = parse_metadata(&meta.clone().into_iter().collect::<HashMap<_, _>>())
+        .expect("valid metadata");
+    let bt = Backtest {
+        series,
+        id: "cpu",
+        source: "azure_vm_v2 (interpolated to 1m)".into(),
+        spec,
+        metadata: meta,
+        startup: TimeDelta::minutes(2),
+        retrain: TimeDelta::hours(1),
+        reselect,
+        warmup: TimeDelta::days(1),
+        downstream_tolerance: 0.1,
+    };
+    let t0 = Instant::now();
+    let out = bt.run(&Quiet).expect("backtest runs");
+    let elapsed = t0.elapsed();
+    assert!(out.report.steps > 0);
+    (elapsed, out.report.policies.foresight.replica_hours)
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let days = if full { 30 } else { 3 };
+    let series = azure_one_minute(days);
+    let ticks = series.len();
+    let (fast, _) = run(&series, TimeDelta::days(1));
+    let (slow, _) = run(&series, TimeDelta::hours(1));
+    println!(
+        "backtest of {days} days of 1-minute data ({ticks} ticks), hourly retraining, on {} thread(s):",
+        rayon::current_num_threads()
+    );
+    println!(
+        "  foresight (select daily, refit hourly)  {:>8.2} s",
+        fast.as_secs_f64()
+    );
+    println!(
+        "  baseline  (select at every boundary)    {:>8.2} s",
+        slow.as_secs_f64()
+    );
+    println!(
+        "  ratio {:.2}x   (goal: foresight under 10 s for 30 days)",
+        fast.as_secs_f64() / slow.as_secs_f64()
+    );
+}
