@@ -76,6 +76,11 @@ fn error_table() {
             vec![r#"unable to set param "leadTime" value "5x": invalid duration "5x": unknown unit "x" (use s, m, h, d or w) (write durations like 90s, 15m, 2h, 14d or 1w)"#.into()],
         ),
         (
+            "maxStaleness is a duration",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("maxStaleness", "5min")],
+            vec![r#"unable to set param "maxStaleness" value "5min": invalid duration "5min": unknown unit "min" (use s, m, h, d or w) (write durations like 90s, 15m, 2h, 14d or 1w)"#.into()],
+        ),
+        (
             "replica bounds",
             vec![
                 ("queueDepthQuery", "q"),
@@ -175,6 +180,7 @@ fn defaults_and_keda_keys() {
     assert_eq!(spec.lead_time, TimeDelta::minutes(2));
     assert_eq!(spec.history, TimeDelta::days(21));
     assert_eq!(spec.step, TimeDelta::minutes(1));
+    assert_eq!(spec.max_staleness, TimeDelta::minutes(5));
     assert_eq!(
         spec.seasonality,
         Seasonality::Periods(vec![TimeDelta::days(1), TimeDelta::weeks(1)])

@@ -24,7 +24,12 @@ fn behavior(mode: Mode) -> Behavior {
         activation_threshold: 0.0,
         lead_time: TimeDelta::minutes(2),
         forecast_quantile: 0.9,
-        rules: ScalingRules::default(),
+        // The mechanics are tested without the downstream HPA's tolerance;
+        // `hpa_tolerance_*` tests cover it.
+        rules: ScalingRules {
+            hpa_tolerance: 0.0,
+            ..ScalingRules::default()
+        },
         max_latency_step_ratio: 2.0,
     }
 }
@@ -32,6 +37,8 @@ fn behavior(mode: Mode) -> Behavior {
 /// The HPA's default behaviour, expressed as foresight rules.
 fn hpa_rules() -> ScalingRules {
     ScalingRules {
+        scale_up_tolerance: 0.1,
+        hpa_tolerance: 0.0,
         scale_down_pods: 0,
         scale_down_percent: 100,
         scale_down_period: TimeDelta::seconds(15),
@@ -312,6 +319,7 @@ fn the_confidence_gate_falls_back_to_reactive_and_says_why() {
 fn a_peak_ahead_defers_scale_down() {
     let b = Behavior {
         rules: ScalingRules {
+            hpa_tolerance: 0.0,
             scale_down_stabilization: TimeDelta::zero(),
             ..ScalingRules::default()
         },
@@ -347,6 +355,7 @@ fn a_peak_ahead_defers_scale_down() {
 fn cooldown_after_remediation_blocks_scale_down() {
     let b = Behavior {
         rules: ScalingRules {
+            hpa_tolerance: 0.0,
             scale_down_stabilization: TimeDelta::zero(),
             ..ScalingRules::default()
         },
@@ -614,4 +623,53 @@ fn activation_is_predictive() {
     .unwrap();
     assert!(!d.active);
     assert_eq!(d.desired_replicas, 0);
+}
+
+#[test]
+fn scale_up_does_not_wait_for_the_tolerance_by_default() {
+    // At 10 pods, 1050 queued (ratio 1.05): the HPA would stay; foresight
+    // asks for 11, because a pod short is the costlier error.
+    let b = behavior(Mode::Reactive);
+    let got = run(
+        &b,
+        &[(0, Some(1000.0)), (15, Some(1050.0)), (30, Some(960.0))],
+    );
+    assert_eq!(got[0].0, 10);
+    assert_eq!(got[1], (11, Limiter::None));
+    // 960 / 1100 = 0.87: outside the 0.1 down tolerance, but stabilisation holds.
+    assert_eq!(got[2], (11, Limiter::Stabilization));
+}
+
+#[test]
+fn hpa_tolerance_widens_small_scale_ups_and_batches_small_scale_downs() {
+    let b = Behavior {
+        rules: ScalingRules {
+            hpa_tolerance: 0.1,
+            ..ScalingRules::default()
+        },
+        ..behavior(Mode::Reactive)
+    };
+    // 20 pods; +1 pod (ratio 1.05) would be ignored by the HPA: widened to
+    // floor(20 * 1.1) + 1 = 23, the smallest count it applies.
+    let got = run(&b, &[(0, Some(2000.0)), (15, Some(2050.0))]);
+    assert_eq!(got[0].0, 20);
+    assert_eq!(got[1], (23, Limiter::None));
+
+    // Falling demand: after the 300 s window the rate limit allows one pod
+    // (23 -> 22), which the HPA would ignore; the policy wants 5, so it
+    // takes the smallest step the HPA applies: ceil(23 * 0.9) - 1 = 20.
+    let mut seq = vec![(0, Some(2300.0))];
+    seq.extend((1..=22).map(|k| (k * 15, Some(500.0))));
+    let got = run(&b, &seq);
+    assert_eq!(got[0].0, 23);
+    assert!(got[1..=20].iter().all(|(r, _)| *r == 23));
+    assert_eq!(got[21].0, 20, "{:?}", &got[19..]);
+    // 1790 at 20 pods wants 18 (ratio 0.895, outside the policy's own
+    // tolerance); the rate limit allows 19, which the HPA would ignore, and
+    // its smallest applied step (17) is below what is wanted: held, and said.
+    let mut seq = vec![(0, Some(2000.0))];
+    seq.extend((1..=22).map(|k| (k * 15, Some(1790.0))));
+    let got = run(&b, &seq);
+    assert!(got.iter().all(|(r, _)| *r == 20), "{got:?}");
+    assert_eq!(got[21].1, Limiter::HpaTolerance, "{got:?}");
 }

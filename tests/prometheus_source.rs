@@ -6,26 +6,31 @@
 //! openmetrics` into a temporary TSDB, one server is started on it, and the
 //! checks run in order; the server is killed at the end even when a check
 //! fails (a drop guard), and the last check stops it on purpose to see
-//! `Unavailable`.
+//! `Unavailable` and the circuit breaker open.
+//!
+//! Connection settings are checked for real too: basic auth and TLS with a
+//! private CA against a Prometheus started with `--web.config.file`, and
+//! the bearer token and extra headers against a small recording HTTP server
+//! in the test (Prometheus does not check bearer tokens itself), which also
+//! plays a Prometheus that fails server-side.
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use foresight::domain::Series;
-use foresight::sources::{FileSource, MetricSource, PrometheusSource, SourceError};
-use tempfile::TempDir;
+use foresight::sources::{
+    BreakerState, FileSource, HistoryCache, HistoryFetch, MetricSource, PrometheusSource,
+    SourceError,
+};
 
-const INSTALL_HINT: &str = "install it with `apt-get install -y prometheus` \
-    (as root; or run tests/install-deps.sh)";
+#[path = "support/prometheus.rs"]
+mod prometheus_support;
+use prometheus_support::Prometheus;
 
 /// Request timeout given to the source under test.
 const TIMEOUT: Duration = Duration::from_secs(2);
-/// How long Prometheus may take to become ready.
-const READY_WITHIN: Duration = Duration::from_secs(30);
 
 /// Real NYC taxi demand (30-minute step), one series.
 const TAXI: &str = "nyc_taxi_trips";
@@ -35,19 +40,6 @@ const ZONED: &str = "nyc_taxi_trips_zoned";
 const ZONED_LEN: usize = 1_000;
 /// Real ELB request counts (5-minute step), gaps written as `NaN` samples.
 const ELB: &str = "elb_requests_gappy";
-
-/// Runs `tool --version`, failing (never skipping) when it is not installed.
-fn require(tool: &str) {
-    match Command::new(tool).arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "`{tool} --version` failed ({}): {}; {INSTALL_HINT}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!("`{tool}` is required but cannot be run ({e}); {INSTALL_HINT}"),
-    }
-}
 
 /// Appends one OpenMetrics gauge sample line; `NaN` stays `NaN`.
 fn sample(out: &mut String, name: &str, labels: &str, t: DateTime<Utc>, v: f64) {
@@ -84,121 +76,6 @@ fn openmetrics(taxi: &Series, elb: &Series) -> String {
     }
     om.push_str("# EOF\n");
     om
-}
-
-/// A Prometheus server on a temporary TSDB; killed on drop.
-struct Prometheus {
-    child: Option<Child>,
-    url: String,
-    log: PathBuf,
-    _dir: TempDir,
-}
-
-impl Prometheus {
-    /// Backfills `om` and starts a server on it, waiting until it is ready.
-    async fn start(om: &str) -> Prometheus {
-        require("promtool");
-        require("prometheus");
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let om_file = dir.path().join("backfill.om");
-        std::fs::write(&om_file, om).unwrap();
-        let t = Instant::now();
-        let out = Command::new("promtool")
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            // Default 2h blocks make a 7-month backfill slow.
-            .arg("--max-block-duration=720h")
-            .arg(&om_file)
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "promtool backfill failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!("backfill took {:?}", t.elapsed());
-
-        let config = dir.path().join("prometheus.yml");
-        // No scrape configs: the server only serves the backfilled blocks.
-        std::fs::write(&config, "global:\n  evaluation_interval: 1m\n").unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.path().join("prometheus.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            // The data is from 2014: retention must not delete it.
-            .arg("--storage.tsdb.retention.time=100y")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // The checks depend on it; pin it rather than rely on the default.
-            .arg("--query.lookback-delta=5m")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start prometheus ({e}); {INSTALL_HINT}"));
-        let mut prom = Prometheus {
-            child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        };
-        prom.wait_ready().await;
-        eprintln!("prometheus ready after {:?} at {}", t.elapsed(), prom.url);
-        prom
-    }
-
-    async fn wait_ready(&mut self) {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(1))
-            .build()
-            .unwrap();
-        let ready = format!("{}/-/ready", self.url);
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("prometheus exited early ({status}):\n{}", self.log_tail());
-            }
-            if let Ok(resp) = http.get(&ready).send().await
-                && resp.status().as_u16() == 200
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus not ready within {READY_WITHIN:?}:\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Kills the server and reaps it.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// `NaN` (missing) equals `NaN`; numbers must be identical.
@@ -418,17 +295,64 @@ async fn rejected_queries(src: &PrometheusSource, taxi: &Series) {
     assert_rejected(err, &query, "range vector");
 }
 
+/// Check 8: incremental history: after a first full load, moving the window
+/// fetches only the tail, and the stitched series equals a full refetch
+/// point for point, at the native step and at a step that needs chunks.
+async fn incremental_history(src: &PrometheusSource, taxi: &Series) {
+    let cache = HistoryCache::new();
+    for (step, span) in [
+        (taxi.step, TimeDelta::days(60)),
+        (TimeDelta::minutes(15), TimeDelta::days(150)),
+    ] {
+        let mut end = taxi.start + TimeDelta::days(160);
+        let (_, how) = cache
+            .history(src, TAXI, end - span, end, step)
+            .await
+            .unwrap();
+        assert_eq!(how, HistoryFetch::Full);
+        for advance in [TimeDelta::hours(1), TimeDelta::days(1), TimeDelta::days(9)] {
+            let last = end;
+            end += advance;
+            let (got, how) = cache
+                .history(src, TAXI, end - span, end, step)
+                .await
+                .unwrap();
+            assert_eq!(
+                how,
+                HistoryFetch::Tail {
+                    from: last - step,
+                    points: usize::try_from(advance.num_seconds() / step.num_seconds()).unwrap()
+                        + 1,
+                },
+                "step {step}, advanced {advance}"
+            );
+            let full = src.history(TAXI, end - span, end, step).await.unwrap();
+            // At 15m the window needs two range queries.
+            assert!(full.len() >= 2_880, "{}", full.len());
+            assert!(step == taxi.step || full.len() > 10_000, "{}", full.len());
+            assert_series_eq(&got, &full, &format!("stitched at step {step}"));
+        }
+    }
+}
+
 /// Check 7: NaN samples are missing values, never numbers.
 async fn nan_samples(src: &PrometheusSource, elb: &Series) {
     let gaps = elb.values.iter().filter(|v| v.is_nan()).count();
     assert!(gaps > 0, "elb_requests should have gaps");
     let step = elb.step;
+    let dropped = src.health().dropped_samples;
     // Samples sit at hh:04, hh:09, ...: each 5m grid point sees the sample
     // one minute before it.
     let got = src
         .history(ELB, elb.start, last_time(elb) + TimeDelta::minutes(1), step)
         .await
         .unwrap();
+    // Prometheus returns the NaN samples; each is dropped and counted.
+    assert_eq!(
+        src.health().dropped_samples - dropped,
+        gaps as u64,
+        "NaN samples dropped and counted"
+    );
     let want = Series::new(elb.start + TimeDelta::minutes(1), step, elb.values.clone());
     assert_series_eq(&got, &want, "history of a series with NaN samples");
     assert_eq!(got.observed(), elb.len() - gaps);
@@ -452,11 +376,13 @@ async fn nan_samples(src: &PrometheusSource, elb: &Series) {
         "one stored sample per slot, NaN included",
     );
     let i = elb.values.iter().position(|v| v.is_nan()).unwrap();
+    let dropped = src.health().dropped_samples;
     assert_eq!(
         src.current(ELB, elb.timestamp(i)).await.unwrap(),
         None,
         "current at a NaN sample"
     );
+    assert_eq!(src.health().dropped_samples, dropped + 1);
     assert_eq!(
         src.current(ELB, elb.timestamp(i - 1)).await.unwrap(),
         Some(elb.values[i - 1]),
@@ -490,6 +416,37 @@ async fn unavailable(src: &PrometheusSource, url: &str, taxi: &Series) {
         .await
         .unwrap_err();
     assert_unavailable(err, url, t.elapsed(), "history");
+
+    // Three consecutive failures opened the breaker: calls now fail at
+    // once, naming the breaker and the last failure, without I/O.
+    let health = src.health();
+    let b = health.breaker.expect("a Prometheus source has a breaker");
+    assert_eq!(b.state, BreakerState::Open, "{b:?}");
+    assert_eq!(b.consecutive_failures, 3);
+    assert_eq!(health.failures_total, 3);
+    let t = Instant::now();
+    let err = src.current(TAXI, taxi.timestamp(10)).await.unwrap_err();
+    assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+    match &err {
+        SourceError::CircuitOpen {
+            endpoint,
+            failures,
+            last_error,
+            ..
+        } => {
+            assert_eq!(endpoint, url);
+            assert_eq!(*failures, 3);
+            assert!(last_error.contains("unavailable"), "{last_error}");
+        }
+        other => panic!("expected CircuitOpen, got {other:?}"),
+    }
+    assert!(err.is_retryable() && !err.is_caller_error());
+    assert!(err.to_string().contains("circuit breaker"), "{err}");
+    assert_eq!(
+        src.health().failures_total,
+        3,
+        "a refused call is no request"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,7 +470,11 @@ async fn prometheus_source_against_a_real_server() {
     several_series(&src, &taxi).await;
     rejected_queries(&src, &taxi).await;
     nan_samples(&src, &elb).await;
+    incremental_history(&src, &taxi).await;
     src.probe().await.expect("probe after the checks");
+    let health = src.health();
+    assert_eq!(health.failures_total, 0, "{health:?}");
+    assert_eq!(health.breaker.unwrap().state, BreakerState::Closed);
     eprintln!(
         "checks against the running server took {:?}",
         checks.elapsed()
@@ -544,4 +505,393 @@ async fn a_hung_server_is_unavailable_after_the_timeout() {
     let err = src.current(TAXI, at).await.unwrap_err();
     assert_unavailable(err, &url, t.elapsed(), "current from a hung server");
     drop(listener);
+}
+
+/// A tiny HTTP server that records each request's headers and answers with
+/// whatever the test sets: a Prometheus that checks bearer tokens and
+/// tenant headers, or that fails server-side on demand.
+struct Recorder {
+    /// Base URL.
+    url: String,
+    /// Headers of every request, names lowercased, in arrival order.
+    requests: std::sync::Arc<std::sync::Mutex<Vec<std::collections::HashMap<String, String>>>>,
+    /// The next answers' status, content type and body.
+    reply: std::sync::Arc<std::sync::Mutex<(u16, &'static str, String)>>,
+    /// The accept loop; aborted on drop.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const JSON: &str = "application/json";
+
+/// A Prometheus instant-vector answer with one sample of `value`.
+fn vector_answer(value: f64) -> String {
+    format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1404172800,"{value}"]}}]}}}}"#
+    )
+}
+
+/// A Prometheus error answer.
+fn error_answer(kind: &str, message: &str) -> String {
+    format!(r#"{{"status":"error","errorType":"{kind}","error":"{message}"}}"#)
+}
+
+impl Recorder {
+    async fn start() -> Recorder {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reply = std::sync::Arc::new(std::sync::Mutex::new((200, JSON, vector_answer(42.0))));
+        let (r, a) = (requests.clone(), reply.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (requests, reply) = (r.clone(), a.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf).to_string();
+                    let headers = head
+                        .lines()
+                        .skip(1)
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                        .collect();
+                    requests.lock().unwrap().push(headers);
+                    let (status, content_type, body) = reply.lock().unwrap().clone();
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(response.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        Recorder {
+            url,
+            requests,
+            reply,
+            task,
+        }
+    }
+
+    fn answer(&self, status: u16, content_type: &'static str, body: String) {
+        *self.reply.lock().unwrap() = (status, content_type, body);
+    }
+
+    fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    fn last(&self, header: &str) -> Option<String> {
+        self.requests.lock().unwrap().last()?.get(header).cloned()
+    }
+}
+
+fn at() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_404_172_800, 0).unwrap()
+}
+
+/// The bearer token (from a file, re-read per request, so rotation needs no
+/// restart) and extra headers reach the server on every request; the token
+/// never shows in `Debug` output.
+#[tokio::test]
+async fn bearer_token_and_extra_headers_reach_the_server() {
+    use foresight::sources::{Credential, PrometheusAuth, PrometheusOptions, Secret};
+    let server = Recorder::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "token-one\n").unwrap();
+    let options = PrometheusOptions {
+        timeout: TIMEOUT,
+        auth: PrometheusAuth::Bearer(Credential::File(token.clone())),
+        headers: vec![("X-Scope-OrgID".into(), "tenant-a".into())],
+        ..PrometheusOptions::default()
+    };
+    let src = PrometheusSource::with_options(&server.url, options).unwrap();
+    assert_eq!(src.current("up", at()).await.unwrap(), Some(42.0));
+    assert_eq!(server.last("authorization").unwrap(), "Bearer token-one");
+    assert_eq!(server.last("x-scope-orgid").unwrap(), "tenant-a");
+    src.probe().await.unwrap();
+    assert_eq!(server.last("x-scope-orgid").unwrap(), "tenant-a");
+
+    std::fs::write(&token, "token-two").unwrap();
+    src.current("up", at()).await.unwrap();
+    assert_eq!(server.last("authorization").unwrap(), "Bearer token-two");
+
+    // From the environment, as `Credential::Value`; never in Debug output.
+    let options = PrometheusOptions {
+        auth: PrometheusAuth::Bearer(Credential::Value(Secret::new("s3cr3t-t0ken"))),
+        ..PrometheusOptions::default()
+    };
+    assert!(!format!("{options:?}").contains("s3cr3t"));
+    let src = PrometheusSource::with_options(&server.url, options).unwrap();
+    src.current("up", at()).await.unwrap();
+    assert_eq!(server.last("authorization").unwrap(), "Bearer s3cr3t-t0ken");
+    assert_eq!(server.last("x-scope-orgid"), None);
+
+    // A token file that disappears is a source failure naming the file.
+    std::fs::remove_file(&token).unwrap();
+    let options = PrometheusOptions {
+        auth: PrometheusAuth::Bearer(Credential::File(token.clone())),
+        ..PrometheusOptions::default()
+    };
+    let src = PrometheusSource::with_options(&server.url, options).unwrap();
+    let err = src.current("up", at()).await.unwrap_err();
+    assert!(
+        matches!(&err, SourceError::Unavailable { message, .. } if message.contains("token")),
+        "{err:?}"
+    );
+}
+
+/// Server-side failures (timeouts, overload) are retryable and open the
+/// breaker; while open, nothing reaches the server; after the back-off one
+/// probe closes it. Rejections of the query are answers: they never count
+/// against the endpoint.
+#[tokio::test]
+async fn server_side_failures_open_the_breaker_and_rejections_do_not() {
+    use foresight::sources::{BreakerConfig, PrometheusOptions};
+    let server = Recorder::start().await;
+    let backoff = Duration::from_millis(300);
+    let options = PrometheusOptions {
+        timeout: TIMEOUT,
+        breaker: BreakerConfig {
+            failure_threshold: 3,
+            initial_backoff: backoff,
+            max_backoff: Duration::from_secs(1),
+        },
+        ..PrometheusOptions::default()
+    };
+    let src = PrometheusSource::with_options(&server.url, options).unwrap();
+
+    server.answer(
+        503,
+        JSON,
+        error_answer("timeout", "query timed out in expression evaluation"),
+    );
+    for i in 0..3 {
+        let err = src.current("up", at()).await.unwrap_err();
+        match &err {
+            SourceError::QueryFailed { message, .. } => {
+                assert!(message.contains("timeout: query timed out"), "{message}")
+            }
+            other => panic!("#{i}: expected QueryFailed, got {other:?}"),
+        }
+        assert!(err.is_retryable() && !err.is_caller_error());
+    }
+    assert_eq!(server.count(), 3);
+    let b = src.health().breaker.unwrap();
+    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Open, 3));
+    for _ in 0..5 {
+        let err = src.current("up", at()).await.unwrap_err();
+        assert!(matches!(err, SourceError::CircuitOpen { .. }), "{err:?}");
+        assert!(src.probe().await.is_err());
+    }
+    assert_eq!(server.count(), 3, "no request while the breaker is open");
+
+    // The half-open probe succeeds: closed again.
+    server.answer(200, JSON, vector_answer(7.0));
+    tokio::time::sleep(backoff + Duration::from_millis(50)).await;
+    assert_eq!(src.health().breaker.unwrap().state, BreakerState::HalfOpen);
+    assert_eq!(src.current("up", at()).await.unwrap(), Some(7.0));
+    assert_eq!(server.count(), 4);
+    let b = src.health().breaker.unwrap();
+    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Closed, 0));
+    assert_eq!(b.opened_total, 1);
+
+    // The query's fault, with Prometheus' own message; the endpoint is fine.
+    for (status, kind, message) in [
+        (
+            400,
+            "bad_data",
+            "1:5: parse error: unclosed left parenthesis",
+        ),
+        (422, "execution", "many-to-many matching not allowed"),
+    ] {
+        server.answer(status, JSON, error_answer(kind, message));
+        for _ in 0..4 {
+            let err = src.current("sum(", at()).await.unwrap_err();
+            assert_rejected(err, "sum(", message);
+        }
+    }
+    let b = src.health().breaker.unwrap();
+    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Closed, 0));
+
+    // Credentials refused: a source failure that says what to check.
+    server.answer(401, "text/plain", "Unauthorized".into());
+    let err = src.current("up", at()).await.unwrap_err();
+    assert!(
+        matches!(&err, SourceError::Unavailable { message, .. }
+            if message.contains("401") && message.contains("credentials")),
+        "{err:?}"
+    );
+    // A gateway error page (HTML, not the API's JSON).
+    server.answer(502, "text/html", "<html>Bad Gateway</html>".into());
+    let err = src.current("up", at()).await.unwrap_err();
+    assert!(
+        matches!(&err, SourceError::Unavailable { message, .. } if message.contains("502")),
+        "{err:?}"
+    );
+}
+
+/// The password verified by the Prometheus web config below.
+const PASSWORD: &str = "foresight-test-password";
+/// bcrypt of `PASSWORD` at the minimum cost (4, so each request verifies
+/// fast), made once with Python's libxcrypt binding:
+/// `python3 -c "import crypt; print(crypt.crypt('foresight-test-password',
+/// crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))"`.
+const PASSWORD_BCRYPT: &str = "$2b$04$THb7yjgyPQF2v2t7Wfh.ueW2hv6BaURWnx/fjpyaCYnoW9QaJuATW";
+
+/// Basic auth and TLS with a private CA, against a real Prometheus started
+/// with `--web.config.file`: the right settings read data; a wrong
+/// password, no password, or no CA are source failures that say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_and_tls_with_a_private_ca_against_a_real_server() {
+    use foresight::sources::{Credential, PrometheusAuth, PrometheusOptions, Secret};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+
+    let pki = tempfile::tempdir().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "foresight test Prometheus CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut leaf =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "prometheus");
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_pem = leaf.signed_by(&leaf_key, &issuer).unwrap().pem();
+    let (cert, key) = (pki.path().join("tls.crt"), pki.path().join("tls.key"));
+    std::fs::write(&cert, leaf_pem).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+
+    let web = prometheus_support::Web {
+        config: format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  foresight: {PASSWORD_BCRYPT}\n",
+            cert.display(),
+            key.display()
+        ),
+        https: true,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(1))
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes()).unwrap())
+            .build()
+            .unwrap(),
+        ready_auth: Some(("foresight".into(), PASSWORD.into())),
+    };
+    let t0 = at();
+    let mut om = String::from("# TYPE secured gauge\n");
+    for i in 0..10 {
+        sample(
+            &mut om,
+            "secured",
+            "",
+            t0 + TimeDelta::minutes(i),
+            (i * 10) as f64,
+        );
+    }
+    om.push_str("# EOF\n");
+    let prom = Prometheus::start_with(&om, Some(web)).await;
+    assert!(prom.url.starts_with("https://"));
+
+    let source = |password: Option<&str>, ca: bool| {
+        PrometheusSource::with_options(
+            &prom.url,
+            PrometheusOptions {
+                timeout: TIMEOUT,
+                auth: match password {
+                    Some(p) => PrometheusAuth::Basic {
+                        user: "foresight".into(),
+                        password: Credential::Value(Secret::new(p)),
+                    },
+                    None => PrometheusAuth::None,
+                },
+                ca_pem: ca.then(|| ca_pem.as_bytes().to_vec()),
+                ..PrometheusOptions::default()
+            },
+        )
+        .unwrap()
+    };
+
+    let good = source(Some(PASSWORD), true);
+    good.probe().await.expect("probe over TLS with basic auth");
+    assert_eq!(
+        good.current("secured", t0 + TimeDelta::minutes(4))
+            .await
+            .unwrap(),
+        Some(40.0)
+    );
+    let h = good
+        .history(
+            "secured",
+            t0,
+            t0 + TimeDelta::minutes(9),
+            TimeDelta::minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.values,
+        (1..10).map(|i| f64::from(i) * 10.0).collect::<Vec<_>>()
+    );
+
+    // A password file is re-read per request.
+    let pw = prom.dir().join("password");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let from_file = PrometheusSource::with_options(
+        &prom.url,
+        PrometheusOptions {
+            timeout: TIMEOUT,
+            auth: PrometheusAuth::Basic {
+                user: "foresight".into(),
+                password: Credential::File(pw.clone()),
+            },
+            ca_pem: Some(ca_pem.as_bytes().to_vec()),
+            ..PrometheusOptions::default()
+        },
+    )
+    .unwrap();
+    from_file.probe().await.expect("password from a file");
+    std::fs::write(&pw, "wrong").unwrap();
+    let err = from_file.probe().await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+
+    for (what, src, fragment) in [
+        ("wrong password", source(Some("wrong"), true), "401"),
+        ("no credentials", source(None, true), "401"),
+        ("no CA", source(Some(PASSWORD), false), "certificate"),
+    ] {
+        let err = src.probe().await.unwrap_err();
+        assert!(
+            matches!(&err, SourceError::Unavailable { .. }),
+            "{what}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains(fragment), "{what}: {msg}");
+        assert!(!msg.contains(PASSWORD), "{what}: {msg}");
+    }
 }

@@ -116,6 +116,11 @@ pub struct BacktestArgs {
     #[arg(long, value_parser = parse_delta, default_value = "1h", value_name = "DURATION")]
     pub retrain: chrono::TimeDelta,
 
+    /// Full model selection (every candidate validated) happens on multiples
+    /// of this; the trainings in between refit the chosen model.
+    #[arg(long, value_parser = parse_delta, default_value = "1d", value_name = "DURATION")]
+    pub reselect: chrono::TimeDelta,
+
     /// Training window [default: the metadata's history, 21d].
     #[arg(long, value_parser = parse_delta, value_name = "DURATION")]
     pub history: Option<chrono::TimeDelta>,
@@ -240,6 +245,50 @@ pub struct ServeArgs {
     /// (mutual TLS, KEDA's tlsClientCert/tlsClientKey); needs --tls-cert.
     #[arg(long, env = "FORESIGHT_TLS_CLIENT_CA", value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// Upper bound on each Prometheus request [default: 10s].
+    #[arg(long, env = "FORESIGHT_PROMETHEUS_TIMEOUT", value_parser = parse_std_duration, value_name = "DURATION")]
+    pub prometheus_timeout: Option<Duration>,
+
+    /// File holding a bearer token for Prometheus, re-read on every request.
+    /// (FORESIGHT_PROMETHEUS_BEARER_TOKEN passes the token itself.)
+    #[arg(
+        long,
+        env = "FORESIGHT_PROMETHEUS_BEARER_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub prometheus_bearer_token_file: Option<PathBuf>,
+
+    /// User for Prometheus basic auth; needs --prometheus-basic-auth-password-file.
+    #[arg(
+        long,
+        env = "FORESIGHT_PROMETHEUS_BASIC_AUTH_USER",
+        value_name = "USER"
+    )]
+    pub prometheus_basic_auth_user: Option<String>,
+
+    /// File holding the Prometheus basic-auth password, re-read on every request.
+    #[arg(
+        long,
+        env = "FORESIGHT_PROMETHEUS_BASIC_AUTH_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
+    pub prometheus_basic_auth_password_file: Option<PathBuf>,
+
+    /// PEM CA bundle trusted for an https Prometheus URL (besides the system's).
+    #[arg(long, env = "FORESIGHT_PROMETHEUS_CA_FILE", value_name = "FILE")]
+    pub prometheus_ca_file: Option<PathBuf>,
+
+    /// Extra header on every Prometheus request, `NAME: VALUE`, e.g.
+    /// `X-Scope-OrgID: tenant-a`; repeatable (newline-separated in the
+    /// environment). Replaces the settings file's headers.
+    #[arg(
+        long = "prometheus-header",
+        env = "FORESIGHT_PROMETHEUS_HEADERS",
+        value_name = "NAME: VALUE",
+        value_delimiter = '\n'
+    )]
+    pub prometheus_headers: Vec<String>,
 }
 
 fn parse_std_duration(s: &str) -> Result<Duration, String> {

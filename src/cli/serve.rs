@@ -9,12 +9,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::args::{LogFormatArg, ServeArgs};
-use crate::config::{LogFormat, ServeSettings, SourceChoice};
+use crate::config::{LogFormat, PrometheusCredentials, ServeSettings, SourceChoice};
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::sources::{AnySource, FileData, FileSource, LoadReport, MetricSource, PrometheusSource};
+use crate::sources::{
+    AnySource, Credential, FileData, FileSource, LoadReport, MetricSource, PrometheusAuth,
+    PrometheusOptions, PrometheusSource, Secret,
+};
 
-/// How long a Prometheus request may take before it counts as failed.
-const PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// The environment variable that passes a Prometheus bearer token itself
+/// (flags would show it in `ps`; settings files would store it).
+const BEARER_TOKEN_ENV: &str = "FORESIGHT_PROMETHEUS_BEARER_TOKEN";
 
 pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = resolve(args)?;
@@ -60,6 +64,41 @@ fn resolve(args: ServeArgs) -> anyhow::Result<ServeSettings> {
     if let Some(v) = args.retrain_interval {
         s.retrain_interval = v;
     }
+    if let Some(v) = args.tls_cert {
+        s.tls_cert = Some(v);
+    }
+    if let Some(v) = args.tls_key {
+        s.tls_key = Some(v);
+    }
+    if let Some(v) = args.tls_client_ca {
+        s.tls_client_ca = Some(v);
+    }
+    if let Some(v) = args.prometheus_timeout {
+        s.prometheus_timeout = v;
+    }
+    if let Some(v) = args.prometheus_bearer_token_file {
+        s.prometheus_bearer_token_file = Some(v);
+    }
+    if let Some(v) = args.prometheus_basic_auth_user {
+        s.prometheus_basic_auth_user = Some(v);
+    }
+    if let Some(v) = args.prometheus_basic_auth_password_file {
+        s.prometheus_basic_auth_password_file = Some(v);
+    }
+    if let Some(v) = args.prometheus_ca_file {
+        s.prometheus_ca_file = Some(v);
+    }
+    let headers: Vec<&String> = args
+        .prometheus_headers
+        .iter()
+        .filter(|h| !h.trim().is_empty())
+        .collect();
+    if !headers.is_empty() {
+        s.prometheus_headers = headers
+            .into_iter()
+            .map(|h| parse_header(h))
+            .collect::<anyhow::Result<_>>()?;
+    }
     Ok(s)
 }
 
@@ -104,12 +143,114 @@ fn build_source(settings: &ServeSettings) -> anyhow::Result<AnySource> {
             AnySource::File(FileSource::new(data))
         }
         SourceChoice::Prometheus(url) => {
-            AnySource::Prometheus(PrometheusSource::new(&url, PROMETHEUS_TIMEOUT)?)
+            let token = std::env::var(BEARER_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.trim().is_empty());
+            AnySource::Prometheus(Box::new(prometheus_source(&url, settings, token)?))
         }
     })
 }
 
+/// `NAME: VALUE` as given to `--prometheus-header`.
+fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
+    match h.split_once(':') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.trim().to_string()))
+        }
+        _ => anyhow::bail!(
+            "invalid --prometheus-header {h:?}: expected NAME: VALUE, e.g. \"X-Scope-OrgID: tenant-a\""
+        ),
+    }
+}
+
+/// The Prometheus source with the connection settings; files are checked
+/// here so a wrong path stops start-up, not the first request.
+fn prometheus_source(
+    url: &str,
+    s: &ServeSettings,
+    env_token: Option<String>,
+) -> anyhow::Result<PrometheusSource> {
+    let readable = |path: &std::path::Path, what: &str| {
+        std::fs::metadata(path)
+            .map(|_| ())
+            .with_context(|| format!("cannot read the Prometheus {what} {}", path.display()))
+    };
+    let auth = match s.prometheus_credentials(env_token.is_some())? {
+        PrometheusCredentials::None => PrometheusAuth::None,
+        PrometheusCredentials::BearerFromEnv => PrometheusAuth::Bearer(Credential::Value(
+            Secret::new(env_token.unwrap_or_default()),
+        )),
+        PrometheusCredentials::BearerFile(path) => {
+            std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "cannot read the Prometheus bearer token file {}",
+                    path.display()
+                )
+            })?;
+            PrometheusAuth::Bearer(Credential::File(path))
+        }
+        PrometheusCredentials::Basic {
+            user,
+            password_file,
+        } => {
+            readable(&password_file, "basic-auth password file")?;
+            PrometheusAuth::Basic {
+                user,
+                password: Credential::File(password_file),
+            }
+        }
+    };
+    let ca_pem = s
+        .prometheus_ca_file
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the Prometheus CA file {}", path.display()))
+        })
+        .transpose()?;
+    let options = PrometheusOptions {
+        timeout: s.prometheus_timeout,
+        auth,
+        ca_pem,
+        headers: s
+            .prometheus_headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..PrometheusOptions::default()
+    };
+    let auth = match &options.auth {
+        PrometheusAuth::None => "none",
+        PrometheusAuth::Bearer(_) => "bearer",
+        PrometheusAuth::Basic { .. } => "basic",
+    };
+    let timeout = options.timeout;
+    let source = PrometheusSource::with_options(url, options)?;
+    // Header names only: values may be tenant ids or keys. The URL is
+    // described without any user info.
+    info!(
+        source = %source.describe(),
+        timeout = ?timeout,
+        auth,
+        ca_file = ?s.prometheus_ca_file,
+        headers = ?s.prometheus_headers.keys().collect::<Vec<_>>(),
+        "Prometheus connection"
+    );
+    Ok(source)
+}
+
 async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
+    // TLS files are checked before anything listens: a bad path or PEM
+    // stops start-up with the file named, rather than failing handshakes.
+    let tls = settings
+        .tls()?
+        .map(|files| crate::grpc::GrpcTls::load(&files))
+        .transpose()?;
+    let grpc_tls = match &tls {
+        None => "off",
+        Some(t) if t.mutual() => "mutual",
+        Some(_) => "on",
+    };
     let source = build_source(&settings)?;
     let description = source.describe();
     let runtime = Runtime::new(
@@ -130,6 +271,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     info!(
         grpc_addr = %grpc_listener.local_addr()?,
         http_addr = %http_listener.local_addr()?,
+        grpc_tls,
         source = %description,
         "listening"
     );
@@ -148,7 +290,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         let shutdown = shutdown.clone();
         let core = Arc::clone(&core);
         async move {
-            let r = crate::grpc::serve(core, grpc_listener, shutdown.clone()).await;
+            let r = crate::grpc::serve_with_tls(core, grpc_listener, tls, shutdown.clone()).await;
             shutdown.cancel();
             r
         }

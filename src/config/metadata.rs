@@ -20,7 +20,7 @@ const ORDER: &str = "[triggerMetadata]";
 pub const IGNORED_KEYS: [&str; 4] = ["scalerAddress", "enableTLS", "unsafeSsl", "tlsCertFile"];
 
 /// Keys shared by every ScaledObject, with their defaults (documented in the README).
-const COMMON_KEYS: [&str; 22] = [
+const COMMON_KEYS: &[&str] = &[
     "minReplicaCount",
     "maxReplicaCount",
     "leadTime",
@@ -31,6 +31,8 @@ const COMMON_KEYS: [&str; 22] = [
     "activationThreshold",
     "forecastQuantile",
     "tolerance",
+    "scaleUpTolerance",
+    "hpaTolerance",
     "scaleUpPods",
     "scaleUpPercent",
     "scaleUpPeriod",
@@ -43,6 +45,7 @@ const COMMON_KEYS: [&str; 22] = [
     "lagDrainTime",
     "latencyBreachDuration",
     "maxForecastMase",
+    "maxStaleness",
 ];
 
 /// Largest training window in points: bounds fetch size and fit time.
@@ -58,6 +61,7 @@ mod defaults {
     pub(super) const SEASONALITY: &str = "1d,1w";
     pub(super) const ACTIVATION_THRESHOLD: f64 = 0.0;
     pub(super) const FORECAST_QUANTILE: f64 = 0.9;
+    pub(super) const MAX_STALENESS: &str = "5m";
 }
 
 /// The metadata did not describe a valid scaler; holds every problem found.
@@ -105,6 +109,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
     });
 
     let rules = p.rules();
+    let max_staleness = p.duration("maxStaleness", defaults::MAX_STALENESS);
 
     if let (Some(min), Some(max)) = (min_replicas, max_replicas)
         && min > max
@@ -175,6 +180,8 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             activation_threshold,
             forecast_quantile,
             rules,
+            // `None` pushed a problem, and problems returned above.
+            max_staleness: max_staleness.unwrap_or(TimeDelta::minutes(5)),
         }),
         _ => Err(MetadataError {
             problems: vec![
@@ -297,6 +304,14 @@ impl Parser<'_> {
                 .then_some(())
                 .ok_or("must be at least 0 and below 1")
         });
+        let ratio = |v: f64| {
+            (0.0..1.0)
+                .contains(&v)
+                .then_some(())
+                .ok_or("must be at least 0 and below 1")
+        };
+        let scale_up_tolerance = self.number("scaleUpTolerance", d.scale_up_tolerance, ratio);
+        let hpa_tolerance = self.number("hpaTolerance", d.hpa_tolerance, ratio);
         let scale_up_pods = self.integer("scaleUpPods", d.scale_up_pods, 0);
         let scale_up_percent = self.integer("scaleUpPercent", d.scale_up_percent, 0);
         let scale_up_period = self.duration("scaleUpPeriod", &secs(d.scale_up_period));
@@ -329,6 +344,8 @@ impl Parser<'_> {
         }
         Some(ScalingRules {
             tolerance: tolerance?,
+            scale_up_tolerance: scale_up_tolerance?,
+            hpa_tolerance: hpa_tolerance?,
             scale_up_pods: scale_up_pods?,
             scale_up_percent: scale_up_percent?,
             scale_up_period: scale_up_period?,

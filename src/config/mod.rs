@@ -9,4 +9,6 @@ mod settings;
 
 pub use duration::{DurationError, parse_duration};
 pub use metadata::{IGNORED_KEYS, MetadataError, known_keys, parse_metadata};
-pub use settings::{LogFormat, ServeSettings, SettingsError, SourceChoice};
+pub use settings::{
+    LogFormat, PrometheusCredentials, ServeSettings, SettingsError, SourceChoice, TlsFiles,
+};

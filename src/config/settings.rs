@@ -31,6 +31,70 @@ pub enum SettingsError {
         "choose one metric source: --prometheus-url and --metrics-file were both set (remove one)"
     )]
     TwoSources,
+    /// Only one of the TLS certificate and key was given.
+    #[error(
+        "gRPC TLS needs both a certificate and its key: {given} was set without {missing} (set both, or neither for plaintext)"
+    )]
+    TlsHalfPair {
+        /// The flag that was set.
+        given: &'static str,
+        /// The flag that is missing.
+        missing: &'static str,
+    },
+    /// A client CA was given without a server certificate.
+    #[error(
+        "--tls-client-ca requires client certificates over TLS, but TLS is off: set --tls-cert and --tls-key as well"
+    )]
+    ClientCaWithoutTls,
+    /// Both a bearer token and basic auth were configured for Prometheus.
+    #[error(
+        "choose one way to authenticate to Prometheus: a bearer token ({token}) and basic auth (--prometheus-basic-auth-user) were both set"
+    )]
+    PrometheusAuthConflict {
+        /// Where the token came from.
+        token: &'static str,
+    },
+    /// Only one half of Prometheus basic auth was given.
+    #[error(
+        "Prometheus basic auth needs a user and a password file: {given} was set without {missing}"
+    )]
+    PrometheusBasicAuthHalf {
+        /// The flag that was set.
+        given: &'static str,
+        /// The flag that is missing.
+        missing: &'static str,
+    },
+}
+
+/// How `foresight serve` authenticates to Prometheus, after checking that
+/// the settings name at most one way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrometheusCredentials {
+    /// No credentials.
+    None,
+    /// A bearer token in the environment (`FORESIGHT_PROMETHEUS_BEARER_TOKEN`).
+    BearerFromEnv,
+    /// A bearer token in this file, re-read on every request.
+    BearerFile(PathBuf),
+    /// Basic auth with the password in a file, re-read on every request.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password file.
+        password_file: PathBuf,
+    },
+}
+
+/// Files of the gRPC server's TLS identity, checked to come as a pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain the server presents, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key of `cert`.
+    pub key: PathBuf,
+    /// PEM CA bundle that client certificates must chain to; `Some` makes
+    /// client certificates mandatory (mutual TLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Where metrics come from.
@@ -82,6 +146,31 @@ pub struct ServeSettings {
     /// first evaluation; must stay inside KEDA's 3 s budget.
     #[serde(with = "humantime_serde_compat")]
     pub first_answer_timeout: Duration,
+    /// PEM certificate chain for gRPC TLS; with `tls_key`, turns TLS on.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle; when set, gRPC clients must present a certificate
+    /// signed by it (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Upper bound on each Prometheus request; a hung server must not stall
+    /// a tick for longer.
+    #[serde(with = "humantime_serde_compat")]
+    pub prometheus_timeout: Duration,
+    /// File holding a bearer token for Prometheus, re-read on every request
+    /// so rotated tokens are picked up.
+    pub prometheus_bearer_token_file: Option<PathBuf>,
+    /// User for Prometheus basic auth; needs `prometheus_basic_auth_password_file`.
+    pub prometheus_basic_auth_user: Option<String>,
+    /// File holding the basic-auth password (never the password itself, so
+    /// settings files hold no secrets).
+    pub prometheus_basic_auth_password_file: Option<PathBuf>,
+    /// PEM CA bundle trusted for an `https` Prometheus URL, besides the
+    /// system's, for servers with a private CA.
+    pub prometheus_ca_file: Option<PathBuf>,
+    /// Extra headers on every Prometheus request, e.g. `X-Scope-OrgID` for
+    /// Mimir, Cortex and Thanos tenants.
+    pub prometheus_headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ServeSettings {
@@ -96,6 +185,15 @@ impl Default for ServeSettings {
             evaluation_interval: Duration::from_secs(15),
             retrain_interval: Duration::from_secs(3600),
             first_answer_timeout: Duration::from_millis(2000),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            prometheus_timeout: Duration::from_secs(10),
+            prometheus_bearer_token_file: None,
+            prometheus_basic_auth_user: None,
+            prometheus_basic_auth_password_file: None,
+            prometheus_ca_file: None,
+            prometheus_headers: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -120,6 +218,80 @@ impl ServeSettings {
             (Some(url), None) => Ok(SourceChoice::Prometheus(url.clone())),
             (None, Some(path)) => Ok(SourceChoice::File(path.clone())),
             (None, None) => Ok(SourceChoice::Embedded),
+        }
+    }
+
+    /// How to authenticate to Prometheus; `env_token` says whether
+    /// `FORESIGHT_PROMETHEUS_BEARER_TOKEN` is set. At most one way may be
+    /// configured, and basic auth needs both its halves.
+    pub fn prometheus_credentials(
+        &self,
+        env_token: bool,
+    ) -> Result<PrometheusCredentials, SettingsError> {
+        let basic = match (
+            &self.prometheus_basic_auth_user,
+            &self.prometheus_basic_auth_password_file,
+        ) {
+            (Some(user), Some(file)) => Some(PrometheusCredentials::Basic {
+                user: user.clone(),
+                password_file: file.clone(),
+            }),
+            (Some(_), None) => {
+                return Err(SettingsError::PrometheusBasicAuthHalf {
+                    given: "--prometheus-basic-auth-user",
+                    missing: "--prometheus-basic-auth-password-file",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(SettingsError::PrometheusBasicAuthHalf {
+                    given: "--prometheus-basic-auth-password-file",
+                    missing: "--prometheus-basic-auth-user",
+                });
+            }
+            (None, None) => None,
+        };
+        let bearer = match (&self.prometheus_bearer_token_file, env_token) {
+            (Some(_), true) => {
+                return Err(SettingsError::PrometheusAuthConflict {
+                    token: "--prometheus-bearer-token-file and FORESIGHT_PROMETHEUS_BEARER_TOKEN",
+                });
+            }
+            (Some(file), false) => Some((
+                "--prometheus-bearer-token-file",
+                PrometheusCredentials::BearerFile(file.clone()),
+            )),
+            (None, true) => Some((
+                "FORESIGHT_PROMETHEUS_BEARER_TOKEN",
+                PrometheusCredentials::BearerFromEnv,
+            )),
+            (None, false) => None,
+        };
+        match (bearer, basic) {
+            (Some((token, _)), Some(_)) => Err(SettingsError::PrometheusAuthConflict { token }),
+            (Some((_, c)), None) | (None, Some(c)) => Ok(c),
+            (None, None) => Ok(PrometheusCredentials::None),
+        }
+    }
+
+    /// The gRPC TLS files, `None` for plaintext. Checks only that they come
+    /// in a consistent combination; the gRPC layer reads and validates them.
+    pub fn tls(&self) -> Result<Option<TlsFiles>, SettingsError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            })),
+            (Some(_), None) => Err(SettingsError::TlsHalfPair {
+                given: "--tls-cert",
+                missing: "--tls-key",
+            }),
+            (None, Some(_)) => Err(SettingsError::TlsHalfPair {
+                given: "--tls-key",
+                missing: "--tls-cert",
+            }),
+            (None, None) if self.tls_client_ca.is_some() => Err(SettingsError::ClientCaWithoutTls),
+            (None, None) => Ok(None),
         }
     }
 }
@@ -173,5 +345,111 @@ mod tests {
             ServeSettings::default().source().unwrap(),
             SourceChoice::Embedded
         );
+    }
+
+    #[test]
+    fn prometheus_connection_settings_from_a_file_and_their_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("foresight.toml");
+        std::fs::write(
+            &path,
+            "prometheus-url = \"https://mimir:8080/prometheus\"\n\
+             prometheus-timeout = \"30s\"\n\
+             prometheus-ca-file = \"/ca/ca.crt\"\n\
+             prometheus-basic-auth-user = \"foresight\"\n\
+             prometheus-basic-auth-password-file = \"/secrets/password\"\n\
+             [prometheus-headers]\n\
+             X-Scope-OrgID = \"tenant-a\"\n",
+        )
+        .unwrap();
+        let s = ServeSettings::from_file(&path).unwrap();
+        assert_eq!(s.prometheus_timeout, Duration::from_secs(30));
+        assert_eq!(s.prometheus_ca_file, Some(PathBuf::from("/ca/ca.crt")));
+        assert_eq!(s.prometheus_headers["X-Scope-OrgID"], "tenant-a");
+        assert_eq!(
+            s.prometheus_credentials(false).unwrap(),
+            PrometheusCredentials::Basic {
+                user: "foresight".into(),
+                password_file: "/secrets/password".into()
+            }
+        );
+        let err = s.prometheus_credentials(true).unwrap_err().to_string();
+        assert!(err.contains("FORESIGHT_PROMETHEUS_BEARER_TOKEN"), "{err}");
+        assert_eq!(
+            ServeSettings::default().prometheus_timeout,
+            Duration::from_secs(10)
+        );
+
+        // A secret itself is not a settings key: only files are.
+        std::fs::write(&path, "prometheus-bearer-token = \"abc\"\n").unwrap();
+        let err = ServeSettings::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("prometheus-bearer-token"), "{err}");
+
+        let half = ServeSettings {
+            prometheus_basic_auth_user: Some("u".into()),
+            ..ServeSettings::default()
+        };
+        let err = half.prometheus_credentials(false).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "--prometheus-basic-auth-user was set without --prometheus-basic-auth-password-file"
+            ),
+            "{err}"
+        );
+        let both = ServeSettings {
+            prometheus_bearer_token_file: Some("/t".into()),
+            ..ServeSettings::default()
+        };
+        assert!(both.prometheus_credentials(true).is_err());
+        assert_eq!(
+            both.prometheus_credentials(false).unwrap(),
+            PrometheusCredentials::BearerFile("/t".into())
+        );
+        assert_eq!(
+            ServeSettings::default()
+                .prometheus_credentials(true)
+                .unwrap(),
+            PrometheusCredentials::BearerFromEnv
+        );
+    }
+
+    #[test]
+    fn tls_cert_and_key_come_together() {
+        assert_eq!(ServeSettings::default().tls().unwrap(), None);
+        let half = ServeSettings {
+            tls_cert: Some("tls.crt".into()),
+            ..ServeSettings::default()
+        };
+        let err = half.tls().unwrap_err().to_string();
+        assert!(
+            err.contains("--tls-cert was set without --tls-key"),
+            "{err}"
+        );
+        let ca_only = ServeSettings {
+            tls_client_ca: Some("ca.crt".into()),
+            ..ServeSettings::default()
+        };
+        assert!(matches!(
+            ca_only.tls(),
+            Err(SettingsError::ClientCaWithoutTls)
+        ));
+        let full = ServeSettings {
+            tls_cert: Some("tls.crt".into()),
+            tls_key: Some("tls.key".into()),
+            tls_client_ca: Some("ca.crt".into()),
+            ..ServeSettings::default()
+        };
+        let files = full.tls().unwrap().unwrap();
+        assert_eq!(files.client_ca, Some(PathBuf::from("ca.crt")));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("foresight.toml");
+        std::fs::write(
+            &path,
+            "tls-cert = \"/tls/tls.crt\"\ntls-key = \"/tls/tls.key\"\ntls-client-ca = \"/tls/ca.crt\"\n",
+        )
+        .unwrap();
+        let s = ServeSettings::from_file(&path).unwrap();
+        assert_eq!(s.tls_key, Some(PathBuf::from("/tls/tls.key")));
     }
 }

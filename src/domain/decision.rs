@@ -25,6 +25,9 @@ pub enum Limiter {
     Cooldown,
     /// A signal had no fresh data, so the count was held.
     StaleData,
+    /// The change was smaller than the HPA downstream would apply: held
+    /// until a larger step is due (see `hpaTolerance`).
+    HpaTolerance,
 }
 
 impl Limiter {
@@ -40,6 +43,7 @@ impl Limiter {
             Limiter::PeakAhead => "peak_ahead",
             Limiter::Cooldown => "cooldown",
             Limiter::StaleData => "stale_data",
+            Limiter::HpaTolerance => "hpa_tolerance",
         }
     }
 }

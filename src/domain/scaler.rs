@@ -109,6 +109,11 @@ pub struct ScalerSpec {
     pub forecast_quantile: f64,
     /// How fast replicas may change, and the guards around scale-down.
     pub rules: ScalingRules,
+    /// How long decisions keep being served while the source fails: within
+    /// it the policy holds on missing data; beyond it foresight answers
+    /// `Unavailable`, so the HPA keeps the current replica count.
+    #[serde(with = "serde_delta")]
+    pub max_staleness: TimeDelta,
 }
 
 /// Rate limits and guards of the asymmetric policy. Defaults follow the
@@ -116,9 +121,19 @@ pub struct ScalerSpec {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScalingRules {
-    /// Changes whose usage ratio (`value / (target × current)`) is within
-    /// this of 1 are ignored, as the HPA does.
+    /// Scale-down ignores usage ratios (`value / (target × current)`)
+    /// within this of 1, as the HPA does.
     pub tolerance: f64,
+    /// Scale-up ignores usage ratios within this above 1. The HPA uses its
+    /// tolerance both ways; foresight defaults to 0, because a workload a
+    /// pod short is worse than one with a pod spare.
+    pub scale_up_tolerance: f64,
+    /// The tolerance of the HPA between foresight and the Deployment: with
+    /// foresight as the replica authority (target 1), the HPA still ignores
+    /// changes within this ratio of the current count. Scale-ups are widened
+    /// to the smallest change it applies; scale-downs it would ignore wait
+    /// until the smallest applied step is allowed.
+    pub hpa_tolerance: f64,
     /// Scale-up may add this many pods per `scale_up_period`...
     pub scale_up_pods: u32,
     /// ...or this percentage of the count at the period's start, whichever is more.
@@ -158,6 +173,8 @@ impl Default for ScalingRules {
     fn default() -> Self {
         Self {
             tolerance: 0.1,
+            scale_up_tolerance: 0.0,
+            hpa_tolerance: 0.1,
             scale_up_pods: 4,
             scale_up_percent: 100,
             scale_up_period: TimeDelta::seconds(15),

@@ -70,7 +70,7 @@ pub(super) fn status_of(e: &CoreError) -> Status {
         | CoreError::InvalidQuery { .. }
         | CoreError::MissingIdentity => Code::InvalidArgument,
         CoreError::UnknownMetric { .. } => Code::NotFound,
-        CoreError::NotReady { .. } => Code::Unavailable,
+        CoreError::NotReady { .. } | CoreError::Stale { .. } => Code::Unavailable,
     };
     Status::new(code, e.to_string())
 }

@@ -17,6 +17,7 @@ use super::proto::external_scaler_server::{ExternalScaler, ExternalScalerServer}
 use super::proto::{
     GetMetricSpecResponse, GetMetricsRequest, GetMetricsResponse, IsActiveResponse, ScaledObjectRef,
 };
+use super::tls::GrpcTls;
 use crate::runtime::{CoreError, ScalerCore};
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -62,10 +63,22 @@ impl<C: ScalerCore> ExternalScalerService<C> {
     }
 }
 
-/// Serves the gRPC API on `listener` until `shutdown` is cancelled.
+/// Serves the gRPC API in plaintext on `listener` until `shutdown` is
+/// cancelled.
 pub async fn serve<C: ScalerCore>(
     core: Arc<C>,
     listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), GrpcError> {
+    serve_with_tls(core, listener, None, shutdown).await
+}
+
+/// Serves the gRPC API on `listener` until `shutdown` is cancelled, over TLS
+/// when `tls` is given (plaintext connections are then refused).
+pub async fn serve_with_tls<C: ScalerCore>(
+    core: Arc<C>,
+    listener: TcpListener,
+    tls: Option<GrpcTls>,
     shutdown: CancellationToken,
 ) -> Result<(), GrpcError> {
     let addr = listener
@@ -73,7 +86,13 @@ pub async fn serve<C: ScalerCore>(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let service = ExternalScalerServer::new(ExternalScalerService::new(core, shutdown.clone()));
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls.into_config())
+            .map_err(|source| GrpcError::TlsSetup { source })?;
+    }
+    builder
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await

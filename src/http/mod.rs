@@ -58,7 +58,7 @@ async fn metrics<C: ScalerCore>(State(core): State<Arc<C>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        core.telemetry().render(),
+        core.metrics_text(),
     )
         .into_response()
 }

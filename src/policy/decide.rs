@@ -6,7 +6,7 @@ use super::memory::{
 };
 use super::signals::{due, not_keeping_up, responds_to_replicas};
 use crate::domain::{
-    Decision, Forecast, Limiter, MetricKind, MetricReading, Mode, Prediction, Signal,
+    Decision, Forecast, Limiter, MetricKind, MetricReading, Mode, Prediction, ScalingRules, Signal,
 };
 
 /// A forecast and what is known about its accuracy.
@@ -56,12 +56,17 @@ pub enum PolicyError {
 }
 
 /// The HPA's rule for one metric: `ceil(value / target)`, unless the usage
-/// ratio against the current count is within the tolerance, in which case
-/// the count stays.
-fn requirement(value: f64, target: f64, current: Option<u32>, tolerance: f64) -> u32 {
+/// ratio against the current count is within the tolerance of its
+/// direction, in which case the count stays.
+fn requirement(value: f64, target: f64, current: Option<u32>, rules: &ScalingRules) -> u32 {
     if let Some(c) = current.filter(|c| *c > 0) {
         let ratio = value / (target * f64::from(c));
-        if (ratio - 1.0).abs() <= tolerance {
+        let within = if ratio >= 1.0 {
+            ratio - 1.0 <= rules.scale_up_tolerance
+        } else {
+            1.0 - ratio <= rules.tolerance
+        };
+        if within {
             return c;
         }
     }
@@ -178,7 +183,7 @@ pub fn decide(
                 }
             }
             (MetricKind::ConsumerLag, Some(v)) => {
-                let plain = requirement(v, m.target, current, rules.tolerance);
+                let plain = requirement(v, m.target, current, rules);
                 match mem.growth_per_second() {
                     Some(growth) => {
                         // Capacity to stop the growth and drain the backlog
@@ -197,7 +202,7 @@ pub fn decide(
                     None => Some(plain),
                 }
             }
-            (_, Some(v)) => Some(requirement(v, m.target, current, rules.tolerance)),
+            (_, Some(v)) => Some(requirement(v, m.target, current, rules)),
         };
 
         // Predictive requirement.
@@ -322,6 +327,8 @@ pub fn decide(
     let cooling = obs
         .last_remediation
         .is_some_and(|t| now >= t && now - t < rules.cooldown);
+    // The lowest count scale-down would reach without its rate limit.
+    let mut down_to = None::<u32>;
     let desired = match current {
         None => clamped,
         Some(c) if clamped > c => {
@@ -355,6 +362,7 @@ pub fn decide(
                 c
             } else {
                 let wanted = stabilized.max(ahead);
+                down_to = Some(wanted);
                 let floor = scale_down_floor(b, c, &next, now);
                 if wanted < floor {
                     limiter = Limiter::ScaleDownRate;
@@ -372,6 +380,10 @@ pub fn decide(
             }
         }
         Some(c) => c,
+    };
+    let desired = match current {
+        Some(c) => pass_hpa_tolerance(b, c, desired, down_to, &mut limiter),
+        None => desired,
     };
     // Bounds win over rate limits and stabilisation, as in the HPA: a lowered
     // maxReplicaCount applies at once.
@@ -491,10 +503,50 @@ fn predict(
     }
     Predicted {
         window_max,
-        replicas: window_max.map(|v| requirement(v, m.target, current, b.rules.tolerance)),
+        replicas: window_max.map(|v| requirement(v, m.target, current, &b.rules)),
         ahead,
         gated,
     }
+}
+
+/// Makes a change survive the HPA that sits between foresight and the
+/// Deployment: with a target of 1 it still ignores counts within
+/// `hpaTolerance` of the current one. A scale-up it would ignore is widened
+/// to the smallest one it applies (a pod short is the costlier error); a
+/// scale-down it would ignore becomes the smallest step it applies when the
+/// policy wants at least that much lower anyway, and waits otherwise.
+fn pass_hpa_tolerance(
+    b: &Behavior,
+    c: u32,
+    desired: u32,
+    down_to: Option<u32>,
+    limiter: &mut Limiter,
+) -> u32 {
+    let tol = b.rules.hpa_tolerance;
+    if c == 0 || tol <= 0.0 || desired == c {
+        return desired;
+    }
+    let ratio = f64::from(desired) / f64::from(c);
+    if desired > c && ratio - 1.0 <= tol {
+        let widened = ((f64::from(c) * (1.0 + tol)).floor() as u32)
+            .saturating_add(1)
+            .min(b.max_replicas);
+        if widened > c {
+            return widened;
+        }
+        *limiter = Limiter::HpaTolerance;
+        return c;
+    }
+    if desired < c && 1.0 - ratio <= tol {
+        // The largest count below c that the HPA applies.
+        let step = ((f64::from(c) * (1.0 - tol)).ceil() as u32).saturating_sub(1);
+        if down_to.is_some_and(|w| w <= step) && step >= b.min_replicas {
+            return step;
+        }
+        *limiter = Limiter::HpaTolerance;
+        return c;
+    }
+    desired
 }
 
 /// Sum of changes of one sign within `period` before `now`.

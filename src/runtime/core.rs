@@ -43,8 +43,9 @@ pub enum CoreError {
     InvalidQuery {
         /// The ScaledObject.
         key: ScaledObjectKey,
-        /// The source's explanation.
-        source: SourceError,
+        /// The source's explanation (boxed: it is large, and errors travel
+        /// by value on the hot path).
+        source: Box<SourceError>,
     },
     /// The request named a ScaledObject without a namespace or name.
     #[error("ScaledObjectRef must have a name and a namespace")]
@@ -56,6 +57,25 @@ pub enum CoreError {
         key: ScaledObjectKey,
         /// Why: warming up, no data, source down.
         reason: String,
+    },
+    /// The ScaledObject's data is older than its `maxStaleness`: the source
+    /// has been failing, and serving the last decision any longer could
+    /// hold a count the load no longer needs. `Unavailable`, so the HPA
+    /// keeps the current replica count.
+    #[error(
+        "data for ScaledObject {key} is {} old, beyond maxStaleness {}; not serving a decision, so the HPA keeps the current replica count (source: {cause})",
+        crate::sources::fmt_wait(age.to_std().unwrap_or_default()),
+        crate::sources::fmt_wait(max.to_std().unwrap_or_default())
+    )]
+    Stale {
+        /// The ScaledObject.
+        key: ScaledObjectKey,
+        /// Age of its stalest signal's newest successful read.
+        age: chrono::TimeDelta,
+        /// Its `maxStaleness`.
+        max: chrono::TimeDelta,
+        /// The source's last error.
+        cause: String,
     },
     /// `GetMetrics` asked for a metric this scaler does not serve.
     #[error("unknown metric {requested:?}; this scaler serves {expected:?}")]
@@ -85,6 +105,20 @@ pub struct Readiness {
     pub awaiting_decision: Vec<String>,
     /// Models never trained yet.
     pub models_pending: usize,
+    /// The source's circuit breaker (`closed`, `open`, `half_open`); `None`
+    /// for sources without one.
+    pub breaker: Option<&'static str>,
+    /// The source's failures since its last success.
+    pub consecutive_failures: u32,
+    /// While the breaker is open: seconds until its next probe.
+    pub retry_in_seconds: Option<f64>,
+    /// ScaledObjects whose data is stale, with its age (served while within
+    /// `maxStaleness`).
+    pub stale: Vec<String>,
+    /// ScaledObjects with a query the source rejected; they do not hold
+    /// readiness (one bad ScaledObject must not take the replica out of
+    /// service for the others).
+    pub invalid: Vec<String>,
 }
 
 /// The operations the gRPC and HTTP adapters call.
@@ -127,4 +161,9 @@ pub trait ScalerCore: Send + Sync + 'static {
 
     /// Metrics sink.
     fn telemetry(&self) -> &Telemetry;
+
+    /// The `/metrics` exposition, refreshed from live state first.
+    fn metrics_text(&self) -> String {
+        self.telemetry().render()
+    }
 }

@@ -38,11 +38,11 @@ use tracing::{debug, info, warn};
 pub use self::core::{CoreError, METRIC_NAME, MetricTarget, Readiness, ScalerCore};
 use self::models::{ModelKey, ModelTable, to_delta};
 use self::observations::ObservationCache;
-use self::registry::{Configured, Registration, fingerprint};
+use self::registry::{Configured, Fault, Registration, fingerprint};
 pub use self::telemetry::Telemetry;
 use crate::config::parse_metadata;
 use crate::domain::{Decision, ScaledObjectKey, Signal};
-use crate::sources::MetricSource;
+use crate::sources::{BreakerState, HistoryCache, HistoryFetch, MetricSource, fmt_wait};
 
 /// Tunables of the live driver.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,8 +94,28 @@ struct Shared<S> {
     signals: broadcast::Sender<(ScaledObjectKey, Signal)>,
     /// Result of the last source probe: `None` if it succeeded.
     source_error: Mutex<Option<Option<String>>>,
+    /// The breaker state seen at the last probe, to log transitions once.
+    breaker_state: Mutex<Option<BreakerState>>,
+    /// Training windows already fetched, so retrains fetch only the tail.
+    history: HistoryCache,
     /// Metrics sink.
     telemetry: Telemetry,
+}
+
+/// One replay's result and what decides whether it may be served.
+struct Outcome {
+    /// The configuration replayed.
+    cfg: Arc<Configured>,
+    /// The ScaledObjects sharing it.
+    members: Vec<Arc<Registration>>,
+    /// The decision at the tick, or why there is none.
+    decision: Result<Decision, crate::policy::PolicyError>,
+    /// The source's rejection of one of the queries at the tick.
+    rejected: Option<crate::sources::SourceError>,
+    /// Age of the stalest query's newest successful read.
+    staleness: TimeDelta,
+    /// The source's error at the tick, if a read failed.
+    cause: Option<String>,
 }
 
 /// Handle to the live driver; cheap to clone.
@@ -135,6 +155,8 @@ impl<S: MetricSource> Runtime<S> {
                 generation,
                 signals,
                 source_error: Mutex::new(None),
+                breaker_state: Mutex::new(None),
+                history: HistoryCache::new(),
                 telemetry: Telemetry::new(),
             }),
         }
@@ -193,7 +215,7 @@ impl<S: MetricSource> Runtime<S> {
                 .check_query(&m.query)
                 .map_err(|source| CoreError::InvalidQuery {
                     key: key.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         let configured = Configured::new(fp, spec, &self.shared.config);
@@ -290,6 +312,27 @@ impl<S: MetricSource> Runtime<S> {
             .source_error
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(err);
+        let health = self.shared.source.health();
+        self.shared.telemetry.observe_source(&health);
+        if let Some(b) = &health.breaker {
+            let previous = self
+                .shared
+                .breaker_state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .replace(b.state);
+            if previous.is_some_and(|p| p != b.state) {
+                let last_error = b.last_error.as_deref().unwrap_or("none");
+                match b.state {
+                    BreakerState::Closed => {
+                        info!(endpoint = %health.endpoint, "circuit breaker closed: the metric source answers again")
+                    }
+                    state => {
+                        warn!(endpoint = %health.endpoint, state = state.label(), failures = b.consecutive_failures, last_error, "circuit breaker not closed: failing fast until a probe succeeds")
+                    }
+                }
+            }
+        }
     }
 
     fn forget_idle(&self, now: DateTime<Utc>) {
@@ -315,6 +358,10 @@ impl<S: MetricSource> Runtime<S> {
     /// Evaluates `regs` at tick `at`: reads every tick of the replay windows
     /// not yet read (one read per query per tick), then replays each distinct
     /// configuration once on a blocking thread and publishes the results.
+    ///
+    /// Each query's read at `at` goes first; the rest of its window is read
+    /// only if the source did not reject the query, so a bad query costs one
+    /// request per tick rather than one per tick of its window.
     async fn evaluate(&self, regs: &[Arc<Registration>], at: DateTime<Utc>) {
         let tick = self.tick();
         let mut windows: HashMap<String, TimeDelta> = HashMap::new();
@@ -325,12 +372,8 @@ impl<S: MetricSource> Runtime<S> {
                 *w = (*w).max(cfg.replay);
             }
         }
-        let reads: Vec<(String, DateTime<Utc>)> = {
-            let cache = self
-                .shared
-                .observations
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+        let (now, backfill): (Vec<_>, Vec<_>) = {
+            let cache = self.observations();
             windows
                 .iter()
                 .flat_map(|(q, w)| {
@@ -339,28 +382,17 @@ impl<S: MetricSource> Runtime<S> {
                         .into_iter()
                         .map(move |t| (q.clone(), t))
                 })
+                .partition(|(_, t)| *t == at)
+        };
+        self.read(now).await;
+        let backfill = {
+            let cache = self.observations();
+            backfill
+                .into_iter()
+                .filter(|(q, _)| cache.rejected(q, at).is_none())
                 .collect()
         };
-        let source = &self.shared.source;
-        let fetched: Vec<(String, DateTime<Utc>, observations::Read)> =
-            futures::stream::iter(reads)
-                .map(|(q, t)| async move {
-                    let r = source.current(&q, t).await.map_err(|e| e.to_string());
-                    (q, t, r)
-                })
-                .buffer_unordered(32)
-                .collect()
-                .await;
-        {
-            let mut cache = self
-                .shared
-                .observations
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            for (q, t, r) in fetched {
-                cache.insert(&q, t, r);
-            }
-        }
+        self.read(backfill).await;
 
         // One replay per distinct configuration: decisions depend on the
         // metadata and the data, never on the ScaledObject's name.
@@ -383,8 +415,19 @@ impl<S: MetricSource> Runtime<S> {
             groups
                 .into_values()
                 .map(|(cfg, members)| {
-                    let d = evaluate::replay(&cfg, at, tick, &cache, &models);
-                    (cfg, members, d)
+                    let decision = evaluate::replay(&cfg, at, tick, &cache, &models);
+                    let queries = || cfg.spec.metrics.iter().map(|m| m.query.as_str());
+                    Outcome {
+                        rejected: queries().find_map(|q| cache.rejected(q, at).cloned()),
+                        staleness: queries()
+                            .filter_map(|q| cache.staleness(q, at))
+                            .max()
+                            .unwrap_or_default(),
+                        cause: queries().find_map(|q| cache.error(q, at).map(|e| e.to_string())),
+                        decision,
+                        members,
+                        cfg,
+                    }
                 })
                 .collect::<Vec<_>>()
         })
@@ -396,15 +439,108 @@ impl<S: MetricSource> Runtime<S> {
                 return;
             }
         };
-        for (cfg, members, result) in results {
-            for reg in members {
-                match &result {
-                    Ok(d) => self.publish(&reg, &cfg, d.clone()),
-                    Err(e) => reg.set_waiting_reason(e.to_string()),
-                }
+        for outcome in &results {
+            for reg in &outcome.members {
+                self.settle(reg, outcome);
             }
         }
         self.trim_observations(at);
+    }
+
+    fn observations(&self) -> std::sync::MutexGuard<'_, ObservationCache> {
+        self.shared
+            .observations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads `(query, tick)` pairs concurrently into the observation cache.
+    async fn read(&self, reads: Vec<(String, DateTime<Utc>)>) {
+        if reads.is_empty() {
+            return;
+        }
+        let source = &self.shared.source;
+        let fetched: Vec<(String, DateTime<Utc>, observations::Read)> =
+            futures::stream::iter(reads)
+                .map(|(q, t)| async move {
+                    let r = source.current(&q, t).await;
+                    (q, t, r)
+                })
+                .buffer_unordered(32)
+                .collect()
+                .await;
+        let mut cache = self.observations();
+        for (q, t, r) in fetched {
+            cache.insert(&q, t, r);
+        }
+    }
+
+    /// Publishes one ScaledObject's outcome: the decision, or why there is
+    /// none, and whether it may be served.
+    ///
+    /// A rejected query is the caller's mistake and is reported as such.
+    /// Data up to `maxStaleness` old is served: the policy has held on the
+    /// missing data (it never scales down without fresh data), so this is
+    /// the last good decision. Beyond it, the decision is kept for
+    /// explanations but not served, and KEDA's HPA keeps the current count.
+    fn settle(&self, reg: &Registration, o: &Outcome) {
+        let key = reg.key().to_string();
+        let max = o.cfg.spec.max_staleness;
+        let age = o.staleness;
+        self.shared
+            .telemetry
+            .set_staleness(&key, age.num_milliseconds() as f64 / 1000.0);
+        let previous = reg.fault();
+        if let Some(e) = &o.rejected {
+            if !matches!(previous, Some(Fault::Rejected(_))) {
+                warn!(scaledobject = %key, error = %e, "the source rejected a query; GetMetrics answers InvalidArgument until the metadata is fixed");
+            }
+            reg.set_waiting_reason(e.to_string());
+            reg.set_fault(Some(Fault::Rejected(e.clone())));
+            return;
+        }
+        let cause = o
+            .cause
+            .clone()
+            .unwrap_or_else(|| "no successful read".to_string());
+        let too_stale = age > max;
+        let shown = |d: TimeDelta| fmt_wait(d.to_std().unwrap_or_default());
+        if too_stale && !matches!(previous, Some(Fault::Stale { .. })) {
+            warn!(scaledobject = %key, age = %shown(age), max_staleness = %shown(max), cause, "data older than maxStaleness; not serving decisions until the source recovers");
+        }
+        if !too_stale && matches!(previous, Some(Fault::Stale { .. })) {
+            info!(scaledobject = %key, "fresh data again; serving decisions");
+        }
+        let fault = too_stale.then_some(Fault::Stale { age, max, cause });
+        match &o.decision {
+            Ok(d) => {
+                let mut d = d.clone();
+                if too_stale {
+                    d.notes.push(format!(
+                        "data {} old, beyond maxStaleness {}: not served; GetMetrics answers Unavailable, so the HPA keeps the current replica count",
+                        shown(age),
+                        shown(max)
+                    ));
+                } else if age > TimeDelta::zero() {
+                    d.notes.push(format!(
+                        "data {} old (maxStaleness {}): holding the last good decision; missing data never scales down",
+                        shown(age),
+                        shown(max)
+                    ));
+                }
+                reg.set_fault(fault);
+                self.publish(reg, &o.cfg, d);
+            }
+            Err(e) => {
+                reg.set_waiting_reason(match &o.cause {
+                    Some(c) => format!("{e}; source: {c}"),
+                    None => e.to_string(),
+                });
+                // The last decision stays published; beyond maxStaleness it
+                // must not be served.
+                reg.set_fault(fault.filter(|_| reg.latest().is_some()));
+            }
+        }
     }
 
     fn publish(&self, reg: &Registration, cfg: &Configured, d: Decision) {
@@ -497,6 +633,11 @@ impl<S: MetricSource> Runtime<S> {
                 .map(|r| r.configured().replay)
                 .max()
                 .unwrap_or_default();
+            self.shared.history.retain(|query, step, span| {
+                wanted
+                    .iter()
+                    .any(|k| k.query == query && k.step == step && k.history == span)
+            });
             let due = {
                 let mut models = self.models();
                 models.retain_only(&wanted);
@@ -521,13 +662,30 @@ impl<S: MetricSource> Runtime<S> {
 
     /// Trains `key` on the history window ending at `boundary`.
     async fn train(&self, key: ModelKey, boundary: DateTime<Utc>) {
+        // Only the tail since the last fetch of this window is fetched.
         let history = self
             .shared
-            .source
-            .history(&key.query, boundary - key.history, boundary, key.step)
+            .history
+            .history(
+                &self.shared.source,
+                &key.query,
+                boundary - key.history,
+                boundary,
+                key.step,
+            )
             .await;
         let series = match history {
-            Ok(s) => s,
+            Ok((s, how)) => {
+                match how {
+                    HistoryFetch::Full => {
+                        debug!(query = %key.query, points = s.len(), "history fetched whole")
+                    }
+                    HistoryFetch::Tail { from, points } => {
+                        debug!(query = %key.query, from = %from, tail = points, points = s.len(), "history tail fetched")
+                    }
+                }
+                s
+            }
             Err(e) => {
                 warn!(query = %key.query, error = %e, "history fetch failed; keeping the previous model");
                 self.shared
@@ -592,25 +750,43 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
         metadata: &HashMap<String, String>,
     ) -> Result<Arc<Decision>, CoreError> {
         let reg = self.register(key, metadata)?;
-        let mut rx = reg.decisions_rx();
-        if let Some(d) = rx.borrow().clone() {
-            return Ok(d);
+        let mut decisions = reg.decisions_rx();
+        let mut faults = reg.fault_rx();
+        // A ScaledObject seen for the first time waits, boundedly, for its
+        // first evaluation: a decision, or a fault (a rejected query).
+        let deadline = tokio::time::Instant::now() + self.shared.config.first_answer_timeout;
+        loop {
+            let fault = faults.borrow_and_update().clone();
+            match fault {
+                Some(Fault::Rejected(source)) => {
+                    return Err(CoreError::InvalidQuery {
+                        key: key.clone(),
+                        source: Box::new(source),
+                    });
+                }
+                Some(Fault::Stale { age, max, cause }) => {
+                    return Err(CoreError::Stale {
+                        key: key.clone(),
+                        age,
+                        max,
+                        cause,
+                    });
+                }
+                None => {}
+            }
+            if let Some(d) = decisions.borrow_and_update().clone() {
+                return Ok(d);
+            }
+            tokio::select! {
+                changed = decisions.changed() => if changed.is_err() { break },
+                changed = faults.changed() => if changed.is_err() { break },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
         }
-        let waited = tokio::time::timeout(
-            self.shared.config.first_answer_timeout,
-            rx.wait_for(Option::is_some),
-        )
-        .await;
-        match waited {
-            Ok(Ok(d)) => d.clone().ok_or_else(|| CoreError::NotReady {
-                key: key.clone(),
-                reason: reg.waiting_reason(),
-            }),
-            _ => Err(CoreError::NotReady {
-                key: key.clone(),
-                reason: reg.waiting_reason(),
-            }),
-        }
+        Err(CoreError::NotReady {
+            key: key.clone(),
+            reason: reg.waiting_reason(),
+        })
     }
 
     fn watch_decisions(
@@ -650,22 +826,54 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
             Some(Some(e)) => (false, Some(e)),
         };
         let regs = self.registrations();
-        let mut awaiting: Vec<String> = regs
-            .iter()
-            .filter(|r| r.decisions_rx().borrow().is_none())
-            .map(|r| r.key().to_string())
-            .collect();
+        let (mut awaiting, mut stale, mut invalid) = (Vec::new(), Vec::new(), Vec::new());
+        for r in &regs {
+            match r.fault() {
+                // One bad ScaledObject does not hold readiness for the others.
+                Some(Fault::Rejected(e)) => invalid.push(format!("{}: {e}", r.key())),
+                Some(Fault::Stale { age, max, .. }) => stale.push(format!(
+                    "{}: data {} old, beyond maxStaleness {}",
+                    r.key(),
+                    fmt_wait(age.to_std().unwrap_or_default()),
+                    fmt_wait(max.to_std().unwrap_or_default())
+                )),
+                None if r.latest().is_none() => awaiting.push(r.key().to_string()),
+                None => {}
+            }
+        }
         awaiting.sort();
+        stale.sort();
+        invalid.sort();
         let models_pending = self.models().pending();
+        let health = self.shared.source.health();
+        let breaker = health.breaker.as_ref();
+        // The probe may predate the breaker opening (a tick ago).
+        let open = breaker.is_some_and(|b| b.state == BreakerState::Open);
         Readiness {
-            ready: source_ok && awaiting.is_empty() && models_pending == 0,
+            ready: source_ok
+                && !open
+                && awaiting.is_empty()
+                && stale.is_empty()
+                && models_pending == 0,
             source: self.shared.source.describe(),
             source_ok,
             source_error,
             scaled_objects: regs.len(),
             awaiting_decision: awaiting,
             models_pending,
+            breaker: breaker.map(|b| b.state.label()),
+            consecutive_failures: breaker.map_or(0, |b| b.consecutive_failures),
+            retry_in_seconds: breaker.and_then(|b| b.retry_in).map(|d| d.as_secs_f64()),
+            stale,
+            invalid,
         }
+    }
+
+    fn metrics_text(&self) -> String {
+        self.shared
+            .telemetry
+            .observe_source(&self.shared.source.health());
+        self.shared.telemetry.render()
     }
 
     fn telemetry(&self) -> &Telemetry {

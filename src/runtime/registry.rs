@@ -12,6 +12,26 @@ use super::models::ModelKey;
 use super::{METRIC_NAME, MetricTarget, RuntimeConfig};
 use crate::domain::{Decision, Mode, ScaledObjectKey, ScalerSpec};
 use crate::policy::Behavior;
+use crate::sources::SourceError;
+
+/// Why a ScaledObject's latest decision must not be served.
+#[derive(Debug, Clone)]
+pub(crate) enum Fault {
+    /// The source rejected one of its queries (a PromQL error, several
+    /// series): the caller's mistake, reported as `InvalidArgument` with the
+    /// source's own message.
+    Rejected(SourceError),
+    /// Its data is older than `maxStaleness`: foresight stops answering, so
+    /// the HPA keeps the current replica count.
+    Stale {
+        /// Age of the stalest signal's newest successful read.
+        age: TimeDelta,
+        /// The ScaledObject's `maxStaleness`.
+        max: TimeDelta,
+        /// The source's last error, to say why.
+        cause: String,
+    },
+}
 
 /// A stable hash of metadata, independent of map order; lets the hot path
 /// recognise unchanged metadata without parsing it.
@@ -93,6 +113,9 @@ pub(crate) struct Registration {
     waiting_reason: Mutex<String>,
     /// Set on (re-)configuration so the next wake-up evaluates at once.
     needs_evaluation: AtomicBool,
+    /// Why the latest decision must not be served; watched so a first call
+    /// waiting for a decision also ends on a fault.
+    fault: watch::Sender<Option<Fault>>,
 }
 
 impl Registration {
@@ -110,6 +133,7 @@ impl Registration {
             last_seen_ms: AtomicI64::new(0),
             waiting_reason: Mutex::new("waiting for the first evaluation".into()),
             needs_evaluation: AtomicBool::new(true),
+            fault: watch::channel(None).0,
         }
     }
 
@@ -127,6 +151,9 @@ impl Registration {
 
     pub(crate) fn reconfigure(&self, configured: Arc<Configured>) {
         self.configured.send_replace(configured);
+        // A fault was about the old queries; the next evaluation (at once)
+        // finds any that remain.
+        self.fault.send_replace(None);
         self.needs_evaluation.store(true, Ordering::Release);
     }
 
@@ -186,6 +213,24 @@ impl Registration {
             .waiting_reason
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+
+    /// Records (or clears) why the latest decision must not be served.
+    pub(crate) fn set_fault(&self, fault: Option<Fault>) {
+        self.needs_evaluation.store(false, Ordering::Release);
+        self.fault.send_if_modified(|f| {
+            let changed = f.is_some() || fault.is_some();
+            *f = fault;
+            changed
+        });
+    }
+
+    pub(crate) fn fault(&self) -> Option<Fault> {
+        self.fault.borrow().clone()
+    }
+
+    pub(crate) fn fault_rx(&self) -> watch::Receiver<Option<Fault>> {
+        self.fault.subscribe()
     }
 
     pub(crate) fn waiting_reason(&self) -> String {

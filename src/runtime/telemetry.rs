@@ -12,6 +12,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::domain::Decision;
+use crate::sources::{BreakerState, SourceHealth};
 
 /// Labels of per-RPC metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,6 +55,20 @@ struct SignalLabels {
     signal: &'static str,
 }
 
+/// Labels of the breaker-state gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    /// `closed`, `open` or `half_open`.
+    state: &'static str,
+}
+
+/// Labels of per-ScaledObject gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectLabels {
+    /// `namespace/name` of the ScaledObject.
+    scaledobject: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -85,6 +100,21 @@ pub struct Telemetry {
     scaled_objects: Gauge,
     /// 1 when the last source probe succeeded.
     source_up: Gauge,
+    /// 1 for the source's circuit-breaker state, 0 for the others.
+    breaker_state: Family<StateLabels, Gauge>,
+    /// Source failures since its last success.
+    consecutive_failures: Gauge,
+    /// Source calls that failed (transport, timeout, server-side error).
+    source_failures: Counter,
+    /// Times the source's breaker opened.
+    breaker_opened: Counter,
+    /// NaN or infinite samples dropped as missing.
+    dropped_samples: Counter,
+    /// The source's own totals last copied into the counters above, so
+    /// each copy adds only the difference.
+    source_totals: std::sync::Mutex<[u64; 3]>,
+    /// Age of each ScaledObject's stalest signal's newest good read.
+    staleness: Family<ObjectLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Telemetry {
@@ -153,6 +183,42 @@ impl Telemetry {
             "1 when the metric source answered its last probe",
             source_up.clone(),
         );
+        let breaker_state = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "source_breaker_state",
+            "1 for the metric source's circuit-breaker state (closed, open, half_open)",
+            breaker_state.clone(),
+        );
+        let consecutive_failures = Gauge::default();
+        registry.register(
+            "source_consecutive_failures",
+            "Metric source failures since its last success",
+            consecutive_failures.clone(),
+        );
+        let source_failures = Counter::default();
+        registry.register(
+            "source_failures",
+            "Metric source calls that failed (unreachable, timed out, server-side error)",
+            source_failures.clone(),
+        );
+        let breaker_opened = Counter::default();
+        registry.register(
+            "source_breaker_opened",
+            "Times the metric source's circuit breaker opened",
+            breaker_opened.clone(),
+        );
+        let dropped_samples = Counter::default();
+        registry.register(
+            "source_dropped_samples",
+            "NaN or infinite samples dropped as missing data",
+            dropped_samples.clone(),
+        );
+        let staleness = Family::<ObjectLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "data_staleness_seconds",
+            "Age of the newest successful read of a ScaledObject's stalest signal",
+            staleness.clone(),
+        );
         Self {
             registry,
             rpc_requests,
@@ -165,6 +231,13 @@ impl Telemetry {
             desired_replicas,
             scaled_objects,
             source_up,
+            breaker_state,
+            consecutive_failures,
+            source_failures,
+            breaker_opened,
+            dropped_samples,
+            source_totals: std::sync::Mutex::new([0; 3]),
+            staleness,
         }
     }
 
@@ -221,6 +294,50 @@ impl Telemetry {
 
     pub(crate) fn set_source_up(&self, up: bool) {
         self.source_up.set(i64::from(up));
+    }
+
+    /// Copies the source's connection state into the metrics.
+    pub(crate) fn observe_source(&self, h: &SourceHealth) {
+        if let Some(b) = &h.breaker {
+            for state in [
+                BreakerState::Closed,
+                BreakerState::Open,
+                BreakerState::HalfOpen,
+            ] {
+                self.breaker_state
+                    .get_or_create(&StateLabels {
+                        state: state.label(),
+                    })
+                    .set(i64::from(b.state == state));
+            }
+            self.consecutive_failures
+                .set(i64::from(b.consecutive_failures));
+        }
+        let now = [
+            h.failures_total,
+            h.breaker.as_ref().map_or(0, |b| b.opened_total),
+            h.dropped_samples,
+        ];
+        let mut last = self.source_totals.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, counter) in [
+            &self.source_failures,
+            &self.breaker_opened,
+            &self.dropped_samples,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            counter.inc_by(now[i].saturating_sub(last[i]));
+        }
+        *last = now;
+    }
+
+    pub(crate) fn set_staleness(&self, scaledobject: &str, seconds: f64) {
+        self.staleness
+            .get_or_create(&ObjectLabels {
+                scaledobject: scaledobject.to_string(),
+            })
+            .set(seconds);
     }
 
     /// Renders the OpenMetrics text exposition.

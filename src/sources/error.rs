@@ -57,6 +57,46 @@ pub enum SourceError {
         /// The transport or server failure.
         message: String,
     },
+    /// Prometheus accepted the query but failed to evaluate it for reasons
+    /// of its own (timeout, cancellation, overload, internal error):
+    /// retryable, and counted against the endpoint's circuit breaker, never
+    /// blamed on the query.
+    #[error("prometheus at {endpoint} failed to evaluate query {query:?}: {message}")]
+    QueryFailed {
+        /// The endpoint that failed.
+        endpoint: String,
+        /// The PromQL.
+        query: String,
+        /// Prometheus' `errorType` (e.g. `timeout`) and its own message.
+        message: String,
+    },
+    /// The endpoint's circuit breaker is open after consecutive failures:
+    /// the call was refused without I/O, so requests do not pile up behind
+    /// a dead server.
+    #[error(
+        "circuit breaker for {endpoint} is open after {failures} consecutive failures (last: {last_error}); not calling it, retry after {}",
+        crate::sources::fmt_wait(*.retry_in)
+    )]
+    CircuitOpen {
+        /// The endpoint being protected.
+        endpoint: String,
+        /// Consecutive failures so far.
+        failures: u32,
+        /// The last failure's message.
+        last_error: String,
+        /// Time until the half-open probe may be sent (zero when a probe is
+        /// in flight).
+        retry_in: std::time::Duration,
+    },
+    /// The source's connection settings are unusable (a bad header, CA
+    /// file or URL); found at start-up.
+    #[error("cannot configure the metric source {endpoint}: {message}")]
+    InvalidConfig {
+        /// The endpoint being configured.
+        endpoint: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
 }
 
 impl SourceError {
@@ -68,6 +108,17 @@ impl SourceError {
             SourceError::UnknownSeries { .. }
                 | SourceError::QueryRejected { .. }
                 | SourceError::MultipleSeries { .. }
+        )
+    }
+
+    /// Whether the source itself failed (down, slow, overloaded, refused by
+    /// its breaker), so a later retry of the same request may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Unavailable { .. }
+                | SourceError::QueryFailed { .. }
+                | SourceError::CircuitOpen { .. }
         )
     }
 }

@@ -5,20 +5,26 @@
 //! same over a trace bundled into the binary ([`FileSource::embedded`]), and
 //! Prometheus ([`PrometheusSource`]). [`AnySource`] picks one at run time.
 
+mod breaker;
 mod error;
 mod export;
 mod file;
+mod incremental;
 mod prometheus;
 mod wide;
 
 use std::future::Future;
 
+use std::time::Duration;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
+pub use breaker::{BreakerConfig, BreakerState};
 pub use error::SourceError;
 pub use export::{load_range_export, series_id};
 pub use file::{FileData, FileSource, LoadOptions, LoadReport};
-pub use prometheus::PrometheusSource;
+pub use incremental::{HistoryCache, HistoryFetch};
+pub use prometheus::{Credential, PrometheusAuth, PrometheusOptions, PrometheusSource, Secret};
 pub(crate) use wide::load_wide;
 
 use crate::domain::Series;
@@ -56,14 +62,64 @@ pub trait MetricSource: Send + Sync + 'static {
 
     /// Checks that the source is reachable, for readiness.
     fn probe(&self) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// The connection's state, for readiness, metrics and explanations.
+    /// Sources without a remote endpoint have no breaker.
+    fn health(&self) -> SourceHealth {
+        SourceHealth {
+            endpoint: self.describe(),
+            ..SourceHealth::default()
+        }
+    }
+}
+
+/// A source's connection state; see [`MetricSource::health`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceHealth {
+    /// The endpoint, without credentials.
+    pub endpoint: String,
+    /// The endpoint's circuit breaker, for remote sources.
+    pub breaker: Option<BreakerStatus>,
+    /// Calls that failed (transport, timeout, server-side error).
+    pub failures_total: u64,
+    /// NaN or infinite samples dropped as missing.
+    pub dropped_samples: u64,
+}
+
+/// A circuit breaker's state, as exported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerStatus {
+    /// Closed, open or half-open.
+    pub state: BreakerState,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// Times the breaker has opened.
+    pub opened_total: u64,
+    /// While open: time until the half-open probe.
+    pub retry_in: Option<Duration>,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+}
+
+/// A wait for people: `850ms`, `4.0s`, `2m05s`.
+pub(crate) fn fmt_wait(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1_000)
+    }
 }
 
 /// The source chosen by configuration.
 pub enum AnySource {
     /// A file or the embedded trace.
     File(FileSource),
-    /// A Prometheus server.
-    Prometheus(PrometheusSource),
+    /// A Prometheus server (boxed: its client and breaker dwarf a file
+    /// source's handle).
+    Prometheus(Box<PrometheusSource>),
 }
 
 impl MetricSource for AnySource {
@@ -105,6 +161,13 @@ impl MetricSource for AnySource {
         match self {
             AnySource::File(s) => s.probe().await,
             AnySource::Prometheus(s) => s.probe().await,
+        }
+    }
+
+    fn health(&self) -> SourceHealth {
+        match self {
+            AnySource::File(s) => s.health(),
+            AnySource::Prometheus(s) => s.health(),
         }
     }
 }
