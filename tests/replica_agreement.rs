@@ -42,6 +42,8 @@ async fn start(shutdown: &CancellationToken) -> Replica {
         RuntimeConfig {
             tick: Duration::from_secs(1),
             retrain: Duration::from_secs(300),
+            // Selection every 15 minutes, refits in between: both paths run.
+            reselect: Duration::from_secs(900),
             ..RuntimeConfig::default()
         },
     );

@@ -232,6 +232,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FORESIGHT_RETRAIN_INTERVAL", value_parser = parse_std_duration, value_name = "DURATION")]
     pub retrain_interval: Option<Duration>,
 
+    /// How often a full model selection runs; the retrains in between refit
+    /// the chosen model [default: 1d].
+    #[arg(long, env = "FORESIGHT_RESELECT_INTERVAL", value_parser = parse_std_duration, value_name = "DURATION")]
+    pub reselect_interval: Option<Duration>,
+
     /// PEM certificate chain the gRPC server presents; turns TLS on, and
     /// needs --tls-key.
     #[arg(long, env = "FORESIGHT_TLS_CERT", value_name = "FILE")]

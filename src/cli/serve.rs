@@ -64,6 +64,9 @@ fn resolve(args: ServeArgs) -> anyhow::Result<ServeSettings> {
     if let Some(v) = args.retrain_interval {
         s.retrain_interval = v;
     }
+    if let Some(v) = args.reselect_interval {
+        s.reselect_interval = v;
+    }
     if let Some(v) = args.tls_cert {
         s.tls_cert = Some(v);
     }
@@ -258,6 +261,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         RuntimeConfig {
             tick: settings.evaluation_interval,
             retrain: settings.retrain_interval,
+            reselect: settings.reselect_interval,
             first_answer_timeout: settings.first_answer_timeout,
             ..RuntimeConfig::default()
         },

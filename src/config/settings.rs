@@ -142,6 +142,10 @@ pub struct ServeSettings {
     /// How often models are retrained on fresh history.
     #[serde(with = "humantime_serde_compat")]
     pub retrain_interval: Duration,
+    /// How often a full model selection runs; retrains in between refit
+    /// the chosen model, which costs one fit instead of a dozen.
+    #[serde(with = "humantime_serde_compat")]
+    pub reselect_interval: Duration,
     /// How long a call for a ScaledObject never seen before may wait for its
     /// first evaluation; must stay inside KEDA's 3 s budget.
     #[serde(with = "humantime_serde_compat")]
@@ -184,6 +188,7 @@ impl Default for ServeSettings {
             log_level: "info".to_string(),
             evaluation_interval: Duration::from_secs(15),
             retrain_interval: Duration::from_secs(3600),
+            reselect_interval: Duration::from_secs(86_400),
             first_answer_timeout: Duration::from_millis(2000),
             tls_cert: None,
             tls_key: None,

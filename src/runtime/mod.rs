@@ -42,6 +42,7 @@ use self::registry::{Configured, Fault, Registration, fingerprint};
 pub use self::telemetry::Telemetry;
 use crate::config::parse_metadata;
 use crate::domain::{Decision, ScaledObjectKey, Signal};
+use crate::forecast::Trained;
 use crate::sources::{BreakerState, HistoryCache, HistoryFetch, MetricSource, fmt_wait};
 
 /// Tunables of the live driver.
@@ -51,6 +52,11 @@ pub struct RuntimeConfig {
     pub tick: Duration,
     /// Training boundaries fall on multiples of it since the epoch.
     pub retrain: Duration,
+    /// Full model selection happens at multiples of it; the trainings in
+    /// between refit the model chosen there (one fit instead of a dozen).
+    /// The choice depends only on the history ending at that multiple, so
+    /// replicas started at different times agree on it.
+    pub reselect: Duration,
     /// Longest a first call for a new ScaledObject waits for a decision.
     pub first_answer_timeout: Duration,
     /// Models trained at once (CPU bound); one less than the cores by default.
@@ -64,6 +70,7 @@ impl Default for RuntimeConfig {
         Self {
             tick: Duration::from_secs(15),
             retrain: Duration::from_secs(3600),
+            reselect: Duration::from_secs(86_400),
             first_answer_timeout: Duration::from_secs(2),
             // Leave a core for serving: training is CPU bound and would
             // otherwise starve the request path (measured in the benchmark).
@@ -74,6 +81,9 @@ impl Default for RuntimeConfig {
         }
     }
 }
+
+/// A model selected at a boundary, for the refits until the next selection.
+type Selection = (DateTime<Utc>, Arc<Trained>);
 
 /// Shared state of the runtime; cloned handles point at one of these.
 struct Shared<S> {
@@ -98,6 +108,9 @@ struct Shared<S> {
     breaker_state: Mutex<Option<BreakerState>>,
     /// Training windows already fetched, so retrains fetch only the tail.
     history: HistoryCache,
+    /// The model selected at each key's latest selection boundaries, which
+    /// the trainings up to the next selection refit.
+    selections: Mutex<HashMap<ModelKey, Vec<Selection>>>,
     /// Metrics sink.
     telemetry: Telemetry,
 }
@@ -157,6 +170,7 @@ impl<S: MetricSource> Runtime<S> {
                 source_error: Mutex::new(None),
                 breaker_state: Mutex::new(None),
                 history: HistoryCache::new(),
+                selections: Mutex::new(HashMap::new()),
                 telemetry: Telemetry::new(),
             }),
         }
@@ -638,6 +652,11 @@ impl<S: MetricSource> Runtime<S> {
                     .iter()
                     .any(|k| k.query == query && k.step == step && k.history == span)
             });
+            self.shared
+                .selections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|k, _| wanted.contains(k));
             let due = {
                 let mut models = self.models();
                 models.retain_only(&wanted);
@@ -658,6 +677,65 @@ impl<S: MetricSource> Runtime<S> {
                 changed = generation.changed() => if changed.is_err() { return },
             }
         }
+    }
+
+    /// The model selected at `at` for `key`: remembered, or selected now on
+    /// the history window ending at `at` (a replica that started after `at`
+    /// makes the same choice as one that was running then). `None` when the
+    /// history cannot be read or nothing fits: the caller then selects on
+    /// its own window.
+    async fn selection(&self, key: &ModelKey, at: DateTime<Utc>) -> Option<Arc<Trained>> {
+        if let Some(t) = self.remembered_selection(key, at) {
+            return Some(t);
+        }
+        let series = match self
+            .shared
+            .source
+            .history(&key.query, at - key.history, at, key.step)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(query = %key.query, selected_at = %at, error = %e, "history for model selection failed; selecting on the current window");
+                return None;
+            }
+        };
+        let spec = key.train_spec(&series, &self.shared.config);
+        let trained = tokio::task::spawn_blocking(move || crate::forecast::train(&series, &spec))
+            .await
+            .ok()?
+            .ok()?;
+        let trained = Arc::new(trained);
+        self.remember_selection(key, at, Arc::clone(&trained));
+        Some(trained)
+    }
+
+    fn remembered_selection(&self, key: &ModelKey, at: DateTime<Utc>) -> Option<Arc<Trained>> {
+        let selections = self
+            .shared
+            .selections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        selections
+            .get(key)?
+            .iter()
+            .find(|(b, _)| *b == at)
+            .map(|(_, t)| Arc::clone(t))
+    }
+
+    fn remember_selection(&self, key: &ModelKey, at: DateTime<Utc>, trained: Arc<Trained>) {
+        let mut selections = self
+            .shared
+            .selections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let kept = selections.entry(key.clone()).or_default();
+        if !kept.iter().any(|(b, _)| *b == at) {
+            kept.push((at, trained));
+        }
+        // Replays train a few boundaries back, so keep the two latest.
+        kept.sort_by_key(|(b, _)| std::cmp::Reverse(*b));
+        kept.truncate(2);
     }
 
     /// Trains `key` on the history window ending at `boundary`.
@@ -698,26 +776,44 @@ impl<S: MetricSource> Runtime<S> {
         };
         let spec = key.train_spec(&series, &self.shared.config);
         let started = std::time::Instant::now();
-        let result =
-            tokio::task::spawn_blocking(move || crate::forecast::train(&series, &spec)).await;
+        let selected_at = crate::forecast::plan::selection_boundary(
+            boundary,
+            to_delta(self.shared.config.retrain),
+            to_delta(self.shared.config.reselect),
+        );
+        let chosen = if selected_at == boundary {
+            None
+        } else {
+            self.selection(&key, selected_at).await
+        };
+        let refitted = chosen.is_some();
+        let result = tokio::task::spawn_blocking(move || match chosen {
+            Some(c) => crate::forecast::refit(&series, &spec, &c),
+            None => crate::forecast::train(&series, &spec),
+        })
+        .await;
         let elapsed = started.elapsed();
         let result = match result {
-            Ok(r) => r.map_err(|e| e.to_string()),
+            Ok(r) => r.map(Arc::new).map_err(|e| e.to_string()),
             Err(join) => Err(format!("training task failed: {join}")),
         };
+        if selected_at == boundary
+            && let Ok(t) = &result
+        {
+            self.remember_selection(&key, boundary, Arc::clone(t));
+        }
         self.shared
             .telemetry
             .observe_training(elapsed, result.is_ok());
         match &result {
             Ok(t) => {
-                info!(query = %key.query, boundary = %boundary, model = %t.model, mase = ?t.validation_mase, observations = t.observations, ms = elapsed.as_millis() as u64, "model trained")
+                info!(query = %key.query, boundary = %boundary, model = %t.model, mase = ?t.validation_mase, observations = t.observations, ms = elapsed.as_millis() as u64, refitted, selected_at = %selected_at, "model trained")
             }
             Err(e) => {
                 warn!(query = %key.query, boundary = %boundary, error = %e, "training failed; keeping the previous model")
             }
         }
-        self.models()
-            .finish(&key, boundary, result.map(Arc::new), Utc::now());
+        self.models().finish(&key, boundary, result, Utc::now());
         // Decisions that use this model are re-evaluated for the current tick.
         for reg in self.registrations() {
             if reg
