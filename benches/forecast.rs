@@ -1,0 +1,97 @@
+//! Forecast fit+predict cost at n = 672, 2016 and 8064 points, against
+//! seasonal naive measured in the same run.
+//!
+//! The data is the last n points of the Azure VM CPU trace from `shared/data`
+//! (5-minute steps, so a day is 288 steps and a week 2016). Each size is
+//! measured three ways:
+//!
+//! * `mstl_fit_predict`: one MSTL+AutoETS fit over every period that has two
+//!   full seasons in the window, then a 1-day forecast: the raw model cost.
+//! * `select`: [`foresight::forecast::train`], the full model selection
+//!   (every candidate on three rolling validation windows, then the winner
+//!   refitted on all the data), as a selection boundary runs it.
+//! * `refit`: [`foresight::forecast::refit`] of that choice, as the hourly
+//!   retrains between selections run it.
+//! * `snaive_fit_predict`: the baseline, seasonal naive over one day.
+//!
+//! `cargo bench --bench forecast` runs criterion (release); under
+//! `cargo test` each case runs once, to check the path.
+
+use std::path::PathBuf;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use foresight::forecast::{Fitted, Model, ModelKind, TrainSpec, refit, train};
+use foresight::sources::{FileData, LoadOptions};
+
+fn azure_tail(n: usize) -> foresight::domain::Series {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv");
+    let (data, _) = FileData::load_with(
+        &path,
+        &LoadOptions {
+            value_column: Some("cpu_usage".into()),
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!("{e}\nthis benchmark reads shared/data beside the repository (../shared/data)")
+    });
+    let s = data
+        .series("azure_vm_v2_cpu_5min_30d")
+        .expect("the trace's only series");
+    let skip = s.values.len() - n;
+    foresight::domain::Series::new(s.timestamp(skip), s.step, s.values[skip..].to_vec())
+}
+
+const DAY: usize = 288;
+const WEEK: usize = 2016;
+
+fn periods_for(n: usize) -> Vec<usize> {
+    [DAY, WEEK].into_iter().filter(|p| n > 2 * p).collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("forecast");
+    g.sample_size(10);
+    for n in [672usize, 2016, 8064] {
+        let series = azure_tail(n);
+        let y = series.values.clone();
+        let periods = periods_for(n);
+        let spec = TrainSpec {
+            periods: periods.clone(),
+            detect: false,
+            horizon: DAY,
+            level: 0.95,
+        };
+        let mstl = ModelKind::Mstl {
+            periods: periods.clone(),
+        };
+        g.bench_with_input(BenchmarkId::new("mstl_fit_predict", n), &y, |b, y| {
+            b.iter(|| {
+                mstl.fit(y)
+                    .and_then(|f| f.predict(DAY))
+                    .expect("MSTL fits the trace")
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("select", n), &series, |b, s| {
+            b.iter(|| train(s, &spec).expect("selection succeeds"))
+        });
+        let chosen = train(&series, &spec).expect("selection succeeds");
+        g.bench_with_input(BenchmarkId::new("refit", n), &series, |b, s| {
+            b.iter(|| refit(s, &spec, &chosen).expect("refit succeeds"))
+        });
+        let snaive = ModelKind::SeasonalNaive { period: DAY };
+        g.bench_with_input(BenchmarkId::new("snaive_fit_predict", n), &y, |b, y| {
+            b.iter(|| {
+                snaive
+                    .fit(y)
+                    .and_then(|f| f.predict(DAY))
+                    .expect("seasonal naive fits")
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
