@@ -30,6 +30,7 @@ fn azure_one_minute(days: usize) -> Series {
         &path,
         &LoadOptions {
             value_column: Some("cpu_usage".into()),
+            ..LoadOptions::default()
         },
     )
     .unwrap_or_else(|e| {

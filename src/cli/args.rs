@@ -45,6 +45,17 @@ pub enum SignalArg {
     ConsumerLag,
 }
 
+/// What `--duplicates` keeps of samples sharing a timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DuplicatesArg {
+    /// Refuse the file, naming the first duplicate.
+    Error,
+    /// Keep the first sample at each timestamp.
+    First,
+    /// Keep the last sample at each timestamp.
+    Last,
+}
+
 /// Input layouts `backtest` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BacktestFormat {
@@ -76,6 +87,12 @@ pub struct BacktestArgs {
     /// For a table without a series column: the column holding the values.
     #[arg(long, value_name = "NAME")]
     pub value_column: Option<String>,
+
+    /// Samples of the series at the same timestamp: refuse the file, or keep
+    /// the first or the last of them (daylight-saving repeats in real
+    /// exports); the report notes how many were dropped.
+    #[arg(long, value_enum, default_value_t = DuplicatesArg::Error)]
+    pub duplicates: DuplicatesArg,
 
     /// Pull the series live from this Prometheus instead of a file
     /// (with --query, --start, --end).

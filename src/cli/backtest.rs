@@ -10,12 +10,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::args::{BacktestArgs, BacktestFormat, SignalArg};
+use super::args::{BacktestArgs, BacktestFormat, DuplicatesArg, SignalArg};
 use crate::backtest::{Backtest, Progress, write_timeline};
 use crate::config::parse_metadata;
 use crate::domain::{MetricKind, Series};
 use crate::sources::{
-    FileData, LoadOptions, LoadReport, MetricSource, PrometheusSource, load_range_export,
+    Duplicates, FileData, LoadOptions, LoadReport, MetricSource, PrometheusSource,
+    load_range_export,
 };
 
 /// Live pulls wait at most this long per range-query chunk.
@@ -148,6 +149,11 @@ fn load_series(args: &BacktestArgs) -> Result<(Series, String, String, Vec<Strin
         } else {
             let opts = LoadOptions {
                 value_column: args.value_column.clone(),
+                duplicates: match args.duplicates {
+                    DuplicatesArg::Error => Duplicates::Error,
+                    DuplicatesArg::First => Duplicates::First,
+                    DuplicatesArg::Last => Duplicates::Last,
+                },
             };
             FileData::load_with(path, &opts)?
         };
@@ -173,6 +179,15 @@ fn load_series(args: &BacktestArgs) -> Result<(Series, String, String, Vec<Strin
         notes.push(format!(
             "{n} intervals differed from the {}s step and were resampled onto it",
             series.step.num_seconds()
+        ));
+    }
+    if let Some(n) = report.duplicates_dropped.get(&id) {
+        notes.push(format!(
+            "{n} samples shared a timestamp with another and were dropped (--duplicates {})",
+            match args.duplicates {
+                DuplicatesArg::Last => "last",
+                _ => "first",
+            }
         ));
     }
     if let Some(n) = report.missing_values.get(&id) {

@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use args::{
-    BacktestArgs, BacktestFormat, Cli, Command, EvalArgs, ExplainArgs, InputFormat, ServeArgs,
-    SignalArg,
+    BacktestArgs, BacktestFormat, Cli, Command, DuplicatesArg, EvalArgs, ExplainArgs, InputFormat,
+    ServeArgs, SignalArg,
 };
 
 /// Parses the command line, runs the subcommand, and prints any error with

@@ -35,6 +35,23 @@ pub struct LoadReport {
     pub irregular_gaps: BTreeMap<String, usize>,
     /// Per series: empty value cells, kept as missing samples.
     pub missing_values: BTreeMap<String, usize>,
+    /// Per series: samples dropped because another had the same timestamp
+    /// (only with [`Duplicates::First`] or [`Duplicates::Last`]).
+    pub duplicates_dropped: BTreeMap<String, usize>,
+}
+
+/// What to do with two samples of one series at the same timestamp.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Duplicates {
+    /// Refuse the file, naming the row: the safe default, because a
+    /// duplicate often means two series were mixed up.
+    #[default]
+    Error,
+    /// Keep the first sample (real exports repeat an hour when clocks go
+    /// back for daylight saving time).
+    First,
+    /// Keep the last sample.
+    Last,
 }
 
 /// Parsed, regularised series from one file.
@@ -53,6 +70,8 @@ pub struct LoadOptions {
     /// value columns, as many exports are), the column holding the values;
     /// `value` when unset. The series id is then the file's stem.
     pub value_column: Option<String>,
+    /// Samples sharing a timestamp: refused unless told which to keep.
+    pub duplicates: Duplicates,
 }
 
 impl FileData {
@@ -110,6 +129,15 @@ impl FileData {
 
     /// Parses CSV bytes (used for the embedded trace and tests).
     pub fn from_csv_bytes(name: &str, bytes: &[u8]) -> Result<(Self, LoadReport), SourceError> {
+        Self::from_csv_bytes_with(name, bytes, &LoadOptions::default())
+    }
+
+    /// [`FileData::from_csv_bytes`] with options.
+    pub fn from_csv_bytes_with(
+        name: &str,
+        bytes: &[u8],
+        opts: &LoadOptions,
+    ) -> Result<(Self, LoadReport), SourceError> {
         let path = PathBuf::from(name);
         let df = csv_options()
             .into_reader_with_file_handle(Cursor::new(bytes))
@@ -118,7 +146,7 @@ impl FileData {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        Self::from_frame(name.to_string(), &path, &df, &LoadOptions::default())
+        Self::from_frame(name.to_string(), &path, &df, opts)
     }
 
     /// Every series id, sorted.
@@ -216,6 +244,10 @@ impl FileData {
         };
         let mut series = BTreeMap::new();
         for (id, samples) in rows {
+            let (samples, dropped) = dedupe(&id, samples, opts.duplicates).map_err(&bad)?;
+            if dropped > 0 {
+                report.duplicates_dropped.insert(id.clone(), dropped);
+            }
             let (s, irregular, missing) = regularise(&id, &samples).map_err(&bad)?;
             if irregular > 0 {
                 report.irregular_gaps.insert(id.clone(), irregular);
@@ -238,6 +270,45 @@ fn csv_options() -> CsvReadOptions {
         .with_infer_schema_length(Some(0))
 }
 
+/// One parsed row: epoch seconds, value (`None` when missing), line number.
+pub(super) type Sample = (i64, Option<f64>, usize);
+
+/// Applies `policy` to samples sharing a timestamp (consecutive, since
+/// timestamps must not go backwards); returns the samples kept and how many
+/// were dropped. With [`Duplicates::Error`] nothing is dropped here and
+/// [`regularise`] reports the first duplicate.
+pub(super) fn dedupe(
+    id: &str,
+    samples: Vec<Sample>,
+    policy: Duplicates,
+) -> Result<(Vec<Sample>, usize), String> {
+    if policy == Duplicates::Error {
+        return Ok((samples, 0));
+    }
+    let mut kept: Vec<Sample> = Vec::with_capacity(samples.len());
+    let mut dropped = 0;
+    for s in samples {
+        match kept.last_mut() {
+            Some(prev) if prev.0 == s.0 => {
+                dropped += 1;
+                if policy == Duplicates::Last {
+                    *prev = s;
+                }
+            }
+            Some(prev) if s.0 < prev.0 => {
+                return Err(format!(
+                    "row {}: timestamps for series {id:?} go backwards ({} after {}); sort the file by series, then timestamp",
+                    s.2,
+                    fmt_ts(s.0),
+                    fmt_ts(prev.0)
+                ));
+            }
+            _ => kept.push(s),
+        }
+    }
+    Ok((kept, dropped))
+}
+
 /// Puts one series' samples on a regular grid whose step is the most common
 /// interval. Returns the series, how many intervals were irregular, and how
 /// many samples were missing.
@@ -249,7 +320,7 @@ pub(super) fn regularise(
         let ((t0, _, _), (t1, _, line)) = (w[0], w[1]);
         if t1 == t0 {
             return Err(format!(
-                "row {line}: duplicate timestamp {} for series {id:?}; keep one sample per timestamp",
+                "row {line}: duplicate timestamp {} for series {id:?}; keep one sample per timestamp (backtest: --duplicates first|last)",
                 fmt_ts(t1)
             ));
         }
@@ -525,6 +596,42 @@ mod tests {
         let taxi = src.data().series("nyc_taxi").unwrap();
         assert_eq!(taxi.step, TimeDelta::minutes(30));
         assert_eq!(taxi.len(), 10_320);
+    }
+
+    #[test]
+    fn duplicates_are_refused_unless_told_which_to_keep() {
+        let csv = "series,timestamp,value\nq,0,1\nq,60,2\nq,60,3\nq,120,4\n";
+        let with = |duplicates| {
+            FileData::from_csv_bytes_with(
+                "t.csv",
+                csv.as_bytes(),
+                &LoadOptions {
+                    duplicates,
+                    ..LoadOptions::default()
+                },
+            )
+        };
+        let err = with(Duplicates::Error).unwrap_err().to_string();
+        assert!(err.contains("row 4: duplicate timestamp"), "{err}");
+        assert!(err.contains("--duplicates first|last"), "{err}");
+        let (first, report) = with(Duplicates::First).unwrap();
+        assert_eq!(first.series("q").unwrap().values, vec![1.0, 2.0, 4.0]);
+        assert_eq!(report.duplicates_dropped.get("q"), Some(&1));
+        let (last, _) = with(Duplicates::Last).unwrap();
+        assert_eq!(last.series("q").unwrap().values, vec![1.0, 3.0, 4.0]);
+        // Going backwards is still refused whatever is kept.
+        let back = "series,timestamp,value\nq,60,1\nq,60,2\nq,0,3\n";
+        let err = FileData::from_csv_bytes_with(
+            "t.csv",
+            back.as_bytes(),
+            &LoadOptions {
+                duplicates: Duplicates::First,
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("go backwards"), "{err}");
     }
 
     #[test]

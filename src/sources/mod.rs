@@ -22,7 +22,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub use breaker::{BreakerConfig, BreakerState};
 pub use error::SourceError;
 pub use export::{load_range_export, series_id};
-pub use file::{FileData, FileSource, LoadOptions, LoadReport};
+pub use file::{Duplicates, FileData, FileSource, LoadOptions, LoadReport};
 pub use incremental::{HistoryCache, HistoryFetch};
 pub use prometheus::{Credential, PrometheusAuth, PrometheusOptions, PrometheusSource, Secret};
 pub(crate) use wide::load_wide;
