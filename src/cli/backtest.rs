@@ -126,7 +126,8 @@ fn load_series(args: &BacktestArgs) -> Result<(Series, String, String, Vec<Strin
             .enable_all()
             .build()?;
         let series = rt
-            .block_on(src.history(query, start, end, step))
+            // Sources read (start, end]; --start is inclusive.
+            .block_on(src.history(query, start - step, end, step))
             .with_context(|| format!("cannot pull {query:?} from {url}"))?;
         (
             FileData::from_series(url, query, series),

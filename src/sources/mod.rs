@@ -41,7 +41,10 @@ pub trait MetricSource: Send + Sync + 'static {
     /// ScaledObject registers, so mistakes surface as `InvalidArgument` at once.
     fn check_query(&self, query: &str) -> Result<(), SourceError>;
 
-    /// History of `query` over `[start, end]`, on a regular grid.
+    /// History of `query` over `(start, end]`, on a regular grid aligned to
+    /// multiples of the step: consecutive windows share no sample, so a
+    /// window ending at a training boundary never repeats the previous one's
+    /// last point.
     ///
     /// `step` is a hint: sources with a native step (files) use their own.
     fn history(
