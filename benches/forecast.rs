@@ -93,5 +93,11 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    // No HTML plots: criterion's plotters backend needs system fonts, which
+    // minimal machines and containers lack.
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);

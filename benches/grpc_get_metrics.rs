@@ -297,7 +297,13 @@ fn bench(c: &mut Criterion) {
     percentile_study(&rt, &busy, calls, "retraining continuously", bench_mode);
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    // No HTML plots: criterion's plotters backend needs system fonts, which
+    // minimal machines and containers lack.
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 
 fn main() {
     benches();
