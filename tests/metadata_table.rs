@@ -53,6 +53,19 @@ fn error_table() {
             vec![r#"missing required parameter "queueDepthTarget" in [triggerMetadata]"#.into()],
         ),
         (
+            "unknown preset, with the other problems",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("model", "webscale"), ("mode", "x")],
+            vec![
+                r#"parameter "model" value "webscale" must be one of [daily-short-retention noisy-cost-aware web-daily-weekly]"#.into(),
+                r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#.into(),
+            ],
+        ),
+        (
+            "a preset's value is checked like the user's: history too short for its step",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("model", "web-daily-weekly"), ("history", "20m")],
+            vec!["history (20m) must cover at least 10 steps of step (5m)".into()],
+        ),
+        (
             "bad mode",
             vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("mode", "x")],
             vec![r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#.into()],
@@ -220,4 +233,70 @@ fn every_signal_and_every_common_key() {
     assert_eq!(spec.seasonality, Seasonality::Auto);
     assert_eq!(spec.mode, Mode::ForecastOnly);
     assert_eq!(spec.forecast_quantile, 0.95);
+}
+
+#[test]
+fn presets_fill_unset_keys_and_explicit_keys_win() {
+    let base = [("connectionsQuery", "q"), ("connectionsTarget", "100")];
+    let plain = parse_metadata(&meta(&base)).unwrap();
+    let web = parse_metadata(&meta(&[base[0], base[1], ("model", "web-daily-weekly")])).unwrap();
+    assert_eq!(web.step, TimeDelta::minutes(5));
+    assert_eq!(web.history, TimeDelta::days(21));
+    assert_ne!(web.step, plain.step);
+    let noisy = parse_metadata(&meta(&[
+        base[0],
+        base[1],
+        ("model", "noisy-cost-aware"),
+        ("forecastQuantile", "0.8"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        noisy.forecast_quantile, 0.8,
+        "the ScaledObject's own key wins"
+    );
+    assert_eq!(noisy.seasonality, Seasonality::Auto);
+    assert_eq!(noisy.rules.scale_down_percent, 50);
+    let short = parse_metadata(&meta(&[
+        base[0],
+        base[1],
+        ("model", "daily-short-retention"),
+    ]))
+    .unwrap();
+    assert_eq!(short.history, TimeDelta::days(7));
+}
+
+#[test]
+fn every_shipped_preset_parses_and_uses_only_metadata_keys() {
+    let presets = foresight::config::presets().expect("every preset file parses");
+    assert!(presets.len() >= 3);
+    let known = known_keys();
+    let on_disk: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".toml").map(str::to_string))
+        .collect();
+    let mut compiled: Vec<String> = presets.keys().map(|k| k.to_string()).collect();
+    let mut on_disk = on_disk;
+    on_disk.sort();
+    compiled.sort();
+    assert_eq!(
+        compiled, on_disk,
+        "src/config/presets.rs must list every models/*.toml"
+    );
+    for (name, p) in presets {
+        assert!(!p.description.is_empty(), "{name}");
+        for key in p.metadata.keys() {
+            assert!(known.contains(&key.as_str()), "{name}: unknown key {key}");
+            assert!(
+                !key.ends_with("Query") && !key.ends_with("Target") && key != "model",
+                "{name}: a preset must not set {key}"
+            );
+        }
+        parse_metadata(&meta(&[
+            ("connectionsQuery", "q"),
+            ("connectionsTarget", "1"),
+            ("model", name),
+        ]))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
 }

@@ -21,6 +21,7 @@ pub const IGNORED_KEYS: [&str; 4] = ["scalerAddress", "enableTLS", "unsafeSsl", 
 
 /// Keys shared by every ScaledObject, with their defaults (documented in the README).
 const COMMON_KEYS: &[&str] = &[
+    "model",
     "minReplicaCount",
     "maxReplicaCount",
     "leadTime",
@@ -85,9 +86,15 @@ pub fn known_keys() -> Vec<&'static str> {
 
 /// Parses and validates `scalerMetadata`, reporting all problems at once.
 pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, MetadataError> {
+    // A named preset fills in the keys the ScaledObject leaves unset; the
+    // result is validated like any metadata.
+    let (merged, preset_problem) = match super::presets::apply(meta) {
+        Ok(m) => (m, None),
+        Err(e) => (meta.clone(), Some(e)),
+    };
     let mut p = Parser {
-        meta,
-        problems: Vec::new(),
+        meta: &merged,
+        problems: preset_problem.into_iter().collect(),
     };
 
     let metrics = p.metrics();
