@@ -76,7 +76,7 @@ fn bench(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("select", n), &series, |b, s| {
             b.iter(|| train(s, &spec).expect("selection succeeds"))
         });
-        let chosen = train(&series, &spec).expect("selection succeeds");
+        let chosen = train(&series, &spec).expect("selection succeeds").choice();
         g.bench_with_input(BenchmarkId::new("refit", n), &series, |b, s| {
             b.iter(|| refit(s, &spec, &chosen).expect("refit succeeds"))
         });

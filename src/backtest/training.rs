@@ -111,7 +111,7 @@ pub fn train_all(p: &TrainingPlan<'_>, progress: &(dyn Fn(usize, usize) + Sync))
             step: history.step,
         });
         let r = match chosen {
-            Some(c) => refit(&history, &spec, c),
+            Some(c) => refit(&history, &spec, &c.choice()),
             None => train(&history, &spec),
         };
         progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);

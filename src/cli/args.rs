@@ -268,6 +268,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FORESIGHT_TLS_CLIENT_CA", value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// Directory for state kept across restarts: model selections, so a
+    /// restarted server refits instead of reselecting (created if missing).
+    #[arg(long, env = "FORESIGHT_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// Upper bound on each Prometheus request [default: 10s].
     #[arg(long, env = "FORESIGHT_PROMETHEUS_TIMEOUT", value_parser = parse_std_duration, value_name = "DURATION")]
     pub prometheus_timeout: Option<Duration>,

@@ -76,6 +76,9 @@ fn resolve(args: ServeArgs) -> anyhow::Result<ServeSettings> {
     if let Some(v) = args.tls_client_ca {
         s.tls_client_ca = Some(v);
     }
+    if let Some(v) = args.state_dir {
+        s.state_dir = Some(v);
+    }
     if let Some(v) = args.prometheus_timeout {
         s.prometheus_timeout = v;
     }
@@ -262,6 +265,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             tick: settings.evaluation_interval,
             retrain: settings.retrain_interval,
             reselect: settings.reselect_interval,
+            state_dir: settings.state_dir.clone(),
             first_answer_timeout: settings.first_answer_timeout,
             ..RuntimeConfig::default()
         },

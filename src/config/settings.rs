@@ -157,6 +157,9 @@ pub struct ServeSettings {
     /// PEM CA bundle; when set, gRPC clients must present a certificate
     /// signed by it (mutual TLS).
     pub tls_client_ca: Option<PathBuf>,
+    /// Directory for state kept across restarts (model selections); none
+    /// keeps it in memory only.
+    pub state_dir: Option<PathBuf>,
     /// Upper bound on each Prometheus request; a hung server must not stall
     /// a tick for longer.
     #[serde(with = "humantime_serde_compat")]
@@ -193,6 +196,7 @@ impl Default for ServeSettings {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            state_dir: None,
             prometheus_timeout: Duration::from_secs(10),
             prometheus_bearer_token_file: None,
             prometheus_basic_auth_user: None,

@@ -28,4 +28,4 @@ pub use naive2::{
 };
 pub use prep::prepare;
 pub use seasonality::{candidate_steps, detect_periods};
-pub use select::{TrainSpec, Trained, refit, train};
+pub use select::{Choice, TrainSpec, Trained, refit, train};

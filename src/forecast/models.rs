@@ -25,7 +25,7 @@ pub trait Fitted {
 }
 
 /// The model families foresight chooses between.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(tag = "model", rename_all = "camelCase")]
 pub enum ModelKind {
     /// MSTL decomposition over these periods (steps) with an AutoETS trend.

@@ -50,6 +50,35 @@ pub struct Trained {
     pub scale_lag: usize,
 }
 
+/// What a refit reuses from a full selection: the chosen model and its
+/// calibration, in units of the training data's scale. Small and plain, so
+/// it can be stored and restored across restarts (augurs' fitted models
+/// cannot be serialised; a refit from this costs one fit, not a dozen).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Choice {
+    /// The model selection chose.
+    pub model: ModelKind,
+    /// Its validation MASE.
+    pub validation_mase: Option<f64>,
+    /// The interval half-width in units of the MASE scale.
+    pub width_per_scale: f64,
+    /// The seasonal lag of the MASE scale.
+    pub scale_lag: usize,
+}
+
+impl Trained {
+    /// What a [`refit`] needs of this selection.
+    pub fn choice(&self) -> Choice {
+        Choice {
+            model: self.model.clone(),
+            validation_mase: self.validation_mase,
+            width_per_scale: self.width_per_scale,
+            scale_lag: self.scale_lag,
+        }
+    }
+}
+
 /// Trains on `series` and forecasts `spec.horizon` steps past its last
 /// observation.
 pub fn train(series: &Series, spec: &TrainSpec) -> Result<Trained, ForecastError> {
@@ -167,11 +196,7 @@ fn assemble(
 /// instead of one per candidate per validation window. Falls back to a full
 /// [`train`] when the chosen model cannot be fitted on the new history, or
 /// the earlier choice used seasonal periods the new history cannot hold.
-pub fn refit(
-    series: &Series,
-    spec: &TrainSpec,
-    chosen: &Trained,
-) -> Result<Trained, ForecastError> {
+pub fn refit(series: &Series, spec: &TrainSpec, chosen: &Choice) -> Result<Trained, ForecastError> {
     let (y, dropped) = prepare(&series.values)?;
     let n = y.len();
     let horizon = spec.horizon.max(1);
@@ -432,7 +457,7 @@ mod refit_tests {
             TimeDelta::hours(1),
             (24..24 * 15).map(|i| wave(i, 80.0)).collect(),
         );
-        let r = refit(&s2, &spec, &chosen).unwrap();
+        let r = refit(&s2, &spec, &chosen.choice()).unwrap();
         assert_eq!(r.model, chosen.model);
         assert_eq!(r.validation_mase, chosen.validation_mase);
         assert!((r.width_per_scale - chosen.width_per_scale).abs() < 1e-9);
@@ -440,7 +465,7 @@ mod refit_tests {
         assert_eq!(r.forecast.start.timestamp(), 15 * 86_400);
         // Too short for the chosen period: falls back to a full training.
         let short = Series::new(s2.start, s2.step, s2.values[..30].to_vec());
-        let f = refit(&short, &spec, &chosen).unwrap();
+        let f = refit(&short, &spec, &chosen.choice()).unwrap();
         assert!(!matches!(f.model, ModelKind::Mstl { .. }));
     }
 }

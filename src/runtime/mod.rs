@@ -23,6 +23,7 @@ mod evaluate;
 mod models;
 mod observations;
 mod registry;
+mod state;
 mod telemetry;
 
 use std::collections::{HashMap, HashSet};
@@ -39,10 +40,11 @@ pub use self::core::{CoreError, METRIC_NAME, MetricTarget, Readiness, ScalerCore
 use self::models::{ModelKey, ModelTable, to_delta};
 use self::observations::ObservationCache;
 use self::registry::{Configured, Fault, Registration, fingerprint};
+use self::state::SelectionStore;
 pub use self::telemetry::Telemetry;
 use crate::config::parse_metadata;
 use crate::domain::{Decision, ScaledObjectKey, Signal};
-use crate::forecast::Trained;
+use crate::forecast::Choice;
 use crate::sources::{BreakerState, HistoryCache, HistoryFetch, MetricSource, fmt_wait};
 
 /// Tunables of the live driver.
@@ -63,6 +65,9 @@ pub struct RuntimeConfig {
     pub training_parallelism: usize,
     /// ScaledObjects KEDA has not asked about for this long are forgotten.
     pub forget_after: Duration,
+    /// Where model selections are kept across restarts (see `state.rs`);
+    /// `None` keeps them in memory only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -78,12 +83,10 @@ impl Default for RuntimeConfig {
                 .map(|n| n.get().saturating_sub(1).max(1))
                 .unwrap_or(1),
             forget_after: Duration::from_secs(3600),
+            state_dir: None,
         }
     }
 }
-
-/// A model selected at a boundary, for the refits until the next selection.
-type Selection = (DateTime<Utc>, Arc<Trained>);
 
 /// Shared state of the runtime; cloned handles point at one of these.
 struct Shared<S> {
@@ -110,7 +113,7 @@ struct Shared<S> {
     history: HistoryCache,
     /// The model selected at each key's latest selection boundaries, which
     /// the trainings up to the next selection refit.
-    selections: Mutex<HashMap<ModelKey, Vec<Selection>>>,
+    selections: SelectionStore,
     /// Metrics sink.
     telemetry: Telemetry,
 }
@@ -158,6 +161,10 @@ impl<S: MetricSource> Runtime<S> {
         let (generation, _) = watch::channel(0);
         let (signals, _) = broadcast::channel(1024);
         let models = Mutex::new(ModelTable::new(config.retrain));
+        let (selections, warnings) = SelectionStore::open(config.state_dir.clone());
+        for w in warnings {
+            warn!("{w}");
+        }
         Self {
             shared: Arc::new(Shared {
                 source,
@@ -170,7 +177,7 @@ impl<S: MetricSource> Runtime<S> {
                 source_error: Mutex::new(None),
                 breaker_state: Mutex::new(None),
                 history: HistoryCache::new(),
-                selections: Mutex::new(HashMap::new()),
+                selections,
                 telemetry: Telemetry::new(),
             }),
         }
@@ -652,11 +659,8 @@ impl<S: MetricSource> Runtime<S> {
                     .iter()
                     .any(|k| k.query == query && k.step == step && k.history == span)
             });
-            self.shared
-                .selections
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|k, _| wanted.contains(k));
+            let ids: HashSet<String> = wanted.iter().map(|k| format!("{k:?}")).collect();
+            self.shared.selections.retain(|k| ids.contains(k));
             let due = {
                 let mut models = self.models();
                 models.retain_only(&wanted);
@@ -679,14 +683,16 @@ impl<S: MetricSource> Runtime<S> {
         }
     }
 
-    /// The model selected at `at` for `key`: remembered, or selected now on
-    /// the history window ending at `at` (a replica that started after `at`
-    /// makes the same choice as one that was running then). `None` when the
-    /// history cannot be read or nothing fits: the caller then selects on
-    /// its own window.
-    async fn selection(&self, key: &ModelKey, at: DateTime<Utc>) -> Option<Arc<Trained>> {
-        if let Some(t) = self.remembered_selection(key, at) {
-            return Some(t);
+    /// The model selected at `at` for `key`: made earlier by this process,
+    /// restored from the state directory for the same window, or selected
+    /// now on the history window ending at `at` (so a replica that started
+    /// after `at` makes the same choice as one that was running then).
+    /// `None` when the history cannot be read or nothing fits: the caller
+    /// then selects on its own window.
+    async fn selection(&self, key: &ModelKey, at: DateTime<Utc>) -> Option<Choice> {
+        let id = format!("{key:?}");
+        if let Some(c) = self.shared.selections.get(&id, at, None) {
+            return Some(c);
         }
         let series = match self
             .shared
@@ -700,42 +706,25 @@ impl<S: MetricSource> Runtime<S> {
                 return None;
             }
         };
+        let fp = state::fingerprint(&series);
+        if let Some(c) = self.shared.selections.get(&id, at, Some(&fp)) {
+            info!(query = %key.query, selected_at = %at, model = %c.model, "model selection restored from the state directory");
+            return Some(c);
+        }
         let spec = key.train_spec(&series, &self.shared.config);
         let trained = tokio::task::spawn_blocking(move || crate::forecast::train(&series, &spec))
             .await
             .ok()?
             .ok()?;
-        let trained = Arc::new(trained);
-        self.remember_selection(key, at, Arc::clone(&trained));
-        Some(trained)
+        let choice = trained.choice();
+        self.store_selection(&id, at, fp, choice.clone());
+        Some(choice)
     }
 
-    fn remembered_selection(&self, key: &ModelKey, at: DateTime<Utc>) -> Option<Arc<Trained>> {
-        let selections = self
-            .shared
-            .selections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        selections
-            .get(key)?
-            .iter()
-            .find(|(b, _)| *b == at)
-            .map(|(_, t)| Arc::clone(t))
-    }
-
-    fn remember_selection(&self, key: &ModelKey, at: DateTime<Utc>, trained: Arc<Trained>) {
-        let mut selections = self
-            .shared
-            .selections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let kept = selections.entry(key.clone()).or_default();
-        if !kept.iter().any(|(b, _)| *b == at) {
-            kept.push((at, trained));
+    fn store_selection(&self, id: &str, at: DateTime<Utc>, fingerprint: String, choice: Choice) {
+        if let Err(e) = self.shared.selections.put(id, at, fingerprint, choice) {
+            warn!(selected_at = %at, error = %e, "cannot write the model selection to the state directory; it is kept in memory");
         }
-        // Replays train a few boundaries back, so keep the two latest.
-        kept.sort_by_key(|(b, _)| std::cmp::Reverse(*b));
-        kept.truncate(2);
     }
 
     /// Trains `key` on the history window ending at `boundary`.
@@ -781,10 +770,19 @@ impl<S: MetricSource> Runtime<S> {
             to_delta(self.shared.config.retrain),
             to_delta(self.shared.config.reselect),
         );
-        let chosen = if selected_at == boundary {
-            None
-        } else {
-            self.selection(&key, selected_at).await
+        let id = format!("{key:?}");
+        let fp = (selected_at == boundary).then(|| state::fingerprint(&series));
+        let chosen = match &fp {
+            // A restart at a selection boundary reuses the stored selection
+            // if the source returned the same window.
+            Some(fp) => {
+                let c = self.shared.selections.get(&id, boundary, Some(fp));
+                if let Some(c) = &c {
+                    info!(query = %key.query, selected_at = %boundary, model = %c.model, "model selection restored from the state directory");
+                }
+                c
+            }
+            None => self.selection(&key, selected_at).await,
         };
         let refitted = chosen.is_some();
         let result = tokio::task::spawn_blocking(move || match chosen {
@@ -797,10 +795,8 @@ impl<S: MetricSource> Runtime<S> {
             Ok(r) => r.map(Arc::new).map_err(|e| e.to_string()),
             Err(join) => Err(format!("training task failed: {join}")),
         };
-        if selected_at == boundary
-            && let Ok(t) = &result
-        {
-            self.remember_selection(&key, boundary, Arc::clone(t));
+        if let (Some(fp), Ok(t), false) = (fp, &result, refitted) {
+            self.store_selection(&id, boundary, fp, t.choice());
         }
         self.shared
             .telemetry
