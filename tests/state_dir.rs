@@ -124,7 +124,12 @@ async fn a_restart_reuses_the_stored_selection_for_the_same_window_only() {
     let same_day = day() == started_on;
     let after = std::fs::metadata(&file).unwrap().ino();
     if same_day {
-        assert_eq!(written, after, "the restarted runtime selected again");
+        assert_eq!(
+            written,
+            after,
+            "the restarted runtime selected again:\nbefore {stored}\nafter {}",
+            std::fs::read_to_string(&file).unwrap()
+        );
     }
 
     // A stored selection whose window differs (here: its fingerprint) is

@@ -185,13 +185,19 @@ impl<S: MetricSource> Runtime<S> {
 
     /// Runs the evaluation and training loops until `shutdown` completes.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) {
-        let eval = self.evaluation_loop();
-        let train = self.training_loop();
-        tokio::select! {
-            () = shutdown => info!("runtime stopping"),
-            () = eval => {},
-            () = train => {},
+        let mut trainings = tokio::task::JoinSet::new();
+        {
+            let eval = self.evaluation_loop();
+            let train = self.training_loop(&mut trainings);
+            tokio::select! {
+                () = shutdown => info!("runtime stopping"),
+                () = eval => {},
+                () = train => {},
+            }
         }
+        // Trainings in flight are cancelled and awaited, so none finishes
+        // after shutdown and writes state a successor has already read.
+        trainings.shutdown().await;
     }
 
     /// Probes the source once, so readiness reflects it before the first tick.
@@ -631,12 +637,13 @@ impl<S: MetricSource> Runtime<S> {
             .trim(at - longest - self.tick(), |q| used.contains(q));
     }
 
-    async fn training_loop(&self) {
+    async fn training_loop(&self, trainings: &mut tokio::task::JoinSet<()>) {
         let permits = Arc::new(Semaphore::new(
             self.shared.config.training_parallelism.max(1),
         ));
         let mut generation = self.shared.generation.subscribe();
         loop {
+            while trainings.try_join_next().is_some() {}
             let regs = self.registrations();
             let wanted: HashSet<ModelKey> = regs
                 .iter()
@@ -669,7 +676,7 @@ impl<S: MetricSource> Runtime<S> {
             for (key, boundary) in due {
                 let this = self.clone();
                 let permits = Arc::clone(&permits);
-                tokio::spawn(async move {
+                trainings.spawn(async move {
                     let Ok(_permit) = permits.acquire_owned().await else {
                         return;
                     };

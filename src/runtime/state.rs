@@ -167,11 +167,13 @@ impl SelectionStore {
 
     /// Forgets keys no ScaledObject uses any more (their files stay: a
     /// ScaledObject that comes back after a restart can still use them).
+    /// Restored selections not yet checked are kept: after a restart KEDA's
+    /// first calls, which register the ScaledObjects, may come later.
     pub(crate) fn retain(&self, keep: impl Fn(&str) -> bool) {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| keep(k));
+            .retain(|k, v| keep(k) || v.iter().any(|s| !s.verified));
     }
 }
 
