@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   -r tests/python/requirements.txt
 
+# Jupyter, polars and matplotlib for the notebooks (tests/notebooks.rs
+# executes them headless).
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  -r notebooks/requirements.txt
+
 # A real Prometheus server and promtool (tests/prometheus_source.rs and
 # tests/prometheus_serve.rs): the Debian package provides
 # /usr/bin/prometheus and /usr/bin/promtool.
