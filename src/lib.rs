@@ -24,6 +24,10 @@
 //! * [`http`]: health, readiness, metrics and explanations.
 //! * [`backtest`]: offline replay of recorded demand through foresight's
 //!   policy, an HPA emulation and a perfect-foresight oracle.
+//! * [`remediation`]: what happens when scaling cannot keep up: pure
+//!   diagnosis and guardrails, kubectl-exact rollback/restart and ceiling
+//!   raises (kube confined to `remediation::kube`), pages, an fsync'd audit
+//!   log.
 //! * `durable`: atomic file replacement for reports and state.
 //! * [`cli`]: clap commands; the only place that uses `anyhow`.
 
@@ -37,5 +41,6 @@ pub mod forecast;
 pub mod grpc;
 pub mod http;
 pub mod policy;
+pub mod remediation;
 pub mod runtime;
 pub mod sources;

@@ -42,27 +42,25 @@ const NAMESPACE: &str = "keda";
 /// What foresight's Kubernetes calls need in each namespace it watches, as
 /// (API group, resource, verbs, granted only when remediation is enabled).
 ///
-/// This must match the kube calls in src/remediation (and the Event
-/// recorder) once they exist; that code is not built yet, so this list is
-/// the contract it will be held to. Adding a call there means adding it here
-/// and to `foresight.watchRules` in charts/foresight/templates/_helpers.tpl.
+/// This must match the kube calls in src/remediation/kube.rs and the Event
+/// recorder. Adding a call there means adding it here and to
+/// `foresight.watchRules` in charts/foresight/templates/_helpers.tpl.
 const EXPECTED_WATCH_RULES: &[(&str, &str, &[&str], bool)] = &[
     // Read the scale target and its rollouts.
     ("apps", "deployments", &["get", "list", "watch"], false),
     ("apps", "replicasets", &["get", "list", "watch"], false),
     // Remediation actions patch the target Deployment.
     ("apps", "deployments", &["patch"], true),
-    ("keda.sh", "scaledobjects", &["get", "patch"], false),
+    ("keda.sh", "scaledobjects", &["get"], false),
+    // RaiseCeiling patches the ScaledObject's maxReplicaCount.
+    ("keda.sh", "scaledobjects", &["patch"], true),
     ("events.k8s.io", "events", &["create", "patch"], false),
 ];
 
-/// Leader election's Lease, in the release's own namespace only. Must match
-/// the lease code once it exists.
-const EXPECTED_LEASE_RULES: &[(&str, &str, &[&str])] = &[(
-    "coordination.k8s.io",
-    "leases",
-    &["get", "create", "update"],
-)];
+/// Leader election's Lease, in the release's own namespace only: what
+/// kube-lease-manager sends (it renews with a patch).
+const EXPECTED_LEASE_RULES: &[(&str, &str, &[&str])] =
+    &[("coordination.k8s.io", "leases", &["get", "create", "patch"])];
 
 /// Metrics the dashboard charts that foresight does not export yet, each
 /// waiting on an unbuilt feature (the panel descriptions say which). Once a
@@ -76,17 +74,11 @@ const PENDING_DASHBOARD_METRICS: &[&str] = &[
     "foresight_remediation_incidents_total",
 ];
 
-/// Environment variables the chart sets for code that does not exist yet.
-/// Every other FORESIGHT_* variable it sets must be one `foresight serve`
-/// reads today (its --help lists them); once the code reads one of these,
-/// delete it here.
-const PENDING_ENV: &[&str] = &[
-    // The state and audit-log code.
-    "FORESIGHT_STATE_DIR",
-    "FORESIGHT_AUDIT_LOG",
-    // The remediation engine's webhook.
-    "FORESIGHT_WEBHOOK_URL",
-];
+/// Secrets `foresight serve` reads from the environment only (never from a
+/// flag, which would show in the process list); its --help names them in
+/// prose. Every other FORESIGHT_* variable the chart sets must be a flag's
+/// `[env: ...]`.
+const ENV_ONLY_SECRETS: &[&str] = &["FORESIGHT_WEBHOOK_URL", "FORESIGHT_ALERTS_TOKEN"];
 
 // ---------------------------------------------------------------------------
 // Running helm
@@ -733,15 +725,15 @@ fn check_common(r: &Rendered) {
         if !var.starts_with("FORESIGHT_") {
             continue;
         }
-        let read = help.contains(&format!("[env: {var}="));
-        if PENDING_ENV.contains(&var) {
-            assert!(!read, "serve reads {var} now: remove it from PENDING_ENV");
+        let read = if ENV_ONLY_SECRETS.contains(&var) {
+            help.contains(var)
         } else {
-            assert!(
-                read,
-                "the chart sets {var}, which `foresight serve` does not read"
-            );
-        }
+            help.contains(&format!("[env: {var}="))
+        };
+        assert!(
+            read,
+            "the chart sets {var}, which `foresight serve` does not read"
+        );
     }
 
     // Downward API for leader election and Events.
@@ -890,6 +882,10 @@ fn default_values_render_a_secure_minimal_install() {
     assert_eq!(s.prometheus_url, None);
     assert!(r.env("FORESIGHT_PROMETHEUS_BEARER_TOKEN_FILE").is_none());
     assert!(r.env("FORESIGHT_WEBHOOK_URL").is_none());
+    // Remediation diagnoses and records by default, and acts only when enabled.
+    assert_eq!(r.env_value("FORESIGHT_REMEDIATION"), "dry-run");
+    assert!(r.env("FORESIGHT_REMEDIATION_NAMESPACES").is_none());
+    assert!(r.env("FORESIGHT_ALERTS_TOKEN").is_none());
 
     // A PDB that keeps one of the two replicas through drains.
     assert_eq!(r.pdbs.len(), 1);
@@ -966,6 +962,20 @@ fn every_optional_part_renders_and_wires_up() {
     assert_eq!(
         (webhook.name.as_str(), webhook.key.as_str()),
         ("foresight-webhook", "url")
+    );
+    assert_eq!(r.env_value("FORESIGHT_REMEDIATION"), "enforce");
+    assert_eq!(
+        r.env_value("FORESIGHT_REMEDIATION_NAMESPACES"),
+        "shop,payments"
+    );
+    let token = r
+        .env("FORESIGHT_ALERTS_TOKEN")
+        .and_then(|e| e.value_from.as_ref())
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("alerts token from a Secret");
+    assert_eq!(
+        (token.name.as_str(), token.key.as_str()),
+        ("foresight-alerts", "token")
     );
     let pulls = r
         .pod_spec()

@@ -201,7 +201,11 @@ async fn replicas_started_apart_agree_on_every_tick() {
         .values()
         .map(|d| d["desiredReplicas"].as_i64().unwrap())
         .collect();
-    assert!(distinct.len() >= 3, "decisions barely moved: {distinct:?}");
+    // The decisions must change during the run, or agreeing would be
+    // trivial. How much they move depends on where in the 10-minute cycle
+    // the wall clock falls (near a peak, stabilisation holds the count), so
+    // two distinct counts is the bar.
+    assert!(distinct.len() >= 2, "decisions never moved: {distinct:?}");
     eprintln!(
         "{} common ticks, {} distinct counts {:?}, {} GetMetrics checks",
         common.len(),

@@ -31,6 +31,82 @@ pub enum Command {
     /// Replay recorded demand through foresight's policy, a reactive HPA and a
     /// perfect-foresight oracle, and score all three on the same data.
     Backtest(BacktestArgs),
+    /// Forecast every series of a file (point and interval, in parallel), or
+    /// `inspect` one series: its model, accuracy and a chart.
+    Forecast(ForecastArgs),
+    /// Roll a Deployment back as `kubectl rollout undo` does, then wait for
+    /// the rollout (credentials: KUBECONFIG, then in-cluster).
+    Rollback(RollbackArgs),
+    /// Restart a Deployment's pods as `kubectl rollout restart` does, then
+    /// wait for the rollout.
+    Restart(RestartArgs),
+    /// List or show remediation incidents from the audit log.
+    Incidents(IncidentsArgs),
+}
+
+/// Flags of `foresight rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The Deployment, as NAMESPACE/NAME.
+    #[arg(value_name = "NAMESPACE/DEPLOYMENT")]
+    pub target: String,
+
+    /// The revision to restore [default: the previous one].
+    #[arg(long, value_name = "N")]
+    pub to_revision: Option<u64>,
+
+    /// Print the patch that would be sent; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Give up waiting for the rollout after this long.
+    #[arg(long, value_parser = parse_std_duration, default_value = "5m", value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// Flags of `foresight restart`.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// The Deployment, as NAMESPACE/NAME.
+    #[arg(value_name = "NAMESPACE/DEPLOYMENT")]
+    pub target: String,
+
+    /// Print the patch that would be sent; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Give up waiting for the rollout after this long.
+    #[arg(long, value_parser = parse_std_duration, default_value = "5m", value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// Flags of `foresight incidents`.
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    /// `list` (the default) or `show`.
+    #[command(subcommand)]
+    pub command: Option<IncidentsCommand>,
+
+    /// The audit log `foresight serve` writes [default: as serve's dry
+    /// run, foresight-audit.jsonl in the temporary directory].
+    #[arg(long, global = true, env = "FORESIGHT_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Subcommands of `foresight incidents`.
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// One line per incident, oldest first.
+    List,
+    /// Everything recorded about one incident.
+    Show {
+        /// The incident id, as `list` prints it.
+        id: String,
+    },
 }
 
 /// Signals a backtest can replay (latency is not additive, so capacity
@@ -316,6 +392,38 @@ pub struct ServeArgs {
         value_delimiter = '\n'
     )]
     pub prometheus_headers: Vec<String>,
+
+    /// Remediation of what scaling cannot fix: `off`, `dry-run` (diagnose
+    /// and record what would be done) or `enforce` [default: dry-run].
+    #[arg(long, env = "FORESIGHT_REMEDIATION", value_enum, value_name = "MODE")]
+    pub remediation: Option<RemediationArg>,
+
+    /// Namespaces remediation may act in, comma-separated [default: all].
+    #[arg(
+        long,
+        env = "FORESIGHT_REMEDIATION_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS"
+    )]
+    pub remediation_namespaces: Vec<String>,
+
+    /// Remediation audit log (JSON lines, fsync'd); required to enforce.
+    /// (From the environment only, since they are secrets:
+    /// FORESIGHT_WEBHOOK_URL sets the webhook humans are paged through, and
+    /// FORESIGHT_ALERTS_TOKEN the bearer token POST /alerts requires.)
+    #[arg(long, env = "FORESIGHT_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+}
+
+/// Remediation modes of `foresight serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RemediationArg {
+    /// No remediation engine.
+    Off,
+    /// Diagnose and record what would be done; change nothing.
+    DryRun,
+    /// Act within the guardrails.
+    Enforce,
 }
 
 fn parse_std_duration(s: &str) -> Result<Duration, String> {
@@ -378,5 +486,127 @@ fn parse_level(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "expected a coverage strictly between 0 and 1, e.g. 0.95, got {s:?}"
         )),
+    }
+}
+
+/// Flags of `foresight forecast`. With the `inspect` subcommand its own
+/// flags apply instead, so both `forecast --input ...` and
+/// `forecast inspect --input ...` parse.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ForecastArgs {
+    /// Look at one series closely instead of forecasting every series.
+    #[command(subcommand)]
+    pub command: Option<ForecastCommand>,
+
+    /// Series to forecast: long format (series,timestamp,value), CSV or
+    /// Parquet by extension.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub input: Option<PathBuf>,
+
+    /// How far to forecast past each series' end: steps (48) or a span (2d).
+    #[arg(long, value_name = "H", required = true, value_parser = parse_horizon)]
+    pub horizon: Option<Horizon>,
+
+    /// Model choices shared with `inspect`.
+    #[command(flatten)]
+    pub model: ForecastModelArgs,
+
+    /// Write the forecasts to this .csv or .parquet file (atomically)
+    /// instead of CSV on stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Subcommands of `foresight forecast`.
+#[derive(Debug, Subcommand)]
+pub enum ForecastCommand {
+    /// Fit one series and show the chosen model, its periods, its validation
+    /// MASE, its interval coverage on a hidden tail, and a chart.
+    Inspect(InspectArgs),
+}
+
+/// Flags of `foresight forecast inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Series file, as for `foresight forecast`.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+
+    /// Series id; may be omitted when the file holds one series.
+    #[arg(long, value_name = "ID")]
+    pub series: Option<String>,
+
+    /// How far to forecast: steps (48) or a span (2d).
+    #[arg(long, value_name = "H", default_value = "48", value_parser = parse_horizon)]
+    pub horizon: Horizon,
+
+    /// Model choices shared with `forecast`.
+    #[command(flatten)]
+    pub model: ForecastModelArgs,
+
+    /// History points shown before the forecast [default: 3 × horizon].
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub tail: Option<usize>,
+
+    /// Also draw the chart as a PNG (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
+}
+
+/// Flags that choose and calibrate the model.
+#[derive(Debug, Args)]
+pub struct ForecastModelArgs {
+    /// Nominal coverage of the prediction interval.
+    #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = parse_level)]
+    pub level: f64,
+
+    /// Seasonal periods: steps (24,168), spans (1d,1w), `auto` (test 1d and
+    /// 1w against the data) or `none`.
+    #[arg(long, value_name = "PERIODS", default_value = "auto", value_parser = parse_periods)]
+    pub seasonality: PeriodsArg,
+}
+
+/// A forecast horizon as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Horizon {
+    /// A number of steps of the series.
+    Steps(usize),
+    /// A span of time, rounded up to whole steps of each series.
+    Span(chrono::TimeDelta),
+}
+
+/// Seasonal periods as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeriodsArg {
+    /// Test one day and one week against the data.
+    Auto,
+    /// These periods, each in steps or as a span; empty models no season.
+    Listed(Vec<Horizon>),
+}
+
+fn parse_horizon(s: &str) -> Result<Horizon, String> {
+    let t = s.trim();
+    if t.chars().all(|c| c.is_ascii_digit()) {
+        return parse_positive(t).map(Horizon::Steps);
+    }
+    match crate::config::parse_duration(t) {
+        Ok(d) if d > chrono::TimeDelta::zero() => Ok(Horizon::Span(d)),
+        Ok(_) => Err(format!("expected a positive span, got {s:?}")),
+        Err(e) => Err(format!(
+            "expected a number of steps (48) or a span (2d): {e}"
+        )),
+    }
+}
+
+fn parse_periods(s: &str) -> Result<PeriodsArg, String> {
+    match s.trim() {
+        "auto" => Ok(PeriodsArg::Auto),
+        "none" | "" => Ok(PeriodsArg::Listed(Vec::new())),
+        list => list
+            .split(',')
+            .map(|p| parse_horizon(p).map_err(|e| format!("seasonal period {:?}: {e}", p.trim())))
+            .collect::<Result<_, _>>()
+            .map(PeriodsArg::Listed),
     }
 }

@@ -6,6 +6,10 @@ mod args;
 mod backtest;
 mod eval;
 mod explain;
+mod forecast;
+mod incidents;
+mod restart;
+mod rollback;
 mod serve;
 
 use std::process::ExitCode;
@@ -26,6 +30,10 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Backtest(args) => backtest::run(args),
+        Command::Forecast(args) => forecast::run(args),
+        Command::Rollback(args) => rollback::run(args),
+        Command::Restart(args) => restart::run(args),
+        Command::Incidents(args) => incidents::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,8 +8,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::args::{LogFormatArg, ServeArgs};
+use super::args::{LogFormatArg, RemediationArg, ServeArgs};
 use crate::config::{LogFormat, PrometheusCredentials, ServeSettings, SourceChoice};
+use crate::remediation::RemediationSetting;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::sources::{
     AnySource, Credential, FileData, FileSource, LoadReport, MetricSource, PrometheusAuth,
@@ -93,6 +94,25 @@ fn resolve(args: ServeArgs) -> anyhow::Result<ServeSettings> {
     }
     if let Some(v) = args.prometheus_ca_file {
         s.prometheus_ca_file = Some(v);
+    }
+    if let Some(v) = args.remediation {
+        s.remediation = match v {
+            RemediationArg::Off => RemediationSetting::Off,
+            RemediationArg::DryRun => RemediationSetting::DryRun,
+            RemediationArg::Enforce => RemediationSetting::Enforce,
+        };
+    }
+    if !args.remediation_namespaces.is_empty() {
+        s.remediation_namespaces = args.remediation_namespaces;
+    }
+    if let Some(v) = args.audit_log {
+        s.audit_log = Some(v);
+    }
+    // Checked before anything listens: no action without a durable record.
+    if s.remediation == RemediationSetting::Enforce && s.audit_log.is_none() {
+        anyhow::bail!(
+            "--remediation enforce needs an audit log: set --audit-log or FORESIGHT_AUDIT_LOG"
+        );
     }
     let headers: Vec<&String> = args
         .prometheus_headers
@@ -289,6 +309,28 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     runtime.warm_up().await;
 
     let core = Arc::new(runtime.clone());
+    // Remediation consumes the policy's signals on its own task; it never
+    // blocks serving.
+    // Pre-deploy baselines come from Prometheus; replayed files have no
+    // deploys to compare against. A second client, so remediation's queries
+    // never wait behind the evaluation loop's.
+    let baselines = match settings.source()? {
+        SourceChoice::Prometheus(_) if settings.remediation != RemediationSetting::Off => {
+            Some(build_source(&settings)?)
+        }
+        _ => None,
+    };
+    let remediation =
+        super::incidents::remediation_engine(&settings, Arc::clone(&core), baselines).await?;
+    let mut extra_routes = axum::Router::new();
+    if let Some(engine) = remediation {
+        let alerts = super::incidents::alerts_intake().map(|(routes, alerts)| {
+            extra_routes = routes;
+            alerts
+        });
+        let signals = runtime.subscribe_signals();
+        tokio::spawn(engine.run_with_alerts(signals, alerts, shutdown.clone()));
+    }
     let driver = {
         let shutdown = shutdown.clone();
         async move { runtime.run(shutdown.cancelled_owned()).await }
@@ -306,7 +348,8 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let http = {
         let shutdown = shutdown.clone();
         async move {
-            let r = crate::http::serve(core, http_listener, shutdown.clone()).await;
+            let r =
+                crate::http::serve_with(core, extra_routes, http_listener, shutdown.clone()).await;
             shutdown.cancel();
             r
         }

@@ -178,6 +178,14 @@ pub struct ServeSettings {
     /// Extra headers on every Prometheus request, e.g. `X-Scope-OrgID` for
     /// Mimir, Cortex and Thanos tenants.
     pub prometheus_headers: std::collections::BTreeMap<String, String>,
+    /// What remediation does with the policy's signals.
+    pub remediation: crate::remediation::RemediationSetting,
+    /// Namespaces remediation may act in; empty means every namespace.
+    pub remediation_namespaces: Vec<String>,
+    /// The remediation audit log (JSON lines, fsync'd). Without it incidents
+    /// are only logged, so enforcing requires it: no action without a
+    /// durable record.
+    pub audit_log: Option<PathBuf>,
 }
 
 impl Default for ServeSettings {
@@ -203,6 +211,9 @@ impl Default for ServeSettings {
             prometheus_basic_auth_password_file: None,
             prometheus_ca_file: None,
             prometheus_headers: std::collections::BTreeMap::new(),
+            remediation: crate::remediation::RemediationSetting::DryRun,
+            remediation_namespaces: Vec::new(),
+            audit_log: None,
         }
     }
 }

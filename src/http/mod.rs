@@ -29,6 +29,19 @@ pub async fn serve<C: ScalerCore>(
         .await
 }
 
+/// As [`serve`], with `extra` routes merged in (remediation's
+/// `POST /alerts`), so the HTTP layer needs no knowledge of them.
+pub async fn serve_with<C: ScalerCore>(
+    core: Arc<C>,
+    extra: Router,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(core).merge(extra))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
 /// The routes, exposed for in-process tests.
 pub fn router<C: ScalerCore>(core: Arc<C>) -> Router {
     Router::new()

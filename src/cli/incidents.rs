@@ -1,0 +1,267 @@
+//! `foresight incidents [list|show ID]`: reads the remediation audit log.
+
+use super::args::{IncidentsArgs, IncidentsCommand};
+use crate::remediation::{AuditLog, IncidentSummary, Verdict, summarize};
+
+pub(super) fn run(args: IncidentsArgs) -> anyhow::Result<()> {
+    let path = args.audit_log.clone().unwrap_or_else(default_audit_log);
+    let log = AuditLog::new(&path);
+    let incidents = summarize(&log.read()?);
+    match args.command.unwrap_or(IncidentsCommand::List) {
+        IncidentsCommand::List => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&incidents)?);
+                return Ok(());
+            }
+            if incidents.is_empty() {
+                println!("no incidents in {}", path.display());
+            }
+            for s in &incidents {
+                println!("{}", line(s));
+            }
+        }
+        IncidentsCommand::Show { id } => {
+            let Some(s) = incidents.iter().find(|s| s.incident.id == id) else {
+                anyhow::bail!(
+                    "no incident {id:?} in {} (see `foresight incidents list`)",
+                    path.display()
+                );
+            };
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(s)?);
+            } else {
+                print!("{}", show(s));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn line(s: &IncidentSummary) -> String {
+    let i = &s.incident;
+    format!(
+        "{}  {}  {:?} ({:.2})  {}  {}",
+        i.id,
+        i.target,
+        i.diagnosis.cause,
+        i.diagnosis.confidence,
+        s.status(),
+        verdict(&i.verdict)
+    )
+}
+
+fn verdict(v: &Verdict) -> String {
+    match v {
+        Verdict::Execute { action } => action.to_string(),
+        Verdict::DryRun { action } => format!("dry run: {action}"),
+        Verdict::PageOnly { reason } => format!("page only: {reason:?}"),
+        Verdict::Escalate { action, attempts } => {
+            format!("escalated: {action} already ran {attempts} times")
+        }
+    }
+}
+
+fn show(s: &IncidentSummary) -> String {
+    let i = &s.incident;
+    let mut out = format!(
+        "incident {}\n  opened     {}\n  target     {} (ScaledObject {})\n  cause      {:?}, confidence {:.2}\n  verdict    {}\n  status     {}\n",
+        i.id,
+        i.opened_at.to_rfc3339(),
+        i.target,
+        i.target.scaled_object,
+        i.diagnosis.cause,
+        i.diagnosis.confidence,
+        verdict(&i.verdict),
+        s.status()
+    );
+    if let Some(sig) = &i.signal {
+        out.push_str(&format!("  signal     {}\n", sig.name()));
+    }
+    out.push_str("  evidence\n");
+    for e in &i.diagnosis.evidence {
+        let at = e.at.map(|t| t.to_rfc3339()).unwrap_or_default();
+        out.push_str(&format!("    [{}] {} {}\n", e.source, at, e.detail));
+    }
+    for a in &s.actions {
+        out.push_str(&format!(
+            "  action     {} started {}\n",
+            a.action,
+            a.started_at.to_rfc3339()
+        ));
+        match &a.finished {
+            Some((at, o)) => out.push_str(&format!(
+                "             finished {}: {}\n",
+                at.to_rfc3339(),
+                o.message()
+            )),
+            None => out.push_str("             never finished (foresight stopped mid-action)\n"),
+        }
+    }
+    for (at, err) in &s.pages {
+        match err {
+            None => out.push_str(&format!("  paged      {}\n", at.to_rfc3339())),
+            Some(e) => out.push_str(&format!("  page failed {}: {e}\n", at.to_rfc3339())),
+        }
+    }
+    out
+}
+
+/// The environment variable holding the paging webhook URL. Only from the
+/// environment: chat webhooks carry their secret in the URL, which a flag
+/// would show in `ps` and a settings file would store.
+const WEBHOOK_URL_ENV: &str = "FORESIGHT_WEBHOOK_URL";
+
+/// The remediation engine `foresight serve` runs, wired to the runtime:
+/// its signals, its registered ScaledObjects (the blast radius' base) and
+/// its latest decisions (evidence). `None` when remediation is off.
+///
+/// Kubernetes credentials are optional here: without them the engine still
+/// diagnoses and records (dry-run), so `serve` works outside a cluster. With
+/// them, a Lease elects the one replica that acts.
+pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
+    settings: &crate::config::ServeSettings,
+    core: std::sync::Arc<C>,
+    baselines: Option<crate::sources::AnySource>,
+) -> anyhow::Result<Option<crate::remediation::Engine>> {
+    use std::sync::Arc;
+
+    use anyhow::Context;
+    use tracing::{info, warn};
+
+    use crate::remediation::{
+        Engine, EngineOptions, PageFormat, Pager, RemediationConfig, RemediationMode,
+        RemediationSetting, kube::KubeActions,
+    };
+
+    let mode = match settings.remediation {
+        RemediationSetting::Off => return Ok(None),
+        RemediationSetting::DryRun => RemediationMode::DryRun,
+        RemediationSetting::Enforce => RemediationMode::Enforce,
+    };
+    let audit = match (&settings.audit_log, mode) {
+        (Some(path), _) => AuditLog::new(path),
+        (None, RemediationMode::Enforce) => anyhow::bail!(
+            "--remediation enforce needs an audit log: set --audit-log or FORESIGHT_AUDIT_LOG"
+        ),
+        // Dry run without a configured log records next to the process,
+        // in a temporary directory, so nothing lands in the working tree.
+        (None, RemediationMode::DryRun) => AuditLog::new(default_audit_log()),
+    };
+    let config = RemediationConfig {
+        mode,
+        allowed_namespaces: (!settings.remediation_namespaces.is_empty())
+            .then(|| settings.remediation_namespaces.iter().cloned().collect()),
+        ..RemediationConfig::default()
+    };
+    let pager = std::env::var(WEBHOOK_URL_ENV)
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| Pager::new(u, PageFormat::Slack, std::time::Duration::from_secs(10)));
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut client = match kube::Client::try_default().await {
+        Ok(c) => Some(c),
+        Err(e) if mode == RemediationMode::Enforce => {
+            return Err(e).context("--remediation enforce needs Kubernetes credentials");
+        }
+        Err(e) => {
+            info!(error = %e, "no Kubernetes credentials; remediation diagnoses from signals alone");
+            None
+        }
+    };
+    // A cluster that cannot be reached (say, a stale kubeconfig on a laptop)
+    // must not stop a dry run from serving: it then runs without
+    // Kubernetes. Enforcing without a lease would let replicas race.
+    let lease = match &client {
+        Some(c) => Some(
+            tokio::time::timeout(std::time::Duration::from_secs(10), leader_lease(c.clone()))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out after 10 s"))),
+        ),
+        None => None,
+    };
+    let leader = match lease {
+        Some(Ok(leader)) => leader,
+        Some(Err(e)) if mode == RemediationMode::Enforce => {
+            return Err(e.context("cannot set up the remediation leader lease"));
+        }
+        Some(Err(e)) => {
+            warn!(error = %format!("{e:#}"), "no leader lease; remediation diagnoses from signals alone");
+            client = None;
+            tokio::sync::watch::channel(true).1
+        }
+        // Without a cluster there is nothing to coordinate over.
+        None => tokio::sync::watch::channel(true).1,
+    };
+    let kube = client.map(|c| KubeActions::new(c).with_events(std::env::var("POD_NAME").ok()));
+    info!(
+        mode = ?mode,
+        audit_log = %audit.path().display(),
+        pager = ?pager.as_ref().map(Pager::describe),
+        kubernetes = kube.is_some(),
+        "remediation engine"
+    );
+    let lookup = Arc::clone(&core);
+    let counter = Arc::clone(&core);
+    Ok(Some(Engine::new(
+        EngineOptions {
+            config,
+            audit,
+            pager,
+            kube,
+            baselines: baselines.map(|source| {
+                Arc::new(crate::remediation::SourceBaselines::new(source))
+                    as Arc<dyn crate::remediation::BaselineSource>
+            }),
+            enabled_targets: Arc::new(move || counter.readiness().scaled_objects),
+            recent_decision: Some(Arc::new(move |key| lookup.explain(key))),
+        },
+        leader,
+    )))
+}
+
+/// Joins leader election over the `foresight-remediation` Lease in the
+/// pod's namespace; the receiver says whether this replica leads.
+async fn leader_lease(client: kube::Client) -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_string());
+    let identity =
+        std::env::var("POD_NAME").unwrap_or_else(|_| format!("foresight-{}", std::process::id()));
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, "foresight-remediation")
+        .with_namespace(namespace)
+        .with_identity(identity)
+        .with_field_manager("foresight")
+        .build()
+        .await?;
+    let (leader, task) = manager.watch().await;
+    tokio::spawn(async move {
+        if let Ok(Err(e)) = task.await {
+            tracing::warn!(error = %e, "remediation leader election stopped");
+        }
+    });
+    Ok(leader)
+}
+
+/// The environment variable holding the bearer token `POST /alerts`
+/// requires; environment only, like every secret. Unset: no `/alerts`.
+const ALERTS_TOKEN_ENV: &str = "FORESIGHT_ALERTS_TOKEN";
+
+/// `POST /alerts` and the channel it feeds the engine, when a token is set.
+pub(super) fn alerts_intake() -> Option<(
+    axum::Router,
+    tokio::sync::mpsc::Receiver<crate::remediation::AlertmanagerAlert>,
+)> {
+    let token = std::env::var(ALERTS_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())?;
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tracing::info!("POST /alerts accepts Alertmanager webhooks");
+    Some((
+        crate::remediation::alerts_router(token.trim().to_string(), tx),
+        rx,
+    ))
+}
+
+/// Where a dry run records without `--audit-log`: the temporary directory,
+/// so nothing lands in the working tree. `incidents` reads it by default.
+fn default_audit_log() -> std::path::PathBuf {
+    std::env::temp_dir().join("foresight-audit.jsonl")
+}

@@ -1,0 +1,163 @@
+//! Remediation's errors: one enum for the layer; each variant names the
+//! operation that failed and the object it was about.
+
+use std::path::PathBuf;
+
+use super::rollout::RevisionError;
+
+/// A remediation operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemediationError {
+    /// Opening the audit log for appending failed.
+    #[error("cannot open the audit log {path}: {source}")]
+    AuditOpen {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// Appending or syncing a record to the audit log failed.
+    #[error("cannot append to the audit log {path}: {source}")]
+    AuditWrite {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// Reading the audit log failed.
+    #[error("cannot read the audit log {path}: {source}")]
+    AuditRead {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// A line of the audit log is not a record.
+    #[error("invalid record on line {line} of the audit log {path}: {source}")]
+    AuditParse {
+        /// The log file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// Reading a Deployment failed.
+    #[error("cannot get Deployment {namespace}/{name}: {source}")]
+    GetDeployment {
+        /// Namespace.
+        namespace: String,
+        /// Deployment.
+        name: String,
+        /// The API error.
+        source: Box<kube::Error>,
+    },
+    /// Listing a Deployment's ReplicaSets failed.
+    #[error("cannot list the ReplicaSets of Deployment {namespace}/{name}: {source}")]
+    ListReplicaSets {
+        /// Namespace.
+        namespace: String,
+        /// Deployment.
+        name: String,
+        /// The API error.
+        source: Box<kube::Error>,
+    },
+    /// No revision could be selected for a rollback.
+    #[error("cannot roll back Deployment {namespace}/{name}: {source}")]
+    Revision {
+        /// Namespace.
+        namespace: String,
+        /// Deployment.
+        name: String,
+        /// kubectl's reason.
+        source: RevisionError,
+    },
+    /// Patching a Deployment (rollback or restart) failed.
+    #[error("cannot patch Deployment {namespace}/{name} ({operation}): {source}")]
+    PatchDeployment {
+        /// Namespace.
+        namespace: String,
+        /// Deployment.
+        name: String,
+        /// `rollback` or `restart`.
+        operation: &'static str,
+        /// The API error.
+        source: Box<kube::Error>,
+    },
+    /// Reading a ScaledObject failed.
+    #[error("cannot get ScaledObject {namespace}/{name}: {source}")]
+    GetScaledObject {
+        /// Namespace.
+        namespace: String,
+        /// ScaledObject.
+        name: String,
+        /// The API error.
+        source: Box<kube::Error>,
+    },
+    /// A ScaledObject lacks what remediation needs.
+    #[error("ScaledObject {namespace}/{name} is unusable: {reason}")]
+    InvalidScaledObject {
+        /// Namespace.
+        namespace: String,
+        /// ScaledObject.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Patching a ScaledObject's `maxReplicaCount` failed.
+    #[error("cannot patch maxReplicaCount of ScaledObject {namespace}/{name}: {source}")]
+    PatchScaledObject {
+        /// Namespace.
+        namespace: String,
+        /// ScaledObject.
+        name: String,
+        /// The API error.
+        source: Box<kube::Error>,
+    },
+    /// Publishing a Kubernetes Event failed.
+    #[error("cannot publish Event {reason} on {namespace}/{name}: {source}")]
+    PublishEvent {
+        /// Namespace.
+        namespace: String,
+        /// The regarding object.
+        name: String,
+        /// The Event's reason.
+        reason: &'static str,
+        /// The API error.
+        source: Box<kube::Error>,
+    },
+    /// A rollout did not complete.
+    #[error("rollout of Deployment {namespace}/{name} failed: {message}")]
+    RolloutFailed {
+        /// Namespace.
+        namespace: String,
+        /// Deployment.
+        name: String,
+        /// kubectl's `rollout status` message.
+        message: String,
+    },
+    /// An action did not finish within its timeout.
+    #[error("{action} did not finish within {seconds} s")]
+    Timeout {
+        /// The action.
+        action: String,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// Sending a page failed.
+    #[error("cannot page through the webhook {url}: {source}")]
+    PageSend {
+        /// The webhook, without credentials.
+        url: String,
+        /// The HTTP error.
+        source: reqwest::Error,
+    },
+    /// The webhook refused the page.
+    #[error("the webhook {url} refused the page: HTTP {status}")]
+    PageRefused {
+        /// The webhook, without credentials.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+}

@@ -1,0 +1,405 @@
+//! Guardrails between a diagnosis and the cluster. Pure and stateful: the
+//! engine owns one `Guardrails` and passes the time in.
+//!
+//! In order: the confidence threshold, the namespace allow-list, the
+//! per-(action, target) circuit breaker, the blast radius, then dry-run.
+//! Dry-run decisions count towards the breaker and the blast radius just as
+//! enforced ones do, so a dry-run audit log shows exactly what enforcing
+//! would have done, escalations included.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::RemediationConfig;
+use super::incident::{Action, ActionKind, Diagnosis};
+
+/// Whether the engine acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RemediationMode {
+    /// Record what would be done; change nothing. The default.
+    DryRun,
+    /// Act within the guardrails.
+    Enforce,
+}
+
+/// Why a human is paged instead of an action being taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "camelCase")]
+pub enum PageReason {
+    /// The cause calls for no automated action (or none is possible, e.g.
+    /// the ceiling is at its hard cap).
+    NoAction,
+    /// The diagnosis is not confident enough to act on.
+    #[serde(rename_all = "camelCase")]
+    LowConfidence {
+        /// The diagnosis' confidence.
+        confidence: f64,
+        /// The threshold it missed.
+        threshold: f64,
+    },
+    /// The namespace is not on the allow-list.
+    #[serde(rename_all = "camelCase")]
+    NamespaceNotAllowed {
+        /// The namespace.
+        namespace: String,
+    },
+    /// Acting would touch more targets in the window than allowed.
+    #[serde(rename_all = "camelCase")]
+    BlastRadius {
+        /// Distinct objects already acted on in the window.
+        touched: usize,
+        /// The most allowed.
+        limit: usize,
+        /// Remediation-enabled targets the limit is a share of.
+        enabled: usize,
+    },
+    /// This replica of foresight does not hold the leader lease.
+    NotLeader,
+}
+
+/// What the guardrails allow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "camelCase")]
+pub enum Verdict {
+    /// Act, then page.
+    #[serde(rename_all = "camelCase")]
+    Execute {
+        /// The action.
+        action: Action,
+    },
+    /// Record the action that enforce mode would take, then page.
+    #[serde(rename_all = "camelCase")]
+    DryRun {
+        /// The action.
+        action: Action,
+    },
+    /// Only page a human.
+    #[serde(rename_all = "camelCase")]
+    PageOnly {
+        /// Why.
+        #[serde(flatten)]
+        reason: PageReason,
+    },
+    /// The circuit breaker is open: stop, escalate and page.
+    #[serde(rename_all = "camelCase")]
+    Escalate {
+        /// The action that was not repeated.
+        action: Action,
+        /// How often it already ran within the breaker's window.
+        attempts: usize,
+    },
+}
+
+impl Verdict {
+    /// The action this verdict carries out for real, if any.
+    pub fn executes(&self) -> Option<&Action> {
+        match self {
+            Verdict::Execute { action } => Some(action),
+            _ => None,
+        }
+    }
+}
+
+/// The guardrails' memory: which actions were decided when.
+#[derive(Debug, Clone)]
+pub struct Guardrails {
+    cfg: RemediationConfig,
+    history: VecDeque<(DateTime<Utc>, ActionKind, String)>,
+}
+
+impl Guardrails {
+    /// Guardrails with no history.
+    pub fn new(cfg: RemediationConfig) -> Self {
+        Self {
+            cfg,
+            history: VecDeque::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RemediationConfig {
+        &self.cfg
+    }
+
+    /// The most distinct objects acted on per blast window, given how many
+    /// targets have remediation enabled. At least one, so a small cluster
+    /// (fewer than four targets) can still be remediated at all.
+    pub fn blast_limit(&self, enabled: usize) -> usize {
+        // Saturating float-to-int cast of a non-negative share.
+        ((self.cfg.blast_radius * enabled as f64).floor() as usize).max(1)
+    }
+
+    /// Judges a diagnosis at `now`; `enabled` is the number of
+    /// remediation-enabled targets. An `Execute` or `DryRun` verdict is
+    /// remembered, so the caller must act on it (or record it) exactly once.
+    pub fn judge(&mut self, d: &Diagnosis, enabled: usize, now: DateTime<Utc>) -> Verdict {
+        self.forget_before(now);
+        let Some(action) = d.action.clone() else {
+            return Verdict::PageOnly {
+                reason: PageReason::NoAction,
+            };
+        };
+        if d.confidence.is_nan() || d.confidence < self.cfg.confidence_threshold {
+            return Verdict::PageOnly {
+                reason: PageReason::LowConfidence {
+                    confidence: d.confidence,
+                    threshold: self.cfg.confidence_threshold,
+                },
+            };
+        }
+        if let Some(allowed) = &self.cfg.allowed_namespaces
+            && !allowed.contains(action.namespace())
+        {
+            return Verdict::PageOnly {
+                reason: PageReason::NamespaceNotAllowed {
+                    namespace: action.namespace().to_string(),
+                },
+            };
+        }
+        let object = action.object();
+        let attempts = self
+            .history
+            .iter()
+            .filter(|(at, kind, o)| {
+                now - *at < self.cfg.breaker_window && *kind == action.kind() && *o == object
+            })
+            .count();
+        if attempts >= self.cfg.breaker_max {
+            return Verdict::Escalate { action, attempts };
+        }
+        let touched: BTreeSet<&str> = self
+            .history
+            .iter()
+            .filter(|(at, _, _)| now - *at < self.cfg.blast_window)
+            .map(|(_, _, o)| o.as_str())
+            .collect();
+        let limit = self.blast_limit(enabled);
+        if !touched.contains(object.as_str()) && touched.len() + 1 > limit {
+            return Verdict::PageOnly {
+                reason: PageReason::BlastRadius {
+                    touched: touched.len(),
+                    limit,
+                    enabled,
+                },
+            };
+        }
+        self.history.push_back((now, action.kind(), object));
+        match self.cfg.mode {
+            RemediationMode::DryRun => Verdict::DryRun { action },
+            RemediationMode::Enforce => Verdict::Execute { action },
+        }
+    }
+
+    fn forget_before(&mut self, now: DateTime<Utc>) {
+        let keep = self.cfg.breaker_window.max(self.cfg.blast_window);
+        while self
+            .history
+            .front()
+            .is_some_and(|(at, _, _)| now - *at >= keep)
+        {
+            self.history.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remediation::incident::Cause;
+    use chrono::TimeDelta;
+    use proptest::prelude::*;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000, 0).unwrap() + TimeDelta::minutes(min)
+    }
+
+    fn restart(deploy: &str) -> Action {
+        Action::Restart {
+            namespace: "shop".into(),
+            deployment: deploy.into(),
+        }
+    }
+
+    fn diag(action: Action, confidence: f64) -> Diagnosis {
+        Diagnosis {
+            cause: Cause::BadDeploy,
+            confidence,
+            evidence: vec![],
+            action: Some(action),
+        }
+    }
+
+    fn enforce() -> RemediationConfig {
+        RemediationConfig {
+            mode: RemediationMode::Enforce,
+            ..RemediationConfig::default()
+        }
+    }
+
+    #[test]
+    fn dry_run_is_the_default() {
+        let mut g = Guardrails::new(RemediationConfig::default());
+        let v = g.judge(&diag(restart("a"), 0.9), 4, t(0));
+        assert_eq!(
+            v,
+            Verdict::DryRun {
+                action: restart("a")
+            }
+        );
+        assert_eq!(v.executes(), None);
+    }
+
+    #[test]
+    fn below_the_threshold_only_pages() {
+        let mut g = Guardrails::new(enforce());
+        let v = g.judge(&diag(restart("a"), 0.84), 4, t(0));
+        assert!(matches!(
+            v,
+            Verdict::PageOnly {
+                reason: PageReason::LowConfidence { .. }
+            }
+        ));
+        let v = g.judge(&diag(restart("a"), 0.85), 4, t(0));
+        assert!(matches!(v, Verdict::Execute { .. }));
+    }
+
+    #[test]
+    fn namespaces_outside_the_allow_list_only_page() {
+        let mut g = Guardrails::new(RemediationConfig {
+            allowed_namespaces: Some(["payments".to_string()].into()),
+            ..enforce()
+        });
+        let v = g.judge(&diag(restart("a"), 0.99), 4, t(0));
+        assert!(matches!(
+            v,
+            Verdict::PageOnly {
+                reason: PageReason::NamespaceNotAllowed { .. }
+            }
+        ));
+    }
+
+    #[test]
+    fn the_fourth_identical_action_in_an_hour_escalates() {
+        let mut g = Guardrails::new(enforce());
+        for m in [0, 10, 20] {
+            assert!(matches!(
+                g.judge(&diag(restart("a"), 0.9), 1, t(m)),
+                Verdict::Execute { .. }
+            ));
+        }
+        assert_eq!(
+            g.judge(&diag(restart("a"), 0.9), 1, t(59)),
+            Verdict::Escalate {
+                action: restart("a"),
+                attempts: 3
+            }
+        );
+        // A different action on the same target has its own breaker.
+        let rb = Action::Rollback {
+            namespace: "shop".into(),
+            deployment: "a".into(),
+            to_revision: None,
+        };
+        assert!(matches!(
+            g.judge(&diag(rb, 0.9), 1, t(59)),
+            Verdict::Execute { .. }
+        ));
+        // An hour after the first, one slot frees up.
+        assert!(matches!(
+            g.judge(&diag(restart("a"), 0.9), 1, t(60)),
+            Verdict::Execute { .. }
+        ));
+    }
+
+    #[test]
+    fn blast_radius_caps_distinct_targets_per_window() {
+        let mut g = Guardrails::new(enforce());
+        // 8 enabled targets: at most 2 distinct ones per 10 minutes.
+        assert!(matches!(
+            g.judge(&diag(restart("a"), 0.9), 8, t(0)),
+            Verdict::Execute { .. }
+        ));
+        assert!(matches!(
+            g.judge(&diag(restart("b"), 0.9), 8, t(1)),
+            Verdict::Execute { .. }
+        ));
+        assert_eq!(
+            g.judge(&diag(restart("c"), 0.9), 8, t(2)),
+            Verdict::PageOnly {
+                reason: PageReason::BlastRadius {
+                    touched: 2,
+                    limit: 2,
+                    enabled: 8
+                }
+            }
+        );
+        // A target already touched may be acted on again.
+        assert!(matches!(
+            g.judge(&diag(restart("a"), 0.9), 8, t(3)),
+            Verdict::Execute { .. }
+        ));
+        // Once b (touched at minute 1) leaves the window, c may be touched.
+        assert!(matches!(
+            g.judge(&diag(restart("c"), 0.9), 8, t(10)),
+            Verdict::PageOnly { .. }
+        ));
+        assert!(matches!(
+            g.judge(&diag(restart("c"), 0.9), 8, t(11)),
+            Verdict::Execute { .. }
+        ));
+    }
+
+    proptest! {
+        /// Whatever arrives, and in either mode, no (action, target) is
+        /// decided more than 3 times in any hour, and no 10-minute window
+        /// touches more distinct targets than the limit.
+        #[test]
+        fn guardrails_hold_for_any_sequence(
+            steps in prop::collection::vec((0i64..20, 0usize..6, any::<bool>(), 0.5f64..1.0), 1..120),
+            enabled in 1usize..20,
+            dry in any::<bool>(),
+        ) {
+            let cfg = RemediationConfig {
+                mode: if dry { RemediationMode::DryRun } else { RemediationMode::Enforce },
+                ..RemediationConfig::default()
+            };
+            let mut g = Guardrails::new(cfg);
+            let limit = g.blast_limit(enabled);
+            let mut now = t(0);
+            let mut done: Vec<(DateTime<Utc>, Action)> = vec![];
+            for (gap, target, rollback, confidence) in steps {
+                now += TimeDelta::minutes(gap);
+                let name = format!("d{target}");
+                let action = if rollback {
+                    Action::Rollback { namespace: "shop".into(), deployment: name, to_revision: None }
+                } else {
+                    restart(&name)
+                };
+                match g.judge(&diag(action.clone(), confidence), enabled, now) {
+                    Verdict::Execute { action: a } | Verdict::DryRun { action: a } => {
+                        prop_assert!(confidence >= 0.85);
+                        prop_assert_eq!(&a, &action);
+                        done.push((now, a));
+                    }
+                    _ => {}
+                }
+            }
+            for (i, (at, a)) in done.iter().enumerate() {
+                let same = done[..=i]
+                    .iter()
+                    .filter(|(t2, b)| *at - *t2 < TimeDelta::hours(1) && b == a)
+                    .count();
+                prop_assert!(same <= 3, "{a:?} decided {same} times within an hour");
+                let distinct: BTreeSet<String> = done[..=i]
+                    .iter()
+                    .filter(|(t2, _)| *at - *t2 < TimeDelta::minutes(10))
+                    .map(|(_, b)| b.object())
+                    .collect();
+                prop_assert!(distinct.len() <= limit);
+            }
+        }
+    }
+}

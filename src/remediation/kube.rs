@@ -1,0 +1,501 @@
+//! The only file that talks to the Kubernetes API. Reads, the three
+//! actions, the rollout-status watch and Events, each as `kubectl` does
+//! them; the rules themselves are in `rollout` (pure).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+use serde_json::{Value, json};
+
+use super::RolloutContext;
+use super::error::RemediationError;
+use super::incident::{Action, ActionOutcome};
+use super::rollout::{
+    RollbackPlan, RolloutStatus, restart_patch, rollback_patch, rollout_context, rollout_status,
+    select_revision, selector_string,
+};
+
+/// The field manager of every change foresight makes.
+pub const FIELD_MANAGER: &str = "foresight";
+
+/// KEDA's default `maxReplicaCount` when a ScaledObject does not set it.
+const KEDA_DEFAULT_MAX_REPLICAS: u32 = 100;
+
+/// What remediation reads from a ScaledObject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaledObjectInfo {
+    /// The Deployment it scales (`spec.scaleTargetRef.name`).
+    pub deployment: String,
+    /// `spec.maxReplicaCount`, or KEDA's default.
+    pub max_replicas: u32,
+    /// The queries of its external triggers' metadata, by key
+    /// (`p99LatencyQuery`, `queueDepthQuery`, ...), for baselines.
+    pub queries: BTreeMap<String, String>,
+}
+
+/// Kubernetes access for remediation.
+#[derive(Clone)]
+pub struct KubeActions {
+    client: Client,
+    poll: Duration,
+    recorder: Option<Recorder>,
+}
+
+impl std::fmt::Debug for KubeActions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeActions")
+            .field("poll", &self.poll)
+            .field("events", &self.recorder.is_some())
+            .finish()
+    }
+}
+
+fn scaled_object_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "keda.sh",
+        "v1alpha1",
+        "ScaledObject",
+    ))
+}
+
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    }
+}
+
+fn to_json_patch(v: Value) -> Result<::json_patch::Patch, serde_json::Error> {
+    serde_json::from_value(v)
+}
+
+impl KubeActions {
+    /// Actions through `client`; rollouts are polled every 2 s, and no
+    /// Events are published.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            poll: Duration::from_secs(2),
+            recorder: None,
+        }
+    }
+
+    /// Polls rollout status this often.
+    pub fn with_poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// Publishes a Kubernetes Event on the target after every action;
+    /// `instance` is this pod's name.
+    pub fn with_events(mut self, instance: Option<String>) -> Self {
+        self.recorder = Some(Recorder::new(
+            self.client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.to_string(),
+                instance,
+            },
+        ));
+        self
+    }
+
+    /// Reads a Deployment.
+    pub async fn deployment(&self, ns: &str, name: &str) -> Result<Deployment, RemediationError> {
+        Api::<Deployment>::namespaced(self.client.clone(), ns)
+            .get(name)
+            .await
+            .map_err(|source| RemediationError::GetDeployment {
+                namespace: ns.into(),
+                name: name.into(),
+                source: Box::new(source),
+            })
+    }
+
+    /// The ReplicaSets matching the Deployment's selector (controller
+    /// ownership is checked by the callers, as kubectl does).
+    pub async fn replica_sets(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, RemediationError> {
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
+        let name = d.metadata.name.clone().unwrap_or_default();
+        let selector = d
+            .spec
+            .as_ref()
+            .map(|s| selector_string(&s.selector))
+            .unwrap_or_default();
+        Api::<ReplicaSet>::namespaced(self.client.clone(), &ns)
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map(|l| l.items)
+            .map_err(|source| RemediationError::ListReplicaSets {
+                namespace: ns,
+                name,
+                source: Box::new(source),
+            })
+    }
+
+    /// Revisions, deploy time and readiness, for diagnosis.
+    pub async fn rollout_context(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<RolloutContext, RemediationError> {
+        let d = self.deployment(ns, name).await?;
+        let sets = self.replica_sets(&d).await?;
+        Ok(rollout_context(&d, &sets))
+    }
+
+    /// Reads a ScaledObject's target and ceiling.
+    pub async fn scaled_object(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<ScaledObjectInfo, RemediationError> {
+        let so = self.get_scaled_object(ns, name).await?;
+        let spec = &so.data["spec"];
+        let kind = spec["scaleTargetRef"]["kind"]
+            .as_str()
+            .unwrap_or("Deployment");
+        let invalid = |reason: String| RemediationError::InvalidScaledObject {
+            namespace: ns.into(),
+            name: name.into(),
+            reason,
+        };
+        if kind != "Deployment" {
+            return Err(invalid(format!(
+                "it scales a {kind}; remediation acts on Deployments only"
+            )));
+        }
+        let deployment = spec["scaleTargetRef"]["name"]
+            .as_str()
+            .ok_or_else(|| invalid("spec.scaleTargetRef.name is missing".into()))?
+            .to_string();
+        Ok(ScaledObjectInfo {
+            deployment,
+            max_replicas: max_replicas(spec),
+            queries: spec["triggers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| t["type"] == "external")
+                .filter_map(|t| t["metadata"].as_object())
+                .flatten()
+                .filter(|(k, _)| k.ends_with("Query"))
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect(),
+        })
+    }
+
+    async fn get_scaled_object(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<DynamicObject, RemediationError> {
+        Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &scaled_object_resource())
+            .get(name)
+            .await
+            .map_err(|source| RemediationError::GetScaledObject {
+                namespace: ns.into(),
+                name: name.into(),
+                source: Box::new(source),
+            })
+    }
+
+    /// `kubectl rollout undo [--to-revision N]`; `dry_run` reads and plans
+    /// but sends nothing that changes the cluster. Does not wait for the
+    /// rollout (see [`wait_rollout`](Self::wait_rollout)).
+    pub async fn rollback(
+        &self,
+        ns: &str,
+        name: &str,
+        to_revision: Option<u64>,
+        change_cause: Option<&str>,
+        dry_run: bool,
+    ) -> Result<ActionOutcome, RemediationError> {
+        let d = self.deployment(ns, name).await?;
+        let sets = self.replica_sets(&d).await?;
+        let rs = select_revision(&d, &sets, to_revision).map_err(|source| {
+            RemediationError::Revision {
+                namespace: ns.into(),
+                name: name.into(),
+                source,
+            }
+        })?;
+        let (revision, patch) = match rollback_patch(&d, rs, change_cause) {
+            RollbackPlan::Skip { message } => return Ok(ActionOutcome::Skipped { message }),
+            RollbackPlan::Refuse { message } => return Ok(ActionOutcome::Refused { message }),
+            RollbackPlan::Patch { revision, patch } => (revision, patch),
+        };
+        if dry_run {
+            return Ok(ActionOutcome::DryRun {
+                message: format!("would roll back to revision {revision} with JSON Patch {patch}"),
+            });
+        }
+        let patch_err = |source: kube::Error| RemediationError::PatchDeployment {
+            namespace: ns.into(),
+            name: name.into(),
+            operation: "rollback",
+            source: Box::new(source),
+        };
+        let patch = to_json_patch(patch).map_err(|e| patch_err(kube::Error::SerdeError(e)))?;
+        Api::<Deployment>::namespaced(self.client.clone(), ns)
+            .patch(name, &patch_params(), &Patch::Json::<()>(patch))
+            .await
+            .map_err(patch_err)?;
+        Ok(ActionOutcome::Done {
+            message: format!("rolled back to revision {revision}"),
+        })
+    }
+
+    /// `kubectl rollout restart`: refuses a paused Deployment, else the
+    /// strategic merge patch of the `restartedAt` annotation.
+    pub async fn restart(
+        &self,
+        ns: &str,
+        name: &str,
+        at: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<ActionOutcome, RemediationError> {
+        let d = self.deployment(ns, name).await?;
+        if d.spec.as_ref().and_then(|s| s.paused) == Some(true) {
+            return Ok(ActionOutcome::Refused {
+                message: "can't restart paused deployment (run rollout resume first)".into(),
+            });
+        }
+        let patch = restart_patch(at);
+        if dry_run {
+            return Ok(ActionOutcome::DryRun {
+                message: format!("would restart with strategic merge patch {patch}"),
+            });
+        }
+        Api::<Deployment>::namespaced(self.client.clone(), ns)
+            .patch(name, &patch_params(), &Patch::Strategic(&patch))
+            .await
+            .map_err(|source| RemediationError::PatchDeployment {
+                namespace: ns.into(),
+                name: name.into(),
+                operation: "restart",
+                source: Box::new(source),
+            })?;
+        Ok(ActionOutcome::Done {
+            message: "restarted".into(),
+        })
+    }
+
+    /// Raises a ScaledObject's `maxReplicaCount` to `to`, and the
+    /// `maxReplicaCount` of its external triggers' metadata with it (which
+    /// bounds foresight's own decisions). One JSON Patch whose `test` op
+    /// makes it fail rather than overwrite a concurrent change. Never
+    /// touches replicas: under an HPA they would be overwritten.
+    pub async fn raise_ceiling(
+        &self,
+        ns: &str,
+        name: &str,
+        to: u32,
+        dry_run: bool,
+    ) -> Result<ActionOutcome, RemediationError> {
+        let so = self.get_scaled_object(ns, name).await?;
+        let spec = &so.data["spec"];
+        let current = max_replicas(spec);
+        if current >= to {
+            return Ok(ActionOutcome::Skipped {
+                message: format!("maxReplicaCount is already {current}"),
+            });
+        }
+        let mut ops = match spec.get("maxReplicaCount") {
+            Some(v) => vec![
+                json!({"op": "test", "path": "/spec/maxReplicaCount", "value": v}),
+                json!({"op": "replace", "path": "/spec/maxReplicaCount", "value": to}),
+            ],
+            None => vec![json!({"op": "add", "path": "/spec/maxReplicaCount", "value": to})],
+        };
+        for (i, t) in spec["triggers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if t["type"] == "external" && t["metadata"].get("maxReplicaCount").is_some() {
+                ops.push(json!({"op": "replace",
+                    "path": format!("/spec/triggers/{i}/metadata/maxReplicaCount"),
+                    "value": to.to_string()}));
+            }
+        }
+        let patch = Value::Array(ops);
+        if dry_run {
+            return Ok(ActionOutcome::DryRun {
+                message: format!(
+                    "would raise maxReplicaCount from {current} to {to} with JSON Patch {patch}"
+                ),
+            });
+        }
+        let patch_err = |source: kube::Error| RemediationError::PatchScaledObject {
+            namespace: ns.into(),
+            name: name.into(),
+            source: Box::new(source),
+        };
+        let patch = to_json_patch(patch).map_err(|e| patch_err(kube::Error::SerdeError(e)))?;
+        Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &scaled_object_resource())
+            .patch(name, &patch_params(), &Patch::Json::<()>(patch))
+            .await
+            .map_err(patch_err)?;
+        Ok(ActionOutcome::Done {
+            message: format!("raised maxReplicaCount from {current} to {to}"),
+        })
+    }
+
+    /// Polls the Deployment until `kubectl rollout status` would call it
+    /// done (its message), or failed (`ProgressDeadlineExceeded`). Callers
+    /// bound it with a timeout.
+    pub async fn wait_rollout(&self, ns: &str, name: &str) -> Result<String, RemediationError> {
+        loop {
+            let d = self.deployment(ns, name).await?;
+            match rollout_status(&d) {
+                RolloutStatus::Done(m) => return Ok(m),
+                RolloutStatus::Failed(message) => {
+                    return Err(RemediationError::RolloutFailed {
+                        namespace: ns.into(),
+                        name: name.into(),
+                        message,
+                    });
+                }
+                RolloutStatus::Waiting(m) => {
+                    tracing::debug!(namespace = ns, deployment = name, status = %m, "rollout in progress");
+                    tokio::time::sleep(self.poll).await;
+                }
+            }
+        }
+    }
+
+    /// Runs an action to completion: the change, then for Deployments the
+    /// rollout watch. Bound it with a timeout.
+    pub async fn execute(
+        &self,
+        action: &Action,
+        change_cause: Option<&str>,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<ActionOutcome, RemediationError> {
+        let (outcome, deployment) = match action {
+            Action::Rollback {
+                namespace,
+                deployment,
+                to_revision,
+            } => (
+                self.rollback(namespace, deployment, *to_revision, change_cause, dry_run)
+                    .await?,
+                Some((namespace, deployment)),
+            ),
+            Action::Restart {
+                namespace,
+                deployment,
+            } => (
+                self.restart(namespace, deployment, now, dry_run).await?,
+                Some((namespace, deployment)),
+            ),
+            Action::RaiseCeiling {
+                namespace,
+                scaled_object,
+                to,
+                ..
+            } => (
+                self.raise_ceiling(namespace, scaled_object, *to, dry_run)
+                    .await?,
+                None,
+            ),
+        };
+        match (outcome, deployment) {
+            (ActionOutcome::Done { message }, Some((ns, name))) => {
+                let status = self.wait_rollout(ns, name).await?;
+                Ok(ActionOutcome::Done {
+                    message: format!("{message}; {status}"),
+                })
+            }
+            (outcome, _) => Ok(outcome),
+        }
+    }
+
+    /// Publishes an Event about an action on the object it acted on, if
+    /// Events are on. The reason is distinct per action.
+    pub async fn record_event(
+        &self,
+        action: &Action,
+        outcome: &ActionOutcome,
+    ) -> Result<(), RemediationError> {
+        let Some(recorder) = &self.recorder else {
+            return Ok(());
+        };
+        let reference = match action {
+            Action::Rollback {
+                namespace,
+                deployment,
+                ..
+            }
+            | Action::Restart {
+                namespace,
+                deployment,
+            } => {
+                let mut r = Deployment::default();
+                r.metadata.namespace = Some(namespace.clone());
+                r.metadata.name = Some(deployment.clone());
+                r.object_ref(&())
+            }
+            Action::RaiseCeiling {
+                namespace,
+                scaled_object,
+                ..
+            } => ObjectReference {
+                api_version: Some("keda.sh/v1alpha1".into()),
+                kind: Some("ScaledObject".into()),
+                name: Some(scaled_object.clone()),
+                namespace: Some(namespace.clone()),
+                ..ObjectReference::default()
+            },
+        };
+        let type_ = match outcome {
+            ActionOutcome::Failed { .. } | ActionOutcome::Refused { .. } => EventType::Warning,
+            _ => EventType::Normal,
+        };
+        let reason = action.kind().event_reason();
+        let mut note = outcome.message().to_string();
+        // The API rejects notes over 1 kB.
+        if note.len() > 1000 {
+            let mut cut = 1000;
+            while !note.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            note.truncate(cut);
+        }
+        recorder
+            .publish(
+                &Event {
+                    type_,
+                    reason: reason.into(),
+                    note: Some(note),
+                    action: format!("{:?}", action.kind()),
+                    secondary: None,
+                },
+                &reference,
+            )
+            .await
+            .map_err(|source| RemediationError::PublishEvent {
+                namespace: action.namespace().into(),
+                name: action.object(),
+                reason,
+                source: Box::new(source),
+            })
+    }
+}
+
+fn max_replicas(spec: &Value) -> u32 {
+    spec["maxReplicaCount"]
+        .as_u64()
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(KEDA_DEFAULT_MAX_REPLICAS)
+}

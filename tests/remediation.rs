@@ -1,0 +1,1020 @@
+//! Remediation against a strict mock Kubernetes API server serving real
+//! objects (tests/fixtures/kube): every call's method, path, patch type and
+//! body is asserted, and any unexpected call fails the test. Pages go to a
+//! real HTTP server on a local port.
+
+#[path = "support/kube_mock.rs"]
+mod kube_mock;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::future::BoxFuture;
+use kube_mock::{Call, fixture, pair, serve};
+use serde_json::{Value, json};
+
+use foresight::domain::{MetricKind, ScaledObjectKey, Signal};
+use foresight::remediation::kube::KubeActions;
+use foresight::remediation::{
+    Action, ActionOutcome, AuditLog, AuditRecord, Baseline, BaselineSource, Cause, Engine,
+    EngineOptions, PageFormat, PageReason, Pager, RemediationConfig, RemediationMode, Situation,
+    Target, Verdict, summarize,
+};
+
+const DEPLOY: &str = "/apis/apps/v1/namespaces/shop/deployments/orders";
+const DEPLOY_PATCH: &str =
+    "/apis/apps/v1/namespaces/shop/deployments/orders?&fieldManager=foresight";
+const RS_LIST: &str = "/apis/apps/v1/namespaces/shop/replicasets?&labelSelector=app%3Dorders";
+const SO: &str = "/apis/keda.sh/v1alpha1/namespaces/shop/scaledobjects/orders-consumer";
+const SO_PATCH: &str =
+    "/apis/keda.sh/v1alpha1/namespaces/shop/scaledobjects/orders-consumer?&fieldManager=foresight";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events?";
+const JSON_PATCH: &str = "application/json-patch+json";
+const STRATEGIC: &str = "application/strategic-merge-patch+json";
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn key() -> ScaledObjectKey {
+    ScaledObjectKey::new("shop", "orders-consumer")
+}
+
+fn target() -> Target {
+    Target {
+        namespace: "shop".into(),
+        scaled_object: "orders-consumer".into(),
+        deployment: "orders".into(),
+    }
+}
+
+/// The Deployment after a change has rolled out: the controller observed
+/// the new generation and every replica is updated and available.
+fn rolled_out() -> Value {
+    let mut d = fixture("deployment.json");
+    d["metadata"]["generation"] = json!(5);
+    d["status"]["observedGeneration"] = json!(5);
+    d
+}
+
+fn replica_set(name: &str) -> Value {
+    fixture("replicasets.json")["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rs| rs["metadata"]["name"] == name)
+        .unwrap()
+        .clone()
+}
+
+/// The JSON Patch `kubectl rollout undo` sends to go back to revision 2,
+/// written out from the fixtures (not from foresight's code): revision 2's
+/// template without `pod-template-hash`; its annotations except the
+/// revision/replica bookkeeping, which keep the Deployment's values.
+fn undo_to_revision_2(change_cause: &str) -> Value {
+    let rs = replica_set("orders-6b8d9f7c4");
+    let mut template = rs["spec"]["template"].clone();
+    template["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("pod-template-hash");
+    let deploy = fixture("deployment.json");
+    json!([
+        {"op": "replace", "path": "/spec/template", "value": template},
+        {"op": "replace", "path": "/metadata/annotations", "value": {
+            "deployment.kubernetes.io/revision": "3",
+            "kubectl.kubernetes.io/last-applied-configuration":
+                deploy["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
+            "kubernetes.io/change-cause": change_cause
+        }}
+    ])
+}
+
+/// Calls the engine makes to gather context for a signal on the fixture's
+/// ScaledObject.
+fn gather() -> Vec<Call> {
+    vec![
+        Call::get(SO, fixture("scaledobject.json")),
+        Call::get(DEPLOY, fixture("deployment.json")),
+        Call::get(RS_LIST, fixture("replicasets.json")),
+    ]
+}
+
+/// The queries and deploy time a baseline was asked for.
+type Asked = (BTreeMap<String, String>, DateTime<Utc>);
+
+/// Fixed baselines; remembers what it was asked for.
+struct Fixed(Vec<Baseline>, Mutex<Vec<Asked>>);
+
+impl BaselineSource for Fixed {
+    fn baselines<'a>(
+        &'a self,
+        _: &'a Target,
+        queries: &'a BTreeMap<String, String>,
+        deploy_at: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> BoxFuture<'a, Vec<Baseline>> {
+        self.1.lock().unwrap().push((queries.clone(), deploy_at));
+        Box::pin(async move { self.0.clone() })
+    }
+}
+
+/// p99 0.12 s before the deploy, 0.9 s now.
+fn regressed_source() -> Arc<Fixed> {
+    Arc::new(Fixed(
+        vec![Baseline {
+            metric: "p99 latency (s)".into(),
+            before: 0.12,
+            after: 0.9,
+        }],
+        Mutex::new(Vec::new()),
+    ))
+}
+
+fn regressed() -> Arc<dyn BaselineSource> {
+    regressed_source()
+}
+
+/// A webhook receiver on a local port; it records every body it is sent.
+async fn webhook(status: StatusCode) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&got);
+    let app = axum::Router::new().route(
+        "/services/T000/B000/secret",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let sink = Arc::clone(&sink);
+            async move {
+                sink.lock().unwrap().push(v);
+                status
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/services/T000/B000/secret"), got)
+}
+
+struct Setup {
+    engine: Engine,
+    audit: AuditLog,
+    _dir: tempfile::TempDir,
+    leader: tokio::sync::watch::Sender<bool>,
+}
+
+fn engine(
+    client: Option<kube::Client>,
+    config: RemediationConfig,
+    pager: Option<Pager>,
+    baselines: Option<Arc<dyn BaselineSource>>,
+    enabled: usize,
+    events: bool,
+) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    let (leader, leadership) = tokio::sync::watch::channel(true);
+    let kube = client.map(|c| {
+        let k = KubeActions::new(c).with_poll_interval(Duration::from_millis(10));
+        if events {
+            k.with_events(Some("foresight-0".into()))
+        } else {
+            k
+        }
+    });
+    let engine = Engine::new(
+        EngineOptions {
+            config,
+            audit: audit.clone(),
+            pager,
+            kube,
+            baselines,
+            enabled_targets: Arc::new(move || enabled),
+            recent_decision: None,
+        },
+        leadership,
+    );
+    Setup {
+        engine,
+        audit,
+        _dir: dir,
+        leader,
+    }
+}
+
+fn enforce() -> RemediationConfig {
+    RemediationConfig {
+        mode: RemediationMode::Enforce,
+        ..RemediationConfig::default()
+    }
+}
+
+/// p99 above its objective since 10:03, three minutes after revision 3
+/// (created 10:00 in the fixtures).
+fn latency_breach(now: DateTime<Utc>) -> Signal {
+    Signal::LatencySloBreach {
+        at: now,
+        since: at("2026-11-30T10:03:00Z"),
+        p99: 0.9,
+        target: 0.3,
+    }
+}
+
+#[tokio::test]
+async fn bad_deploy_rolls_back_to_the_previous_revision_and_pages() {
+    let now = at("2026-11-30T10:08:00Z");
+    let id = "20261130T100800Z-shop-orders-1";
+    let cause = format!("foresight: rollback shop/orders to revision 2 (incident {id})");
+    let (client, handle) = pair();
+    let mut calls = gather();
+    calls.extend([
+        Call::get(DEPLOY, fixture("deployment.json")),
+        Call::get(RS_LIST, fixture("replicasets.json")),
+        Call::patch(DEPLOY_PATCH, JSON_PATCH, undo_to_revision_2(&cause), rolled_out()),
+        Call::get(DEPLOY, rolled_out()),
+        Call::post_containing(
+            EVENTS,
+            json!({
+                "reason": "ForesightRollback",
+                "action": "Rollback",
+                "type": "Normal",
+                "reportingController": "foresight",
+                "reportingInstance": "foresight-0",
+                "regarding": {"kind": "Deployment", "apiVersion": "apps/v1", "name": "orders", "namespace": "shop"}
+            }),
+            json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "orders.1"}}),
+        ),
+    ]);
+    let server = serve(handle, calls);
+    let (url, pages) = webhook(StatusCode::OK).await;
+    let pager = Pager::new(url, PageFormat::Generic, Duration::from_secs(5));
+    let baselines = regressed_source();
+    let mut s = engine(
+        Some(client),
+        enforce(),
+        Some(pager),
+        Some(baselines.clone()),
+        4,
+        true,
+    );
+
+    let handled = s
+        .engine
+        .on_signal(key(), latency_breach(now), now)
+        .await
+        .unwrap()
+        .expect("an incident");
+    server.await.expect("the API calls were exactly kubectl's");
+    // Baselines were asked for the ScaledObject's trigger queries, around
+    // the newest revision's creation.
+    let asked = baselines.1.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        asked[0].0["queueDepthQuery"],
+        "sum(rabbitmq_queue_messages{queue=\"orders\"})"
+    );
+    assert_eq!(
+        asked[0].0["p99LatencyQuery"],
+        "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{service=\"orders\"}[1m])))"
+    );
+    assert_eq!(asked[0].1, at("2026-11-30T10:00:00Z"));
+
+    let incident = &handled.incident;
+    assert_eq!(incident.id, id);
+    assert_eq!(incident.target, target());
+    assert_eq!(incident.diagnosis.cause, Cause::BadDeploy);
+    assert!(incident.diagnosis.confidence >= 0.85);
+    assert_eq!(
+        incident.verdict,
+        Verdict::Execute {
+            action: Action::Rollback {
+                namespace: "shop".into(),
+                deployment: "orders".into(),
+                to_revision: Some(2)
+            }
+        }
+    );
+    assert!(
+        matches!(&handled.outcome, Some(ActionOutcome::Done { message }) if message.contains("rolled back to revision 2") && message.contains("successfully rolled out")),
+        "{:?}",
+        handled.outcome
+    );
+    // The evidence names the signal, the revision and the baseline.
+    let evidence: Vec<&str> = incident
+        .diagnosis
+        .evidence
+        .iter()
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert!(
+        evidence.iter().any(|e| e.starts_with("LatencySloBreach")),
+        "{evidence:?}"
+    );
+    assert!(
+        evidence
+            .iter()
+            .any(|e| e.contains("revision 3 created 8 min before")),
+        "{evidence:?}"
+    );
+    assert!(
+        evidence
+            .iter()
+            .any(|e| e.contains("0.12 before the deploy, 0.9 now")),
+        "{evidence:?}"
+    );
+
+    // Audit: opened, started, finished, paged, in that order.
+    let records = s.audit.read().unwrap();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| match r {
+            AuditRecord::Opened { .. } => "opened",
+            AuditRecord::ActionStarted { .. } => "started",
+            AuditRecord::ActionFinished { .. } => "finished",
+            AuditRecord::Paged { .. } => "paged",
+        })
+        .collect();
+    assert_eq!(kinds, ["opened", "started", "finished", "paged"]);
+    assert_eq!(summarize(&records)[0].status(), "done");
+
+    // The page went out after the action, with its result.
+    let pages = pages.lock().unwrap();
+    assert_eq!(pages.len(), 1);
+    let text = pages[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("Action taken: rollback shop/orders to revision 2"),
+        "{text}"
+    );
+    assert!(text.contains("Result: rolled back to revision 2"), "{text}");
+    assert_eq!(pages[0]["incident"]["id"], id);
+    assert_eq!(pages[0]["outcome"]["result"], "done");
+}
+
+#[tokio::test]
+async fn dry_run_makes_no_mutating_call() {
+    let now = at("2026-11-30T10:08:00Z");
+    let (client, handle) = pair();
+    let mut calls = gather();
+    // Dry run reads what it needs to plan the patch, and stops there.
+    calls.extend([
+        Call::get(DEPLOY, fixture("deployment.json")),
+        Call::get(RS_LIST, fixture("replicasets.json")),
+    ]);
+    let server = serve(handle, calls);
+    let mut s = engine(
+        Some(client),
+        RemediationConfig::default(),
+        None,
+        Some(regressed()),
+        4,
+        true,
+    );
+    let handled = s
+        .engine
+        .on_signal(key(), latency_breach(now), now)
+        .await
+        .unwrap()
+        .unwrap();
+    let bodies = server.await.expect("only reads");
+    assert!(bodies.iter().all(Value::is_null));
+    assert!(matches!(handled.incident.verdict, Verdict::DryRun { .. }));
+    let Some(ActionOutcome::DryRun { message }) = &handled.outcome else {
+        panic!("{:?}", handled.outcome);
+    };
+    assert!(
+        message.contains("would roll back to revision 2"),
+        "{message}"
+    );
+    let s2 = summarize(&s.audit.read().unwrap());
+    assert_eq!(s2[0].status(), "dryRun");
+}
+
+#[tokio::test]
+async fn low_confidence_only_pages() {
+    // The same breach after the same deploy, but with no baseline to show a
+    // regression: 0.65 < 0.85, so a human decides.
+    let now = at("2026-11-30T10:08:00Z");
+    let (client, handle) = pair();
+    let server = serve(handle, gather());
+    let (url, pages) = webhook(StatusCode::OK).await;
+    let pager = Pager::new(url, PageFormat::Slack, Duration::from_secs(5));
+    let mut s = engine(Some(client), enforce(), Some(pager), None, 4, true);
+    let handled = s
+        .engine
+        .on_signal(key(), latency_breach(now), now)
+        .await
+        .unwrap()
+        .unwrap();
+    server.await.expect("reads only");
+    assert_eq!(handled.incident.diagnosis.cause, Cause::BadDeploy);
+    assert!(matches!(
+        handled.incident.verdict,
+        Verdict::PageOnly {
+            reason: PageReason::LowConfidence { .. }
+        }
+    ));
+    assert_eq!(handled.outcome, None);
+    let pages = pages.lock().unwrap();
+    assert_eq!(pages.len(), 1);
+    // Slack-compatible: a single text field.
+    assert_eq!(pages[0].as_object().unwrap().len(), 1);
+    assert!(
+        pages[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("below the threshold 0.85")
+    );
+    assert_eq!(summarize(&s.audit.read().unwrap())[0].status(), "paged");
+}
+
+#[tokio::test]
+async fn at_ceiling_raises_max_replicas_within_the_hard_cap() {
+    // Two hours after the last deploy: not a deploy problem.
+    let now = at("2026-11-30T12:00:00Z");
+    let (client, handle) = pair();
+    let mut calls = gather();
+    calls.extend([
+        Call::get(SO, fixture("scaledobject.json")),
+        Call::patch(
+            SO_PATCH,
+            JSON_PATCH,
+            json!([
+                {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
+                {"op": "replace", "path": "/spec/maxReplicaCount", "value": 25},
+                {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "25"}
+            ]),
+            fixture("scaledobject.json"),
+        ),
+    ]);
+    let server = serve(handle, calls);
+    let config = RemediationConfig {
+        hard_cap: 25,
+        max_ceiling_step: 10,
+        ..enforce()
+    };
+    let mut s = engine(Some(client), config, None, None, 4, false);
+    let signal = Signal::AtCeiling {
+        at: now,
+        max_replicas: 20,
+        demand_replicas: 45,
+    };
+    let handled = s
+        .engine
+        .on_signal(key(), signal, now)
+        .await
+        .unwrap()
+        .unwrap();
+    server.await.expect("one JSON Patch of maxReplicaCount");
+    assert_eq!(handled.incident.diagnosis.cause, Cause::CapacityCeiling);
+    assert_eq!(
+        handled.outcome,
+        Some(ActionOutcome::Done {
+            message: "raised maxReplicaCount from 20 to 25".into()
+        })
+    );
+}
+
+/// A crash loop without a recent deploy calls for a restart; with the
+/// threshold lowered to let it through, the same restart four times in an
+/// hour escalates on the fourth instead of acting.
+#[tokio::test]
+async fn the_fourth_identical_action_in_an_hour_escalates() {
+    let (client, handle) = pair();
+    let t0 = at("2026-11-30T12:00:00Z");
+    let mut calls = Vec::new();
+    for i in 0..3 {
+        let when = t0 + TimeDelta::minutes(10 * i);
+        calls.extend([
+            Call::get(DEPLOY, fixture("deployment.json")),
+            Call::patch(
+                DEPLOY_PATCH,
+                STRATEGIC,
+                json!({"spec": {"template": {"metadata": {"annotations": {
+                    "kubectl.kubernetes.io/restartedAt": when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                }}}}}),
+                rolled_out(),
+            ),
+            Call::get(DEPLOY, rolled_out()),
+        ]);
+    }
+    let server = serve(handle, calls);
+    let config = RemediationConfig {
+        confidence_threshold: 0.5,
+        ..enforce()
+    };
+    let mut s = engine(Some(client), config, None, None, 1, false);
+    let situation = Situation {
+        target: target(),
+        signal: None,
+        rollout: Some(foresight::remediation::RolloutContext {
+            revision: Some(3),
+            revision_created_at: Some(at("2026-11-30T10:00:00Z")),
+            previous_revision: Some(2),
+            progress_deadline_exceeded: true,
+            newest_ready: Some((0, 3)),
+            paused: false,
+        }),
+        baselines: vec![],
+        ceiling: None,
+        context: vec![],
+        alert: None,
+    };
+    let mut verdicts = Vec::new();
+    for i in 0..4 {
+        let h = s
+            .engine
+            .on_situation(situation.clone(), t0 + TimeDelta::minutes(10 * i))
+            .await
+            .unwrap();
+        verdicts.push(h.incident.verdict);
+    }
+    server.await.expect("three restarts, no fourth");
+    let restart = Action::Restart {
+        namespace: "shop".into(),
+        deployment: "orders".into(),
+    };
+    assert!(verdicts[..3].iter().all(|v| *v
+        == Verdict::Execute {
+            action: restart.clone()
+        }));
+    assert_eq!(
+        verdicts[3],
+        Verdict::Escalate {
+            action: restart,
+            attempts: 3
+        }
+    );
+}
+
+#[tokio::test]
+async fn blast_radius_caps_the_targets_touched_in_ten_minutes() {
+    let now = at("2026-11-30T12:00:00Z");
+    let (client, handle) = pair();
+    let server = serve(
+        handle,
+        vec![
+            Call::get(SO, fixture("scaledobject.json")),
+            Call::patch(
+                SO_PATCH,
+                JSON_PATCH,
+                json!([
+                    {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
+                    {"op": "replace", "path": "/spec/maxReplicaCount", "value": 30},
+                    {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "30"}
+                ]),
+                fixture("scaledobject.json"),
+            ),
+        ],
+    );
+    // 4 enabled targets: 25% is one target per 10 minutes.
+    let mut s = engine(Some(client), enforce(), None, None, 4, false);
+    let ceiling = |so: &str| Situation {
+        target: Target {
+            namespace: "shop".into(),
+            scaled_object: so.into(),
+            deployment: so.into(),
+        },
+        signal: Some(Signal::AtCeiling {
+            at: now,
+            max_replicas: 20,
+            demand_replicas: 40,
+        }),
+        rollout: None,
+        baselines: vec![],
+        ceiling: Some(20),
+        context: vec![],
+        alert: None,
+    };
+    let first = s
+        .engine
+        .on_situation(ceiling("orders-consumer"), now)
+        .await
+        .unwrap();
+    assert!(matches!(first.incident.verdict, Verdict::Execute { .. }));
+    let second = s
+        .engine
+        .on_situation(ceiling("payments-consumer"), now + TimeDelta::minutes(5))
+        .await
+        .unwrap();
+    server.await.expect("only the first target is touched");
+    assert_eq!(
+        second.incident.verdict,
+        Verdict::PageOnly {
+            reason: PageReason::BlastRadius {
+                touched: 1,
+                limit: 1,
+                enabled: 4
+            }
+        }
+    );
+}
+
+#[tokio::test]
+async fn losing_the_lease_stops_actions() {
+    let now = at("2026-11-30T10:08:00Z");
+    let (client, handle) = pair();
+    let mut calls = gather();
+    calls.extend([
+        Call::get(DEPLOY, fixture("deployment.json")),
+        Call::get(RS_LIST, fixture("replicasets.json")),
+    ]);
+    let server = serve(handle, calls);
+    let mut s = engine(
+        Some(client),
+        RemediationConfig::default(),
+        None,
+        Some(regressed()),
+        4,
+        false,
+    );
+    assert!(
+        s.engine
+            .on_signal(key(), latency_breach(now), now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.leader.send(false).unwrap();
+    let later = now + TimeDelta::minutes(1);
+    let signal = Signal::NotKeepingUp {
+        at: later,
+        kind: MetricKind::QueueDepth,
+        scaled_up_at: now,
+        from_replicas: 3,
+        to_replicas: 6,
+        value_then: 900.0,
+        value_now: 1400.0,
+    };
+    assert_eq!(
+        s.engine.on_signal(key(), signal, later).await.unwrap(),
+        None
+    );
+    server.await.expect("no call once the lease is lost");
+    assert_eq!(summarize(&s.audit.read().unwrap()).len(), 1);
+}
+
+#[tokio::test]
+async fn repeated_signals_open_one_incident() {
+    let now = at("2026-11-30T12:00:00Z");
+    let mut s = engine(None, RemediationConfig::default(), None, None, 4, false);
+    let signal = |t| Signal::AtCeiling {
+        at: t,
+        max_replicas: 20,
+        demand_replicas: 30,
+    };
+    assert!(
+        s.engine
+            .on_signal(key(), signal(now), now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let t = now + TimeDelta::seconds(15);
+    assert!(
+        s.engine
+            .on_signal(key(), signal(t), t)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let t = now + TimeDelta::minutes(10);
+    assert!(
+        s.engine
+            .on_signal(key(), signal(t), t)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn rollback_to_the_current_template_is_skipped() {
+    // Revision 3 spells its quantities differently (0.25 CPU, 262144Ki)
+    // from the Deployment (250m, 256Mi): equal by value, so skipped.
+    let (client, handle) = pair();
+    let server = serve(
+        handle,
+        vec![
+            Call::get(DEPLOY, fixture("deployment.json")),
+            Call::get(RS_LIST, fixture("replicasets.json")),
+        ],
+    );
+    let outcome = KubeActions::new(client)
+        .rollback("shop", "orders", Some(3), None, false)
+        .await
+        .unwrap();
+    server.await.expect("no patch");
+    assert_eq!(
+        outcome,
+        ActionOutcome::Skipped {
+            message: "skipped rollback (current template already matches revision 3)".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_paused_deployment_is_refused() {
+    let mut paused = fixture("deployment.json");
+    paused["spec"]["paused"] = json!(true);
+    let (client, handle) = pair();
+    let server = serve(
+        handle,
+        vec![
+            Call::get(DEPLOY, paused.clone()),
+            Call::get(RS_LIST, fixture("replicasets.json")),
+            Call::get(DEPLOY, paused),
+        ],
+    );
+    let kube = KubeActions::new(client);
+    let rollback = kube
+        .rollback("shop", "orders", None, None, false)
+        .await
+        .unwrap();
+    let restart = kube
+        .restart("shop", "orders", Utc::now(), false)
+        .await
+        .unwrap();
+    server.await.expect("no patch");
+    assert!(matches!(rollback, ActionOutcome::Refused { message } if message.contains("paused")));
+    assert!(matches!(restart, ActionOutcome::Refused { message } if message.contains("paused")));
+}
+
+#[tokio::test]
+async fn the_operator_rollback_sends_kubectls_patch_and_waits_for_the_rollout() {
+    // `foresight rollback shop/orders`: the same patch as `kubectl rollout
+    // undo`, whose change-cause comes from the restored ReplicaSet.
+    let (client, handle) = pair();
+    let mut waiting = fixture("deployment.json");
+    waiting["metadata"]["generation"] = json!(5);
+    waiting["status"]["observedGeneration"] = json!(5);
+    waiting["status"]["updatedReplicas"] = json!(1);
+    waiting["status"]["replicas"] = json!(4);
+    let server = serve(
+        handle,
+        vec![
+            Call::get(DEPLOY, fixture("deployment.json")),
+            Call::get(RS_LIST, fixture("replicasets.json")),
+            Call::patch(
+                DEPLOY_PATCH,
+                JSON_PATCH,
+                undo_to_revision_2("deploy orders:1.2.0"),
+                waiting.clone(),
+            ),
+            Call::get(DEPLOY, waiting),
+            Call::get(DEPLOY, rolled_out()),
+        ],
+    );
+    let kube = KubeActions::new(client).with_poll_interval(Duration::from_millis(10));
+    let outcome = kube
+        .rollback("shop", "orders", None, None, false)
+        .await
+        .unwrap();
+    let status = kube.wait_rollout("shop", "orders").await.unwrap();
+    server.await.expect("kubectl's calls");
+    assert_eq!(
+        outcome,
+        ActionOutcome::Done {
+            message: "rolled back to revision 2".into()
+        }
+    );
+    assert_eq!(status, "deployment \"orders\" successfully rolled out");
+}
+
+#[tokio::test]
+async fn to_revision_that_is_not_kept_is_an_error() {
+    let (client, handle) = pair();
+    // Revision 9 exists only on a ReplicaSet another Deployment controls.
+    let server = serve(
+        handle,
+        vec![
+            Call::get(DEPLOY, fixture("deployment.json")),
+            Call::get(RS_LIST, fixture("replicasets.json")),
+        ],
+    );
+    let e = KubeActions::new(client)
+        .rollback("shop", "orders", Some(9), None, false)
+        .await
+        .unwrap_err();
+    server.await.unwrap();
+    assert_eq!(
+        e.to_string(),
+        "cannot roll back Deployment shop/orders: unable to find specified revision 9 in history"
+    );
+}
+
+#[tokio::test]
+async fn a_progress_deadline_fails_the_rollout_watch() {
+    let mut stuck = rolled_out();
+    stuck["status"]["conditions"][1]["reason"] = json!("ProgressDeadlineExceeded");
+    stuck["status"]["conditions"][1]["status"] = json!("False");
+    let (client, handle) = pair();
+    let server = serve(handle, vec![Call::get(DEPLOY, stuck)]);
+    let e = KubeActions::new(client)
+        .wait_rollout("shop", "orders")
+        .await
+        .unwrap_err();
+    server.await.unwrap();
+    assert!(
+        e.to_string().contains("exceeded its progress deadline"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_page_is_recorded_and_does_not_stop_the_engine() {
+    let (url, pages) = webhook(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let pager = Pager::new(url, PageFormat::Slack, Duration::from_secs(5));
+    assert!(pager.describe().starts_with("http://127.0.0.1"));
+    assert!(
+        !pager.describe().contains("secret"),
+        "the webhook's secret path is never shown"
+    );
+    let mut s = engine(
+        None,
+        RemediationConfig::default(),
+        Some(pager),
+        None,
+        4,
+        false,
+    );
+    let now = at("2026-11-30T12:00:00Z");
+    let h = s
+        .engine
+        .on_signal(
+            key(),
+            Signal::AtCeiling {
+                at: now,
+                max_replicas: 20,
+                demand_replicas: 30,
+            },
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pages.lock().unwrap().len(), 1);
+    let summary = &summarize(&s.audit.read().unwrap())[0];
+    assert_eq!(summary.incident.id, h.incident.id);
+    let error = summary.pages[0].1.as_deref().unwrap();
+    assert!(
+        error.contains("HTTP 500") && !error.contains("secret"),
+        "{error}"
+    );
+}
+
+/// Against a real cluster (e.g. kind): `kubectl create deployment web
+/// --image=nginx:1.27 && kubectl set image deployment/web nginx=nginx:1.28`,
+/// then `cargo test --profile ci --test remediation -- --ignored`.
+#[tokio::test]
+#[ignore = "needs cluster"]
+async fn cluster_rollback_dry_run_then_undo() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = kube::Client::try_default().await.unwrap();
+    let ns = std::env::var("FORESIGHT_E2E_NAMESPACE").unwrap_or_else(|_| "default".into());
+    let kube = KubeActions::new(client);
+    let dry = kube.rollback(&ns, "web", None, None, true).await.unwrap();
+    assert!(matches!(dry, ActionOutcome::DryRun { .. }), "{dry:?}");
+    let done = kube.rollback(&ns, "web", None, None, false).await.unwrap();
+    assert!(matches!(done, ActionOutcome::Done { .. }), "{done:?}");
+    tokio::time::timeout(Duration::from_secs(180), kube.wait_rollout(&ns, "web"))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_mock_api_server_fails_on_an_unexpected_call() {
+    // Strictness of the mock itself: a call nobody expected fails the
+    // scenario, as does a call with another path than the expected one.
+    let (client, handle) = pair();
+    let server = serve(handle, vec![]);
+    let _ = KubeActions::new(client).deployment("shop", "orders").await;
+    assert!(
+        server.await.is_err(),
+        "an unexpected GET must fail the test"
+    );
+
+    let (client, handle) = pair();
+    let server = serve(handle, vec![Call::get(DEPLOY, fixture("deployment.json"))]);
+    let _ = KubeActions::new(client)
+        .deployment("shop", "payments")
+        .await;
+    assert!(
+        server.await.is_err(),
+        "a GET of another object must fail the test"
+    );
+}
+
+fn alert(fingerprint: &str, status: &str) -> Value {
+    json!({
+        "status": status,
+        "labels": {"alertname": "HighErrorRate", "namespace": "shop", "deployment": "orders", "severity": "page"},
+        "annotations": {"summary": "5% of requests fail"},
+        "startsAt": "2026-11-30T10:04:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus/graph",
+        "fingerprint": fingerprint,
+        "someFutureField": true
+    })
+}
+
+#[tokio::test]
+async fn alertmanager_webhooks_need_the_token_and_are_deduplicated() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+    let app = foresight::remediation::alerts_router("s3cret".into(), tx);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let payload = json!({
+        "version": "4", "groupKey": "{}:{alertname=\"HighErrorRate\"}", "truncatedAlerts": 0,
+        "status": "firing", "receiver": "foresight", "groupLabels": {}, "commonLabels": {},
+        "commonAnnotations": {}, "externalURL": "http://alertmanager",
+        "alerts": [alert("a1b2", "firing"), alert("c3d4", "resolved")]
+    });
+    let post = |token: Option<&str>, body: Value| {
+        let mut r = http.post(&url).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(post(None, payload.clone()).await.unwrap().status(), 401);
+    assert_eq!(
+        post(Some("wrong"), payload.clone()).await.unwrap().status(),
+        401
+    );
+    let r = post(Some("s3cret"), payload.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"accepted": 1, "duplicates": 0, "resolved": 1})
+    );
+    // Alertmanager resends on every repeat_interval: same fingerprint and
+    // startsAt, so it is not a new incident.
+    let r = post(Some("s3cret"), payload.clone()).await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"accepted": 0, "duplicates": 1, "resolved": 1})
+    );
+    let mut old = payload.clone();
+    old["version"] = json!("3");
+    assert_eq!(post(Some("s3cret"), old).await.unwrap().status(), 400);
+    let got = rx.recv().await.unwrap();
+    assert_eq!(got.fingerprint, "a1b2");
+    assert_eq!(got.labels["alertname"], "HighErrorRate");
+    assert!(
+        rx.try_recv().is_err(),
+        "exactly one alert reaches the engine"
+    );
+}
+
+#[tokio::test]
+async fn an_alert_after_a_deploy_is_diagnosed_as_a_bad_deploy() {
+    let now = at("2026-11-30T10:08:00Z");
+    let (client, handle) = pair();
+    // The alert names the Deployment: no ScaledObject to resolve.
+    let server = serve(
+        handle,
+        vec![
+            Call::get(DEPLOY, fixture("deployment.json")),
+            Call::get(RS_LIST, fixture("replicasets.json")),
+            Call::get(DEPLOY, fixture("deployment.json")),
+            Call::get(RS_LIST, fixture("replicasets.json")),
+        ],
+    );
+    let mut s = engine(
+        Some(client),
+        RemediationConfig::default(),
+        None,
+        Some(regressed()),
+        4,
+        false,
+    );
+    let a: foresight::remediation::AlertmanagerAlert =
+        serde_json::from_value(alert("a1b2", "firing")).unwrap();
+    let h = s.engine.on_alert(a.clone(), now).await.unwrap().unwrap();
+    // The same alert again within the window opens nothing.
+    assert_eq!(s.engine.on_alert(a, now).await.unwrap(), None);
+    server.await.expect("reads only (dry run)");
+    assert_eq!(h.incident.diagnosis.cause, Cause::BadDeploy);
+    assert!(h.incident.diagnosis.confidence >= 0.85);
+    assert!(matches!(
+        &h.incident.verdict,
+        Verdict::DryRun {
+            action: Action::Rollback {
+                to_revision: Some(2),
+                ..
+            }
+        }
+    ));
+    assert!(
+        h.incident
+            .diagnosis
+            .evidence
+            .iter()
+            .any(|e| e.source == "alert" && e.detail.starts_with("HighErrorRate firing since"))
+    );
+}

@@ -1,0 +1,198 @@
+//! The operator commands through the real binary: `foresight incidents`
+//! over an audit log, and the argument and credential errors of
+//! `rollback`, `restart` and `serve --remediation enforce`.
+
+use std::process::{Command, Output};
+
+use chrono::DateTime;
+use foresight::remediation::{
+    Action, ActionOutcome, AuditLog, AuditRecord, Cause, Diagnosis, Evidence, Incident, Target,
+    Verdict,
+};
+
+fn foresight(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args(args)
+        // No credentials from the machine running the tests.
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env_remove("FORESIGHT_AUDIT_LOG")
+        .env_remove("FORESIGHT_REMEDIATION")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn rollback() -> Action {
+    Action::Rollback {
+        namespace: "shop".into(),
+        deployment: "orders".into(),
+        to_revision: Some(2),
+    }
+}
+
+fn incident(id: &str, verdict: Verdict) -> Incident {
+    Incident {
+        id: id.into(),
+        opened_at: DateTime::parse_from_rfc3339("2026-11-30T10:08:00Z")
+            .unwrap()
+            .to_utc(),
+        target: Target {
+            namespace: "shop".into(),
+            scaled_object: "orders-consumer".into(),
+            deployment: "orders".into(),
+        },
+        signal: None,
+        diagnosis: Diagnosis {
+            cause: Cause::BadDeploy,
+            confidence: 0.95,
+            evidence: vec![Evidence {
+                at: None,
+                source: "rollout".into(),
+                detail: "revision 3 created 8 min before".into(),
+            }],
+            action: Some(rollback()),
+        },
+        verdict,
+    }
+}
+
+#[test]
+fn incidents_lists_and_shows_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::new(&path);
+    let at = DateTime::parse_from_rfc3339("2026-11-30T10:08:00Z")
+        .unwrap()
+        .to_utc();
+    let records = [
+        AuditRecord::Opened {
+            at,
+            incident: Box::new(incident("i-1", Verdict::Execute { action: rollback() })),
+        },
+        AuditRecord::ActionStarted {
+            at,
+            incident_id: "i-1".into(),
+            action: rollback(),
+        },
+        AuditRecord::ActionFinished {
+            at,
+            incident_id: "i-1".into(),
+            action: rollback(),
+            outcome: ActionOutcome::Done {
+                message: "rolled back to revision 2".into(),
+            },
+        },
+        AuditRecord::Opened {
+            at,
+            incident: Box::new(incident("i-2", Verdict::Execute { action: rollback() })),
+        },
+        // foresight stopped here, mid-action.
+        AuditRecord::ActionStarted {
+            at,
+            incident_id: "i-2".into(),
+            action: rollback(),
+        },
+    ];
+    for r in &records {
+        log.append(r).unwrap();
+    }
+    let p = path.to_str().unwrap();
+
+    let out = foresight(&["incidents", "--audit-log", p]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("i-1  shop/orders  BadDeploy (0.95)  done"),
+        "{stdout}"
+    );
+    assert!(lines[1].contains("interrupted"), "{stdout}");
+
+    let out = foresight(&["incidents", "show", "i-2", "--audit-log", p]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("never finished (foresight stopped mid-action)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[rollout]  revision 3 created 8 min before"),
+        "{stdout}"
+    );
+
+    let out = foresight(&["incidents", "list", "--json", "--audit-log", p]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["incident"]["id"], "i-1");
+    assert_eq!(json[0]["actions"][0]["finished"][1]["result"], "done");
+
+    let out = foresight(&["incidents", "show", "nope", "--audit-log", p]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("no incident \"nope\""));
+
+    // An empty or missing log is not an error.
+    let missing = dir.path().join("none.jsonl");
+    let out = foresight(&["incidents", "--audit-log", missing.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(text(&out).0.starts_with("no incidents in"));
+}
+
+#[test]
+fn rollback_and_restart_need_a_target_and_credentials() {
+    for cmd in ["rollback", "restart"] {
+        let out = foresight(&[cmd, "orders"]);
+        assert!(!out.status.success());
+        assert!(
+            text(&out).1.contains("expected NAMESPACE/DEPLOYMENT"),
+            "{}",
+            text(&out).1
+        );
+        let out = foresight(&[cmd, "shop/orders", "--dry-run"]);
+        assert!(!out.status.success());
+        assert!(
+            text(&out).1.contains("cannot reach Kubernetes"),
+            "{}",
+            text(&out).1
+        );
+    }
+}
+
+#[test]
+fn enforcing_needs_an_audit_log_and_the_flags_are_documented() {
+    let out = foresight(&[
+        "serve",
+        "--remediation",
+        "enforce",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .1
+            .contains("--remediation enforce needs an audit log"),
+        "{}",
+        text(&out).1
+    );
+    let help = text(&foresight(&["serve", "--help"])).0;
+    for env in [
+        "FORESIGHT_REMEDIATION=",
+        "FORESIGHT_REMEDIATION_NAMESPACES=",
+        "FORESIGHT_AUDIT_LOG=",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {env}")),
+            "{env} missing from --help"
+        );
+    }
+}
