@@ -93,10 +93,16 @@ rendered rules against its EXPECTED_RULES).
   resources: ["deployments"]
   verbs: ["patch"]
 {{- end }}
-# Read ScaledObjects, and patch them from remediation.
+# Read ScaledObjects (the ceiling a diagnosis compares against).
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
-  verbs: ["get", "patch"]
+  verbs: ["get"]
+{{- if .Values.remediation.enabled }}
+# RaiseCeiling patches the ScaledObject's maxReplicaCount.
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["patch"]
+{{- end }}
 # Record decisions and signals as Events on the ScaledObject.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
