@@ -1,13 +1,12 @@
 //! `foresight eval`: forecast accuracy on held-out data, measured as in the
 //! M4 competition (sMAPE, MASE, OWA against Naive2) plus interval coverage.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -124,17 +123,7 @@ fn load(args: &EvalArgs) -> anyhow::Result<Vec<(String, Series)>> {
 /// Evaluates every series in parallel (they are independent), in input
 /// order. A failing series prints an error line at once and the rest go on.
 fn evaluate_all(series: &[(String, Series)], spec: &EvalSpec) -> Vec<Result<SeriesEval, String>> {
-    let progress = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(series.len() as u64);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} series, {elapsed} elapsed, ~{eta} left",
-        ) {
-            bar.set_style(style);
-        }
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let progress = super::series_progress(series.len());
     let results = series
         .par_iter()
         .map(|(id, s)| {

@@ -2,13 +2,12 @@
 //! interval), and `foresight forecast inspect`: one series' model, accuracy
 //! and chart.
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::TimeDelta;
-use indicatif::{ProgressBar, ProgressStyle};
 use polars::prelude::{Column, DataFrame, DataType, ParquetReader, ParquetWriter, SerReader};
 use rayon::prelude::*;
 
@@ -228,17 +227,7 @@ fn fit_all(
     horizon: Horizon,
     model: &ForecastModelArgs,
 ) -> Vec<Result<Trained, String>> {
-    let progress = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(ids.len() as u64);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} series, {elapsed} elapsed, ~{eta} left",
-        ) {
-            bar.set_style(style);
-        }
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let progress = super::series_progress(ids.len());
     let results = ids
         .par_iter()
         .map(|id| {

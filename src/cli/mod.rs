@@ -46,3 +46,18 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// A per-series progress bar on a terminal, hidden otherwise (logs and CI
+/// output stay clean). Shared by the commands that fit many series.
+pub(crate) fn series_progress(len: usize) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} series, {elapsed} elapsed, ~{eta} left",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
