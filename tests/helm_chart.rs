@@ -70,8 +70,6 @@ const PENDING_DASHBOARD_METRICS: &[&str] = &[
     // Per-signal forecast and observation gauges ("forecast against actual").
     "foresight_signal_observed",
     "foresight_signal_forecast_upper",
-    // The remediation engine.
-    "foresight_remediation_incidents_total",
 ];
 
 /// Secrets `foresight serve` reads from the environment only (never from a
@@ -886,6 +884,7 @@ fn default_values_render_a_secure_minimal_install() {
     assert_eq!(r.env_value("FORESIGHT_REMEDIATION"), "dry-run");
     assert!(r.env("FORESIGHT_REMEDIATION_NAMESPACES").is_none());
     assert!(r.env("FORESIGHT_ALERTS_TOKEN").is_none());
+    assert_eq!(r.env_value("FORESIGHT_PAGE_FORMAT"), "slack");
 
     // A PDB that keeps one of the two replicas through drains.
     assert_eq!(r.pdbs.len(), 1);
@@ -964,6 +963,7 @@ fn every_optional_part_renders_and_wires_up() {
         ("foresight-webhook", "url")
     );
     assert_eq!(r.env_value("FORESIGHT_REMEDIATION"), "enforce");
+    assert_eq!(r.env_value("FORESIGHT_PAGE_FORMAT"), "generic");
     assert_eq!(
         r.env_value("FORESIGHT_REMEDIATION_NAMESPACES"),
         "shop,payments"
@@ -1244,6 +1244,11 @@ fn wrong_value_types_fail_through_the_schema() {
             "config.retrainInterval=1.5h",
             "/config/retrainInterval",
             "pattern",
+        ),
+        (
+            "remediation.pageFormat=teams",
+            "/remediation/pageFormat",
+            "must be one of",
         ),
     ] {
         let out = run_helm(&["template", RELEASE, CHART, "--set", set]);

@@ -193,6 +193,7 @@ fn engine(
             baselines,
             enabled_targets: Arc::new(move || enabled),
             recent_decision: None,
+            incidents: None,
         },
         leadership,
     );
@@ -647,12 +648,69 @@ async fn losing_the_lease_stops_actions() {
         value_then: 900.0,
         value_now: 1400.0,
     };
-    assert_eq!(
-        s.engine.on_signal(key(), signal, later).await.unwrap(),
-        None
-    );
+    let h = s
+        .engine
+        .on_signal(key(), signal, later)
+        .await
+        .unwrap()
+        .expect("recorded, not acted on");
     server.await.expect("no call once the lease is lost");
-    assert_eq!(summarize(&s.audit.read().unwrap()).len(), 1);
+    assert_eq!(
+        h.incident.verdict,
+        Verdict::PageOnly {
+            reason: PageReason::NotLeader
+        }
+    );
+    assert_eq!(h.outcome, None);
+    assert_eq!(h.outcome_label(), "not_leader");
+    let incidents = summarize(&s.audit.read().unwrap());
+    assert_eq!(incidents.len(), 2);
+    assert_eq!(incidents[1].status(), "notLeader");
+    assert!(incidents[1].actions.is_empty() && incidents[1].pages.is_empty());
+}
+
+/// Leadership is read again after the evidence is gathered: a leader that
+/// loses the Lease during those reads does not act.
+#[tokio::test]
+async fn losing_the_lease_while_gathering_stops_the_action() {
+    let now = at("2026-11-30T12:00:00Z");
+    let (client, handle) = pair();
+    let s = engine(Some(client), enforce(), None, None, 4, false);
+    let leader = Arc::new(s.leader);
+    let lose = Arc::clone(&leader);
+    let mut calls = gather();
+    // The last read is answered after the Lease went to another replica.
+    calls[2] = Call::get(RS_LIST, Value::Null).respond_with(move || {
+        lose.send_replace(false);
+        fixture("replicasets.json")
+    });
+    let server = serve(handle, calls);
+    let mut engine = s.engine;
+    let h = engine
+        .on_signal(
+            key(),
+            Signal::AtCeiling {
+                at: now,
+                max_replicas: 20,
+                demand_replicas: 45,
+            },
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    server.await.expect("the reads, and no patch");
+    assert!(!*leader.borrow());
+    // Diagnosed with the evidence read while leading, then not acted on.
+    assert_eq!(h.incident.diagnosis.cause, Cause::CapacityCeiling);
+    assert_eq!(
+        h.incident.verdict,
+        Verdict::PageOnly {
+            reason: PageReason::NotLeader
+        }
+    );
+    assert_eq!(h.outcome, None);
+    assert_eq!(summarize(&s.audit.read().unwrap())[0].status(), "notLeader");
 }
 
 #[tokio::test]

@@ -189,10 +189,24 @@ fn enforcing_needs_an_audit_log_and_the_flags_are_documented() {
         "FORESIGHT_REMEDIATION=",
         "FORESIGHT_REMEDIATION_NAMESPACES=",
         "FORESIGHT_AUDIT_LOG=",
+        "FORESIGHT_PAGE_FORMAT=",
     ] {
         assert!(
             help.contains(&format!("[env: {env}")),
             "{env} missing from --help"
         );
     }
+    // The page format is one of two, from the flag or the environment.
+    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args(["serve", "--grpc-addr", "127.0.0.1:0"])
+        .env("FORESIGHT_PAGE_FORMAT", "teams")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out).1;
+    assert!(
+        err.contains("invalid value 'teams' for '--page-format <FORMAT>'")
+            && err.contains("[possible values: slack, generic]"),
+        "{err}"
+    );
 }

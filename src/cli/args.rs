@@ -132,6 +132,26 @@ pub enum DuplicatesArg {
     Last,
 }
 
+impl DuplicatesArg {
+    /// The loader's setting.
+    pub(crate) fn to_source(self) -> crate::sources::Duplicates {
+        match self {
+            DuplicatesArg::Error => crate::sources::Duplicates::Error,
+            DuplicatesArg::First => crate::sources::Duplicates::First,
+            DuplicatesArg::Last => crate::sources::Duplicates::Last,
+        }
+    }
+
+    /// The flag's spelling, for notes.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DuplicatesArg::Error => "error",
+            DuplicatesArg::First => "first",
+            DuplicatesArg::Last => "last",
+        }
+    }
+}
+
 /// Input layouts `backtest` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BacktestFormat {
@@ -413,6 +433,21 @@ pub struct ServeArgs {
     /// FORESIGHT_ALERTS_TOKEN the bearer token POST /alerts requires.)
     #[arg(long, env = "FORESIGHT_AUDIT_LOG", value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+
+    /// Body of the pages sent to FORESIGHT_WEBHOOK_URL: `slack` (`{"text"}`,
+    /// for chat incoming webhooks) or `generic` (`{"text", "incident",
+    /// "outcome"}`, for receivers that parse fields) [default: slack].
+    #[arg(long, env = "FORESIGHT_PAGE_FORMAT", value_enum, value_name = "FORMAT")]
+    pub page_format: Option<PageFormatArg>,
+}
+
+/// Page bodies of `foresight serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PageFormatArg {
+    /// `{"text": ...}`: Slack, Mattermost, Google Chat.
+    Slack,
+    /// `{"text", "incident", "outcome"}`: the summary and the whole record.
+    Generic,
 }
 
 /// Remediation modes of `foresight serve`.
@@ -461,6 +496,11 @@ pub struct EvalArgs {
     /// Layout of the input file.
     #[arg(long, value_enum, default_value_t = InputFormat::Long)]
     pub format: InputFormat,
+
+    /// Long format: samples of a series at the same timestamp are refused,
+    /// or the first or the last of them kept; a note counts the dropped.
+    #[arg(long, value_enum, default_value_t = DuplicatesArg::Error)]
+    pub duplicates: DuplicatesArg,
 
     /// Nominal coverage of foresight's prediction interval.
     #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = parse_level)]

@@ -10,13 +10,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::args::{BacktestArgs, BacktestFormat, DuplicatesArg, SignalArg};
+use super::args::{BacktestArgs, BacktestFormat, SignalArg};
 use crate::backtest::{Backtest, Progress, write_timeline};
 use crate::config::parse_metadata;
 use crate::domain::{MetricKind, Series};
 use crate::sources::{
-    Duplicates, FileData, LoadOptions, LoadReport, MetricSource, PrometheusSource,
-    load_range_export,
+    FileData, LoadOptions, LoadReport, MetricSource, PrometheusSource, load_range_export,
 };
 
 /// Live pulls wait at most this long per range-query chunk.
@@ -150,11 +149,7 @@ fn load_series(args: &BacktestArgs) -> Result<(Series, String, String, Vec<Strin
         } else {
             let opts = LoadOptions {
                 value_column: args.value_column.clone(),
-                duplicates: match args.duplicates {
-                    DuplicatesArg::Error => Duplicates::Error,
-                    DuplicatesArg::First => Duplicates::First,
-                    DuplicatesArg::Last => Duplicates::Last,
-                },
+                duplicates: args.duplicates.to_source(),
             };
             FileData::load_with(path, &opts)?
         };
@@ -185,10 +180,7 @@ fn load_series(args: &BacktestArgs) -> Result<(Series, String, String, Vec<Strin
     if let Some(n) = report.duplicates_dropped.get(&id) {
         notes.push(format!(
             "{n} samples shared a timestamp with another and were dropped (--duplicates {})",
-            match args.duplicates {
-                DuplicatesArg::Last => "last",
-                _ => "first",
-            }
+            args.duplicates.as_str()
         ));
     }
     if let Some(n) = report.missing_values.get(&id) {

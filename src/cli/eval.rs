@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::args::{EvalArgs, InputFormat};
 use crate::domain::Series;
 use crate::forecast::{EvalSpec, Method, SeriesEval, Summary, evaluate, summarise};
-use crate::sources::{FileData, SourceError, load_wide};
+use crate::sources::{FileData, LoadOptions, SourceError, load_wide};
 
 /// A series that could not be evaluated, for the JSON report.
 #[derive(Debug, Serialize)]
@@ -95,7 +95,11 @@ fn load(args: &EvalArgs) -> anyhow::Result<Vec<(String, Series)>> {
     Ok(match args.format {
         InputFormat::M4 => load_wide(&args.input)?,
         InputFormat::Long => {
-            let (data, report) = FileData::load(&args.input).map_err(|e| {
+            let opts = LoadOptions {
+                duplicates: args.duplicates.to_source(),
+                ..LoadOptions::default()
+            };
+            let (data, report) = FileData::load_with(&args.input, &opts).map_err(|e| {
                 let hint = matches!(&e, SourceError::FileContent { message, .. } if message.contains("missing column"));
                 let e = anyhow::Error::new(e);
                 if hint {
@@ -107,6 +111,12 @@ fn load(args: &EvalArgs) -> anyhow::Result<Vec<(String, Series)>> {
                     e
                 }
             })?;
+            for (id, n) in &report.duplicates_dropped {
+                eprintln!(
+                    "note: series {id:?}: {n} sample(s) sharing a timestamp dropped (--duplicates {})",
+                    args.duplicates.as_str()
+                );
+            }
             for (id, n) in &report.irregular_gaps {
                 eprintln!(
                     "note: series {id:?}: {n} irregular interval(s) resampled onto the most common step"

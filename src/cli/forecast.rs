@@ -16,7 +16,7 @@ use super::args::{
 };
 use crate::chart::{self, Line, Panel};
 use crate::domain::{Forecast, Series, format_delta};
-use crate::forecast::{ModelKind, TrainSpec, Trained, candidate_steps, coverage, mase, train};
+use crate::forecast::{TrainSpec, Trained, candidate_steps, coverage, mase, train};
 use crate::sources::FileData;
 
 pub(crate) fn run(args: ForecastArgs) -> Result<()> {
@@ -453,11 +453,7 @@ fn summary(
                 .join(", ")
         }
     };
-    let chosen: Vec<usize> = match &t.model {
-        ModelKind::Mstl { periods } => periods.clone(),
-        ModelKind::SeasonalNaive { period } => vec![*period],
-        ModelKind::Naive => Vec::new(),
-    };
+    let chosen: Vec<usize> = t.model.periods();
     let level = spec.level * 100.0;
     let mut out = format!("foresight forecast inspect: series {id:?}\n");
     out.push_str(&format!(

@@ -1,7 +1,7 @@
 //! `foresight incidents [list|show ID]`: reads the remediation audit log.
 
 use super::args::{IncidentsArgs, IncidentsCommand};
-use crate::remediation::{AuditLog, IncidentSummary, Verdict, summarize};
+use crate::remediation::{AuditLog, IncidentSummary, PageReason, Verdict, summarize};
 
 pub(super) fn run(args: IncidentsArgs) -> anyhow::Result<()> {
     let path = args.audit_log.clone().unwrap_or_else(default_audit_log);
@@ -54,6 +54,9 @@ fn verdict(v: &Verdict) -> String {
     match v {
         Verdict::Execute { action } => action.to_string(),
         Verdict::DryRun { action } => format!("dry run: {action}"),
+        Verdict::PageOnly {
+            reason: PageReason::NotLeader,
+        } => "not acted on: this replica is not the leader".to_string(),
         Verdict::PageOnly { reason } => format!("page only: {reason:?}"),
         Verdict::Escalate { action, attempts } => {
             format!("escalated: {action} already ran {attempts} times")
@@ -111,9 +114,19 @@ fn show(s: &IncidentSummary) -> String {
 /// would show in `ps` and a settings file would store.
 const WEBHOOK_URL_ENV: &str = "FORESIGHT_WEBHOOK_URL";
 
+/// The remediation engine `foresight serve` runs, and the leader election
+/// that lets it act, to be released when serve stops.
+pub(super) struct Remediation {
+    /// The engine; run it on its own task.
+    pub(super) engine: crate::remediation::Engine,
+    /// The election, when there is a cluster to hold a Lease in.
+    pub(super) election: Option<crate::remediation::kube::LeaderElection>,
+}
+
 /// The remediation engine `foresight serve` runs, wired to the runtime:
-/// its signals, its registered ScaledObjects (the blast radius' base) and
-/// its latest decisions (evidence). `None` when remediation is off.
+/// its signals, its registered ScaledObjects (the blast radius' base), its
+/// latest decisions (evidence) and its `/metrics`. `None` when remediation
+/// is off.
 ///
 /// Kubernetes credentials are optional here: without them the engine still
 /// diagnoses and records (dry-run), so `serve` works outside a cluster. With
@@ -122,15 +135,16 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
     settings: &crate::config::ServeSettings,
     core: std::sync::Arc<C>,
     baselines: Option<crate::sources::AnySource>,
-) -> anyhow::Result<Option<crate::remediation::Engine>> {
+) -> anyhow::Result<Option<Remediation>> {
     use std::sync::Arc;
 
     use anyhow::Context;
     use tracing::{info, warn};
 
+    use crate::remediation::kube::{KubeActions, LeaseSettings, join_leader_election};
     use crate::remediation::{
-        Engine, EngineOptions, PageFormat, Pager, RemediationConfig, RemediationMode,
-        RemediationSetting, kube::KubeActions,
+        Engine, EngineOptions, Pager, RemediationConfig, RemediationMode, RemediationSetting,
+        incident_counter,
     };
 
     let mode = match settings.remediation {
@@ -156,7 +170,7 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
     let pager = std::env::var(WEBHOOK_URL_ENV)
         .ok()
         .filter(|u| !u.trim().is_empty())
-        .map(|u| Pager::new(u, PageFormat::Slack, std::time::Duration::from_secs(10)));
+        .map(|u| Pager::new(u, settings.page_format, std::time::Duration::from_secs(10)));
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut client = match kube::Client::try_default().await {
         Ok(c) => Some(c),
@@ -172,37 +186,55 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
     // must not stop a dry run from serving: it then runs without
     // Kubernetes. Enforcing without a lease would let replicas race.
     let lease = match &client {
-        Some(c) => Some(
-            tokio::time::timeout(std::time::Duration::from_secs(10), leader_lease(c.clone()))
+        Some(c) => {
+            let namespace =
+                std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_string());
+            let identity = std::env::var("POD_NAME")
+                .unwrap_or_else(|_| format!("foresight-{}", std::process::id()));
+            let wanted = LeaseSettings::new(namespace, identity);
+            Some(
+                match tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    join_leader_election(c.clone(), &wanted),
+                )
                 .await
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out after 10 s"))),
-        ),
+                {
+                    Ok(joined) => joined.map_err(anyhow::Error::from),
+                    Err(_) => Err(anyhow::anyhow!(
+                        "timed out after 10 s joining leader election over Lease {}/{}",
+                        wanted.namespace,
+                        wanted.name
+                    )),
+                },
+            )
+        }
         None => None,
     };
-    let leader = match lease {
-        Some(Ok(leader)) => leader,
+    let (leader, election) = match lease {
+        Some(Ok((leader, election))) => (leader, Some(election)),
         Some(Err(e)) if mode == RemediationMode::Enforce => {
             return Err(e.context("cannot set up the remediation leader lease"));
         }
         Some(Err(e)) => {
             warn!(error = %format!("{e:#}"), "no leader lease; remediation diagnoses from signals alone");
             client = None;
-            tokio::sync::watch::channel(true).1
+            (tokio::sync::watch::channel(true).1, None)
         }
         // Without a cluster there is nothing to coordinate over.
-        None => tokio::sync::watch::channel(true).1,
+        None => (tokio::sync::watch::channel(true).1, None),
     };
     let kube = client.map(|c| KubeActions::new(c).with_events(std::env::var("POD_NAME").ok()));
     info!(
         mode = ?mode,
         audit_log = %audit.path().display(),
         pager = ?pager.as_ref().map(Pager::describe),
+        page_format = ?settings.page_format,
         kubernetes = kube.is_some(),
         "remediation engine"
     );
     let lookup = Arc::clone(&core);
     let counter = Arc::clone(&core);
-    Ok(Some(Engine::new(
+    let engine = Engine::new(
         EngineOptions {
             config,
             audit,
@@ -214,30 +246,11 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
             }),
             enabled_targets: Arc::new(move || counter.readiness().scaled_objects),
             recent_decision: Some(Arc::new(move |key| lookup.explain(key))),
+            incidents: Some(incident_counter(core)),
         },
         leader,
-    )))
-}
-
-/// Joins leader election over the `foresight-remediation` Lease in the
-/// pod's namespace; the receiver says whether this replica leads.
-async fn leader_lease(client: kube::Client) -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
-    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_string());
-    let identity =
-        std::env::var("POD_NAME").unwrap_or_else(|_| format!("foresight-{}", std::process::id()));
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, "foresight-remediation")
-        .with_namespace(namespace)
-        .with_identity(identity)
-        .with_field_manager("foresight")
-        .build()
-        .await?;
-    let (leader, task) = manager.watch().await;
-    tokio::spawn(async move {
-        if let Ok(Err(e)) = task.await {
-            tracing::warn!(error = %e, "remediation leader election stopped");
-        }
-    });
-    Ok(leader)
+    );
+    Ok(Some(Remediation { engine, election }))
 }
 
 /// The environment variable holding the bearer token `POST /alerts`

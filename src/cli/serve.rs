@@ -8,9 +8,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::args::{LogFormatArg, RemediationArg, ServeArgs};
+use super::args::{LogFormatArg, PageFormatArg, RemediationArg, ServeArgs};
 use crate::config::{LogFormat, PrometheusCredentials, ServeSettings, SourceChoice};
-use crate::remediation::RemediationSetting;
+use crate::remediation::{PageFormat, RemediationSetting};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::sources::{
     AnySource, Credential, FileData, FileSource, LoadReport, MetricSource, PrometheusAuth,
@@ -107,6 +107,12 @@ fn resolve(args: ServeArgs) -> anyhow::Result<ServeSettings> {
     }
     if let Some(v) = args.audit_log {
         s.audit_log = Some(v);
+    }
+    if let Some(v) = args.page_format {
+        s.page_format = match v {
+            PageFormatArg::Slack => PageFormat::Slack,
+            PageFormatArg::Generic => PageFormat::Generic,
+        };
     }
     // Checked before anything listens: no action without a durable record.
     if s.remediation == RemediationSetting::Enforce && s.audit_log.is_none() {
@@ -323,13 +329,20 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let remediation =
         super::incidents::remediation_engine(&settings, Arc::clone(&core), baselines).await?;
     let mut extra_routes = axum::Router::new();
-    if let Some(engine) = remediation {
+    let mut remediation_task = None;
+    let mut election = None;
+    if let Some(r) = remediation {
         let alerts = super::incidents::alerts_intake().map(|(routes, alerts)| {
             extra_routes = routes;
             alerts
         });
         let signals = runtime.subscribe_signals();
-        tokio::spawn(engine.run_with_alerts(signals, alerts, shutdown.clone()));
+        remediation_task = Some(tokio::spawn(r.engine.run_with_alerts(
+            signals,
+            alerts,
+            shutdown.clone(),
+        )));
+        election = r.election;
     }
     let driver = {
         let shutdown = shutdown.clone();
@@ -355,6 +368,23 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         }
     };
     let ((), grpc, http) = tokio::join!(driver, grpc, http);
+    // The engine finishes the incident in hand (bounded: an action can take
+    // minutes), and only then is the Lease released, so the next leader
+    // never acts while this replica still does.
+    if let Some(task) = remediation_task {
+        let abort = task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            // Its audit log shows the action as interrupted.
+            warn!("remediation still acting 5 s after shutdown began; stopping it");
+            abort.abort();
+        }
+    }
+    if let Some(e) = election {
+        e.release(Duration::from_secs(5)).await;
+    }
     grpc?;
     http.context("HTTP server failed")?;
     info!("stopped");

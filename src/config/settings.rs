@@ -186,6 +186,8 @@ pub struct ServeSettings {
     /// are only logged, so enforcing requires it: no action without a
     /// durable record.
     pub audit_log: Option<PathBuf>,
+    /// The body of pages sent to the webhook.
+    pub page_format: crate::remediation::PageFormat,
 }
 
 impl Default for ServeSettings {
@@ -214,6 +216,7 @@ impl Default for ServeSettings {
             remediation: crate::remediation::RemediationSetting::DryRun,
             remediation_namespaces: Vec::new(),
             audit_log: None,
+            page_format: crate::remediation::PageFormat::Slack,
         }
     }
 }
@@ -340,13 +343,18 @@ mod tests {
         let path = dir.path().join("foresight.toml");
         std::fs::write(
             &path,
-            "grpc-addr = \"127.0.0.1:7000\"\nevaluation-interval = \"30s\"\n",
+            "grpc-addr = \"127.0.0.1:7000\"\nevaluation-interval = \"30s\"\npage-format = \"generic\"\n",
         )
         .unwrap();
         let s = ServeSettings::from_file(&path).unwrap();
         assert_eq!(s.grpc_addr.port(), 7000);
         assert_eq!(s.evaluation_interval, Duration::from_secs(30));
         assert_eq!(s.http_addr.port(), 8080);
+        assert_eq!(s.page_format, crate::remediation::PageFormat::Generic);
+        assert_eq!(
+            ServeSettings::default().page_format,
+            crate::remediation::PageFormat::Slack
+        );
 
         std::fs::write(&path, "grpc-adr = \"127.0.0.1:7000\"\n").unwrap();
         let err = ServeSettings::from_file(&path).unwrap_err().to_string();

@@ -22,7 +22,7 @@ pub use metrics::{
     Method, MethodSummary, Scores, SeriesEval, Summary, coverage, mase, mase_scale, owa, smape,
     summarise,
 };
-pub use models::{Fitted, Model, ModelKind};
+pub use models::{Combine, Fitted, Model, ModelKind};
 pub use naive2::{
     Naive2, SeasonalityTest, naive2, seasonal_indices, seasonal_naive, seasonality_test,
 };

@@ -206,6 +206,9 @@ impl IncidentSummary {
             None => match &self.incident.verdict {
                 super::Verdict::Execute { .. } => "pending",
                 super::Verdict::DryRun { .. } => "dryRun",
+                super::Verdict::PageOnly {
+                    reason: super::PageReason::NotLeader,
+                } => "notLeader",
                 super::Verdict::PageOnly { .. } => "paged",
                 super::Verdict::Escalate { .. } => "escalated",
             }

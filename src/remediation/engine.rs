@@ -16,7 +16,7 @@ use super::alerts::AlertmanagerAlert;
 use super::audit::{AuditLog, AuditRecord};
 use super::diagnose::{AlertTrigger, Baseline, RolloutContext, Situation, diagnose};
 use super::error::RemediationError;
-use super::guardrails::{Guardrails, Verdict};
+use super::guardrails::{Guardrails, PageReason, Verdict};
 use super::incident::Evidence;
 use super::incident::{Action, ActionOutcome, Incident, Target};
 use super::kube::KubeActions;
@@ -49,6 +49,19 @@ pub type TargetCount = Arc<dyn Fn() -> usize + Send + Sync>;
 /// Looks up the latest decision the runtime made for a ScaledObject.
 pub type DecisionLookup = Arc<dyn Fn(&ScaledObjectKey) -> Option<Arc<Decision>> + Send + Sync>;
 
+/// Counts a handled incident by its root cause's and its outcome's labels
+/// ([`Cause::label`](super::Cause::label), [`Handled::outcome_label`]).
+pub type IncidentCounter = Arc<dyn Fn(&'static str, &'static str) + Send + Sync>;
+
+/// Counts incidents into the runtime's `/metrics`, as
+/// `foresight_remediation_incidents_total{cause, outcome}`.
+pub fn incident_counter<C: crate::runtime::ScalerCore>(core: Arc<C>) -> IncidentCounter {
+    Arc::new(move |cause, outcome| {
+        core.telemetry()
+            .observe_remediation_incident(cause, outcome);
+    })
+}
+
 /// What the engine works with.
 pub struct EngineOptions {
     /// Thresholds, guardrails, mode.
@@ -66,6 +79,8 @@ pub struct EngineOptions {
     pub enabled_targets: TargetCount,
     /// The latest decision for a ScaledObject, captured as evidence.
     pub recent_decision: Option<DecisionLookup>,
+    /// Counts every incident handled, for `/metrics`.
+    pub incidents: Option<IncidentCounter>,
 }
 
 /// An incident the engine handled, and how its action ended.
@@ -77,14 +92,44 @@ pub struct Handled {
     pub outcome: Option<ActionOutcome>,
 }
 
+impl Handled {
+    /// How the incident ended, as the `outcome` label of
+    /// `foresight_remediation_incidents_total`: the action's result when one
+    /// ran (`acted`, `dry_run`, `skipped`, `refused`, `failed`), else the
+    /// verdict (`escalated`, `not_leader`, or `paged` for every other
+    /// reason a human decides, whether or not a webhook is set).
+    pub fn outcome_label(&self) -> &'static str {
+        match (&self.outcome, &self.incident.verdict) {
+            (Some(ActionOutcome::Done { .. }), _) => "acted",
+            (Some(ActionOutcome::DryRun { .. }), _) => "dry_run",
+            (Some(ActionOutcome::Skipped { .. }), _) => "skipped",
+            (Some(ActionOutcome::Refused { .. }), _) => "refused",
+            (Some(ActionOutcome::Failed { .. }), _) => "failed",
+            (
+                None,
+                Verdict::PageOnly {
+                    reason: PageReason::NotLeader,
+                },
+            ) => "not_leader",
+            (None, Verdict::Escalate { .. }) => "escalated",
+            (None, _) => "paged",
+        }
+    }
+}
+
 /// The remediation engine.
 pub struct Engine {
     opts: EngineOptions,
     guardrails: Guardrails,
     leader: Leadership,
-    recent: HashMap<(ScaledObjectKey, &'static str), DateTime<Utc>>,
+    /// When each (target, trigger, led) last opened an incident. Whether
+    /// this replica led is part of the key, so a follower that recorded a
+    /// signal and then becomes leader still acts on its next repeat.
+    recent: HashMap<Dedupe, DateTime<Utc>>,
     seq: u64,
 }
+
+type Dedupe = (ScaledObjectKey, &'static str, bool);
 
 impl Engine {
     /// An engine that acts while `leader` says so.
@@ -148,19 +193,19 @@ impl Engine {
         }
     }
 
-    /// Handles one signal at `now`. `None` when this replica is not the
-    /// leader, or the same signal already opened an incident for the target
-    /// within the dedupe window (the policy repeats a signal every tick).
+    /// Handles one signal at `now`. `None` when the same signal already
+    /// opened an incident for the target within the dedupe window (the
+    /// policy repeats a signal every tick). When this replica is not the
+    /// leader the incident is recorded as not acted on, from the signal
+    /// alone: a follower reads nothing from the cluster and pages no one.
     pub async fn on_signal(
         &mut self,
         key: ScaledObjectKey,
         signal: Signal,
         now: DateTime<Utc>,
     ) -> Result<Option<Handled>, RemediationError> {
-        if !*self.leader.borrow() {
-            return Ok(None);
-        }
-        if !self.first_within_window((key.clone(), signal.name()), now) {
+        let leads = *self.leader.borrow();
+        if !self.first_within_window((key.clone(), signal.name(), leads), now) {
             return Ok(None);
         }
         let target = Target {
@@ -168,7 +213,11 @@ impl Engine {
             scaled_object: key.name.clone(),
             deployment: key.name.clone(),
         };
-        let (target, ceiling, rollout, baselines) = self.gather(target, true, now).await;
+        let (target, ceiling, rollout, baselines) = if leads {
+            self.gather(target, true, now).await
+        } else {
+            (target, None, None, Vec::new())
+        };
         // Evidence first: the decision record of the tick that raised the
         // signal, as the runtime holds it now, before anything changes.
         let context = self
@@ -197,11 +246,7 @@ impl Engine {
 
     /// Whether this is the first trigger of its kind for the target within
     /// the dedupe window (and remembers it if so).
-    fn first_within_window(
-        &mut self,
-        dedupe: (ScaledObjectKey, &'static str),
-        now: DateTime<Utc>,
-    ) -> bool {
+    fn first_within_window(&mut self, dedupe: Dedupe, now: DateTime<Utc>) -> bool {
         let window = self.opts.config.dedupe_window;
         if let Some(at) = self.recent.get(&dedupe)
             && now - *at < window
@@ -263,17 +308,15 @@ impl Engine {
 
     /// Handles one firing Alertmanager alert at `now`. Its `namespace`
     /// label, and its `scaledobject` or `deployment` label, name the target.
-    /// `None` when they are missing, when this replica is not the leader, or
-    /// when an alert already opened an incident for the target within the
-    /// dedupe window.
+    /// `None` when they are missing, or when an alert already opened an
+    /// incident for the target within the dedupe window. A follower records
+    /// it as not acted on, as for signals.
     pub async fn on_alert(
         &mut self,
         alert: AlertmanagerAlert,
         now: DateTime<Utc>,
     ) -> Result<Option<Handled>, RemediationError> {
-        if !*self.leader.borrow() {
-            return Ok(None);
-        }
+        let leads = *self.leader.borrow();
         let label = |k: &str| alert.labels.get(k).filter(|v| !v.is_empty()).cloned();
         let Some(namespace) = label("namespace") else {
             warn!(alert = ?alert.labels, "alert without a namespace label; ignored");
@@ -302,10 +345,14 @@ impl Engine {
             }
         };
         let key = ScaledObjectKey::new(target.namespace.clone(), target.scaled_object.clone());
-        if !self.first_within_window((key, "alert"), now) {
+        if !self.first_within_window((key, "alert", leads), now) {
             return Ok(None);
         }
-        let (target, ceiling, rollout, baselines) = self.gather(target, resolve, now).await;
+        let (target, ceiling, rollout, baselines) = if leads {
+            self.gather(target, resolve, now).await
+        } else {
+            (target, None, None, Vec::new())
+        };
         let name = label("alertname").unwrap_or_else(|| "alert".into());
         let summary = alert
             .annotations
@@ -334,14 +381,27 @@ impl Engine {
 
     /// Diagnoses, judges, records, acts and pages, in that order: the
     /// incident (with its evidence) is durable before any action starts.
+    /// Unless this replica leads, the verdict is "not the leader": nothing
+    /// is done and no one is paged.
     pub async fn on_situation(
         &mut self,
         situation: Situation,
         now: DateTime<Utc>,
     ) -> Result<Handled, RemediationError> {
         let diagnosis = diagnose(&situation, &self.opts.config, now);
-        let enabled = (self.opts.enabled_targets)();
-        let verdict = self.guardrails.judge(&diagnosis, enabled, now);
+        // Read again here, the last moment before judging: gathering the
+        // evidence takes API calls, during which the Lease may have gone.
+        let leads = *self.leader.borrow();
+        let verdict = if leads {
+            let enabled = (self.opts.enabled_targets)();
+            self.guardrails.judge(&diagnosis, enabled, now)
+        } else {
+            // Not judged: the guardrails would count an action that no
+            // replica took against the breaker and the blast radius.
+            Verdict::PageOnly {
+                reason: PageReason::NotLeader,
+            }
+        };
         self.seq += 1;
         let incident = Incident {
             id: format!(
@@ -373,7 +433,8 @@ impl Engine {
             Verdict::DryRun { action } => Some(self.act(&incident, action, now, true).await?),
             Verdict::PageOnly { .. } | Verdict::Escalate { .. } => None,
         };
-        if let Some(pager) = &self.opts.pager {
+        // Followers do not page: the leader pages about the same signal.
+        if leads && let Some(pager) = &self.opts.pager {
             let error = pager
                 .page(&incident, outcome.as_ref())
                 .await
@@ -388,7 +449,14 @@ impl Engine {
                 error,
             })?;
         }
-        Ok(Handled { incident, outcome })
+        let handled = Handled { incident, outcome };
+        if let Some(count) = &self.opts.incidents {
+            count(
+                handled.incident.diagnosis.cause.label(),
+                handled.outcome_label(),
+            );
+        }
+        Ok(handled)
     }
 
     async fn act(
@@ -404,6 +472,14 @@ impl Engine {
             action: action.clone(),
         })?;
         let outcome = match &self.opts.kube {
+            // A dry run changes nothing either way; without credentials it
+            // just cannot plan the exact patch (serve runs like this
+            // outside a cluster).
+            None if dry_run => ActionOutcome::DryRun {
+                message: format!(
+                    "would {action}; not planned against the cluster (no Kubernetes access)"
+                ),
+            },
             None => ActionOutcome::Failed {
                 message: "no Kubernetes access".into(),
             },
@@ -443,5 +519,113 @@ impl Engine {
             warn!(incident = %incident.id, error = %e, "cannot publish the Event");
         }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remediation::{Cause, Diagnosis};
+
+    fn handled(verdict: Verdict, outcome: Option<ActionOutcome>) -> Handled {
+        Handled {
+            incident: Incident {
+                id: "i".into(),
+                opened_at: DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
+                target: Target {
+                    namespace: "shop".into(),
+                    scaled_object: "web".into(),
+                    deployment: "web".into(),
+                },
+                signal: None,
+                diagnosis: Diagnosis {
+                    cause: Cause::CrashLoop,
+                    confidence: 0.9,
+                    evidence: vec![],
+                    action: None,
+                },
+                verdict,
+            },
+            outcome,
+        }
+    }
+
+    /// The `outcome` label values are what dashboards and alerts select
+    /// on: one per result, then one per verdict without an action.
+    #[test]
+    fn every_outcome_has_its_metric_label() {
+        let restart = Action::Restart {
+            namespace: "shop".into(),
+            deployment: "web".into(),
+        };
+        let execute = Verdict::Execute {
+            action: restart.clone(),
+        };
+        let message = String::from("m");
+        for (outcome, label) in [
+            (
+                ActionOutcome::Done {
+                    message: message.clone(),
+                },
+                "acted",
+            ),
+            (
+                ActionOutcome::DryRun {
+                    message: message.clone(),
+                },
+                "dry_run",
+            ),
+            (
+                ActionOutcome::Skipped {
+                    message: message.clone(),
+                },
+                "skipped",
+            ),
+            (
+                ActionOutcome::Refused {
+                    message: message.clone(),
+                },
+                "refused",
+            ),
+            (ActionOutcome::Failed { message }, "failed"),
+        ] {
+            assert_eq!(
+                handled(execute.clone(), Some(outcome)).outcome_label(),
+                label
+            );
+        }
+        for (verdict, label) in [
+            (
+                Verdict::Escalate {
+                    action: restart,
+                    attempts: 3,
+                },
+                "escalated",
+            ),
+            (
+                Verdict::PageOnly {
+                    reason: PageReason::NotLeader,
+                },
+                "not_leader",
+            ),
+            (
+                Verdict::PageOnly {
+                    reason: PageReason::NoAction,
+                },
+                "paged",
+            ),
+            (
+                Verdict::PageOnly {
+                    reason: PageReason::LowConfidence {
+                        confidence: 0.5,
+                        threshold: 0.85,
+                    },
+                },
+                "paged",
+            ),
+        ] {
+            assert_eq!(handled(verdict, None).outcome_label(), label);
+        }
+        assert_eq!(Cause::CrashLoop.label(), "crash_loop");
     }
 }

@@ -160,4 +160,26 @@ pub enum RemediationError {
         /// The HTTP status.
         status: u16,
     },
+    /// Joining leader election failed: reading the Lease, or creating it
+    /// when it does not exist.
+    #[error("cannot join leader election over Lease {namespace}/{name}: {source}")]
+    JoinLease {
+        /// Namespace.
+        namespace: String,
+        /// Lease.
+        name: String,
+        /// The lease manager's error.
+        source: Box<kube_lease_manager::LeaseManagerError>,
+    },
+    /// Validating the leader Lease's durations failed: both must be whole
+    /// seconds, the grace at least 1 s and shorter than the Lease.
+    #[error(
+        "invalid leader Lease durations: lease {duration:?}, grace {grace:?} (whole seconds, 1 s <= grace < lease)"
+    )]
+    LeaseDurations {
+        /// `leaseDurationSeconds`.
+        duration: std::time::Duration,
+        /// How long before expiry the holder renews.
+        grace: std::time::Duration,
+    },
 }

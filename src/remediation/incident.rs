@@ -42,6 +42,19 @@ pub enum Cause {
     Unknown,
 }
 
+impl Cause {
+    /// The cause as a metric label, e.g. `bad_deploy`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Cause::BadDeploy => "bad_deploy",
+            Cause::CapacityCeiling => "capacity_ceiling",
+            Cause::CrashLoop => "crash_loop",
+            Cause::DependencyFailure => "dependency_failure",
+            Cause::Unknown => "unknown",
+        }
+    }
+}
+
 /// One fact a diagnosis rests on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

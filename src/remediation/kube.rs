@@ -1,6 +1,7 @@
 //! The only file that talks to the Kubernetes API. Reads, the three
 //! actions, the rollout-status watch and Events, each as `kubectl` does
-//! them; the rules themselves are in `rollout` (pure).
+//! them; the rules themselves are in `rollout` (pure). Also the leader
+//! election over a Lease that decides which replica acts.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,6 +15,9 @@ use kube::api::{
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio_util::sync::CancellationToken;
 
 use super::RolloutContext;
 use super::error::RemediationError;
@@ -498,4 +502,171 @@ fn max_replicas(spec: &Value) -> u32 {
         .as_u64()
         .and_then(|v| u32::try_from(v).ok())
         .unwrap_or(KEDA_DEFAULT_MAX_REPLICAS)
+}
+
+/// The Lease the replicas of foresight elect their remediation leader over.
+pub const LEASE_NAME: &str = "foresight-remediation";
+
+/// Where and how this replica campaigns for the remediation leader Lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseSettings {
+    /// The Lease's namespace (foresight's own).
+    pub namespace: String,
+    /// The Lease's name.
+    pub name: String,
+    /// This replica's `holderIdentity` (its pod name).
+    pub identity: String,
+    /// How long the Lease holds without renewal (`leaseDurationSeconds`),
+    /// in whole seconds.
+    pub duration: Duration,
+    /// The holder renews this long before the Lease would expire, in whole
+    /// seconds; shorter than `duration`.
+    pub grace: Duration,
+}
+
+impl LeaseSettings {
+    /// [`LEASE_NAME`] in `namespace` for `identity`, with kube-lease-manager's
+    /// defaults: a 30 s Lease renewed 5 s before it expires.
+    pub fn new(namespace: impl Into<String>, identity: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: LEASE_NAME.to_string(),
+            identity: identity.into(),
+            duration: Duration::from_secs(kube_lease_manager::DEFAULT_LEASE_DURATION_SECONDS),
+            grace: Duration::from_secs(kube_lease_manager::DEFAULT_LEASE_GRACE_SECONDS),
+        }
+    }
+}
+
+/// A running leader election: campaigns, renews while leading, and feeds
+/// the [`Leadership`](super::Leadership) receiver it was returned with.
+/// Dropping it stops campaigning and releases the Lease in the background;
+/// [`release`](Self::release) does the same and waits for it.
+#[derive(Debug)]
+pub struct LeaderElection {
+    stop: CancellationToken,
+    forward: Option<JoinHandle<()>>,
+    manager: AbortHandle,
+}
+
+impl LeaderElection {
+    /// Stops acting as leader, then releases the Lease if this replica holds
+    /// it (so another replica takes over at once instead of after the Lease
+    /// expires), waiting at most `timeout`; past it the election is aborted
+    /// and the Lease left to expire.
+    pub async fn release(mut self, timeout: Duration) {
+        self.stop.cancel();
+        let Some(forward) = self.forward.take() else {
+            return;
+        };
+        let abort = forward.abort_handle();
+        if tokio::time::timeout(timeout, forward).await.is_err() {
+            tracing::warn!(
+                timeout = ?timeout,
+                "releasing the remediation leader Lease timed out; it will expire"
+            );
+            abort.abort();
+            self.manager.abort();
+        }
+    }
+}
+
+impl Drop for LeaderElection {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Joins leader election over the Lease `settings` names: reads it, creates
+/// it if it does not exist, and then campaigns for it and renews it in the
+/// background (kube-lease-manager). The receiver says whether this replica
+/// leads; it starts `false`, and turns `false` for good once the election
+/// stops, whether released or failed, so no replica acts on a stale `true`.
+pub async fn join_leader_election(
+    client: Client,
+    settings: &LeaseSettings,
+) -> Result<(watch::Receiver<bool>, LeaderElection), RemediationError> {
+    let (duration, grace) = (settings.duration.as_secs(), settings.grace.as_secs());
+    // kube-lease-manager's builder does not check these; a grace as long as
+    // the Lease would renew in a busy loop.
+    let fractional = settings.duration.subsec_nanos() != 0 || settings.grace.subsec_nanos() != 0;
+    if fractional || grace == 0 || grace >= duration {
+        return Err(RemediationError::LeaseDurations {
+            duration: settings.duration,
+            grace: settings.grace,
+        });
+    }
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, settings.name.as_str())
+        .with_namespace(settings.namespace.as_str())
+        .with_identity(settings.identity.as_str())
+        .with_duration(duration)
+        .with_grace(grace)
+        .with_field_manager(FIELD_MANAGER)
+        .build()
+        .await
+        .map_err(|source| RemediationError::JoinLease {
+            namespace: settings.namespace.clone(),
+            name: settings.name.clone(),
+            source: Box::new(source),
+        })?;
+    let (inner, task) = manager.watch().await;
+    let (tx, rx) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let manager = task.abort_handle();
+    let forward = tokio::spawn(forward_leadership(
+        inner,
+        tx,
+        task,
+        stop.clone(),
+        settings.name.clone(),
+    ));
+    Ok((
+        rx,
+        LeaderElection {
+            stop,
+            forward: Some(forward),
+            manager,
+        },
+    ))
+}
+
+type ManagerTask =
+    JoinHandle<Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>>;
+
+/// Copies the lease manager's view to `tx` until `stop`, then says `false`
+/// and lets the manager release the Lease. The manager's own receiver is
+/// kept here: it releases when its last receiver goes, which must not
+/// depend on who else holds a copy of `tx`'s receiver.
+async fn forward_leadership(
+    mut inner: watch::Receiver<bool>,
+    tx: watch::Sender<bool>,
+    manager: ManagerTask,
+    stop: CancellationToken,
+    lease: String,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            changed = inner.changed() => {
+                if changed.is_err() {
+                    // The manager stopped by itself: nothing renews the
+                    // Lease any more.
+                    break;
+                }
+                let leads = *inner.borrow_and_update();
+                tracing::info!(lease, leader = leads, "remediation leadership changed");
+                tx.send_replace(leads);
+            }
+        }
+    }
+    // `false` before the Lease is released, so no action starts here once
+    // another replica may lead (serve also lets the action in hand finish
+    // first).
+    tx.send_replace(false);
+    drop(inner);
+    match manager.await {
+        Ok(Ok(_)) => tracing::info!(lease, "left remediation leader election"),
+        Ok(Err(e)) => tracing::warn!(lease, error = %e, "remediation leader election stopped"),
+        Err(e) => tracing::warn!(lease, error = %e, "remediation leader election task failed"),
+    }
 }

@@ -10,7 +10,8 @@
 //!   allow-list, per-(action, target) circuit breaker, blast radius.
 //! * `rollout` (pure): `kubectl rollout undo` / `restart` / `status` rules
 //!   over k8s-openapi types: which ReplicaSet, which patch, done or not.
-//! * [`kube`](self::kube): the only file that talks to the Kubernetes API.
+//! * [`kube`](self::kube): the only file that talks to the Kubernetes API,
+//!   leader election over a Lease included.
 //! * [`AuditLog`]: durable JSON lines, written before and after every action.
 //! * [`Pager`]: the webhook a human is paged through.
 //! * [`Engine`]: ties them together for `serve` and the operator commands.
@@ -35,7 +36,8 @@ pub use audit::{ActionTrail, AuditLog, AuditRecord, IncidentSummary, summarize};
 pub use baseline::SourceBaselines;
 pub use diagnose::{AlertTrigger, Baseline, RolloutContext, Situation, diagnose};
 pub use engine::{
-    BaselineSource, DecisionLookup, Engine, EngineOptions, Handled, Leadership, TargetCount,
+    BaselineSource, DecisionLookup, Engine, EngineOptions, Handled, IncidentCounter, Leadership,
+    TargetCount, incident_counter,
 };
 pub use error::RemediationError;
 pub use guardrails::{Guardrails, PageReason, RemediationMode, Verdict};

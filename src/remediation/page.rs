@@ -11,10 +11,12 @@ use super::guardrails::{PageReason, Verdict};
 use super::incident::{ActionOutcome, Incident};
 
 /// Body shapes the webhook accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PageFormat {
     /// `{"text": "..."}`: Slack, Mattermost, Google Chat and most chat
     /// incoming webhooks.
+    #[default]
     Slack,
     /// `{"text", "incident", "outcome"}`: for receivers that parse fields.
     Generic,

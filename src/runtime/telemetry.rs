@@ -46,6 +46,15 @@ struct RaisedLabels {
     signal: &'static str,
 }
 
+/// Labels of the remediation incident counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IncidentLabels {
+    /// Root cause, e.g. `bad_deploy`.
+    cause: &'static str,
+    /// How it ended, e.g. `acted` or `not_leader`.
+    outcome: &'static str,
+}
+
 /// Labels identifying one signal of one ScaledObject.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SignalLabels {
@@ -88,6 +97,8 @@ pub struct Telemetry {
     decisions: Family<DecisionLabels, Counter>,
     /// Remediation signals raised, by type (counted when first raised).
     signals: Family<RaisedLabels, Counter>,
+    /// Remediation incidents handled, by root cause and outcome.
+    remediation_incidents: Family<IncidentLabels, Counter>,
     /// Wall time of each model training (history fetch excluded).
     training_seconds: Histogram,
     /// Trainings that failed.
@@ -150,6 +161,12 @@ impl Telemetry {
             "signals",
             "Remediation signals raised (counted when a signal starts)",
             signals.clone(),
+        );
+        let remediation_incidents = Family::<IncidentLabels, Counter>::default();
+        registry.register(
+            "remediation_incidents",
+            "Remediation incidents by root cause and outcome (acted, dry_run, skipped, refused, failed, escalated, paged, not_leader)",
+            remediation_incidents.clone(),
         );
         let training_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         registry.register(
@@ -225,6 +242,7 @@ impl Telemetry {
             rpc_seconds,
             decisions,
             signals,
+            remediation_incidents,
             training_seconds,
             training_failures,
             forecast_mase,
@@ -269,6 +287,14 @@ impl Telemetry {
 
     pub(crate) fn observe_signal(&self, signal: &'static str) {
         self.signals.get_or_create(&RaisedLabels { signal }).inc();
+    }
+
+    /// Counts one remediation incident by its root cause and outcome
+    /// labels.
+    pub fn observe_remediation_incident(&self, cause: &'static str, outcome: &'static str) {
+        self.remediation_incidents
+            .get_or_create(&IncidentLabels { cause, outcome })
+            .inc();
     }
 
     pub(crate) fn observe_training(&self, elapsed: Duration, ok: bool) {
