@@ -47,6 +47,8 @@ const COMMON_KEYS: &[&str] = &[
     "latencyBreachDuration",
     "maxForecastMase",
     "maxStaleness",
+    // Read by remediation (a pre-deploy baseline), never scaled on.
+    "errorRateQuery",
 ];
 
 /// Largest training window in points: bounds fetch size and fit time.

@@ -1,9 +1,11 @@
 //! Pre-deploy baselines from the metric source: the target's p99 latency
-//! averaged over the half hour before the deploy, against its value now.
+//! and, when its ScaledObject names one with `errorRateQuery`, its error
+//! rate, each averaged over the half hour before the deploy, against its
+//! value now.
 //!
-//! Only latency: queue depth, lag and connections follow traffic, so twice
-//! as much of them after a deploy says nothing about the deploy, while a
-//! latency that doubled at the same traffic does.
+//! Only latency and errors: queue depth, lag and connections follow
+//! traffic, so twice as much of them after a deploy says nothing about the
+//! deploy, while a latency or an error rate that doubled does.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +20,13 @@ use crate::sources::MetricSource;
 /// The window before a deploy its baseline is averaged over.
 const WINDOW: TimeDelta = TimeDelta::minutes(30);
 
+/// The trigger metadata keys compared before and after a deploy, and what
+/// each measures.
+const BASELINE_QUERIES: [(&str, &str); 2] = [
+    ("p99LatencyQuery", "p99 latency"),
+    ("errorRateQuery", "error rate"),
+];
+
 /// Baselines read through a metric source.
 pub struct SourceBaselines<S> {
     source: S,
@@ -29,8 +38,9 @@ impl<S: MetricSource> SourceBaselines<S> {
         Self { source }
     }
 
-    async fn latency(
+    async fn measure(
         &self,
+        metric: &str,
         query: &str,
         deploy_at: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -53,7 +63,7 @@ impl<S: MetricSource> SourceBaselines<S> {
         let before = seen.iter().sum::<f64>() / seen.len() as f64;
         let after = self.source.current(query, now).await.ok()??;
         Some(Baseline {
-            metric: "p99 latency".into(),
+            metric: metric.into(),
             before,
             after,
         })
@@ -69,10 +79,15 @@ impl<S: MetricSource> BaselineSource for SourceBaselines<S> {
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Vec<Baseline>> {
         Box::pin(async move {
-            match queries.get("p99LatencyQuery") {
-                Some(q) => self.latency(q, deploy_at, now).await.into_iter().collect(),
-                None => Vec::new(),
+            let mut out = Vec::new();
+            for (key, metric) in BASELINE_QUERIES {
+                if let Some(q) = queries.get(key)
+                    && let Some(b) = self.measure(metric, q, deploy_at, now).await
+                {
+                    out.push(b);
+                }
             }
+            out
         })
     }
 }
@@ -105,7 +120,30 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert!((got[0].before - 0.1).abs() < 1e-9, "{got:?}");
         assert!((got[0].after - 0.5).abs() < 1e-9, "{got:?}");
-        // No latency query, no baseline: traffic signals are not compared.
+        // An error rate named by errorRateQuery is compared the same way:
+        // 0.1% before the deploy, 5% after.
+        let mut csv = String::from("series,timestamp,value\n");
+        for i in 0..120i64 {
+            let v = if i < 60 { 0.001 } else { 0.05 };
+            csv.push_str(&format!("errors,{},{v}\n", t0 + i * 60));
+            csv.push_str(&format!("p99,{},0.1\n", t0 + i * 60));
+        }
+        let (data, _) = FileData::from_csv_bytes("both.csv", csv.as_bytes()).unwrap();
+        let b2 = SourceBaselines::new(FileSource::new(data));
+        let queries: BTreeMap<String, String> = [
+            ("p99LatencyQuery".to_string(), "p99".to_string()),
+            ("errorRateQuery".to_string(), "errors".to_string()),
+        ]
+        .into();
+        let got = b2.baselines(&target, &queries, at(59), at(70)).await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].metric, "p99 latency");
+        assert!((got[0].after - 0.1).abs() < 1e-9, "{got:?}");
+        assert_eq!(got[1].metric, "error rate");
+        assert!((got[1].before - 0.001).abs() < 1e-12, "{got:?}");
+        assert!((got[1].after - 0.05).abs() < 1e-12, "{got:?}");
+        // No latency or error query, no baseline: traffic signals are not
+        // compared.
         let queries: BTreeMap<String, String> =
             [("queueDepthQuery".to_string(), "p99".to_string())].into();
         assert!(
