@@ -983,7 +983,8 @@ async fn alertmanager_webhooks_need_the_token_and_are_deduplicated() {
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/alerts", listener.local_addr().unwrap());
-    let app = foresight::remediation::alerts_router("s3cret".into(), tx);
+    let (lead, leadership) = tokio::sync::watch::channel(false);
+    let app = foresight::remediation::alerts_router("s3cret".into(), tx, leadership);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::new();
     let payload = json!({
@@ -1004,6 +1005,15 @@ async fn alertmanager_webhooks_need_the_token_and_are_deduplicated() {
         post(Some("wrong"), payload.clone()).await.unwrap().status(),
         401
     );
+    // A follower refuses, so Alertmanager retries (through the Service,
+    // which may pick the leader) instead of the alert being recorded by a
+    // replica that cannot act on it.
+    let r = post(Some("s3cret"), payload.clone()).await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert!(rx.try_recv().is_err(), "a follower forwards nothing");
+    // Once this replica leads, the same alert is new, not a duplicate.
+    lead.send(true).unwrap();
     let r = post(Some("s3cret"), payload.clone()).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(

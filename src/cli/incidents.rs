@@ -258,7 +258,9 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
 const ALERTS_TOKEN_ENV: &str = "FORESIGHT_ALERTS_TOKEN";
 
 /// `POST /alerts` and the channel it feeds the engine, when a token is set.
-pub(super) fn alerts_intake() -> Option<(
+pub(super) fn alerts_intake(
+    leader: crate::remediation::Leadership,
+) -> Option<(
     axum::Router,
     tokio::sync::mpsc::Receiver<crate::remediation::AlertmanagerAlert>,
 )> {
@@ -268,7 +270,7 @@ pub(super) fn alerts_intake() -> Option<(
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     tracing::info!("POST /alerts accepts Alertmanager webhooks");
     Some((
-        crate::remediation::alerts_router(token.trim().to_string(), tx),
+        crate::remediation::alerts_router(token.trim().to_string(), tx, leader),
         rx,
     ))
 }

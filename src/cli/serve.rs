@@ -332,10 +332,11 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let mut remediation_task = None;
     let mut election = None;
     if let Some(r) = remediation {
-        let alerts = super::incidents::alerts_intake().map(|(routes, alerts)| {
-            extra_routes = routes;
-            alerts
-        });
+        let alerts =
+            super::incidents::alerts_intake(r.engine.leadership()).map(|(routes, alerts)| {
+                extra_routes = routes;
+                alerts
+            });
         let signals = runtime.subscribe_signals();
         remediation_task = Some(tokio::spawn(r.engine.run_with_alerts(
             signals,

@@ -58,18 +58,28 @@ struct Intake {
     /// Identities seen, and the order they came in (to forget the oldest).
     seen: Mutex<(HashSet<AlertId>, VecDeque<AlertId>)>,
     engine: mpsc::Sender<AlertmanagerAlert>,
+    /// Whether this replica leads remediation. Alertmanager posts to the
+    /// Service, which picks any replica; a follower refuses with 503, which
+    /// Alertmanager retries, and the retry may reach the leader. Accepting
+    /// would record the alert as not acted on, and no replica would act.
+    leader: super::Leadership,
 }
 
-/// The `POST /alerts` route, forwarding new firing alerts to `engine`.
-/// `token` is the bearer token Alertmanager must send
-/// (`http_config.authorization.credentials`).
-pub fn alerts_router(token: String, engine: mpsc::Sender<AlertmanagerAlert>) -> Router {
+/// The `POST /alerts` route, forwarding new firing alerts to `engine` while
+/// `leader` says this replica leads. `token` is the bearer token
+/// Alertmanager must send (`http_config.authorization.credentials`).
+pub fn alerts_router(
+    token: String,
+    engine: mpsc::Sender<AlertmanagerAlert>,
+    leader: super::Leadership,
+) -> Router {
     Router::new()
         .route("/alerts", post(receive))
         .with_state(Arc::new(Intake {
             token,
             seen: Mutex::new((HashSet::new(), VecDeque::new())),
             engine,
+            leader,
         }))
 }
 
@@ -110,6 +120,16 @@ async fn receive(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: St
                 "unsupported Alertmanager webhook version {:?}; foresight reads version 4\n",
                 payload.version
             ),
+        )
+            .into_response();
+    }
+    // Before de-duplication, so the retry that reaches the leader is not
+    // taken for a duplicate.
+    if !*intake.leader.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "this replica does not lead remediation; retry (the Service picks another replica)\n",
         )
             .into_response();
     }

@@ -132,6 +132,12 @@ pub struct Engine {
 type Dedupe = (ScaledObjectKey, &'static str, bool);
 
 impl Engine {
+    /// Whether this replica leads, as the engine sees it: for intakes that
+    /// must refuse work a follower would only record.
+    pub fn leadership(&self) -> Leadership {
+        self.leader.clone()
+    }
+
     /// An engine that acts while `leader` says so.
     pub fn new(opts: EngineOptions, leader: Leadership) -> Self {
         Self {
