@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
             detect: false,
             horizon: DAY,
             level: 0.95,
+            prophet: false,
         };
         let mstl = ModelKind::Mstl {
             periods: periods.clone(),

@@ -73,6 +73,7 @@ fn spec() -> TrainSpec {
         detect: false,
         horizon: 12,
         level: 0.9,
+        prophet: false,
     }
 }
 

@@ -67,6 +67,7 @@ fn spec() -> impl Strategy<Value = TrainSpec> {
             detect,
             horizon,
             level,
+            prophet: false,
         })
 }
 
@@ -152,6 +153,7 @@ fn adversarial_histories_each_get_an_answer() {
         detect: false,
         horizon: 48,
         level: 0.95,
+        prophet: false,
     };
     let mut spikes = vec![0.0; 400];
     spikes[123] = 1e12;

@@ -506,6 +506,11 @@ pub struct EvalArgs {
     #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = parse_level)]
     pub level: f64,
 
+    /// Also consider Prophet in foresight's model selection (slow: several
+    /// fits per series). Needs a binary built with `--features prophet`.
+    #[arg(long)]
+    pub prophet: bool,
+
     /// Also write the results as JSON to this file (atomically).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -605,6 +610,12 @@ pub struct ForecastModelArgs {
     /// 1w against the data) or `none`.
     #[arg(long, value_name = "PERIODS", default_value = "auto", value_parser = parse_periods)]
     pub seasonality: PeriodsArg,
+
+    /// Also consider Prophet, over the same seasonal periods as MSTL (slow:
+    /// several fits per series). Needs a binary built with
+    /// `--features prophet`.
+    #[arg(long)]
+    pub prophet: bool,
 }
 
 /// A forecast horizon as given on the command line.

@@ -6,13 +6,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::args::{EvalArgs, InputFormat};
 use crate::domain::Series;
-use crate::forecast::{EvalSpec, Method, SeriesEval, Summary, evaluate, summarise};
+use crate::forecast::{
+    EvalSpec, Method, SeriesEval, Summary, evaluate, prophet_available, summarise,
+};
 use crate::sources::{FileData, LoadOptions, SourceError, load_wide};
 
 /// A series that could not be evaluated, for the JSON report.
@@ -31,6 +33,8 @@ struct Report<'a> {
     holdout: usize,
     season: usize,
     level: f64,
+    /// Whether Prophet was among foresight's candidates.
+    prophet: bool,
     series_total: usize,
     failed: usize,
     #[serde(flatten)]
@@ -41,11 +45,17 @@ struct Report<'a> {
 }
 
 pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
+    // Before reading the input, so a missing feature is not found series
+    // by series.
+    if args.prophet {
+        prophet_available().map_err(|e| anyhow!("--prophet: {e}"))?;
+    }
     let series = load(&args)?;
     let spec = EvalSpec {
         holdout: args.holdout,
         season: args.season,
         level: args.level,
+        prophet: args.prophet,
     };
     let started = Instant::now();
     let results = evaluate_all(&series, &spec);
@@ -74,6 +84,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
         holdout: args.holdout,
         season: args.season,
         level: args.level,
+        prophet: args.prophet,
         series_total: series.len(),
         failed: failures.len(),
         summary: &summary,
@@ -170,7 +181,7 @@ fn table(r: &Report<'_>) -> String {
         None => "-".into(),
     };
     let mut out = format!(
-        "foresight eval: {} ({}), holdout {}, season {}, interval level {}\n\n",
+        "foresight eval: {} ({}), holdout {}, season {}, interval level {}{}\n\n",
         r.input,
         match r.format {
             InputFormat::Long => "long",
@@ -178,7 +189,8 @@ fn table(r: &Report<'_>) -> String {
         },
         r.holdout,
         r.season,
-        r.level
+        r.level,
+        if r.prophet { ", with Prophet" } else { "" }
     );
     out.push_str(&format!(
         "{:<10} {:>8} {:>7} {:>7} {:>9} {:>7}\n",

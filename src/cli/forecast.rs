@@ -16,12 +16,19 @@ use super::args::{
 };
 use crate::chart::{self, Line, Panel};
 use crate::domain::{Forecast, Series, format_delta};
-use crate::forecast::{TrainSpec, Trained, candidate_steps, coverage, mase, train};
+use crate::forecast::{
+    TrainSpec, Trained, candidate_steps, coverage, mase, prophet_available, train,
+};
 use crate::sources::FileData;
 
 pub(crate) fn run(args: ForecastArgs) -> Result<()> {
     if let Some(ForecastCommand::Inspect(a)) = args.command {
         return inspect(a);
+    }
+    // Before reading the input, so a missing feature is not found series
+    // by series.
+    if args.model.prophet {
+        prophet_available().map_err(|e| anyhow!("--prophet: {e}"))?;
     }
     // clap requires both without a subcommand; this is only a safety net.
     let (Some(input), Some(horizon)) = (args.input, args.horizon) else {
@@ -186,6 +193,7 @@ fn spec(series: &Series, horizon: Horizon, model: &ForecastModelArgs) -> TrainSp
         detect,
         horizon: steps(horizon, step),
         level: model.level,
+        prophet: model.prophet,
     }
 }
 
@@ -378,6 +386,9 @@ fn holdout(series: &Series, spec: &TrainSpec) -> Option<Holdout> {
 }
 
 fn inspect(args: InspectArgs) -> Result<()> {
+    if args.model.prophet {
+        prophet_available().map_err(|e| anyhow!("--prophet: {e}"))?;
+    }
     let (data, integer_ts) = load(&args.input)?;
     let ids = data.series_ids();
     let id = match &args.series {

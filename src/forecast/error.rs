@@ -27,4 +27,15 @@ pub enum ForecastError {
         /// The panic payload, when it was a string.
         message: String,
     },
+    /// The model is compiled only with a cargo feature this binary was
+    /// built without.
+    #[error(
+        "model {model} is unavailable: built without the `{feature}` feature; rebuild with `cargo build --release --features {feature}`"
+    )]
+    NotBuilt {
+        /// Which model.
+        model: String,
+        /// The cargo feature that compiles it in.
+        feature: &'static str,
+    },
 }

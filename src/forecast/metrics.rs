@@ -182,6 +182,8 @@ pub(crate) struct EvalSpec {
     pub(crate) season: usize,
     /// Nominal coverage of foresight's interval, in (0, 1).
     pub(crate) level: f64,
+    /// Whether foresight's selection also validates Prophet.
+    pub(crate) prophet: bool,
 }
 
 /// One method's errors on one series' holdout.
@@ -255,6 +257,7 @@ pub(crate) fn evaluate(series: &Series, spec: &EvalSpec) -> Result<SeriesEval, E
         detect: false,
         horizon: steps,
         level: spec.level,
+        prophet: spec.prophet,
     };
     let history_series = Series::new(series.start, series.step, history.to_vec());
     let started = Instant::now();
@@ -427,6 +430,7 @@ mod tests {
             holdout: 24,
             season: 24,
             level: 0.9,
+            prophet: false,
         }
     }
 

@@ -13,6 +13,8 @@ mod models;
 mod naive2;
 pub mod plan;
 mod prep;
+#[cfg(feature = "prophet")]
+mod prophet;
 mod seasonality;
 mod select;
 
@@ -22,6 +24,7 @@ pub use metrics::{
     Method, MethodSummary, Scores, SeriesEval, Summary, coverage, mase, mase_scale, owa, smape,
     summarise,
 };
+pub(crate) use models::prophet_available;
 pub use models::{Combine, Fitted, Model, ModelKind};
 pub use naive2::{
     Naive2, SeasonalityTest, naive2, seasonal_indices, seasonal_naive, seasonality_test,

@@ -40,6 +40,14 @@ pub enum ModelKind {
     },
     /// Repeat the last value.
     Naive,
+    /// Prophet (piecewise-linear trend plus Fourier seasonalities), one
+    /// seasonality per period. Always part of the enum, since it is stored
+    /// in the state dir and shown in outputs; fitting it needs the `prophet`
+    /// cargo feature.
+    Prophet {
+        /// Seasonal periods, in steps, ascending.
+        periods: Vec<usize>,
+    },
     /// The step-by-step mean or median of several models' forecasts.
     /// Validation scores it from its members' forecasts at no extra fit,
     /// and it often beats each member: their errors partly cancel.
@@ -91,6 +99,7 @@ impl ModelKind {
             ModelKind::Mstl { periods } => periods.clone(),
             ModelKind::SeasonalNaive { period } => vec![*period],
             ModelKind::Naive => Vec::new(),
+            ModelKind::Prophet { periods } => periods.clone(),
             ModelKind::Ensemble { members, .. } => {
                 members.iter().flat_map(ModelKind::periods).collect()
             }
@@ -106,6 +115,9 @@ impl ModelKind {
             ModelKind::Mstl { periods } => !periods.is_empty() && periods.iter().all(|p| n > 2 * p),
             ModelKind::SeasonalNaive { period } => *period > 0 && n >= *period,
             ModelKind::Naive => n > 0,
+            // Two full seasons, as for MSTL: with less, a seasonality's
+            // Fourier terms are fitted on one cycle and repeat its noise.
+            ModelKind::Prophet { periods } => n >= 2 && periods.iter().all(|p| n > 2 * p),
             ModelKind::Ensemble { members, .. } => {
                 !members.is_empty() && members.iter().all(|m| m.fits_history(n))
             }
@@ -119,6 +131,7 @@ impl std::fmt::Display for ModelKind {
             ModelKind::Mstl { periods } => write!(f, "mstl{periods:?}+ets"),
             ModelKind::SeasonalNaive { period } => write!(f, "seasonal_naive[{period}]"),
             ModelKind::Naive => f.write_str("naive"),
+            ModelKind::Prophet { periods } => write!(f, "prophet{periods:?}"),
             ModelKind::Ensemble { combine, members } => {
                 f.write_str(match combine {
                     Combine::Mean => "mean(",
@@ -146,6 +159,10 @@ pub enum FittedKind {
     Naive(f64),
     /// Fitted members and how to combine them.
     Ensemble(Combine, Vec<FittedKind>),
+    /// Boxed because augurs' fitted Prophet carries its features and
+    /// parameters.
+    #[cfg(feature = "prophet")]
+    Prophet(Box<super::prophet::FittedProphet>),
 }
 
 /// Runs augurs code, turning a panic into an error: nothing inside the
@@ -209,6 +226,7 @@ impl Model for ModelKind {
                 })
                 .map(FittedKind::Mstl)
             }
+            ModelKind::Prophet { periods } => fit_prophet(self, periods, y),
             ModelKind::Ensemble { combine, members } => {
                 if members.is_empty() {
                     return Err(ForecastError::Model {
@@ -223,6 +241,52 @@ impl Model for ModelKind {
                     .map(|fitted| FittedKind::Ensemble(*combine, fitted))
             }
         }
+    }
+}
+
+/// Fits Prophet, with every panic inside augurs or wasmtime caught.
+#[cfg(feature = "prophet")]
+fn fit_prophet(
+    kind: &ModelKind,
+    periods: &[usize],
+    y: &[f64],
+) -> Result<FittedKind, ForecastError> {
+    if !kind.fits_history(y.len()) {
+        return Err(ForecastError::InsufficientHistory {
+            observed: y.len(),
+            needed: (2 * periods.iter().max().copied().unwrap_or(0) + 1).max(2),
+        });
+    }
+    guarded(kind, || super::prophet::fit(periods, y)).map(|f| FittedKind::Prophet(Box::new(f)))
+}
+
+/// Without the `prophet` feature there is no Prophet to fit: say which
+/// feature compiles it in rather than fail obscurely (a stored choice of
+/// Prophet then falls back to a full selection, see [`super::refit`]).
+#[cfg(not(feature = "prophet"))]
+fn fit_prophet(kind: &ModelKind, _: &[usize], _: &[f64]) -> Result<FittedKind, ForecastError> {
+    Err(prophet_not_built(kind))
+}
+
+/// The error for asking for Prophet in a build without it.
+#[cfg(not(feature = "prophet"))]
+fn prophet_not_built(kind: &ModelKind) -> ForecastError {
+    ForecastError::NotBuilt {
+        model: kind.to_string(),
+        feature: "prophet",
+    }
+}
+
+/// Whether this binary can fit Prophet; the error names the feature to
+/// build with when it cannot.
+pub(crate) fn prophet_available() -> Result<(), ForecastError> {
+    if cfg!(feature = "prophet") {
+        Ok(())
+    } else {
+        Err(ForecastError::NotBuilt {
+            model: "prophet".into(),
+            feature: "prophet",
+        })
     }
 }
 
@@ -254,13 +318,13 @@ impl Fitted for FittedKind {
                         .map(|f| f.point)
                         .map_err(|e| e.to_string())
                 })?;
-                if point.len() != horizon || point.iter().any(|v| !v.is_finite()) {
-                    return Err(ForecastError::Model {
-                        model: kind.to_string(),
-                        message: "produced non-finite forecasts".into(),
-                    });
-                }
-                Ok(point)
+                finite(&kind, point, horizon)
+            }
+            #[cfg(feature = "prophet")]
+            FittedKind::Prophet(fit) => {
+                let kind = ModelKind::Prophet { periods: vec![] };
+                let point = guarded(&kind, || fit.predict(horizon))?;
+                finite(&kind, point, horizon)
             }
             FittedKind::Ensemble(combine, members) => {
                 let forecasts = members
@@ -314,6 +378,18 @@ impl<T: augurs::mstl::TrendModel> augurs::mstl::TrendModel for RecentTrend<T> {
     > {
         self.inner.fit(&y[y.len().saturating_sub(self.tail)..])
     }
+}
+
+/// `point` if it is `horizon` finite values: a library's forecast is not
+/// trusted to be either.
+fn finite(kind: &ModelKind, point: Vec<f64>, horizon: usize) -> Result<Vec<f64>, ForecastError> {
+    if point.len() != horizon || point.iter().any(|v| !v.is_finite()) {
+        return Err(ForecastError::Model {
+            model: kind.to_string(),
+            message: "produced non-finite forecasts".into(),
+        });
+    }
+    Ok(point)
 }
 
 /// Combines equal-length member forecasts step by step.

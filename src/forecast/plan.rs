@@ -69,6 +69,9 @@ pub fn train_spec(p: &PlanInput<'_>) -> TrainSpec {
         horizon: usize::try_from(horizon).unwrap_or(1),
         // The upper end of a central interval at level 2q - 1 is the q quantile.
         level: (2.0 * p.quantile - 1.0).clamp(0.01, 0.999),
+        // Never in serve or backtest: a live retrain must stay cheap, and
+        // Prophet is an opt-in of the CLI's offline commands.
+        prophet: false,
     }
 }
 
