@@ -62,7 +62,20 @@ pub fn serve(extra: &[&str], env: &[(&str, &str)]) -> Server {
             server.grpc = v["fields"]["grpc_addr"].as_str().unwrap().to_string();
             server.http = v["fields"]["http_addr"].as_str().unwrap().to_string();
             // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
+            // With FORESIGHT_TEST_LOGS=DIR each server's log is kept as
+            // DIR/server-PID.log, to diagnose a failure after the fact.
+            let pid = server.child.id();
+            std::thread::spawn(move || {
+                let mut log = std::env::var("FORESIGHT_TEST_LOGS")
+                    .ok()
+                    .map(|d| std::fs::File::create(format!("{d}/server-{pid}.log")).unwrap());
+                for line in lines.map_while(Result::ok) {
+                    if let Some(f) = log.as_mut() {
+                        use std::io::Write;
+                        let _ = writeln!(f, "{line}");
+                    }
+                }
+            });
             return server;
         }
     }
