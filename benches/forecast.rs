@@ -5,10 +5,10 @@
 //! (5-minute steps, so a day is 288 steps and a week 2016). Each size is
 //! measured three ways:
 //!
-//! * `mstl_fit_predict`: one MSTL+AutoETS fit over every period that has two
+//! * `mstl_fit_predict`: one MSTL+ETS fit over every period that has two
 //!   full seasons in the window, then a 1-day forecast: the raw model cost.
 //! * `select`: [`foresight::forecast::train`], the full model selection
-//!   (every candidate on three rolling validation windows, then the winner
+//!   (every candidate on four rolling validation windows, then the winner
 //!   refitted on all the data), as a selection boundary runs it.
 //! * `refit`: [`foresight::forecast::refit`] of that choice, as the hourly
 //!   retrains between selections run it.
