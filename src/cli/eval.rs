@@ -2,7 +2,6 @@
 //! M4 competition (sMAPE, MASE, OWA against Naive2) plus interval coverage.
 
 use std::io::Write;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -148,20 +147,7 @@ fn evaluate_all(series: &[(String, Series)], spec: &EvalSpec) -> Vec<Result<Seri
     let results = series
         .par_iter()
         .map(|(id, s)| {
-            // train() already turns augurs' panics into errors; this guard is
-            // for anything else, so one bad series cannot stop the run.
-            let result = match catch_unwind(AssertUnwindSafe(|| evaluate(s, spec))) {
-                Ok(Ok(e)) => Ok(e),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(payload) => Err(format!(
-                    "evaluation panicked: {}",
-                    payload
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "non-string panic payload".into())
-                )),
-            };
+            let result = super::per_series("evaluation", || evaluate(s, spec));
             if let Err(e) = &result {
                 progress.suspend(|| eprintln!("error: series {id:?}: {e}"));
             }

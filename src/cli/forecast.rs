@@ -3,7 +3,6 @@
 //! and chart.
 
 use std::io::{BufWriter, Write};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -213,18 +212,7 @@ fn steps(h: Horizon, step: TimeDelta) -> usize {
 /// Trains one series; a panic anywhere becomes an error, so one bad series
 /// cannot stop the run (train() already guards augurs itself).
 fn fit_one(series: &Series, spec: &TrainSpec) -> Result<Trained, String> {
-    match catch_unwind(AssertUnwindSafe(|| train(series, spec))) {
-        Ok(Ok(t)) => Ok(t),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(payload) => Err(format!(
-            "forecasting panicked: {}",
-            payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".into())
-        )),
-    }
+    super::per_series("forecasting", || train(series, spec))
 }
 
 /// Fits every series in parallel (they are independent), in input order.

@@ -47,6 +47,28 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Runs one series' work: its error, or a panic anywhere inside it, becomes
+/// a message naming `what` panicked, so one bad series cannot stop a run of
+/// many (the forecaster already turns augurs' panics into errors; this is
+/// for anything else).
+pub(crate) fn per_series<T, E: std::fmt::Display>(
+    what: &str,
+    work: impl FnOnce() -> Result<T, E>,
+) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(payload) => Err(format!(
+            "{what} panicked: {}",
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".into())
+        )),
+    }
+}
+
 /// A per-series progress bar on a terminal, hidden otherwise (logs and CI
 /// output stay clean). Shared by the commands that fit many series.
 pub(crate) fn series_progress(len: usize) -> indicatif::ProgressBar {
