@@ -125,6 +125,29 @@ fn decisions_never_depend_on_later_data() {
             "policy {policy} differs"
         );
     }
+
+    // Nor between samples: with 5-minute data and 1-minute ticks, the four
+    // ticks after a sample must not lean on the next sample. Tripling every
+    // sample from `cut` on may change nothing before its timestamp.
+    let mut changed = full.values.clone();
+    for v in &mut changed[cut..] {
+        *v = *v * 3.0 + 500.0;
+    }
+    let changed = Series::new(full.start, full.step, changed);
+    let c = backtest(&changed, &[], 3).run(&Quiet).unwrap().timeline;
+    let cut_ms = (full.start + full.step * i32::try_from(cut).unwrap()).timestamp_millis();
+    let before = a.timestamp_ms.partition_point(|&t| t < cut_ms);
+    assert_eq!(before, cut * 5, "1-minute ticks over 5-minute samples");
+    for policy in [0, 1] {
+        let first = (0..before).find(|&i| a.replicas[policy][i] != c.replicas[policy][i]);
+        assert_eq!(
+            first, None,
+            "policy {policy} saw the sample at tick {before} early"
+        );
+    }
+    assert_eq!(a.demand[..before], c.demand[..before]);
+    // The change itself is seen from its timestamp on.
+    assert_ne!(a.replicas[1][before + 1..], c.replicas[1][before + 1..]);
 }
 
 #[test]

@@ -50,8 +50,10 @@ impl Pods {
     }
 }
 
-/// Demand at `t`, linearly interpolated between the samples around it.
-/// `None` inside a gap (a missing sample on either side) or outside the data.
+/// Demand at `t`: the latest sample at or before `t`, which holds until the
+/// next one, as a Prometheus instant query returns it. Interpolating towards
+/// the next sample would let every policy see up to one data step into the
+/// future. `None` for a missing sample or outside the data.
 pub fn demand_at(s: &Series, t: DateTime<Utc>) -> Option<f64> {
     let step = s.step.num_milliseconds().max(1);
     let off = (t - s.start).num_milliseconds();
@@ -59,13 +61,7 @@ pub fn demand_at(s: &Series, t: DateTime<Utc>) -> Option<f64> {
         return None;
     }
     let i = usize::try_from(off / step).ok()?;
-    let frac = (off % step) as f64 / step as f64;
-    let a = *s.values.get(i)?;
-    if frac == 0.0 {
-        return a.is_finite().then_some(a);
-    }
-    let b = *s.values.get(i + 1)?;
-    (a.is_finite() && b.is_finite()).then_some(a + (b - a) * frac)
+    s.values.get(i).copied().filter(|v| v.is_finite())
 }
 
 /// The oracle's pod count at each tick: the fewest pods such that, with the
@@ -119,18 +115,23 @@ mod tests {
     }
 
     #[test]
-    fn demand_interpolates_and_respects_gaps() {
+    fn demand_holds_the_latest_sample_and_respects_gaps() {
         let s = Series::new(
             at(0),
             TimeDelta::seconds(60),
             vec![0.0, 60.0, f64::NAN, 10.0],
         );
         assert_eq!(demand_at(&s, at(0)), Some(0.0));
-        assert_eq!(demand_at(&s, at(30)), Some(30.0));
+        // Between samples: the earlier one, never a value leaning on the next.
+        assert_eq!(demand_at(&s, at(30)), Some(0.0));
+        assert_eq!(demand_at(&s, at(59)), Some(0.0));
         assert_eq!(demand_at(&s, at(60)), Some(60.0));
-        assert_eq!(demand_at(&s, at(90)), None);
+        assert_eq!(demand_at(&s, at(90)), Some(60.0));
+        assert_eq!(demand_at(&s, at(120)), None);
+        assert_eq!(demand_at(&s, at(179)), None);
         assert_eq!(demand_at(&s, at(180)), Some(10.0));
-        assert_eq!(demand_at(&s, at(181)), None);
+        assert_eq!(demand_at(&s, at(239)), Some(10.0));
+        assert_eq!(demand_at(&s, at(240)), None);
         assert_eq!(demand_at(&s, at(-1)), None);
     }
 

@@ -12,8 +12,9 @@
 //! * [`timeline`]: the per-tick Parquet file; [`plot`] draws it.
 //!
 //! The replay steps through ticks (the data step, at most one minute).
-//! Demand between samples is interpolated linearly, and every policy
-//! observes the demand at the tick, as a live scrape would. foresight runs
+//! A sample holds until the next one (as a Prometheus instant query returns
+//! the latest sample), and every policy observes the demand at the tick, so
+//! nothing it sees comes from after the tick. foresight runs
 //! the same `policy::decide` as `serve`, with its state carried from tick to
 //! tick, and its count passes through the HPA's tolerance on the way to the
 //! Deployment, as it does in a cluster.

@@ -9,7 +9,7 @@ use polars::prelude::{Column, DataFrame, DataType, ParquetWriter, TimeUnit};
 pub(crate) struct Row {
     /// The instant.
     pub(crate) t: DateTime<Utc>,
-    /// Recorded demand (interpolated), `None` in a gap.
+    /// Recorded demand (the latest sample), `None` in a gap.
     pub(crate) demand: Option<f64>,
     /// The forecast the policy saw for this instant (point, lower, upper).
     pub(crate) forecast: Option<(f64, f64, f64)>,
