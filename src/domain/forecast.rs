@@ -69,28 +69,44 @@ impl Forecast {
         Some((self.timestamp(lo + i), peak))
     }
 
-    /// The largest upper bound among values whose slot overlaps `[from, to]`.
+    /// The largest upper bound over `[from, to]`, reading the bound as
+    /// linear between grid points.
     ///
-    /// A slot `i` covers `[t_i - step, t_i]` in the sense that the value at
-    /// `t_i` is what the series will read by then, so the first slot at or
-    /// after `to` is included: peaks between grid points are not missed.
-    /// Returns `None` when the forecast does not reach `to`.
+    /// The forecast gives the signal's value at each grid point; in between,
+    /// a continuous signal moves from one to the next. So the maximum over
+    /// the window is at one of its ends (interpolated) or at a grid point
+    /// inside it. Taking the whole next slot instead would ask for a full
+    /// step's worth of the coming rise early: with 30-minute data, capacity
+    /// for the next half hour for the whole of this one. Returns `None` when
+    /// the forecast does not reach `to`.
     pub fn window_max_upper(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
-        if self.point.is_empty() || to > self.timestamp(self.point.len() - 1) {
+        if self.upper.is_empty() || to > self.timestamp(self.upper.len() - 1) || from > to {
             return None;
         }
         let step = self.step.num_milliseconds().max(1);
-        let idx = |t: DateTime<Utc>| (t - self.start).num_milliseconds().div_euclid(step);
-        let lo = idx(from).max(0) as usize;
-        let hi_ms = (to - self.start).num_milliseconds();
-        let hi = (hi_ms + step - 1).div_euclid(step).max(0) as usize;
-        let hi = hi.min(self.upper.len() - 1);
-        if lo > hi {
-            return None;
-        }
-        self.upper[lo..=hi]
-            .iter()
-            .copied()
+        let off = |t: DateTime<Utc>| (t - self.start).num_milliseconds().max(0);
+        let at = |t: DateTime<Utc>| {
+            let o = off(t);
+            let i = usize::try_from(o.div_euclid(step)).ok()?;
+            let a = *self.upper.get(i)?;
+            let frac = o.rem_euclid(step) as f64 / step as f64;
+            if frac == 0.0 {
+                return Some(a);
+            }
+            let b = *self.upper.get(i + 1)?;
+            Some(a + (b - a) * frac)
+        };
+        // Grid points strictly inside the window.
+        let first = usize::try_from(off(from).div_euclid(step) + 1).unwrap_or(usize::MAX);
+        let last = usize::try_from((off(to) - 1).max(0).div_euclid(step)).unwrap_or(0);
+        let inside = self
+            .upper
+            .get(first..=last.min(self.upper.len() - 1))
+            .unwrap_or(&[]);
+        [at(from), at(to)]
+            .into_iter()
+            .flatten()
+            .chain(inside.iter().copied())
             .filter(|v| v.is_finite())
             .reduce(f64::max)
     }
@@ -112,14 +128,20 @@ mod tests {
     }
 
     #[test]
-    fn window_max_includes_the_slot_covering_the_window_end() {
+    fn window_max_reads_the_bound_as_linear_between_grid_points() {
         let f = fc();
         let t = |s| DateTime::from_timestamp(s, 0).unwrap();
-        // [600, 630] is covered by slots 0 (600) and 1 (660).
-        assert_eq!(f.window_max_upper(t(600), t(630)), Some(9.0));
+        // Halfway from slot 0 (2 at 600) to slot 1 (9 at 660): 5.5, not 9.
+        assert_eq!(f.window_max_upper(t(600), t(630)), Some(5.5));
+        // A grid point inside the window counts in full.
+        assert_eq!(f.window_max_upper(t(630), t(690)), Some(9.0));
+        assert_eq!(f.window_max_upper(t(660), t(660)), Some(9.0));
         assert_eq!(f.window_max_upper(t(720), t(780)), Some(5.0));
+        // Before the first grid point the bound is the first one's.
+        assert_eq!(f.window_max_upper(t(500), t(600)), Some(2.0));
         // Past the end the forecast is blind.
         assert_eq!(f.window_max_upper(t(720), t(900)), None);
+        assert_eq!(f.window_max_upper(t(700), t(690)), None);
         assert_eq!(f.max_upper_within(t(720), t(900)), Some(5.0));
     }
 
