@@ -76,6 +76,18 @@ fn oracle_is_never_short_and_cheapest_and_the_schema_is_fixed() {
     assert!(p.oracle.replica_hours < always_max);
     // A reactive HPA with a 2-minute start-up is short on every rise.
     assert!(p.hpa.under_provisioned_minutes > 0.0, "{}", r.table());
+    // The same policy with the recorded future as its forecast is on time
+    // (no band to pay for, nothing to miss), so it costs no more than
+    // foresight, which pays for its band, and no less than the oracle.
+    let pf = &p.perfect_forecast;
+    assert_eq!(pf.under_provisioned_minutes, 0.0, "{}", r.table());
+    assert!(
+        pf.replica_hours < p.foresight.replica_hours,
+        "{}",
+        r.table()
+    );
+    assert!(pf.replica_hours >= p.oracle.replica_hours, "{}", r.table());
+    assert!(r.table().contains("perfect forecast / hpa:"));
     // Three scored days of 1-minute ticks (the data step is 5 minutes, ticks
     // are at most a minute).
     assert_eq!(r.step_seconds, 60.0);
@@ -89,7 +101,7 @@ fn oracle_is_never_short_and_cheapest_and_the_schema_is_fixed() {
     for key in ["input", "steps", "step_seconds", "policies", "forecast"] {
         assert!(json.get(key).is_some(), "report.json lacks {key}");
     }
-    for policy in ["foresight", "hpa", "oracle"] {
+    for policy in ["foresight", "hpa", "oracle", "perfect_forecast"] {
         for field in [
             "under_provisioned_minutes",
             "replica_hours",

@@ -41,7 +41,7 @@ pub use report::{
 pub use timeline::{Timeline, write_timeline};
 pub use training::{Models, TrainingPlan, train_all};
 
-use crate::domain::{MetricKind, Prediction, ScalerSpec, Series};
+use crate::domain::{Forecast, MetricKind, Prediction, ScalerSpec, Series};
 use crate::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
 
 /// Everything one replay needs.
@@ -346,7 +346,10 @@ impl Backtest<'_> {
             self.spec.max_replicas,
         ));
         let (mut fs, mut hp, mut or) = (Lane::default(), Lane::default(), Lane::default());
+        let mut pf = Lane::default();
         let mut state = PolicyState::default();
+        let mut pf_state = PolicyState::default();
+        let horizon = behavior.lead_time.max(behavior.rules.scale_down_lookahead);
         let mut stats = DecisionStats::default();
         let mut timeline = Timeline::with_capacity(n_ticks);
         let mut started = false;
@@ -374,41 +377,46 @@ impl Backtest<'_> {
                 }],
                 last_remediation: None,
             };
-            let current = fs.pods.total();
-            let f_count = match decide(&behavior, &observation, &state, t) {
-                Ok((d, next)) => {
-                    state = next;
-                    if scored {
-                        let p = match &d.prediction {
-                            Prediction::Used => "used",
-                            Prediction::Off => "off",
-                            Prediction::RecordedOnly => "recordedOnly",
-                            Prediction::Gated { .. } => "gated",
-                            Prediction::Unavailable { .. } => "unavailable",
-                        };
-                        *stats.prediction.entry(p.into()).or_default() += 1;
-                        *stats.limiter.entry(d.limiter.label().into()).or_default() += 1;
-                    }
-                    if started {
-                        let applied = downstream_tolerance(
-                            d.desired_replicas,
-                            current,
-                            self.downstream_tolerance,
-                        );
-                        if applied != d.desired_replicas && scored {
-                            stats.swallowed_by_hpa_tolerance += 1;
-                        }
-                        applied
-                    } else {
-                        d.desired_replicas
-                    }
-                }
-                Err(_) => current.max(self.spec.min_replicas),
+            let f_count = steer(
+                &behavior,
+                &observation,
+                &mut state,
+                t,
+                fs.pods.total(),
+                started.then_some(self.downstream_tolerance),
+                scored.then_some(&mut stats),
+            );
+            // The same policy, fed the recorded future (as far ahead as the
+            // policy looks) instead.
+            let perfect = recorded_future(s, t, horizon);
+            let pf_observation = Observation {
+                metrics: vec![MetricInput {
+                    kind,
+                    target,
+                    observed: pf.load(demand),
+                    forecast: perfect.as_ref().map(|f| ForecastInput {
+                        forecast: f,
+                        scale: 1.0,
+                        validation_mase: Some(0.0),
+                    }),
+                    forecast_note: None,
+                }],
+                last_remediation: None,
             };
+            let pf_count = steer(
+                &behavior,
+                &pf_observation,
+                &mut pf_state,
+                t,
+                pf.pods.total(),
+                started.then_some(self.downstream_tolerance),
+                None,
+            );
             let h_count = hpa.sync(hp.load(demand), t);
             if !started {
                 // Every Deployment starts warm at its scaler's first answer.
                 fs.pods = Pods::warm(f_count, t);
+                pf.pods = Pods::warm(pf_count, t);
                 hp.pods = Pods::warm(h_count, t);
                 or.pods = Pods::warm(o_count, t);
                 started = true;
@@ -425,6 +433,7 @@ impl Backtest<'_> {
             let (fr, fready) = fs.serve(f_count, &tk);
             let (hr, hready) = hp.serve(h_count, &tk);
             let (orr, oready) = or.serve(o_count, &tk);
+            pf.serve(pf_count, &tk);
 
             let seen = models.at(t - behavior.lead_time).and_then(|m| {
                 let f = &m.forecast;
@@ -482,6 +491,7 @@ impl Backtest<'_> {
                 foresight: fs.score(),
                 hpa: hp.score(),
                 oracle: or.score(),
+                perfect_forecast: pf.score(),
             },
             forecast,
             decisions: stats,
@@ -490,6 +500,61 @@ impl Backtest<'_> {
         };
         Ok(Outcome { report, timeline })
     }
+}
+
+/// One foresight decision at `t`, as the Deployment receives it: through
+/// the downstream HPA's tolerance once the replay has started (`tolerance`),
+/// holding the current count if the policy cannot decide. Counts the
+/// decision into `stats` when the tick is scored.
+fn steer(
+    behavior: &Behavior,
+    observation: &Observation<'_>,
+    state: &mut PolicyState,
+    t: DateTime<Utc>,
+    current: u32,
+    tolerance: Option<f64>,
+    stats: Option<&mut DecisionStats>,
+) -> u32 {
+    let Ok((d, next)) = decide(behavior, observation, state, t) else {
+        return current.max(behavior.min_replicas);
+    };
+    *state = next;
+    let applied = tolerance.map_or(d.desired_replicas, |tol| {
+        downstream_tolerance(d.desired_replicas, current, tol)
+    });
+    if let Some(stats) = stats {
+        let p = match &d.prediction {
+            Prediction::Used => "used",
+            Prediction::Off => "off",
+            Prediction::RecordedOnly => "recordedOnly",
+            Prediction::Gated { .. } => "gated",
+            Prediction::Unavailable { .. } => "unavailable",
+        };
+        *stats.prediction.entry(p.into()).or_default() += 1;
+        *stats.limiter.entry(d.limiter.label().into()).or_default() += 1;
+        if applied != d.desired_replicas {
+            stats.swallowed_by_hpa_tolerance += 1;
+        }
+    }
+    applied
+}
+
+/// A forecast that is the recorded data itself from the slot in force at
+/// `t` to one slot past `t + horizon`, with no band: the perfect forecaster.
+/// `None` where the data ends before the window does.
+fn recorded_future(s: &Series, t: DateTime<Utc>, horizon: TimeDelta) -> Option<Forecast> {
+    let step = s.step.num_milliseconds().max(1);
+    let i0 = usize::try_from((t - s.start).num_milliseconds().div_euclid(step)).ok()?;
+    let n = usize::try_from(horizon.num_milliseconds().max(0) / step + 2).ok()?;
+    let values = s.values.get(i0..(i0 + n).min(s.values.len()))?.to_vec();
+    (values.len() >= 2).then(|| Forecast {
+        start: s.timestamp(i0),
+        step: s.step,
+        point: values.clone(),
+        lower: values.clone(),
+        upper: values,
+        level: 0.0,
+    })
 }
 
 /// Scores, at every data point in the scored span, the forecast the policy

@@ -36,6 +36,11 @@ pub struct Policies {
     pub hpa: PolicyScore,
     /// Perfect foresight: the cheapest schedule with no shortfall.
     pub oracle: PolicyScore,
+    /// foresight's policy, limits and tolerance included, fed the recorded
+    /// future as a forecast with no band: what a better forecaster alone
+    /// could reach. The gap from here to `foresight` is forecast error; from
+    /// here to `oracle`, the policy's own limits.
+    pub perfect_forecast: PolicyScore,
 }
 
 /// One policy's score.
@@ -173,6 +178,7 @@ impl Report {
             ("foresight", &p.foresight),
             ("hpa", &p.hpa),
             ("oracle", &p.oracle),
+            ("perfect fc", &p.perfect_forecast),
         ] {
             let _ = writeln!(
                 s,
@@ -198,6 +204,13 @@ impl Report {
             "foresight / oracle: replica-hours {}  (oracle under-provisioned {:.1} min)",
             ratio(f.replica_hours, o.replica_hours),
             o.under_provisioned_minutes
+        );
+        let pf = &p.perfect_forecast;
+        let _ = writeln!(
+            s,
+            "perfect forecast / hpa: under-provisioned {}  replica-hours {}  (the policy's limits with no forecast error)",
+            ratio(pf.under_provisioned_minutes, h.under_provisioned_minutes),
+            ratio(pf.replica_hours, h.replica_hours),
         );
         let fc = &self.forecast;
         let opt = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
