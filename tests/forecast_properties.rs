@@ -103,6 +103,15 @@ fn check(t: &foresight::forecast::Trained, spec: &TrainSpec) -> Result<(), TestC
         );
     }
     prop_assert!(t.width_per_scale.is_finite() && t.width_per_scale >= 0.0);
+    if let Some(a) = &t.anchor {
+        prop_assert!((0.1..=0.99).contains(&a.phi), "anchor phi {}", a.phi);
+        prop_assert!(!a.half_width.is_empty());
+        prop_assert!(
+            a.half_width.iter().all(|w| w.is_finite() && *w >= 0.0),
+            "anchor widths {:?}",
+            a.half_width
+        );
+    }
     if let Some(m) = t.validation_mase {
         prop_assert!(m.is_finite() && m >= 0.0, "validation MASE {m}");
     }

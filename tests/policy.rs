@@ -9,7 +9,9 @@
 //! comment of each row.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use foresight::domain::{Forecast, Limiter, MetricKind, Mode, Prediction, ScalingRules, Signal};
+use foresight::domain::{
+    Anchor, Forecast, Limiter, MetricKind, Mode, Prediction, ScalingRules, Signal,
+};
 use foresight::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
 
 fn t(s: i64) -> DateTime<Utc> {
@@ -214,6 +216,7 @@ fn with_forecast<'a>(
             forecast: f,
             scale: 50.0,
             validation_mase,
+            anchor: None,
         }),
         forecast_note: None,
     }]
@@ -260,6 +263,62 @@ fn prediction_scales_up_before_the_load_arrives() {
         (d.desired_replicas, d.predictive, d.prediction),
         (5, None, Prediction::Off)
     );
+}
+
+#[test]
+fn an_anchored_forecast_follows_what_is_observed_now() {
+    // Flat forecast 1000 (plain upper 1100, 11 pods at target 100). With
+    // errors that persist (phi 0.8) and a half-width of 50 per step:
+    let f = ramp_forecast(0, vec![1000.0; 5]);
+    let anchor = Anchor {
+        phi: 0.8,
+        half_width: vec![50.0, 60.0, 70.0],
+    };
+    let decide_at = |observed: f64, anchor: Option<&Anchor>| {
+        let m = MetricInput {
+            kind: MetricKind::QueueDepth,
+            target: 100.0,
+            observed: Some(observed),
+            forecast: Some(ForecastInput {
+                forecast: &f,
+                scale: 50.0,
+                validation_mase: Some(0.5),
+                anchor,
+            }),
+            forecast_note: None,
+        };
+        decide(
+            &behavior(Mode::Predictive),
+            &obs(vec![m]),
+            &PolicyState::default(),
+            t(0),
+        )
+        .unwrap()
+        .0
+    };
+    // Demand 1500 runs 500 over the forecast. One minute on the anchored
+    // bound is 1000 + 0.8 × 500 + 50 = 1450, two minutes on 1000 + 0.64 ×
+    // 500 + 60 = 1380, so the window's maximum is what is observed now,
+    // where the plain band (1100) would say the excess is about to vanish ...
+    let d = decide_at(1500.0, Some(&anchor));
+    assert_eq!(d.readings[0].forecast_max, Some(1500.0));
+    assert_eq!((d.reactive, d.predictive), (15, Some(15)));
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.contains("corrected by the latest observation")),
+        "{:?}",
+        d.notes
+    );
+    // ... demand 600 runs 400 under it: 1000 − 0.64 × 400 + 60 = 804, so 9
+    // pods instead of the plain band's 11.
+    let d = decide_at(600.0, Some(&anchor));
+    assert_eq!(d.readings[0].forecast_max, Some(804.0));
+    assert_eq!((d.reactive, d.predictive), (6, Some(9)));
+    let plain = decide_at(600.0, None);
+    assert_eq!(plain.readings[0].forecast_max, Some(1100.0));
+    assert_eq!(plain.predictive, Some(11));
+    assert!(!plain.notes.iter().any(|n| n.contains("corrected")));
 }
 
 #[test]

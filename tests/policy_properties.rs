@@ -63,6 +63,7 @@ fn observation<'a>(tick: &Tick, f: &'a Forecast) -> Observation<'a> {
         forecast: f,
         scale: 100.0,
         validation_mase: Some(0.5),
+        anchor: None,
     });
     Observation {
         metrics: vec![

@@ -370,6 +370,7 @@ impl Backtest<'_> {
                         forecast: &m.forecast,
                         scale: m.mase_scale,
                         validation_mase: m.validation_mase,
+                        anchor: m.anchor.as_ref(),
                     }),
                     forecast_note: model
                         .is_none()
@@ -398,6 +399,7 @@ impl Backtest<'_> {
                         forecast: f,
                         scale: 1.0,
                         validation_mase: Some(0.0),
+                        anchor: None,
                     }),
                     forecast_note: None,
                 }],

@@ -19,6 +19,22 @@ pub struct Forecast {
     pub level: f64,
 }
 
+/// How a forecast's error persists from one step to the next, so the policy
+/// can correct the forecast by what it observes now: if demand runs 20%
+/// above the forecast at this step, it will probably still run above it two
+/// minutes later. Calibrated on the same validation windows as the interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Anchor {
+    /// Share of the current error expected to remain one step later: the
+    /// lag-1 autocorrelation of the validation errors, in (0, 1).
+    pub phi: f64,
+    /// Half-width of the anchored forecast's interval at the forecast's
+    /// level, per step ahead (index 0 is one step ahead). The anchored
+    /// forecast `h` steps ahead is `point + phi^h × (observed − point now)`.
+    pub half_width: Vec<f64>,
+}
+
 impl Forecast {
     /// Timestamp of value `i`.
     pub fn timestamp(&self, i: usize) -> DateTime<Utc> {
@@ -80,6 +96,54 @@ impl Forecast {
     /// for the next half hour for the whole of this one. Returns `None` when
     /// the forecast does not reach `to`.
     pub fn window_max_upper(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
+        self.window_max_by(from, to, |i| self.upper.get(i).copied())
+    }
+
+    /// Like [`Self::window_max_upper`], for the forecast corrected by the
+    /// value `observed` at `from`: the slot in force at `from` is the
+    /// observation itself, and `h` slots later the bound is
+    /// `point + phi^h × (observed − point at from) + half_width[h − 1]`.
+    /// `None` when `from` is before the forecast, the window reaches past
+    /// the anchor's calibrated steps, or past the forecast.
+    pub fn anchored_window_max(
+        &self,
+        anchor: &Anchor,
+        observed: f64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Option<f64> {
+        if !observed.is_finite() || from < self.start {
+            return None;
+        }
+        let (_, now) = self.slot_at(from)?;
+        let step = self.step.num_milliseconds().max(1);
+        let i0 = usize::try_from((from - self.start).num_milliseconds().div_euclid(step)).ok()?;
+        // The furthest grid point the window's end leans on.
+        let last = usize::try_from((to - self.start).num_milliseconds().max(0) + step - 1).ok()?
+            / usize::try_from(step).ok()?;
+        if last.saturating_sub(i0) > anchor.half_width.len() {
+            return None;
+        }
+        let r = observed - now;
+        self.window_max_by(from, to, |i| {
+            let h = i.checked_sub(i0)?;
+            if h == 0 {
+                return Some(observed);
+            }
+            let w = anchor.half_width.get(h - 1)?;
+            let decay = anchor.phi.powi(i32::try_from(h).ok()?);
+            Some(self.point.get(i)? + decay * r + w)
+        })
+    }
+
+    /// The maximum over `[from, to]` of the curve through `value(i)` at grid
+    /// point `i`, linear in between: at the ends or at a grid point inside.
+    fn window_max_by(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        value: impl Fn(usize) -> Option<f64>,
+    ) -> Option<f64> {
         if self.upper.is_empty() || to > self.timestamp(self.upper.len() - 1) || from > to {
             return None;
         }
@@ -88,25 +152,22 @@ impl Forecast {
         let at = |t: DateTime<Utc>| {
             let o = off(t);
             let i = usize::try_from(o.div_euclid(step)).ok()?;
-            let a = *self.upper.get(i)?;
+            let a = value(i)?;
             let frac = o.rem_euclid(step) as f64 / step as f64;
             if frac == 0.0 {
                 return Some(a);
             }
-            let b = *self.upper.get(i + 1)?;
+            let b = value(i + 1)?;
             Some(a + (b - a) * frac)
         };
         // Grid points strictly inside the window.
         let first = usize::try_from(off(from).div_euclid(step) + 1).unwrap_or(usize::MAX);
         let last = usize::try_from((off(to) - 1).max(0).div_euclid(step)).unwrap_or(0);
-        let inside = self
-            .upper
-            .get(first..=last.min(self.upper.len() - 1))
-            .unwrap_or(&[]);
+        let inside = (first..=last.min(self.upper.len() - 1)).filter_map(&value);
         [at(from), at(to)]
             .into_iter()
             .flatten()
-            .chain(inside.iter().copied())
+            .chain(inside)
             .filter(|v| v.is_finite())
             .reduce(f64::max)
     }
@@ -143,6 +204,29 @@ mod tests {
         assert_eq!(f.window_max_upper(t(720), t(900)), None);
         assert_eq!(f.window_max_upper(t(700), t(690)), None);
         assert_eq!(f.max_upper_within(t(720), t(900)), Some(5.0));
+    }
+
+    #[test]
+    fn anchored_window_carries_the_current_error_forward() {
+        let f = fc();
+        let t = |s| DateTime::from_timestamp(s, 0).unwrap();
+        let a = Anchor {
+            phi: 0.5,
+            half_width: vec![1.0, 2.0],
+        };
+        // At 600 the forecast says 1 and 5 is observed (r = 4). One step on,
+        // 2 + 0.5 × 4 + 1 = 5; two steps on, 3 + 0.25 × 4 + 2 = 6.
+        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(660)), Some(5.0));
+        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(720)), Some(6.0));
+        // Halfway to the next step: between the observation and 5.
+        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(630)), Some(5.0));
+        assert_eq!(f.anchored_window_max(&a, 1.0, t(600), t(630)), Some(2.0));
+        // Demand under the forecast lowers the bound below the plain one (9).
+        assert_eq!(f.anchored_window_max(&a, 0.0, t(600), t(660)), Some(2.5));
+        // Beyond the calibrated steps, before the forecast, or no value: none.
+        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(780)), None);
+        assert_eq!(f.anchored_window_max(&a, 5.0, t(599), t(660)), None);
+        assert_eq!(f.anchored_window_max(&a, f64::NAN, t(600), t(660)), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::ForecastError;
 use super::models::{Combine, Fitted, Model, ModelKind, combine_forecasts, prophet_available};
 use super::prep::{MIN_OBSERVATIONS, prepare};
 use super::seasonality::detect_periods;
-use crate::domain::{Forecast, Series};
+use crate::domain::{Anchor, Forecast, Series};
 
 /// Rolling origins used for validation; more gives steadier choices and
 /// intervals, at one extra fit per candidate each. On the M4 Hourly holdout
@@ -68,6 +68,10 @@ pub struct Trained {
     /// The seasonal lag `mase_scale` was computed at, so a refit scales the
     /// same way whatever model was chosen.
     pub scale_lag: usize,
+    /// How the forecast's error persists, for a policy that corrects the
+    /// forecast by the latest observation; `None` when the validation errors
+    /// do not persist (or there were none).
+    pub anchor: Option<Anchor>,
 }
 
 /// What a refit reuses from a full selection: the chosen model and its
@@ -85,6 +89,13 @@ pub struct Choice {
     pub width_per_scale: f64,
     /// The seasonal lag of the MASE scale.
     pub scale_lag: usize,
+    /// The anchor's persistence; `None` without one (and in state files
+    /// written before anchors existed).
+    #[serde(default)]
+    pub anchor_phi: Option<f64>,
+    /// The anchor's half-widths per step ahead, in units of the MASE scale.
+    #[serde(default)]
+    pub anchor_width_per_scale: Vec<f64>,
 }
 
 impl Trained {
@@ -95,6 +106,13 @@ impl Trained {
             validation_mase: self.validation_mase,
             width_per_scale: self.width_per_scale,
             scale_lag: self.scale_lag,
+            anchor_phi: self.anchor.as_ref().map(|a| a.phi),
+            anchor_width_per_scale: self.anchor.as_ref().map_or_else(Vec::new, |a| {
+                a.half_width
+                    .iter()
+                    .map(|w| w / self.mase_scale.max(1e-12))
+                    .collect()
+            }),
         }
     }
 }
@@ -125,9 +143,12 @@ pub fn train(series: &Series, spec: &TrainSpec) -> Result<Trained, ForecastError
 
     let lag = scale_lag(&y, &candidates);
     let mase_scale = mase_scale(&y, lag);
-    let (model, mase, errors) = match validate(&y, &candidates, horizon, mase_scale) {
-        Some(v) => (v.model, Some(v.mase), v.calibration),
-        None => (candidates[0].clone(), None, Vec::new()),
+    let (model, mase, errors, anchor) = match validate(&y, &candidates, horizon, mase_scale) {
+        Some(v) => {
+            let anchor = anchor_of(&v.sequences, spec.level);
+            (v.model, Some(v.mase), v.calibration, anchor)
+        }
+        None => (candidates[0].clone(), None, Vec::new(), None),
     };
 
     // Fit on everything; if the chosen model fails on the full history,
@@ -166,6 +187,7 @@ pub fn train(series: &Series, spec: &TrainSpec) -> Result<Trained, ForecastError
             mase_scale,
             scale_lag: lag,
             validation_mase: mase,
+            anchor,
         },
     ))
 }
@@ -182,6 +204,8 @@ struct Fit {
     scale_lag: usize,
     /// Validation MASE of the chosen model.
     validation_mase: Option<f64>,
+    /// The error's persistence, in the fitted data's units.
+    anchor: Option<Anchor>,
 }
 
 fn assemble(
@@ -210,6 +234,7 @@ fn assemble(
         mase_scale: fit.mase_scale,
         width_per_scale: width / fit.mase_scale.max(1e-12),
         scale_lag: fit.scale_lag,
+        anchor: fit.anchor,
     }
 }
 
@@ -243,6 +268,14 @@ pub fn refit(series: &Series, spec: &TrainSpec, chosen: &Choice) -> Result<Train
             mase_scale,
             scale_lag: chosen.scale_lag,
             validation_mase: chosen.validation_mase,
+            anchor: chosen.anchor_phi.map(|phi| Anchor {
+                phi,
+                half_width: chosen
+                    .anchor_width_per_scale
+                    .iter()
+                    .map(|w| w * mase_scale)
+                    .collect(),
+            }),
         },
     ))
 }
@@ -323,6 +356,9 @@ struct Validation {
     /// where the winner's own errors are flattered by having won on them
     /// (coverage 88.7% against 90.2% with the same windows on M4 Hourly).
     calibration: Vec<f64>,
+    /// The same errors, signed and in order, one sequence per window: how
+    /// an error carries over from one step to the next.
+    sequences: Vec<Vec<f64>>,
 }
 
 /// Rolling-origin validation: every candidate forecasts `ORIGINS`
@@ -401,29 +437,67 @@ fn validate(y: &[f64], candidates: &[ModelKind], horizon: usize, scale: f64) -> 
     let best = best_without(None)?;
     let count = windows.len() * v;
     let mase = total(best, None) / count.max(1) as f64 / scale;
-    let calibration = if windows.len() < 2 {
+    let sequences: Vec<Vec<f64>> = if windows.len() < 2 {
         windows
             .iter()
-            .filter_map(|w| errors[best][*w].as_ref())
-            .flatten()
-            .map(|e| e.abs())
+            .filter_map(|w| errors[best][*w].clone())
             .collect()
     } else {
         windows
             .iter()
             .filter_map(|w| {
                 let pick = best_without(Some(*w))?;
-                errors[pick][*w].as_ref()
+                errors[pick][*w].clone()
             })
-            .flatten()
-            .map(|e| e.abs())
             .collect()
     };
+    let calibration = sequences.iter().flatten().map(|e| e.abs()).collect();
     Some(Validation {
         model: candidates[best].clone(),
         mase,
         calibration,
+        sequences,
     })
+}
+
+/// Steps ahead an anchor is calibrated for: 30 minutes of 1-minute data,
+/// more than any sensible `leadTime` spans.
+const ANCHOR_STEPS: usize = 30;
+
+/// Error pairs needed per step ahead for its quantile to mean anything (as
+/// few as the plain interval gets with 30-minute data: four windows of six).
+const ANCHOR_MIN_PAIRS: usize = 16;
+
+/// Below this persistence, correcting by the latest observation is noise.
+const ANCHOR_MIN_PHI: f64 = 0.1;
+
+/// How validation errors persist: `phi`, the least-squares lag-1
+/// coefficient over consecutive errors within each window, and for each
+/// step ahead `h` the conformal half-width (widened like the interval) of
+/// the anchored error `e[j + h] − phi^h × e[j]`. `None` when errors do not
+/// persist or there are too few pairs.
+fn anchor_of(sequences: &[Vec<f64>], level: f64) -> Option<Anchor> {
+    let (num, den) = sequences
+        .iter()
+        .flat_map(|s| s.windows(2))
+        .fold((0.0, 0.0), |(n, d), w| (n + w[0] * w[1], d + w[0] * w[0]));
+    let phi = (num / den).min(0.99);
+    if !(phi.is_finite() && phi >= ANCHOR_MIN_PHI) {
+        return None;
+    }
+    let mut half_width = Vec::new();
+    for h in 1..=ANCHOR_STEPS {
+        let decay = phi.powi(i32::try_from(h).ok()?);
+        let anchored: Vec<f64> = sequences
+            .iter()
+            .flat_map(|s| (h..s.len()).map(move |j| s[j] - decay * s[j - h]))
+            .collect();
+        if anchored.len() < ANCHOR_MIN_PAIRS {
+            break;
+        }
+        half_width.push(WIDEN * conformal_quantile(&anchored, level, &[]));
+    }
+    (!half_width.is_empty()).then_some(Anchor { phi, half_width })
 }
 
 /// The seasonal lag of the MASE denominator: the shortest seasonal period
@@ -576,6 +650,72 @@ mod tests {
         assert_eq!(conformal_quantile(&e, 0.8, &[]), 8.0);
         assert!((interval_width(&e, 0.8, &[]) - 8.0 * WIDEN).abs() < 1e-12);
     }
+
+    /// Four windows of an AR(1) error process, `e[j] = phi e[j-1] + shock`,
+    /// with shocks from a fixed LCG in [-1, 1).
+    fn ar1_windows(phi: f64, len: usize) -> Vec<Vec<f64>> {
+        let mut state: u64 = 7;
+        (0..4)
+            .map(|_| {
+                let mut e = 0.0;
+                (0..len)
+                    .map(|_| {
+                        state = state
+                            .wrapping_mul(6_364_136_223_846_793_005)
+                            .wrapping_add(1_442_695_040_888_963_407);
+                        let shock = (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+                        e = phi * e + 10.0 * shock;
+                        e
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn anchor_finds_persistent_errors_and_narrows_the_band() {
+        let windows = ar1_windows(0.9, 300);
+        let a = anchor_of(&windows, 0.8).unwrap();
+        assert!((a.phi - 0.9).abs() < 0.05, "phi {}", a.phi);
+        assert_eq!(a.half_width.len(), ANCHOR_STEPS);
+        // One step ahead only the new shock is unknown: far narrower than
+        // the band for the level itself, and the width grows with the steps.
+        let plain = interval_width(&windows.concat(), 0.8, &[]);
+        assert!(
+            a.half_width[0] < 0.5 * plain,
+            "{} vs {plain}",
+            a.half_width[0]
+        );
+        assert!(a.half_width[0] < a.half_width[5] && a.half_width[5] < a.half_width[29]);
+        // Anchored widths come from the anchored errors: one step ahead they
+        // are the shocks, uniform in [-10, 10), so the 80% half-width is
+        // about 8, widened by 10%.
+        assert!(
+            (a.half_width[0] - 8.0 * WIDEN).abs() < 0.8,
+            "{}",
+            a.half_width[0]
+        );
+    }
+
+    #[test]
+    fn no_anchor_for_alternating_errors_or_too_few_pairs() {
+        let alternating = vec![vec![1.0, -1.0, 1.2, -0.9, 1.1, -1.0, 0.8, -1.2]; 4];
+        assert!(anchor_of(&alternating, 0.8).is_none());
+        // Persistent, but three pairs per window: 12 < 16.
+        let short: Vec<Vec<f64>> = ar1_windows(0.9, 300)
+            .iter()
+            .map(|w| w[..4].to_vec())
+            .collect();
+        assert!(anchor_of(&short, 0.8).is_none());
+        // Five per window: 20 pairs one step ahead, 16 two steps ahead, then
+        // too few.
+        let five: Vec<Vec<f64>> = ar1_windows(0.9, 300)
+            .iter()
+            .map(|w| w[..6].to_vec())
+            .collect();
+        assert_eq!(anchor_of(&five, 0.8).map(|a| a.half_width.len()), Some(2));
+        assert!(anchor_of(&[], 0.8).is_none());
+    }
 }
 
 #[cfg(test)]
@@ -618,5 +758,52 @@ mod refit_tests {
         let short = Series::new(s2.start, s2.step, s2.values[..30].to_vec());
         let f = refit(&short, &spec, &chosen.choice()).unwrap();
         assert!(!matches!(f.model, ModelKind::Mstl { .. }));
+    }
+
+    #[test]
+    fn refit_keeps_the_anchor_at_the_new_scale() {
+        // A daily wave plus slowly wandering noise: errors persist.
+        let mut state: u64 = 3;
+        let mut drift = 0.0;
+        let values: Vec<f64> = (0..24 * 14)
+            .map(|i| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                drift = 0.9 * drift + ((state >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 20.0;
+                200.0 + 50.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin() + drift
+            })
+            .collect();
+        let start = DateTime::from_timestamp(0, 0).unwrap();
+        let spec = TrainSpec {
+            periods: vec![24],
+            detect: false,
+            horizon: 24,
+            level: 0.8,
+            prophet: false,
+        };
+        let chosen = train(
+            &Series::new(start, TimeDelta::hours(1), values.clone()),
+            &spec,
+        )
+        .unwrap();
+        let a = chosen
+            .anchor
+            .clone()
+            .expect("persistent errors give an anchor");
+        assert!(a.phi > 0.3, "phi {}", a.phi);
+        // The same history three times larger: same persistence, widths ×3.
+        let tripled = Series::new(
+            start,
+            TimeDelta::hours(1),
+            values.iter().map(|v| v * 3.0).collect(),
+        );
+        let r = refit(&tripled, &spec, &chosen.choice()).unwrap();
+        let b = r.anchor.expect("a refit keeps the anchor");
+        assert_eq!(b.phi, a.phi);
+        assert_eq!(b.half_width.len(), a.half_width.len());
+        for (x, y) in a.half_width.iter().zip(&b.half_width) {
+            assert!((y - 3.0 * x).abs() < 1e-9 * y.max(1.0), "{y} vs 3 × {x}");
+        }
     }
 }

@@ -6,7 +6,8 @@ use super::memory::{
 };
 use super::signals::{due, not_keeping_up, responds_to_replicas};
 use crate::domain::{
-    Decision, Forecast, Limiter, MetricKind, MetricReading, Mode, Prediction, ScalingRules, Signal,
+    Anchor, Decision, Forecast, Limiter, MetricKind, MetricReading, Mode, Prediction, ScalingRules,
+    Signal,
 };
 
 /// A forecast and what is known about its accuracy.
@@ -20,6 +21,9 @@ pub struct ForecastInput<'a> {
     /// Holdout MASE at training; `None` when the history was too short to
     /// validate, which keeps the confidence gate closed.
     pub validation_mase: Option<f64>,
+    /// How the forecast's error persists; with it, the predictive
+    /// requirement corrects the forecast by the observation at the tick.
+    pub anchor: Option<&'a Anchor>,
 }
 
 /// One signal's inputs at an evaluation tick.
@@ -92,6 +96,8 @@ struct Predicted {
     ahead: Option<u32>,
     /// Why the confidence gate is closed, if it is.
     gated: Option<String>,
+    /// Whether `window_max` was corrected by the observation at the tick.
+    anchored: bool,
 }
 
 /// Decides the replica count at `now` from the observation and the state.
@@ -233,6 +239,12 @@ pub fn decide(
                 (None, Some(_)) if use_prediction => {
                     used = true;
                     ahead_max = ahead_max.max(p.ahead);
+                    if p.anchored {
+                        notes.push(format!(
+                            "{}: forecast corrected by the latest observation",
+                            m.kind
+                        ));
+                    }
                 }
                 (None, Some(_)) => {}
             }
@@ -481,7 +493,14 @@ fn predict(
         (_, Some(l)) if l > max => Some(format!("live MASE {l:.2} > maxForecastMase {max}")),
         _ => None,
     };
-    let window_max = f.forecast.window_max_upper(now, now + b.lead_time);
+    // Corrected by what is observed now where the errors persist (narrower
+    // than the plain band, which must also cover how far off the forecast
+    // may be at this moment); the plain band otherwise.
+    let anchored = match (f.anchor, m.observed) {
+        (Some(a), Some(v)) => f.forecast.anchored_window_max(a, v, now, now + b.lead_time),
+        _ => None,
+    };
+    let window_max = anchored.or_else(|| f.forecast.window_max_upper(now, now + b.lead_time));
     let ahead = (b.rules.scale_down_lookahead > TimeDelta::zero())
         .then(|| {
             f.forecast
@@ -506,6 +525,7 @@ fn predict(
         replicas: window_max.map(|v| requirement(v, m.target, current, &b.rules)),
         ahead,
         gated,
+        anchored: anchored.is_some(),
     }
 }
 

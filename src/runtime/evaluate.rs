@@ -60,6 +60,7 @@ pub(crate) fn replay(
                         forecast: &tr.forecast,
                         scale: tr.mase_scale,
                         validation_mase: tr.validation_mase,
+                        anchor: tr.anchor.as_ref(),
                     }),
                     forecast_note,
                 }

@@ -242,7 +242,22 @@ mod tests {
             validation_mase: Some(0.7),
             width_per_scale: 1.5,
             scale_lag: period,
+            anchor_phi: Some(0.8),
+            anchor_width_per_scale: vec![0.5, 0.7],
         }
+    }
+
+    #[test]
+    fn choices_written_before_anchors_existed_still_load() {
+        let mut old = serde_json::to_value(choice(24)).unwrap();
+        let fields = old.as_object_mut().unwrap();
+        assert!(fields.remove("anchorPhi").is_some());
+        assert!(fields.remove("anchorWidthPerScale").is_some());
+        let c: Choice = serde_json::from_value(old).unwrap();
+        assert_eq!((c.anchor_phi, c.anchor_width_per_scale.len()), (None, 0));
+        let back: Choice =
+            serde_json::from_str(&serde_json::to_string(&choice(24)).unwrap()).unwrap();
+        assert_eq!(back, choice(24));
     }
 
     #[test]
