@@ -361,23 +361,20 @@ impl Backtest<'_> {
 
             // foresight.
             let model = models.at(t);
-            let observation = Observation {
-                metrics: vec![MetricInput {
-                    kind,
-                    target,
-                    observed: fs.load(demand),
-                    forecast: model.map(|m| ForecastInput {
-                        forecast: &m.forecast,
-                        scale: m.mase_scale,
-                        validation_mase: m.validation_mase,
-                        anchor: m.anchor.as_ref(),
-                    }),
-                    forecast_note: model
-                        .is_none()
-                        .then(|| "no model trained yet (too little history)".to_string()),
-                }],
-                last_remediation: None,
-            };
+            let observation = one_signal(
+                kind,
+                target,
+                fs.load(demand),
+                model.map(|m| ForecastInput {
+                    forecast: &m.forecast,
+                    scale: m.mase_scale,
+                    validation_mase: m.validation_mase,
+                    anchor: m.anchor.as_ref(),
+                }),
+                model
+                    .is_none()
+                    .then(|| "no model trained yet (too little history)".to_string()),
+            );
             let f_count = steer(
                 &behavior,
                 &observation,
@@ -390,21 +387,18 @@ impl Backtest<'_> {
             // The same policy, fed the recorded future (as far ahead as the
             // policy looks) instead.
             let perfect = recorded_future(s, t, horizon);
-            let pf_observation = Observation {
-                metrics: vec![MetricInput {
-                    kind,
-                    target,
-                    observed: pf.load(demand),
-                    forecast: perfect.as_ref().map(|f| ForecastInput {
-                        forecast: f,
-                        scale: 1.0,
-                        validation_mase: Some(0.0),
-                        anchor: None,
-                    }),
-                    forecast_note: None,
-                }],
-                last_remediation: None,
-            };
+            let pf_observation = one_signal(
+                kind,
+                target,
+                pf.load(demand),
+                perfect.as_ref().map(|f| ForecastInput {
+                    forecast: f,
+                    scale: 1.0,
+                    validation_mase: Some(0.0),
+                    anchor: None,
+                }),
+                None,
+            );
             let pf_count = steer(
                 &behavior,
                 &pf_observation,
@@ -501,6 +495,26 @@ impl Backtest<'_> {
             notes,
         };
         Ok(Outcome { report, timeline })
+    }
+}
+
+/// What the policy sees of the replayed signal at one tick.
+fn one_signal<'a>(
+    kind: MetricKind,
+    target: f64,
+    observed: Option<f64>,
+    forecast: Option<ForecastInput<'a>>,
+    forecast_note: Option<String>,
+) -> Observation<'a> {
+    Observation {
+        metrics: vec![MetricInput {
+            kind,
+            target,
+            observed,
+            forecast,
+            forecast_note,
+        }],
+        last_remediation: None,
     }
 }
 

@@ -724,6 +724,17 @@ mod refit_tests {
 
     use super::*;
 
+    /// Hourly data with a daily season, a day's horizon, an 80% interval.
+    fn hourly_daily_spec() -> TrainSpec {
+        TrainSpec {
+            periods: vec![24],
+            detect: false,
+            horizon: 24,
+            level: 0.8,
+            prophet: false,
+        }
+    }
+
     #[test]
     fn refit_keeps_the_choice_and_rescales_the_interval() {
         let wave = |i: usize, amp: f64| {
@@ -734,13 +745,7 @@ mod refit_tests {
             TimeDelta::hours(1),
             (0..24 * 14).map(|i| wave(i, 40.0)).collect(),
         );
-        let spec = TrainSpec {
-            periods: vec![24],
-            detect: false,
-            horizon: 24,
-            level: 0.8,
-            prophet: false,
-        };
+        let spec = hourly_daily_spec();
         let chosen = train(&s1, &spec).unwrap();
         // A day later, with twice the amplitude: same model, wider interval.
         let s2 = Series::new(
@@ -775,13 +780,7 @@ mod refit_tests {
             })
             .collect();
         let start = DateTime::from_timestamp(0, 0).unwrap();
-        let spec = TrainSpec {
-            periods: vec![24],
-            detect: false,
-            horizon: 24,
-            level: 0.8,
-            prophet: false,
-        };
+        let spec = hourly_daily_spec();
         let chosen = train(
             &Series::new(start, TimeDelta::hours(1), values.clone()),
             &spec,
