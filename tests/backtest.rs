@@ -88,6 +88,8 @@ fn oracle_is_never_short_and_cheapest_and_the_schema_is_fixed() {
     );
     assert!(pf.replica_hours >= p.oracle.replica_hours, "{}", r.table());
     assert!(r.table().contains("perfect forecast / hpa:"));
+    // Stabilisation keeps foresight from undoing its own changes.
+    assert!(p.foresight.flaps <= p.hpa.flaps, "{}", r.table());
     // Three scored days of 1-minute ticks (the data step is 5 minutes, ticks
     // are at most a minute).
     assert_eq!(r.step_seconds, 60.0);
@@ -106,6 +108,7 @@ fn oracle_is_never_short_and_cheapest_and_the_schema_is_fixed() {
             "under_provisioned_minutes",
             "replica_hours",
             "scale_events",
+            "flaps",
             "max_replicas",
             "p95_backlog",
         ] {

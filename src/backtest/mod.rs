@@ -44,6 +44,10 @@ pub use training::{Models, TrainingPlan, train_all};
 use crate::domain::{Forecast, MetricKind, Prediction, ScalerSpec, Series};
 use crate::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
 
+/// A change that undoes the previous one sooner than this is a flap: the
+/// HPA's default scale-down stabilisation, the span it exists to damp.
+const FLAP_WINDOW: TimeDelta = TimeDelta::minutes(5);
+
 /// Everything one replay needs.
 pub struct Backtest<'a> {
     /// The recorded demand.
@@ -126,6 +130,10 @@ struct Lane {
     pod_s: f64,
     /// Count changes.
     events: u32,
+    /// Count changes that reversed the previous one within [`FLAP_WINDOW`].
+    flaps: u32,
+    /// The previous change: when, and whether it went up.
+    last_change: Option<(DateTime<Utc>, bool)>,
     /// Largest count.
     max: u32,
     /// Unserved work at each scored tick, for the percentile.
@@ -151,8 +159,19 @@ impl Lane {
             scored,
             seconds: tick_s,
         } = *k;
-        if count != self.pods.total() && scored {
-            self.events += 1;
+        let before = self.pods.total();
+        if count != before {
+            let up = count > before;
+            if scored {
+                self.events += 1;
+                if self
+                    .last_change
+                    .is_some_and(|(at, was_up)| was_up != up && t - at < FLAP_WINDOW)
+                {
+                    self.flaps += 1;
+                }
+            }
+            self.last_change = Some((t, up));
         }
         self.pods.scale(count, t, startup);
         let ready = self.pods.ready(t);
@@ -184,6 +203,7 @@ impl Lane {
             under_provisioned_minutes: self.under_s / 60.0,
             replica_hours: self.pod_s / 3600.0,
             scale_events: self.events,
+            flaps: self.flaps,
             max_replicas: self.max,
             p95_backlog: percentile(&self.unserved, 0.95),
         }
@@ -624,4 +644,35 @@ fn score_forecasts(
 /// A span for messages, in the largest whole unit.
 fn fmt_span(d: TimeDelta) -> String {
     crate::domain::format_delta(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_undone_within_five_minutes_is_a_flap() {
+        let t0 = DateTime::from_timestamp(0, 0).unwrap();
+        let tick = |m: i64| Tick {
+            t: t0 + TimeDelta::minutes(m),
+            startup: TimeDelta::minutes(2),
+            demand: Some(100.0),
+            target: 100.0,
+            queue: false,
+            scored: true,
+            seconds: 60.0,
+        };
+        let mut lane = Lane {
+            pods: Pods::warm(2, t0),
+            ..Lane::default()
+        };
+        // Up, then down a minute later: a flap. Down again: same direction.
+        // Up eight minutes after the last change: not a flap; down a minute
+        // after that: a flap. Holding is no change at all.
+        for (m, n) in [(1, 5), (2, 3), (3, 2), (11, 4), (12, 3), (13, 3)] {
+            lane.serve(n, &tick(m));
+        }
+        let score = lane.score();
+        assert_eq!((score.scale_events, score.flaps), (5, 2));
+    }
 }

@@ -53,6 +53,11 @@ pub struct PolicyScore {
     pub replica_hours: f64,
     /// Changes of the replica count.
     pub scale_events: u32,
+    /// Flapping: changes that reverse the direction of the previous change
+    /// less than 5 minutes after it (up then down, or down then up), each a
+    /// pod started or stopped for nothing. A slow walk down in single pods
+    /// is many scale events and no flaps.
+    pub flaps: u32,
     /// Largest replica count.
     pub max_replicas: u32,
     /// 95th percentile over ticks of the work not served: the carried-over
@@ -165,13 +170,19 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "{:<10} {:>12} {:>14} {:>13} {:>12} {:>12}",
-            "policy", "under-prov", "replica-hours", "scale events", "max replicas", "p95 backlog"
+            "{:<10} {:>12} {:>14} {:>13} {:>7} {:>12} {:>12}",
+            "policy",
+            "under-prov",
+            "replica-hours",
+            "scale events",
+            "flaps",
+            "max replicas",
+            "p95 backlog"
         );
         let _ = writeln!(
             s,
-            "{:<10} {:>12} {:>14} {:>13} {:>12} {:>12}",
-            "", "(minutes)", "", "", "", ""
+            "{:<10} {:>12} {:>14} {:>13} {:>7} {:>12} {:>12}",
+            "", "(minutes)", "", "", "", "", ""
         );
         let p = &self.policies;
         for (name, sc) in [
@@ -182,11 +193,12 @@ impl Report {
         ] {
             let _ = writeln!(
                 s,
-                "{:<10} {:>12.1} {:>14.1} {:>13} {:>12} {:>12.1}",
+                "{:<10} {:>12.1} {:>14.1} {:>13} {:>7} {:>12} {:>12.1}",
                 name,
                 sc.under_provisioned_minutes,
                 sc.replica_hours,
                 sc.scale_events,
+                sc.flaps,
                 sc.max_replicas,
                 sc.p95_backlog
             );
@@ -194,10 +206,12 @@ impl Report {
         let (f, h, o) = (&p.foresight, &p.hpa, &p.oracle);
         let _ = writeln!(
             s,
-            "\nforesight / hpa:    under-provisioned {}  replica-hours {}  scale events {}",
+            "\nforesight / hpa:    under-provisioned {}  replica-hours {}  scale events {}  flaps {} vs {}",
             ratio(f.under_provisioned_minutes, h.under_provisioned_minutes),
             ratio(f.replica_hours, h.replica_hours),
             ratio(f64::from(f.scale_events), f64::from(h.scale_events)),
+            f.flaps,
+            h.flaps,
         );
         let _ = writeln!(
             s,
