@@ -1,7 +1,7 @@
 //! Properties of the policy that must hold for any input sequence.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use foresight::domain::{Decision, Forecast, MetricKind, Mode, ScalingRules};
+use foresight::domain::{Anchor, Decision, Forecast, MetricKind, Mode, ScalingRules};
 use foresight::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
 use proptest::prelude::*;
 
@@ -46,24 +46,44 @@ fn behavior_strategy() -> impl Strategy<Value = Behavior> {
         })
 }
 
-/// A forecast covering the whole run, so prediction takes part.
-fn forecast(level: f64, n: usize) -> Forecast {
-    Forecast {
-        start: t(0),
-        step: TimeDelta::seconds(TICK),
-        point: vec![level; n + 100],
-        lower: vec![level * 0.8; n + 100],
-        upper: vec![level * 1.2; n + 100],
-        level: 0.8,
-    }
+/// A forecast covering the whole run (up to 400 ticks), so prediction takes
+/// part, with or without an anchor.
+#[derive(Debug, Clone)]
+struct Fc {
+    forecast: Forecast,
+    anchor: Option<Anchor>,
 }
 
-fn observation<'a>(tick: &Tick, f: &'a Forecast) -> Observation<'a> {
+fn fc_strategy() -> impl Strategy<Value = Fc> {
+    // Levels mostly within what maxReplicaCount × target (at most 6,500)
+    // can carry, so that predictions are not all clamped to the bound.
+    (
+        0.0..8_000.0f64,
+        prop::option::of((0.1..0.99f64, 0.0..1_500.0f64)),
+    )
+        .prop_map(|(level, anchor)| Fc {
+            forecast: Forecast {
+                start: t(0),
+                step: TimeDelta::seconds(TICK),
+                point: vec![level; 400],
+                lower: vec![level * 0.8; 400],
+                upper: vec![level * 1.2; 400],
+                level: 0.8,
+            },
+            // Widths growing with the steps ahead, as calibrated ones do.
+            anchor: anchor.map(|(phi, w)| Anchor {
+                phi,
+                half_width: (1..=12).map(|h| w * (1.0 + f64::from(h) / 10.0)).collect(),
+            }),
+        })
+}
+
+fn observation<'a>(tick: &Tick, f: &'a Fc) -> Observation<'a> {
     let fi = Some(ForecastInput {
-        forecast: f,
+        forecast: &f.forecast,
         scale: 100.0,
         validation_mase: Some(0.5),
-        anchor: None,
+        anchor: f.anchor.as_ref(),
     });
     Observation {
         metrics: vec![
@@ -94,7 +114,7 @@ fn observation<'a>(tick: &Tick, f: &'a Forecast) -> Observation<'a> {
 }
 
 /// Runs the sequence; ticks where the policy had nothing to hold are skipped.
-fn run(b: &Behavior, ticks: &[Tick], f: &Forecast) -> Vec<(usize, Decision)> {
+fn run(b: &Behavior, ticks: &[Tick], f: &Fc) -> Vec<(usize, Decision)> {
     let mut state = PolicyState::default();
     let mut out = Vec::new();
     for (k, tick) in ticks.iter().enumerate() {
@@ -110,16 +130,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn stays_within_bounds(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..80), level in 0.0..30_000.0f64) {
-        let f = forecast(level, ticks.len());
+    fn stays_within_bounds(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..80), f in fc_strategy()) {
         for (_, d) in run(&b, &ticks, &f) {
             prop_assert!((b.min_replicas..=b.max_replicas).contains(&d.desired_replicas), "{} not in [{}, {}]", d.desired_replicas, b.min_replicas, b.max_replicas);
         }
     }
 
     #[test]
-    fn scale_down_respects_stabilisation_and_rate(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..120), level in 0.0..30_000.0f64) {
-        let f = forecast(level, ticks.len());
+    fn scale_down_respects_stabilisation_and_rate(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..120), f in fc_strategy()) {
         let decisions = run(&b, &ticks, &f);
         let window = b.rules.scale_down_stabilization.num_seconds() / TICK;
         let period = b.rules.scale_down_period.num_seconds() / TICK;
@@ -147,8 +165,7 @@ proptest! {
     }
 
     #[test]
-    fn missing_data_never_lowers_replicas(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..80), level in 0.0..30_000.0f64) {
-        let f = forecast(level, ticks.len());
+    fn missing_data_never_lowers_replicas(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..80), f in fc_strategy()) {
         let decisions = run(&b, &ticks, &f);
         for w in decisions.windows(2) {
             let ((_, before), (k, after)) = (&w[0], &w[1]);
@@ -160,8 +177,7 @@ proptest! {
     }
 
     #[test]
-    fn monotone_in_load(b in behavior_strategy(), prefix in prop::collection::vec(tick_strategy(), 0..40), last in tick_strategy(), extra in (0.0..5_000.0f64, 0.0..20_000.0f64, 0.0..500.0f64), level in 0.0..30_000.0f64) {
-        let f = forecast(level, prefix.len() + 1);
+    fn monotone_in_load(b in behavior_strategy(), prefix in prop::collection::vec(tick_strategy(), 0..40), last in tick_strategy(), extra in (0.0..5_000.0f64, 0.0..20_000.0f64, 0.0..500.0f64), f in fc_strategy()) {
         let mut state = PolicyState::default();
         for (k, tick) in prefix.iter().enumerate() {
             if let Ok((_, next)) = decide(&b, &observation(tick, &f), &state, t(k)) {
@@ -178,8 +194,37 @@ proptest! {
     }
 
     #[test]
-    fn same_inputs_same_outputs(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..60), level in 0.0..30_000.0f64) {
-        let f = forecast(level, ticks.len());
+    fn anchored_prediction_is_monotone_in_the_observation(b in behavior_strategy(), v in 0.0..6_000.0f64, extra in 0.0..3_000.0f64, f in fc_strategy()) {
+        // The forecast corrected by the observation: more observed load
+        // never lowers the forecast maximum or the predictive requirement.
+        let one = |observed: f64| {
+            let m = MetricInput {
+                kind: MetricKind::QueueDepth,
+                target: 100.0,
+                observed: Some(observed),
+                forecast: Some(ForecastInput {
+                    forecast: &f.forecast,
+                    scale: 100.0,
+                    validation_mase: Some(0.5),
+                    anchor: f.anchor.as_ref(),
+                }),
+                forecast_note: None,
+            };
+            let obs = Observation { metrics: vec![m], last_remediation: None };
+            decide(&b, &obs, &PolicyState::default(), t(3)).unwrap().0
+        };
+        let (low, high) = (one(v), one(v + extra));
+        let (lf, hf) = (low.readings[0].forecast_max, high.readings[0].forecast_max);
+        prop_assert!(hf >= lf, "forecast max fell from {lf:?} to {hf:?}");
+        prop_assert!(high.predictive >= low.predictive, "{:?} < {:?}", high.predictive, low.predictive);
+        // The anchored window includes what is observed now.
+        if f.anchor.is_some() && b.mode != Mode::Reactive {
+            prop_assert!(hf.is_some_and(|m| m >= v + extra), "{hf:?} below the observation {}", v + extra);
+        }
+    }
+
+    #[test]
+    fn same_inputs_same_outputs(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..60), f in fc_strategy()) {
         prop_assert_eq!(run(&b, &ticks, &f), run(&b, &ticks, &f));
     }
 }
