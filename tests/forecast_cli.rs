@@ -354,6 +354,15 @@ fn inspect_prints_model_accuracy_and_a_chart_and_draws_a_png() {
         line("forecast ").contains("48 steps from 2014-12-15T00:00:00Z"),
         "{out}"
     );
+    // Taxi rides stay above or below the weekly pattern for hours: the
+    // forecast can be corrected by the latest observation.
+    let anchor = line("anchor ");
+    assert!(
+        anchor.contains("errors persist (phi 0.")
+            && anchor.contains("one step ahead")
+            && anchor.contains("30 steps ahead"),
+        "{out}"
+    );
     // The ASCII chart: 20 rows of plot with history, forecast and band.
     let plot: Vec<&str> = out.lines().filter(|l| l.contains(" |")).collect();
     assert_eq!(plot.len(), 20, "{out}");

@@ -523,6 +523,19 @@ fn summary(
             .zip(f.point.first())
             .map_or(0.0, |(u, p)| u - p))
     ));
+    out.push_str(&match &t.anchor {
+        Some(a) => format!(
+            "anchor       errors persist (phi {:.2}): corrected by the latest observation, the {level:.0}% interval is ±{} one step ahead{}\n",
+            a.phi,
+            num(a.half_width[0]),
+            a.half_width
+                .last()
+                .filter(|_| a.half_width.len() > 1)
+                .map(|w| format!(", ±{} {} steps ahead", num(*w), a.half_width.len()))
+                .unwrap_or_default()
+        ),
+        None => "anchor       none (validation errors do not persist from one step to the next)\n".into(),
+    });
     out
 }
 
