@@ -71,6 +71,11 @@ fn error_table() {
             vec![r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#.into()],
         ),
         (
+            "bad forecastAnchor",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("forecastAnchor", "true")],
+            vec![r#"parameter "forecastAnchor" value "true" must be one of [latest off]"#.into()],
+        ),
+        (
             "non-numeric and non-positive targets",
             vec![
                 ("queueDepthQuery", "q"),

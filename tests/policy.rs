@@ -26,6 +26,7 @@ fn behavior(mode: Mode) -> Behavior {
         activation_threshold: 0.0,
         lead_time: TimeDelta::minutes(2),
         forecast_quantile: 0.9,
+        forecast_anchor: true,
         // The mechanics are tested without the downstream HPA's tolerance;
         // `hpa_tolerance_*` tests cover it.
         rules: ScalingRules {
@@ -319,6 +320,28 @@ fn an_anchored_forecast_follows_what_is_observed_now() {
     assert_eq!(plain.readings[0].forecast_max, Some(1100.0));
     assert_eq!(plain.predictive, Some(11));
     assert!(!plain.notes.iter().any(|n| n.contains("corrected")));
+
+    // `forecastAnchor: off` uses the plain band even when an anchor exists.
+    let off = Behavior {
+        forecast_anchor: false,
+        ..behavior(Mode::Predictive)
+    };
+    let m = MetricInput {
+        kind: MetricKind::QueueDepth,
+        target: 100.0,
+        observed: Some(600.0),
+        forecast: Some(ForecastInput {
+            forecast: &f,
+            scale: 50.0,
+            validation_mase: Some(0.5),
+            anchor: Some(&anchor),
+        }),
+        forecast_note: None,
+    };
+    let d = decide(&off, &obs(vec![m]), &PolicyState::default(), t(0))
+        .unwrap()
+        .0;
+    assert_eq!(d.readings[0].forecast_max, Some(1100.0));
 }
 
 #[test]

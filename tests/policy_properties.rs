@@ -37,6 +37,7 @@ fn behavior_strategy() -> impl Strategy<Value = Behavior> {
             activation_threshold: 0.0,
             lead_time: TimeDelta::minutes(2),
             forecast_quantile: 0.9,
+            forecast_anchor: true,
             rules: ScalingRules {
                 scale_down_pods: down_pods,
                 scale_down_percent: down_pct,

@@ -31,6 +31,7 @@ const COMMON_KEYS: &[&str] = &[
     "mode",
     "activationThreshold",
     "forecastQuantile",
+    "forecastAnchor",
     "tolerance",
     "scaleUpTolerance",
     "hpaTolerance",
@@ -117,6 +118,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             .ok_or("must be between 0.5 and 1 (exclusive)")
     });
 
+    let forecast_anchor = p.forecast_anchor();
     let rules = p.rules();
     let max_staleness = p.duration("maxStaleness", defaults::MAX_STALENESS);
 
@@ -164,6 +166,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
         mode,
         activation_threshold,
         forecast_quantile,
+        forecast_anchor,
         rules,
     ) {
         (
@@ -176,6 +179,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             Some(mode),
             Some(activation_threshold),
             Some(forecast_quantile),
+            Some(forecast_anchor),
             Some(rules),
         ) => Ok(ScalerSpec {
             metrics,
@@ -188,6 +192,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             mode,
             activation_threshold,
             forecast_quantile,
+            forecast_anchor,
             rules,
             // `None` pushed a problem, and problems returned above.
             max_staleness: max_staleness.unwrap_or(TimeDelta::minutes(5)),
@@ -436,6 +441,20 @@ impl Parser<'_> {
                 self.problems.push(format!(
                     "parameter \"mode\" value {other:?} must be one of [{}]",
                     Mode::NAMES.join(" ")
+                ));
+                None
+            }
+        }
+    }
+
+    fn forecast_anchor(&mut self) -> Option<bool> {
+        match self.raw("forecastAnchor") {
+            None | Some("latest") => Some(true),
+            Some("off") => Some(false),
+            Some(other) => {
+                let other = other.to_string();
+                self.problems.push(format!(
+                    "parameter \"forecastAnchor\" value {other:?} must be one of [latest off]"
                 ));
                 None
             }

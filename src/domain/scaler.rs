@@ -107,6 +107,10 @@ pub struct ScalerSpec {
     pub activation_threshold: f64,
     /// Upper quantile of the forecast used for the predictive requirement.
     pub forecast_quantile: f64,
+    /// Whether the predictive requirement corrects the forecast by the
+    /// latest observation where the forecast's errors persist
+    /// (`forecastAnchor: latest`, the default; `off` uses the plain band).
+    pub forecast_anchor: bool,
     /// How fast replicas may change, and the guards around scale-down.
     pub rules: ScalingRules,
     /// How long decisions keep being served while the source fails: within

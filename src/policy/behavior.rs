@@ -17,6 +17,9 @@ pub struct Behavior {
     pub lead_time: TimeDelta,
     /// Upper quantile of the forecast that predictive requirements use.
     pub forecast_quantile: f64,
+    /// Correct the forecast by the observation at the tick, where the
+    /// forecast carries an anchor.
+    pub forecast_anchor: bool,
     /// Rate limits and guards.
     pub rules: ScalingRules,
     /// A latency breach may multiply replicas by at most this much per decision.
@@ -33,6 +36,7 @@ impl Behavior {
             activation_threshold: spec.activation_threshold,
             lead_time: spec.lead_time,
             forecast_quantile: spec.forecast_quantile,
+            forecast_anchor: spec.forecast_anchor,
             rules: spec.rules.clone(),
             max_latency_step_ratio: 2.0,
         }

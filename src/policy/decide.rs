@@ -496,7 +496,7 @@ fn predict(
     // Corrected by what is observed now where the errors persist (narrower
     // than the plain band, which must also cover how far off the forecast
     // may be at this moment); the plain band otherwise.
-    let anchored = match (f.anchor, m.observed) {
+    let anchored = match (f.anchor.filter(|_| b.forecast_anchor), m.observed) {
         (Some(a), Some(v)) => f.forecast.anchored_window_max(a, v, now, now + b.lead_time),
         _ => None,
     };
