@@ -166,6 +166,48 @@ fn decisions_never_depend_on_later_data() {
 }
 
 #[test]
+fn the_anchored_interval_is_scored_and_covers_near_its_level() {
+    // A daily cycle plus noise that wanders (AR(1), phi 0.9): the forecast's
+    // errors persist, so models carry an anchor, and the report scores the
+    // interval the policy used, corrected by the value seen a lead time
+    // earlier, at the same nominal level (80%).
+    let mut state: u64 = 11;
+    let mut drift = 0.0;
+    let values = (0..6 * 288)
+        .map(|i| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            drift = 0.9 * drift + ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 80.0;
+            let phase = (i % 288) as f64 / 288.0 * std::f64::consts::TAU;
+            (1000.0 - 800.0 * phase.cos() + drift).max(0.0)
+        })
+        .collect();
+    let s = Series::new(
+        DateTime::from_timestamp(1_700_000_000 - 1_700_000_000 % 86_400, 0).unwrap(),
+        TimeDelta::minutes(5),
+        values,
+    );
+    let r = backtest(&s, &[], 6).run(&Quiet).unwrap().report;
+    let fc = &r.forecast;
+    let cov = fc
+        .anchored_coverage
+        .expect("persistent errors give anchors");
+    assert!(fc.anchored_points > 500, "{}", r.table());
+    assert!(
+        (0.65..=0.97).contains(&cov),
+        "anchored coverage {cov}\n{}",
+        r.table()
+    );
+    assert!(
+        r.table()
+            .contains("anchored on the latest observation: coverage")
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(json["forecast"]["anchored_coverage"].is_number());
+}
+
+#[test]
 fn queue_backlog_carries_over_when_capacity_is_short() {
     // Demand jumps from 100 to 1000 and stays: the HPA needs 10 pods, may
     // double per 15 s but pods start after 2 minutes, so work queues up, and

@@ -42,6 +42,7 @@ pub use timeline::{Timeline, write_timeline};
 pub use training::{Models, TrainingPlan, train_all};
 
 use crate::domain::{Forecast, MetricKind, Prediction, ScalerSpec, Series};
+use crate::forecast::Trained;
 use crate::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
 
 /// A change that undoes the previous one sooner than this is a flap: the
@@ -603,6 +604,7 @@ fn score_forecasts(
     to: DateTime<Utc>,
 ) -> ForecastScore {
     let (mut abs_scaled, mut smape, mut inside, mut n) = (0.0, 0.0, 0usize, 0usize);
+    let (mut anchored_inside, mut anchored_n) = (0usize, 0usize);
     let mut level = None;
     for (i, y) in s.values.iter().enumerate() {
         let t = s.timestamp(i);
@@ -630,6 +632,10 @@ fn score_forecasts(
             inside += 1;
         }
         n += 1;
+        if let Some(hit) = anchored_hit(s, m, t - lead, j, *y) {
+            anchored_n += 1;
+            anchored_inside += usize::from(hit);
+        }
     }
     let mean = |x: f64| (n > 0).then(|| x / n as f64);
     ForecastScore {
@@ -638,7 +644,27 @@ fn score_forecasts(
         interval_coverage: mean(inside as f64),
         interval_level: level.unwrap_or(0.0),
         points: n,
+        anchored_coverage: (anchored_n > 0).then(|| anchored_inside as f64 / anchored_n as f64),
+        anchored_points: anchored_n,
     }
+}
+
+/// Whether `y`, the value at forecast slot `j`, falls inside the anchored
+/// interval as the policy computed it at `seen` (the value observed then,
+/// carried `h` slots ahead). `None` without an anchor, without an
+/// observation at `seen`, or when `j` is the slot observed then (`h = 0`)
+/// or beyond the anchor's calibrated steps.
+fn anchored_hit(s: &Series, m: &Trained, seen: DateTime<Utc>, j: usize, y: f64) -> Option<bool> {
+    let a = m.anchor.as_ref()?;
+    let f = &m.forecast;
+    let observed = demand_at(s, seen)?;
+    let (_, p0) = f.slot_at(seen)?;
+    let step = f.step.num_milliseconds().max(1);
+    let i0 = usize::try_from((seen - f.start).num_milliseconds().div_euclid(step)).ok()?;
+    let h = j.checked_sub(i0).filter(|h| *h > 0)?;
+    let w = a.half_width.get(h - 1)?;
+    let center = f.point[j] + a.phi.powi(i32::try_from(h).ok()?) * (observed - p0);
+    Some((y - center).abs() <= *w)
 }
 
 /// A span for messages, in the largest whole unit.

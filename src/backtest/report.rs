@@ -81,6 +81,13 @@ pub struct ForecastScore {
     pub interval_level: f64,
     /// Data points scored.
     pub points: usize,
+    /// Share of actual values inside the *anchored* interval, the one the
+    /// policy uses where the forecast's errors persist: corrected by the
+    /// value observed at `s - leadTime`, at the same nominal level. `None`
+    /// where no model had an anchor.
+    pub anchored_coverage: Option<f64>,
+    /// Data points the anchored interval was scored on.
+    pub anchored_points: usize,
 }
 
 /// How foresight's policy decided, counted over scored ticks.
@@ -238,6 +245,14 @@ impl Report {
             fc.interval_level * 100.0,
             fc.points
         );
+        if let Some(c) = fc.anchored_coverage {
+            let _ = writeln!(
+                s,
+                "anchored on the latest observation: coverage {:.1}% ({} points)",
+                c * 100.0,
+                fc.anchored_points
+            );
+        }
         let join = |m: &BTreeMap<String, usize>| {
             m.iter()
                 .map(|(k, v)| format!("{k} {v}"))
