@@ -661,10 +661,8 @@ fn anchored_hit(s: &Series, m: &Trained, seen: DateTime<Utc>, j: usize, y: f64) 
     let (_, p0) = f.slot_at(seen)?;
     let step = f.step.num_milliseconds().max(1);
     let i0 = usize::try_from((seen - f.start).num_milliseconds().div_euclid(step)).ok()?;
-    let h = j.checked_sub(i0).filter(|h| *h > 0)?;
-    let w = a.half_width.get(h - 1)?;
-    let center = f.point[j] + a.phi.powi(i32::try_from(h).ok()?) * (observed - p0);
-    Some((y - center).abs() <= *w)
+    let (center, w) = f.anchored_at(a, observed - p0, i0, j)?;
+    Some((y - center).abs() <= w)
 }
 
 /// A span for messages, in the largest whole unit.

@@ -124,16 +124,31 @@ impl Forecast {
         if last.saturating_sub(i0) > anchor.half_width.len() {
             return None;
         }
-        let r = observed - now;
         self.window_max_by(from, to, |i| {
-            let h = i.checked_sub(i0)?;
-            if h == 0 {
+            if i == i0 {
                 return Some(observed);
             }
-            let w = anchor.half_width.get(h - 1)?;
-            let decay = anchor.phi.powi(i32::try_from(h).ok()?);
-            Some(self.point.get(i)? + decay * r + w)
+            let (center, w) = self.anchored_at(anchor, observed - now, i0, i)?;
+            Some(center + w)
         })
+    }
+
+    /// The anchored forecast for grid point `i`, seen from grid point `i0`
+    /// where the observation ran `residual` above the point forecast: its
+    /// center `point[i] + phi^h × residual` and half-width, `h = i − i0`
+    /// steps ahead. `None` for `h = 0` (that slot is observed) or beyond
+    /// the calibrated steps.
+    pub fn anchored_at(
+        &self,
+        anchor: &Anchor,
+        residual: f64,
+        i0: usize,
+        i: usize,
+    ) -> Option<(f64, f64)> {
+        let h = i.checked_sub(i0).filter(|h| *h > 0)?;
+        let w = *anchor.half_width.get(h - 1)?;
+        let decay = anchor.phi.powi(i32::try_from(h).ok()?);
+        Some((self.point.get(i)? + decay * residual, w))
     }
 
     /// The maximum over `[from, to]` of the curve through `value(i)` at grid
