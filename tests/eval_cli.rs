@@ -3,8 +3,11 @@
 //! their origin and licence), the JSON report, bad input, a series that
 //! cannot be fitted, and the full M4 Hourly benchmark from shared data.
 
+mod support;
+
+use support::{Run, foresight};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -18,30 +21,11 @@ fn fixture(name: &str) -> String {
     format!("{FIXTURES}/{name}")
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 fn eval(args: &[&str]) -> Run {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_foresight"))
-        .arg("eval")
-        .args(args)
-        .output()
-        .expect("cannot run the foresight binary");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !run.stderr.contains("panicked"),
-        "panic: {}\n{}",
-        run.stderr,
-        run.stdout
-    );
-    run
+    let all: Vec<&str> = std::iter::once("eval")
+        .chain(args.iter().copied())
+        .collect();
+    foresight(&all)
 }
 
 /// The table's rows by method: (sMAPE, MASE, OWA, coverage, series), with

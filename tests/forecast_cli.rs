@@ -4,9 +4,12 @@
 //! intervals, a series that cannot be fitted, Parquet output, integer
 //! timestamps, bad input, the inspection report and its PNG.
 
+mod support;
+
+use support::foresight;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use polars::prelude::SerReader;
@@ -15,31 +18,6 @@ const TRACES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/forecast/traces.csv"
 );
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn foresight(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
-        .args(args)
-        .output()
-        .expect("cannot run the foresight binary");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !run.stderr.contains("panicked"),
-        "panic: {}\n{}",
-        run.stderr,
-        run.stdout
-    );
-    run
-}
 
 /// One output row.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,9 @@
 //! it: asking for Prophet fails with an error that names the feature, in
 //! the library and on the command line.
 
-use std::process::Command;
+mod support;
+
+use support::foresight;
 
 use chrono::{DateTime, TimeDelta};
 use foresight::domain::Series;
@@ -55,26 +57,6 @@ fn spec(prophet: bool) -> TrainSpec {
         level: 0.9,
         prophet,
     }
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn foresight(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
-        .args(args)
-        .output()
-        .expect("cannot run the foresight binary");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!run.stderr.contains("panicked"), "panic: {}", run.stderr);
-    run
 }
 
 /// A long-format CSV of one hourly series with integer timestamps.

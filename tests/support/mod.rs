@@ -94,3 +94,34 @@ pub fn http_get(host: &str, path: &str) -> String {
     s.read_to_string(&mut body).unwrap();
     body
 }
+
+/// What one run of the binary printed and how it exited.
+pub struct Run {
+    /// Exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `foresight` with `args` to completion. Fails the test on a panic,
+/// which must never reach a user whatever the input.
+pub fn foresight(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args(args)
+        .output()
+        .expect("cannot run the foresight binary");
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !run.stderr.contains("panicked"),
+        "panic: {}\n{}",
+        run.stderr,
+        run.stdout
+    );
+    run
+}
