@@ -12,10 +12,13 @@ use std::path::Path;
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval");
-const M4_HOURLY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/m4/Hourly-train.csv"
-);
+/// The M4 Hourly training set: under `FORESIGHT_DATA_DIR` (as for the
+/// notebooks), else in `shared/data` beside the repository, as CI provides.
+fn m4_hourly() -> String {
+    let data = std::env::var("FORESIGHT_DATA_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").into());
+    format!("{data}/m4/Hourly-train.csv")
+}
 
 fn fixture(name: &str) -> String {
     format!("{FIXTURES}/{name}")
@@ -300,20 +303,22 @@ fn bad_input_is_refused_with_the_row_named() {
 }
 
 /// The whole M4 Hourly set, last 48 training values held out. This test
-/// needs `shared/` beside the repository, as CI provides, and fails rather
-/// than skips without it, so a missing data set can never pass silently.
+/// needs the shared data (see [`m4_hourly`]) and fails rather than skips
+/// without it, so a missing data set can never pass silently.
 #[test]
 fn m4_hourly_benchmark() {
+    let m4 = m4_hourly();
     assert!(
-        Path::new(M4_HOURLY).is_file(),
-        "M4 Hourly data not found at {M4_HOURLY}: this test needs the shared data \
-         directory beside the repository (shared/data/m4/Hourly-train.csv)"
+        Path::new(&m4).is_file(),
+        "M4 Hourly data not found at {m4}: this test needs the shared data directory \
+         (shared/data/m4/Hourly-train.csv): put shared/ beside the repository, or set \
+         FORESIGHT_DATA_DIR to its data directory"
     );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m4.json");
     let r = eval(&[
         "--input",
-        M4_HOURLY,
+        &m4,
         "--format",
         "m4",
         "--holdout",
