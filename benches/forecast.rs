@@ -24,8 +24,12 @@ use foresight::forecast::{Fitted, Model, ModelKind, TrainSpec, refit, train};
 use foresight::sources::{FileData, LoadOptions};
 
 fn azure_tail(n: usize) -> foresight::domain::Series {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv");
+    // FORESIGHT_DATA_DIR, as for the tests and notebooks; else shared/data
+    // beside the repository.
+    let path = std::env::var("FORESIGHT_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+        .join("azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv");
     let (data, _) = FileData::load_with(
         &path,
         &LoadOptions {
@@ -34,7 +38,7 @@ fn azure_tail(n: usize) -> foresight::domain::Series {
         },
     )
     .unwrap_or_else(|e| {
-        panic!("{e}\nthis benchmark reads shared/data beside the repository (../shared/data)")
+        panic!("{e}\nthis benchmark reads shared/data beside the repository, or FORESIGHT_DATA_DIR")
     });
     let s = data
         .series("azure_vm_v2_cpu_5min_30d")
