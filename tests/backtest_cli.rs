@@ -377,3 +377,165 @@ fn irregular_steps_are_resampled_and_reported() {
         text(&o)
     );
 }
+
+#[test]
+fn a_sweep_runs_every_combination_exactly_as_single_runs_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = long_csv(dir.path());
+    let input = input.to_str().unwrap();
+    let base = [
+        &[
+            "--input",
+            input,
+            "--series",
+            "api",
+            "--target-per-pod",
+            "50",
+        ][..],
+        &FAST,
+    ]
+    .concat();
+    let sweep_out = dir.path().join("sweep.json");
+    let o = run(&[
+        &base[..],
+        &[
+            "--sweep",
+            "forecastQuantile=0.75,0.9",
+            "--sweep",
+            "scaleDownStabilization=60s,300s",
+            "--output",
+            sweep_out.to_str().unwrap(),
+        ],
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("forecastQuantile="))
+        .collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    assert!(
+        rows[0].starts_with("forecastQuantile=0.75 scaleDownStabilization=60s"),
+        "{out}"
+    );
+    assert!(out.contains("of 4 settings meet"), "{out}");
+    assert!(out.contains("hpa: under-provisioned"), "{out}");
+    let sweep: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sweep_out).unwrap()).unwrap();
+    let runs = sweep["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    assert_eq!(sweep["goals"]["replica_hours_ratio"], 1.1);
+    assert!(runs.iter().any(|r| r["pareto"] == true), "{sweep}");
+
+    // Models are shared between settings that train alike; the scores must
+    // be what a separate run with the same metadata gives.
+    for (i, q, stab) in [(1, "0.75", "300s"), (2, "0.9", "60s")] {
+        assert_eq!(runs[i]["settings"]["forecastQuantile"], q);
+        assert_eq!(runs[i]["settings"]["scaleDownStabilization"], stab);
+        let single_out = dir.path().join(format!("single{i}.json"));
+        let q = format!("forecastQuantile={q}");
+        let stab = format!("scaleDownStabilization={stab}");
+        let o = run(&[
+            &base[..],
+            &[
+                "--metadata",
+                &q,
+                "--metadata",
+                &stab,
+                "--output",
+                single_out.to_str().unwrap(),
+            ],
+        ]
+        .concat());
+        assert!(o.status.success(), "{}", text(&o));
+        let single: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&single_out).unwrap()).unwrap();
+        assert_eq!(
+            runs[i]["report"]["policies"], single["policies"],
+            "{q} {stab}"
+        );
+        assert_eq!(
+            runs[i]["report"]["forecast"], single["forecast"],
+            "{q} {stab}"
+        );
+        let f = &single["policies"]["foresight"];
+        let h = &single["policies"]["hpa"];
+        let cost = f["replica_hours"].as_f64().unwrap() / h["replica_hours"].as_f64().unwrap();
+        assert!((runs[i]["replica_hours_ratio"].as_f64().unwrap() - cost).abs() < 1e-12);
+    }
+    // The settings differ, so the runs do.
+    assert_ne!(
+        runs[0]["report"]["policies"]["foresight"],
+        runs[3]["report"]["policies"]["foresight"]
+    );
+}
+
+#[test]
+fn bad_sweeps_fail_with_every_problem_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = long_csv(dir.path());
+    let input = input.to_str().unwrap();
+    let out_path = dir.path().join("sweep.json");
+    let out = out_path.to_str().unwrap();
+    let base = [
+        "--input",
+        input,
+        "--series",
+        "api",
+        "--target-per-pod",
+        "50",
+        "--output",
+        out,
+    ];
+    let cases: [(&[&str], &[&str]); 6] = [
+        (
+            &[
+                "--sweep",
+                "forecastQuantile=0.75,2",
+                "--sweep",
+                "scaleDownStabilization=soon",
+            ],
+            &[
+                "invalid --sweep settings",
+                "forecastQuantile=2 scaleDownStabilization=soon",
+                "forecastQuantile",
+                "scaleDownStabilization",
+            ],
+        ),
+        (
+            &["--sweep", "forecastQuantile"],
+            &["--sweep must be KEY=V1,V2"],
+        ),
+        (
+            &["--sweep", "connectionsQuery=a,b"],
+            &["replays one series"],
+        ),
+        (
+            &["--sweep", "leadTime=1m", "--sweep", "leadTime=2m"],
+            &["each key once"],
+        ),
+        (
+            &["--sweep", "leadTime=1m", "--timeline", "t.parquet"],
+            &["--timeline"],
+        ),
+        (
+            &["--sweep", "leadTime=1m", "--goal-replica-hours", "0"],
+            &["--goal-replica-hours must be a positive ratio"],
+        ),
+    ];
+    for (extra, needles) in cases {
+        let o = run(&[&base[..], extra].concat());
+        let t = text(&o);
+        assert!(!o.status.success(), "{extra:?} succeeded:\n{t}");
+        for n in needles {
+            assert!(t.contains(n), "{extra:?}: missing {n:?} in\n{t}");
+        }
+        assert!(!t.contains("panicked"), "{t}");
+        assert!(!out_path.exists(), "{extra:?} wrote {out}");
+    }
+    // The goals belong to a sweep.
+    let o = run(&[&base[..], &["--goal-under-provisioned", "0.3"]].concat());
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--sweep"), "{}", text(&o));
+}

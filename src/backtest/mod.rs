@@ -10,6 +10,8 @@
 //! * [`hpa`]: an independent emulation of the Kubernetes HPA.
 //! * [`report`]: the fixed `report.json` schema and the terminal table.
 //! * [`timeline`]: the per-tick Parquet file; [`plot`] draws it.
+//! * [`sweep`]: one replay per combination of metadata values, checked
+//!   against goals.
 //!
 //! The replay steps through ticks (the data step, at most one minute).
 //! A sample holds until the next one (as a Prometheus instant query returns
@@ -24,10 +26,12 @@ mod error;
 mod hpa;
 mod plot;
 mod report;
+pub mod sweep;
 mod timeline;
 mod training;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -89,6 +93,14 @@ pub struct Quiet;
 impl Progress for Quiet {
     fn training(&self, _: usize, _: usize) {}
     fn replay(&self, _: usize, _: usize) {}
+}
+
+/// The models of the last run, kept for the next one (see
+/// [`Backtest::run_cached`]).
+#[derive(Default)]
+pub struct ModelCache {
+    /// The training key they were trained for, and the models.
+    entry: Option<(String, Arc<Models>)>,
 }
 
 /// A replay's report and its per-tick timeline.
@@ -282,14 +294,75 @@ impl Backtest<'_> {
         Ok((m.kind, m.target))
     }
 
-    /// Runs the replay.
+    /// Trains every model the replay needs, then replays.
     pub fn run(&self, progress: &dyn Progress) -> Result<Outcome, BacktestError> {
+        self.run_cached(&mut ModelCache::default(), progress)
+    }
+
+    /// As [`Backtest::run`], but reuses the models in `cache` when they were
+    /// trained from the same inputs, and leaves this run's models there. A
+    /// sweep over policy settings (which the models do not depend on) then
+    /// trains once.
+    pub fn run_cached(
+        &self,
+        cache: &mut ModelCache,
+        progress: &dyn Progress,
+    ) -> Result<Outcome, BacktestError> {
+        self.validate()?;
+        let key = self.training_key();
+        let models = match cache.entry.take() {
+            Some((k, m)) if k == key => m,
+            _ => {
+                let (from, to) = self.span();
+                Arc::new(train_all(
+                    &TrainingPlan {
+                        series: self.series,
+                        id: self.id,
+                        spec: &self.spec,
+                        retrain: self.retrain,
+                        reselect: self.reselect,
+                        from,
+                        to,
+                    },
+                    &|d, t| progress.training(d, t),
+                ))
+            }
+        };
+        let out = self.replay(&models, progress);
+        cache.entry = Some((key, models));
+        out
+    }
+
+    /// Everything [`train_all`] reads besides the series: runs with equal
+    /// keys get identical models.
+    pub(crate) fn training_key(&self) -> String {
+        let s = &self.spec;
+        format!(
+            "{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+            s.history,
+            s.step,
+            s.seasonality,
+            s.lead_time,
+            s.forecast_quantile.to_bits(),
+            self.retrain,
+            self.reselect
+        )
+    }
+
+    /// First and last replayed instants.
+    fn span(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        let s = self.series;
+        (s.start, s.timestamp(s.len().saturating_sub(1)))
+    }
+
+    /// Replays the series with `models`, which [`train_all`] trained for
+    /// this backtest's training key.
+    fn replay(&self, models: &Models, progress: &dyn Progress) -> Result<Outcome, BacktestError> {
         let (kind, target) = self.validate()?;
         let s = self.series;
         let queue = matches!(kind, MetricKind::QueueDepth | MetricKind::ConsumerLag);
         let tick = s.step.min(TimeDelta::minutes(1)).max(TimeDelta::seconds(1));
-        let from = s.start;
-        let to = s.timestamp(s.len().saturating_sub(1));
+        let (from, to) = self.span();
         let n_ticks =
             usize::try_from((to - from).num_seconds() / tick.num_seconds() + 1).unwrap_or(0);
         let scored_from = from + self.warmup;
@@ -318,18 +391,6 @@ impl Backtest<'_> {
             ));
         }
 
-        let models = train_all(
-            &TrainingPlan {
-                series: s,
-                id: self.id,
-                spec: &self.spec,
-                retrain: self.retrain,
-                reselect: self.reselect,
-                from,
-                to,
-            },
-            &|d, t| progress.training(d, t),
-        );
         if let Some((b, e)) = models.failures.first() {
             notes.push(format!(
                 "{} of {} trainings failed and kept the previous model (the policy is reactive where none exists); first, at {}: {e}",
@@ -473,7 +534,7 @@ impl Backtest<'_> {
             }
         }
 
-        let forecast = score_forecasts(s, &models, behavior.lead_time, scored_from, to);
+        let forecast = score_forecasts(s, models, behavior.lead_time, scored_from, to);
         let mut training = TrainingStats {
             attempted: models.attempted,
             failed: models.failures.len(),

@@ -263,6 +263,24 @@ pub struct BacktestArgs {
     /// Draw demand against each policy's capacity as a PNG (atomically).
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
+
+    /// Replay once per combination of metadata values and print one row
+    /// each (repeatable: every pairing of the lists is run), e.g.
+    /// `--sweep forecastQuantile=0.6,0.75,0.9 --sweep
+    /// scaleDownStabilization=60s,300s`. Models are trained once per
+    /// distinct training setting; --output then writes every run's report.
+    #[arg(long, value_name = "KEY=V1,V2,...", conflicts_with_all = ["timeline", "png"])]
+    pub sweep: Vec<String>,
+
+    /// With --sweep: the largest acceptable ratio of foresight's
+    /// under-provisioned minutes to the HPA's.
+    #[arg(long, default_value_t = 0.2, value_name = "RATIO", requires = "sweep")]
+    pub goal_under_provisioned: f64,
+
+    /// With --sweep: the largest acceptable ratio of foresight's
+    /// replica-hours to the HPA's.
+    #[arg(long, default_value_t = 1.1, value_name = "RATIO", requires = "sweep")]
+    pub goal_replica_hours: f64,
 }
 
 fn parse_delta(s: &str) -> Result<chrono::TimeDelta, String> {

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{BacktestArgs, BacktestFormat, SignalArg};
-use crate::backtest::{Backtest, Progress, write_timeline};
+use crate::backtest::sweep::{Axis, Goals, SweepReport, combinations};
+use crate::backtest::{Backtest, ModelCache, Progress, write_timeline};
 use crate::config::parse_metadata;
 use crate::domain::{MetricKind, Series};
 use crate::sources::{
@@ -63,21 +64,10 @@ pub(crate) fn run(args: BacktestArgs) -> Result<()> {
     if let Some(h) = args.history {
         metadata.insert("history".into(), crate::domain::format_delta(h));
     }
-    let spec = parse_metadata(&metadata.clone().into_iter().collect::<HashMap<_, _>>())
-        .map_err(|e| anyhow!("invalid metadata:\n{e}"))?;
-
-    let bt = Backtest {
-        series: &series,
-        id: &id,
-        source,
-        spec,
-        metadata,
-        startup: args.startup,
-        retrain: args.retrain,
-        reselect: args.reselect,
-        warmup: args.warmup,
-        downstream_tolerance: args.hpa_tolerance,
-    };
+    if !args.sweep.is_empty() {
+        return sweep(&args, &series, &id, &source, metadata, notes);
+    }
+    let bt = backtest(&args, &series, &id, source, metadata)?;
     let bars = Bars::new();
     let mut outcome = bt.run(&bars).context("backtest failed")?;
     bars.finish();
@@ -103,6 +93,141 @@ pub(crate) fn run(args: BacktestArgs) -> Result<()> {
         crate::backtest::plot(&outcome.timeline, &outcome.report, path)
             .with_context(|| format!("cannot draw {}", path.display()))?;
         eprintln!("plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The replay of `series` under `metadata`, which the server's own parser
+/// checks.
+fn backtest<'a>(
+    args: &BacktestArgs,
+    series: &'a Series,
+    id: &'a str,
+    source: String,
+    metadata: BTreeMap<String, String>,
+) -> Result<Backtest<'a>> {
+    let spec = parse_metadata(&metadata.clone().into_iter().collect::<HashMap<_, _>>())
+        .map_err(|e| anyhow!("invalid metadata:\n{e}"))?;
+    Ok(Backtest {
+        series,
+        id,
+        source,
+        spec,
+        metadata,
+        startup: args.startup,
+        retrain: args.retrain,
+        reselect: args.reselect,
+        warmup: args.warmup,
+        downstream_tolerance: args.hpa_tolerance,
+    })
+}
+
+/// `--sweep`: one replay per combination, one table row each.
+fn sweep(
+    args: &BacktestArgs,
+    series: &Series,
+    id: &str,
+    source: &str,
+    base: BTreeMap<String, String>,
+    notes: Vec<String>,
+) -> Result<()> {
+    for (flag, v) in [
+        ("--goal-under-provisioned", args.goal_under_provisioned),
+        ("--goal-replica-hours", args.goal_replica_hours),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            bail!("{flag} must be a positive ratio to the HPA's figure, got {v}");
+        }
+    }
+    let axes = args
+        .sweep
+        .iter()
+        .map(|s| s.parse::<Axis>())
+        .collect::<Result<Vec<_>, _>>()?;
+    for a in &axes {
+        if MetricKind::ALL.iter().any(|k| k.query_key() == a.key) {
+            bail!(
+                "--sweep {}: a backtest replays one series (--series); sweep the policy's settings instead",
+                a.key
+            );
+        }
+    }
+    let combos = combinations(&axes)?;
+    let label = |c: &BTreeMap<String, String>| {
+        c.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // Every combination is parsed before any runs, so every bad value is
+    // reported at once rather than after the first few replays.
+    let mut runs = Vec::new();
+    let mut problems = Vec::new();
+    for c in &combos {
+        let mut m = base.clone();
+        m.extend(c.clone());
+        match backtest(args, series, id, source.to_string(), m) {
+            Ok(b) => runs.push(b),
+            Err(e) => problems.push(format!("{}: {e:#}", label(c))),
+        }
+    }
+    if !problems.is_empty() {
+        bail!("invalid --sweep settings:\n{}", problems.join("\n"));
+    }
+    // Runs that share a training key run back to back, so each set of
+    // models is trained once.
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by_cached_key(|&i| runs[i].training_key());
+    let mut cache = ModelCache::default();
+    let bars = Bars::new();
+    let mut reports = vec![None; runs.len()];
+    for (n, &i) in order.iter().enumerate() {
+        eprintln!("[{}/{}] {}", n + 1, runs.len(), label(&combos[i]));
+        let out = runs[i]
+            .run_cached(&mut cache, &bars)
+            .with_context(|| format!("backtest with {} failed", label(&combos[i])))?;
+        reports[i] = Some(out.report);
+    }
+    bars.finish();
+    let reports: Vec<_> = reports.into_iter().flatten().collect();
+    if let Some(first) = reports.first() {
+        let (p, i) = (&first.policies, &first.input);
+        println!(
+            "foresight backtest --sweep: {source} series {id} as {} (target {} per pod), start-up {}s, {} settings",
+            i.signal,
+            i.target_per_pod,
+            i.startup_seconds,
+            reports.len()
+        );
+        println!(
+            "hpa: under-provisioned {:.1} min, {:.1} replica-hours; oracle: {:.1} replica-hours",
+            p.hpa.under_provisioned_minutes, p.hpa.replica_hours, p.oracle.replica_hours
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for n in notes.iter().chain(reports.iter().flat_map(|r| &r.notes)) {
+            if seen.insert(n) {
+                println!("note: {n}");
+            }
+        }
+        println!();
+    }
+    let report = SweepReport::new(
+        Goals {
+            under_provisioned_ratio: args.goal_under_provisioned,
+            replica_hours_ratio: args.goal_replica_hours,
+        },
+        combos.into_iter().zip(reports).collect(),
+    );
+    print!("{}", report.table());
+    if let Some(path) = &args.output {
+        let json = serde_json::to_vec_pretty(&report)?;
+        crate::durable::write_atomically(path, |f| {
+            use std::io::Write;
+            f.write_all(&json)?;
+            f.write_all(b"\n")
+        })
+        .with_context(|| format!("cannot write the sweep report to {}", path.display()))?;
+        eprintln!("sweep report written to {}", path.display());
     }
     Ok(())
 }
