@@ -8,6 +8,9 @@
 //! * **foresight**: what `foresight backtest` does by default: full model
 //!   selection once a day, hourly refits of the choice in between.
 //! * **baseline**: full model selection at every hourly boundary.
+//! * **sweep**: four scale-down settings replayed with the models trained
+//!   once (`Backtest::run_cached`, what `backtest --sweep` does), against the
+//!   same four run separately; both must score the same.
 //!
 //! `cargo bench --bench backtest` runs the full measurement (goal: under
 //! 10 s in release on the 2-core development machine). Under `cargo test`
@@ -18,7 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
-use foresight::backtest::{Backtest, Quiet};
+use foresight::backtest::{Backtest, ModelCache, Quiet};
 use foresight::config::parse_metadata;
 use foresight::domain::Series;
 use foresight::sources::{FileData, LoadOptions};
@@ -54,6 +57,16 @@ fn azure_one_minute(days: usize) -> Series {
 }
 
 fn run(series: &Series, reselect: TimeDelta) -> (Duration, f64) {
+    run_with(series, reselect, &[], &mut ModelCache::default())
+}
+
+/// One replay with `extra` metadata, reusing `cache`'s models when they fit.
+fn run_with(
+    series: &Series,
+    reselect: TimeDelta,
+    extra: &[(&str, &str)],
+    cache: &mut ModelCache,
+) -> (Duration, f64) {
     let meta: BTreeMap<String, String> = [
         ("connectionsQuery", "cpu"),
         ("connectionsTarget", "500000"),
@@ -61,7 +74,8 @@ fn run(series: &Series, reselect: TimeDelta) -> (Duration, f64) {
         ("step", "10m"),
         ("seasonality", "1d,1w"),
     ]
-    .into_iter()
+    .iter()
+    .chain(extra)
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let spec = parse_metadata(&meta.clone().into_iter().collect::<HashMap<_, _>>())
@@ -79,7 +93,7 @@ fn run(series: &Series, reselect: TimeDelta) -> (Duration, f64) {
         downstream_tolerance: 0.1,
     };
     let t0 = Instant::now();
-    let out = bt.run(&Quiet).expect("backtest runs");
+    let out = bt.run_cached(cache, &Quiet).expect("backtest runs");
     let elapsed = t0.elapsed();
     assert!(out.report.steps > 0);
     (elapsed, out.report.policies.foresight.replica_hours)
@@ -107,5 +121,44 @@ fn main() {
     println!(
         "  ratio {:.2}x   (goal: foresight under 10 s for 30 days)",
         fast.as_secs_f64() / slow.as_secs_f64()
+    );
+
+    let settings: [[(&str, &str); 2]; 4] = [
+        [
+            ("scaleDownStabilization", "60s"),
+            ("scaleDownLookahead", "0s"),
+        ],
+        [
+            ("scaleDownStabilization", "60s"),
+            ("scaleDownLookahead", "10m"),
+        ],
+        [
+            ("scaleDownStabilization", "300s"),
+            ("scaleDownLookahead", "0s"),
+        ],
+        [
+            ("scaleDownStabilization", "300s"),
+            ("scaleDownLookahead", "10m"),
+        ],
+    ];
+    let mut cache = ModelCache::default();
+    let (mut shared, mut separate) = (Duration::ZERO, Duration::ZERO);
+    for extra in &settings {
+        let (t, cost) = run_with(&series, TimeDelta::days(1), extra, &mut cache);
+        shared += t;
+        let (t, alone) = run_with(
+            &series,
+            TimeDelta::days(1),
+            extra,
+            &mut ModelCache::default(),
+        );
+        separate += t;
+        assert_eq!(cost, alone, "{extra:?}: shared models changed the score");
+    }
+    println!(
+        "  sweep of 4 scale-down settings: shared models {:.2} s, separate runs {:.2} s, ratio {:.2}x",
+        shared.as_secs_f64(),
+        separate.as_secs_f64(),
+        shared.as_secs_f64() / separate.as_secs_f64()
     );
 }
