@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeDelta};
-use foresight::backtest::{Backtest, Quiet};
+use foresight::backtest::{Backtest, ModelCache, Quiet};
 use foresight::config::parse_metadata;
 use foresight::domain::Series;
 
@@ -282,5 +282,37 @@ fn short_history_falls_back_and_says_so() {
             .any(|n| n.contains("longest season needs 2w")),
         "{:?}",
         out.report.notes
+    );
+}
+
+#[test]
+fn a_model_cache_is_reused_only_for_the_same_series_and_training() {
+    let a = seasonal(5);
+    // The same shape, other values: a cache must not hand it `a`'s models.
+    let mut b = a.clone();
+    for v in b.values.iter_mut() {
+        *v *= 1.5;
+    }
+    let alone =
+        |s: &Series, extra: &[(&str, &str)]| backtest(s, extra, 6).run(&Quiet).unwrap().report;
+    let mut cache = ModelCache::default();
+    let stab = [("scaleDownStabilization", "60s")];
+    let q = [("forecastQuantile", "0.75")];
+    for (s, extra) in [
+        (&a, &[][..]),
+        (&a, &stab[..]),
+        (&b, &stab[..]),
+        (&b, &q[..]),
+    ] {
+        let shared = backtest(s, extra, 6)
+            .run_cached(&mut cache, &Quiet)
+            .unwrap()
+            .report;
+        assert_eq!(shared, alone(s, extra), "{extra:?}");
+    }
+    // And the settings changed the outcome, so the comparison has teeth.
+    assert_ne!(
+        alone(&b, &stab).policies.foresight,
+        alone(&b, &q).policies.foresight
     );
 }

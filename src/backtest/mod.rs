@@ -333,12 +333,18 @@ impl Backtest<'_> {
         out
     }
 
-    /// Everything [`train_all`] reads besides the series: runs with equal
-    /// keys get identical models.
+    /// Everything [`train_all`] reads: runs with equal keys get identical
+    /// models. The series is named by identity as well as shape, so a cache
+    /// handed a different series of the same length trains again.
     pub(crate) fn training_key(&self) -> String {
         let s = &self.spec;
         format!(
-            "{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+            "{}|{:p}|{}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+            self.id,
+            self.series,
+            self.series.start,
+            self.series.step,
+            self.series.len(),
             s.history,
             s.step,
             s.seasonality,
