@@ -390,6 +390,9 @@ impl<S: MetricSource> Runtime<S> {
     /// only if the source did not reject the query, so a bad query costs one
     /// request per tick rather than one per tick of its window.
     async fn evaluate(&self, regs: &[Arc<Registration>], at: DateTime<Utc>) {
+        for r in regs {
+            r.begin_evaluation();
+        }
         let tick = self.tick();
         let mut windows: HashMap<String, TimeDelta> = HashMap::new();
         for r in regs {
@@ -463,6 +466,9 @@ impl<S: MetricSource> Runtime<S> {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "evaluation task failed");
+                for r in regs {
+                    r.mark_for_evaluation();
+                }
                 return;
             }
         };

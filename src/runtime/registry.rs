@@ -161,6 +161,16 @@ impl Registration {
         self.needs_evaluation.load(Ordering::Acquire)
     }
 
+    /// Clears the flag as an evaluation starts, before it reads the models:
+    /// a model that arrives after that read marks the registration again,
+    /// and the mark survives the evaluation's publish, so the tick is
+    /// replayed once more with it. (Clearing on publish instead lost such
+    /// marks, and a replica could serve a decision missing a model it
+    /// already had until the next tick, disagreeing with its peers.)
+    pub(crate) fn begin_evaluation(&self) {
+        self.needs_evaluation.store(false, Ordering::Release);
+    }
+
     pub(crate) fn touch(&self, now: DateTime<Utc>) {
         self.last_seen_ms
             .store(now.timestamp_millis(), Ordering::Relaxed);
@@ -203,12 +213,10 @@ impl Registration {
     }
 
     pub(crate) fn publish(&self, d: Decision) {
-        self.needs_evaluation.store(false, Ordering::Release);
         self.decisions.send_replace(Some(Arc::new(d)));
     }
 
     pub(crate) fn set_waiting_reason(&self, reason: String) {
-        self.needs_evaluation.store(false, Ordering::Release);
         *self
             .waiting_reason
             .lock()
@@ -217,7 +225,6 @@ impl Registration {
 
     /// Records (or clears) why the latest decision must not be served.
     pub(crate) fn set_fault(&self, fault: Option<Fault>) {
-        self.needs_evaluation.store(false, Ordering::Release);
         self.fault.send_if_modified(|f| {
             let changed = f.is_some() || fault.is_some();
             *f = fault;
@@ -258,5 +265,31 @@ mod tests {
         assert_eq!(fingerprint(&a), fingerprint(&b));
         b.insert("c".into(), "4".into());
         assert_ne!(fingerprint(&a), fingerprint(&b));
+    }
+
+    #[test]
+    fn a_mark_made_during_an_evaluation_survives_its_publish() {
+        let meta: HashMap<String, String> = [("connectionsQuery", "q"), ("connectionsTarget", "1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let spec = crate::config::parse_metadata(&meta).unwrap();
+        let cfg = Configured::new(fingerprint(&meta), spec, &RuntimeConfig::default());
+        let reg = Registration::new(ScaledObjectKey::new("ns", "so"), cfg);
+        assert!(
+            reg.needs_evaluation(),
+            "a new registration is evaluated at once"
+        );
+        reg.begin_evaluation();
+        assert!(!reg.needs_evaluation());
+        // A model arrives after the evaluation read the model table...
+        reg.mark_for_evaluation();
+        // ...and the evaluation then publishes what it computed without it.
+        reg.set_fault(None);
+        reg.set_waiting_reason("x".into());
+        assert!(
+            reg.needs_evaluation(),
+            "the tick must be replayed again with the new model"
+        );
     }
 }
