@@ -16,8 +16,9 @@
 //! 10 s in release on the 2-core development machine). Under `cargo test`
 //! it replays 3 days, to check the path rather than the numbers.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
@@ -27,12 +28,7 @@ use foresight::domain::Series;
 use foresight::sources::{FileData, LoadOptions};
 
 fn azure_one_minute(days: usize) -> Series {
-    // FORESIGHT_DATA_DIR, as for the tests and notebooks; else shared/data
-    // beside the repository.
-    let path = std::env::var("FORESIGHT_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-        .join("azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv");
+    let path = support::data_file("azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv");
     let (data, _) = FileData::load_with(
         &path,
         &LoadOptions {

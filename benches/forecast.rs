@@ -17,19 +17,14 @@
 //! `cargo bench --bench forecast` runs criterion (release); under
 //! `cargo test` each case runs once, to check the path.
 
-use std::path::PathBuf;
+mod support;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use foresight::forecast::{Fitted, Model, ModelKind, TrainSpec, refit, train};
 use foresight::sources::{FileData, LoadOptions};
 
 fn azure_tail(n: usize) -> foresight::domain::Series {
-    // FORESIGHT_DATA_DIR, as for the tests and notebooks; else shared/data
-    // beside the repository.
-    let path = std::env::var("FORESIGHT_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-        .join("azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv");
+    let path = support::data_file("azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv");
     let (data, _) = FileData::load_with(
         &path,
         &LoadOptions {

@@ -34,6 +34,18 @@ fn long_csv(dir: &Path) -> PathBuf {
     p
 }
 
+/// Replays `long_csv`'s `api` series at 50 per pod.
+fn api(input: &Path) -> [&str; 6] {
+    [
+        "--input",
+        input.to_str().unwrap(),
+        "--series",
+        "api",
+        "--target-per-pod",
+        "50",
+    ]
+}
+
 const FAST: [&str; 6] = [
     "--retrain",
     "12h",
@@ -382,19 +394,7 @@ fn irregular_steps_are_resampled_and_reported() {
 fn a_sweep_runs_every_combination_exactly_as_single_runs_would() {
     let dir = tempfile::tempdir().unwrap();
     let input = long_csv(dir.path());
-    let input = input.to_str().unwrap();
-    let base = [
-        &[
-            "--input",
-            input,
-            "--series",
-            "api",
-            "--target-per-pod",
-            "50",
-        ][..],
-        &FAST,
-    ]
-    .concat();
+    let base = [&api(&input)[..], &FAST].concat();
     let sweep_out = dir.path().join("sweep.json");
     let o = run(&[
         &base[..],
@@ -475,19 +475,9 @@ fn a_sweep_runs_every_combination_exactly_as_single_runs_would() {
 fn bad_sweeps_fail_with_every_problem_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let input = long_csv(dir.path());
-    let input = input.to_str().unwrap();
     let out_path = dir.path().join("sweep.json");
     let out = out_path.to_str().unwrap();
-    let base = [
-        "--input",
-        input,
-        "--series",
-        "api",
-        "--target-per-pod",
-        "50",
-        "--output",
-        out,
-    ];
+    let base = [&api(&input)[..], &["--output", out]].concat();
     let cases: [(&[&str], &[&str]); 6] = [
         (
             &[

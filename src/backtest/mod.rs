@@ -308,7 +308,7 @@ impl Backtest<'_> {
         cache: &mut ModelCache,
         progress: &dyn Progress,
     ) -> Result<Outcome, BacktestError> {
-        self.validate()?;
+        let validated = self.validate()?;
         let key = self.training_key();
         let models = match cache.entry.take() {
             Some((k, m)) if k == key => m,
@@ -328,7 +328,7 @@ impl Backtest<'_> {
                 ))
             }
         };
-        let out = self.replay(&models, progress);
+        let out = self.replay(&models, validated, progress);
         cache.entry = Some((key, models));
         out
     }
@@ -362,9 +362,14 @@ impl Backtest<'_> {
     }
 
     /// Replays the series with `models`, which [`train_all`] trained for
-    /// this backtest's training key.
-    fn replay(&self, models: &Models, progress: &dyn Progress) -> Result<Outcome, BacktestError> {
-        let (kind, target) = self.validate()?;
+    /// this backtest's training key, as the signal and target
+    /// [`Backtest::validate`] returned.
+    fn replay(
+        &self,
+        models: &Models,
+        (kind, target): (MetricKind, f64),
+        progress: &dyn Progress,
+    ) -> Result<Outcome, BacktestError> {
         let s = self.series;
         let queue = matches!(kind, MetricKind::QueueDepth | MetricKind::ConsumerLag);
         let tick = s.step.min(TimeDelta::minutes(1)).max(TimeDelta::seconds(1));

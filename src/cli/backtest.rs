@@ -75,14 +75,7 @@ pub(crate) fn run(args: BacktestArgs) -> Result<()> {
 
     print!("{}", outcome.report.table());
     if let Some(path) = &args.output {
-        let json = serde_json::to_vec_pretty(&outcome.report)?;
-        crate::durable::write_atomically(path, |f| {
-            use std::io::Write;
-            f.write_all(&json)?;
-            f.write_all(b"\n")
-        })
-        .with_context(|| format!("cannot write the report to {}", path.display()))?;
-        eprintln!("report written to {}", path.display());
+        write_json(path, &outcome.report, "report")?;
     }
     if let Some(path) = &args.timeline {
         write_timeline(&outcome.timeline, path)
@@ -220,15 +213,21 @@ fn sweep(
     );
     print!("{}", report.table());
     if let Some(path) = &args.output {
-        let json = serde_json::to_vec_pretty(&report)?;
-        crate::durable::write_atomically(path, |f| {
-            use std::io::Write;
-            f.write_all(&json)?;
-            f.write_all(b"\n")
-        })
-        .with_context(|| format!("cannot write the sweep report to {}", path.display()))?;
-        eprintln!("sweep report written to {}", path.display());
+        write_json(path, &report, "sweep report")?;
     }
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically, and says so.
+fn write_json(path: &Path, value: &impl serde::Serialize, what: &str) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value)?;
+    crate::durable::write_atomically(path, |f| {
+        use std::io::Write;
+        f.write_all(&json)?;
+        f.write_all(b"\n")
+    })
+    .with_context(|| format!("cannot write the {what} to {}", path.display()))?;
+    eprintln!("{what} written to {}", path.display());
     Ok(())
 }
 
