@@ -12,7 +12,7 @@ use std::time::Instant;
 const NOTEBOOKS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/notebooks");
 
 /// Every notebook and the figures it must save.
-const NOTEBOOKS: [(&str, &[&str]); 3] = [
+const NOTEBOOKS: [(&str, &[&str]); 4] = [
     (
         "forecast_inspection",
         &[
@@ -28,10 +28,12 @@ const NOTEBOOKS: [(&str, &[&str]); 3] = [
         &["backtest_capacity.png", "backtest_frontier.png"],
     ),
     ("accuracy_study", &["accuracy_study.png"]),
+    ("goal_feasibility", &["goal_feasibility.png"]),
 ];
 
-/// Seconds any one cell may take; the slowest (the backtest sweep) takes
-/// well under a minute with the ci-profile binary.
+/// Seconds any one cell may take; the slowest (five full-trace backtest
+/// sweeps in the feasibility notebook) takes about 50 s with the ci-profile
+/// binary.
 const CELL_TIMEOUT_S: u32 = 300;
 
 fn notebook(name: &str) -> PathBuf {
@@ -125,6 +127,11 @@ fn backtest_report_notebook_runs_headless() {
 #[test]
 fn accuracy_study_notebook_runs_headless() {
     execute(NOTEBOOKS[2].0, NOTEBOOKS[2].1);
+}
+
+#[test]
+fn goal_feasibility_notebook_runs_headless() {
+    execute(NOTEBOOKS[3].0, NOTEBOOKS[3].1);
 }
 
 /// Every notebook in the directory is one of the above, so none can be
