@@ -56,7 +56,7 @@ fn error_table() {
             "unknown preset, with the other problems",
             vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("model", "webscale"), ("mode", "x")],
             vec![
-                r#"parameter "model" value "webscale" must be one of [daily-short-retention noisy-cost-aware web-daily-weekly]"#.into(),
+                r#"parameter "model" value "webscale" must be one of [daily-short-retention noisy-cost-aware seasonal-cost-aware web-daily-weekly]"#.into(),
                 r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#.into(),
             ],
         ),

@@ -17,6 +17,10 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../models/noisy-cost-aware.toml"),
     ),
     (
+        "seasonal-cost-aware",
+        include_str!("../../models/seasonal-cost-aware.toml"),
+    ),
+    (
         "web-daily-weekly",
         include_str!("../../models/web-daily-weekly.toml"),
     ),
