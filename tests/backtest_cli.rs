@@ -593,3 +593,103 @@ fn the_seasonal_cost_aware_preset_meets_both_goals_on_azure_vm() {
         "the preset ({cost:.3}x) should cost less than the defaults ({default_cost:.3}x)"
     );
 }
+
+/// `--holdout`: the sweep sees only the span before the split, and its picks
+/// are scored after it exactly as a run with the warm-up reaching the split
+/// would score them.
+#[test]
+fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = long_csv(dir.path());
+    let base = [&api(&input)[..], &FAST].concat();
+    let out = dir.path().join("sweep.json");
+    // Goals every run meets, so there is something to hold out.
+    let o = run(&[
+        &base[..],
+        &[
+            "--sweep",
+            "forecastQuantile=0.75,0.9",
+            "--holdout",
+            "0.5",
+            "--goal-under-provisioned",
+            "1000",
+            "--goal-replica-hours",
+            "1000",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(stdout.contains("Held out from"), "{stdout}");
+    assert!(stdout.contains("picks still meet the goals"), "{stdout}");
+    let sweep: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+
+    // 4 days of 5-minute samples, 1 day of warm-up: 864 scored samples, the
+    // last 432 held out, so the split is at sample 720.
+    let start = 1_700_006_400;
+    let split = chrono::DateTime::from_timestamp(start + 720 * 300, 0).unwrap();
+    let time = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .to_utc()
+    };
+    assert_eq!(time(&sweep["holdout"]["split"]), split);
+    for r in sweep["runs"].as_array().unwrap() {
+        assert!(time(&r["report"]["input"]["to"]) < split, "{r}");
+    }
+    let picks = sweep["holdout"]["picks"].as_array().unwrap();
+    assert!(!picks.is_empty(), "{sweep}");
+    for p in picks {
+        let held = &p["run"]["report"];
+        assert_eq!(time(&held["input"]["scored_from"]), split);
+        // The same as a plain run over the whole file scored from the split.
+        let q = format!(
+            "forecastQuantile={}",
+            p["run"]["settings"]["forecastQuantile"].as_str().unwrap()
+        );
+        let warmup = format!("{}s", 720 * 300);
+        let single_out = dir.path().join("single.json");
+        let o = run(&[
+            &api(&input)[..],
+            &[
+                "--retrain",
+                "12h",
+                "--warmup",
+                &warmup,
+                "--metadata",
+                "history=3d",
+                "--metadata",
+                &q,
+                "--output",
+                single_out.to_str().unwrap(),
+            ],
+        ]
+        .concat());
+        assert!(o.status.success(), "{}", text(&o));
+        let single: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&single_out).unwrap()).unwrap();
+        assert_eq!(held["policies"], single["policies"], "{q}");
+        assert_eq!(held["input"]["scored_from"], single["input"]["scored_from"]);
+    }
+
+    // Bad holdouts fail clearly and write nothing.
+    let bad = dir.path().join("bad.json");
+    for (extra, expect) in [
+        (
+            &["--sweep", "forecastQuantile=0.9", "--holdout", "1"][..],
+            "between 0 and 1",
+        ),
+        (
+            &["--sweep", "forecastQuantile=0.9", "--holdout", "0.001"][..],
+            "nothing to pick or nothing to check",
+        ),
+        (&["--holdout", "0.5"][..], "--sweep"),
+    ] {
+        let o = run(&[&base[..], extra, &["--output", bad.to_str().unwrap()]].concat());
+        assert!(!o.status.success(), "{extra:?}");
+        assert!(text(&o).contains(expect), "{extra:?}: {}", text(&o));
+        assert!(!bad.exists(), "{extra:?} wrote {}", bad.display());
+    }
+}

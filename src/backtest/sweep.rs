@@ -8,6 +8,10 @@
 //! does that in one command: the rows share the series, the HPA and the
 //! oracle, and models are trained once per distinct training setting (see
 //! [`super::Backtest::run_cached`]).
+//!
+//! A setting picked on a span flatters that span, so a sweep can hold the
+//! end of it out: the picks made on the first part are replayed over the
+//! whole series and scored on the held-out part alone ([`Holdout`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -124,6 +128,62 @@ pub struct SweepRun {
     pub report: Report,
 }
 
+impl SweepRun {
+    /// A run's ratios to the HPA and whether they meet `goals`; not on the
+    /// front until [`SweepReport::new`] compares it with the others.
+    pub fn scored(goals: Goals, settings: BTreeMap<String, String>, report: Report) -> Self {
+        let (f, h) = (&report.policies.foresight, &report.policies.hpa);
+        let under = ratio(f.under_provisioned_minutes, h.under_provisioned_minutes);
+        let cost = ratio(f.replica_hours, h.replica_hours);
+        let meets_goals = under.is_some_and(|u| u <= goals.under_provisioned_ratio)
+            && cost.is_some_and(|c| c <= goals.replica_hours_ratio);
+        SweepRun {
+            settings,
+            under_provisioned_ratio: under,
+            replica_hours_ratio: cost,
+            meets_goals,
+            pareto: false,
+            report,
+        }
+    }
+
+    /// `key=value ...`, as the table shows it.
+    fn label(&self) -> String {
+        self.settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// One table row, the settings padded to `width`.
+    fn row(&self, label: &str, width: usize, front: &str) -> String {
+        // Three decimals: a row at 1.103x misses a 1.10x goal, and two
+        // decimals would print it as meeting it.
+        let fmt_ratio =
+            |r: Option<f64>| r.map_or_else(|| "n/a".to_string(), |r| format!("{r:.3}x"));
+        let p = &self.report.policies;
+        format!(
+            "{:<width$}  {:>10}  {:>10}  {:>10}  {:>13}  {:>5}  {:>5}",
+            label,
+            fmt_ratio(self.under_provisioned_ratio),
+            fmt_ratio(self.replica_hours_ratio),
+            fmt_ratio(ratio(p.foresight.replica_hours, p.oracle.replica_hours)),
+            format!("{} ({})", p.foresight.flaps, p.hpa.flaps),
+            if self.meets_goals { "yes" } else { "no" },
+            front,
+        )
+    }
+}
+
+/// The table's header, the settings column `width` wide.
+fn header(width: usize, last: &str) -> String {
+    format!(
+        "{:<width$}  {:>10}  {:>10}  {:>10}  {:>13}  {:>5}  {:>5}",
+        "settings", "under/hpa", "cost/hpa", "cost/orcl", "flaps (hpa)", "goals", last
+    )
+}
+
 /// A sweep's result, as `--output` writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepReport {
@@ -131,6 +191,32 @@ pub struct SweepReport {
     pub goals: Goals,
     /// One per combination, in the order of [`combinations`].
     pub runs: Vec<SweepRun>,
+    /// With `--holdout`: the picks, scored on the span the runs did not see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<Holdout>,
+}
+
+/// The picks of a sweep run on the first part of a span, scored on the
+/// rest: whether a setting chosen on the past holds on a future it did not
+/// see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Holdout {
+    /// First instant of the held-out part (RFC 3339); the runs above end
+    /// before it, the picks below are scored from it.
+    pub split: String,
+    /// One per distinct pick; empty when no run met the goals.
+    pub picks: Vec<HeldOut>,
+}
+
+/// One pick, replayed over the whole series and scored after the split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOut {
+    /// Why it was picked: `cheapest` (least replica-hours of the runs
+    /// meeting the goals) and/or `calmest` (fewest flaps of them, then
+    /// least replica-hours).
+    pub picked_as: Vec<String>,
+    /// Its scores on the held-out part alone.
+    pub run: SweepRun,
 }
 
 /// `a / b`, with 0 / 0 read as 0 (neither was short) and anything else over
@@ -150,21 +236,7 @@ impl SweepReport {
     pub fn new(goals: Goals, runs: Vec<(BTreeMap<String, String>, Report)>) -> Self {
         let mut out: Vec<SweepRun> = runs
             .into_iter()
-            .map(|(settings, report)| {
-                let (f, h) = (&report.policies.foresight, &report.policies.hpa);
-                let under = ratio(f.under_provisioned_minutes, h.under_provisioned_minutes);
-                let cost = ratio(f.replica_hours, h.replica_hours);
-                let meets_goals = under.is_some_and(|u| u <= goals.under_provisioned_ratio)
-                    && cost.is_some_and(|c| c <= goals.replica_hours_ratio);
-                SweepRun {
-                    settings,
-                    under_provisioned_ratio: under,
-                    replica_hours_ratio: cost,
-                    meets_goals,
-                    pareto: false,
-                    report,
-                }
-            })
+            .map(|(settings, report)| SweepRun::scored(goals, settings, report))
             .collect();
         // Compared on the raw figures: every run shares the HPA, so this is
         // the same order as the ratios and has no undefined cases.
@@ -181,51 +253,57 @@ impl SweepReport {
                 .iter()
                 .any(|&(u2, c2)| u2 <= u && c2 <= c && (u2 < u || c2 < c));
         }
-        Self { goals, runs: out }
+        Self {
+            goals,
+            runs: out,
+            holdout: None,
+        }
     }
 
-    /// The terminal table: one row per run.
-    pub fn table(&self) -> String {
-        // Three decimals: a row at 1.103x misses a 1.10x goal, and two
-        // decimals would print it as meeting it.
-        let fmt_ratio =
-            |r: Option<f64>| r.map_or_else(|| "n/a".to_string(), |r| format!("{r:.3}x"));
-        let settings: Vec<String> = self
-            .runs
-            .iter()
-            .map(|r| {
-                r.settings
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
+    /// The runs to hold out, by index, each with why it was picked: the
+    /// cheapest and the calmest of those meeting the goals (one entry when
+    /// they are the same run). Empty when none meets them.
+    pub fn picks(&self) -> Vec<(Vec<String>, usize)> {
+        let met: Vec<usize> = (0..self.runs.len())
+            .filter(|&i| self.runs[i].meets_goals)
             .collect();
-        let width = settings
+        let cost = |i: &usize| self.runs[*i].report.policies.foresight.replica_hours;
+        let flaps = |i: &usize| self.runs[*i].report.policies.foresight.flaps;
+        let cheapest = met
             .iter()
+            .copied()
+            .min_by(|a, b| cost(a).total_cmp(&cost(b)).then(flaps(a).cmp(&flaps(b))));
+        let calmest = met
+            .iter()
+            .copied()
+            .min_by(|a, b| flaps(a).cmp(&flaps(b)).then(cost(a).total_cmp(&cost(b))));
+        match (cheapest, calmest) {
+            (Some(a), Some(b)) if a == b => vec![(vec!["cheapest".into(), "calmest".into()], a)],
+            (Some(a), Some(b)) => vec![(vec!["cheapest".into()], a), (vec!["calmest".into()], b)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The terminal table: one row per run, then the held-out picks.
+    pub fn table(&self) -> String {
+        let labels: Vec<String> = self.runs.iter().map(SweepRun::label).collect();
+        let held: Vec<String> = self
+            .holdout
+            .iter()
+            .flat_map(|h| &h.picks)
+            .map(|p| p.run.label())
+            .collect();
+        let width = labels
+            .iter()
+            .chain(&held)
             .map(|s| s.chars().count())
             .max()
             .unwrap_or(0)
             .max("settings".len());
         let mut t = String::new();
-        let _ = writeln!(
-            t,
-            "{:<width$}  {:>10}  {:>10}  {:>10}  {:>13}  {:>5}  {:>5}",
-            "settings", "under/hpa", "cost/hpa", "cost/orcl", "flaps (hpa)", "goals", "front"
-        );
-        for (r, s) in self.runs.iter().zip(&settings) {
-            let p = &r.report.policies;
-            let _ = writeln!(
-                t,
-                "{:<width$}  {:>10}  {:>10}  {:>10}  {:>13}  {:>5}  {:>5}",
-                s,
-                fmt_ratio(r.under_provisioned_ratio),
-                fmt_ratio(r.replica_hours_ratio),
-                fmt_ratio(ratio(p.foresight.replica_hours, p.oracle.replica_hours)),
-                format!("{} ({})", p.foresight.flaps, p.hpa.flaps),
-                if r.meets_goals { "yes" } else { "no" },
-                if r.pareto { "*" } else { "" },
-            );
+        let _ = writeln!(t, "{}", header(width, "front"));
+        for (r, s) in self.runs.iter().zip(&labels) {
+            let _ = writeln!(t, "{}", r.row(s, width, if r.pareto { "*" } else { "" }));
         }
         let met = self.runs.iter().filter(|r| r.meets_goals).count();
         let _ = writeln!(
@@ -235,9 +313,35 @@ impl SweepReport {
             self.goals.under_provisioned_ratio,
             self.goals.replica_hours_ratio
         );
+        let Some(h) = &self.holdout else {
+            let _ = writeln!(
+                t,
+                "Settings picked here fit this span: confirm them on a later one (--holdout does), or run mode: forecastOnly first."
+            );
+            return t;
+        };
+        if h.picks.is_empty() {
+            let _ = writeln!(
+                t,
+                "\nHeld out from {}: nothing to check, as no setting met the goals before it.",
+                h.split
+            );
+            return t;
+        }
         let _ = writeln!(
             t,
-            "Settings picked here fit this span: confirm them on a later one (or run mode: forecastOnly first)."
+            "\nHeld out from {}: the picks above, replayed over the whole series and scored from there on alone.",
+            h.split
+        );
+        let _ = writeln!(t, "{}", header(width, "pick"));
+        for (p, s) in h.picks.iter().zip(&held) {
+            let _ = writeln!(t, "{}", p.run.row(s, width, &p.picked_as.join(", ")));
+        }
+        let held_met = h.picks.iter().filter(|p| p.run.meets_goals).count();
+        let _ = writeln!(
+            t,
+            "{held_met} of {} picks still meet the goals on the held-out span.",
+            h.picks.len()
         );
         t
     }
@@ -351,6 +455,79 @@ mod tests {
         assert!(table.contains("row=2"), "{table}");
         assert!(table.contains("2 of 5 settings meet"), "{table}");
         // The JSON round-trips, for notebooks.
+        let back: SweepReport =
+            serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+        assert_eq!(back, report);
+    }
+
+    #[test]
+    fn the_cheapest_and_the_calmest_runs_meeting_the_goals_are_held_out() {
+        let goals = Goals {
+            under_provisioned_ratio: 0.2,
+            replica_hours_ratio: 1.1,
+        };
+        let with_flaps = |u: f64, h: f64, flaps: u32| {
+            let mut r = report(u, h);
+            r.policies.foresight.flaps = flaps;
+            r
+        };
+        let sweep = |runs: &[(f64, f64, u32)]| {
+            SweepReport::new(
+                goals,
+                runs.iter()
+                    .enumerate()
+                    .map(|(i, &(u, h, f))| {
+                        (
+                            BTreeMap::from([("row".to_string(), i.to_string())]),
+                            with_flaps(u, h, f),
+                        )
+                    })
+                    .collect(),
+            )
+        };
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Row 0 is the cheapest overall but misses the goals; of those that
+        // meet them, row 1 is the cheapest and row 2 flaps least (row 3
+        // flaps as little but costs more).
+        let mut report = sweep(&[
+            (50.0, 900.0, 0),
+            (10.0, 1000.0, 40),
+            (10.0, 1050.0, 3),
+            (10.0, 1080.0, 3),
+        ]);
+        assert_eq!(
+            report.picks(),
+            [(names(&["cheapest"]), 1), (names(&["calmest"]), 2)]
+        );
+        // One run both cheapest and calmest is held out once.
+        assert_eq!(
+            sweep(&[(10.0, 1000.0, 0), (10.0, 1050.0, 3)]).picks(),
+            [(names(&["cheapest", "calmest"]), 0)]
+        );
+        assert!(sweep(&[(50.0, 1000.0, 0)]).picks().is_empty());
+
+        // The held-out section shows each pick's own scores.
+        report.holdout = Some(Holdout {
+            split: "2026-01-02T00:00:00+00:00".into(),
+            picks: vec![HeldOut {
+                picked_as: names(&["cheapest"]),
+                run: SweepRun::scored(
+                    goals,
+                    report.runs[1].settings.clone(),
+                    with_flaps(25.0, 1000.0, 7),
+                ),
+            }],
+        });
+        let table = report.table();
+        assert!(
+            table.contains("Held out from 2026-01-02T00:00:00+00:00"),
+            "{table}"
+        );
+        assert!(table.contains("0.250x"), "{table}");
+        assert!(
+            table.contains("0 of 1 picks still meet the goals"),
+            "{table}"
+        );
         let back: SweepReport =
             serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
         assert_eq!(back, report);

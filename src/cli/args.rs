@@ -281,6 +281,13 @@ pub struct BacktestArgs {
     /// replica-hours to the HPA's.
     #[arg(long, default_value_t = 1.1, value_name = "RATIO", requires = "sweep")]
     pub goal_replica_hours: f64,
+
+    /// With --sweep: hold out this fraction of the scored span, e.g. 0.5.
+    /// The sweep runs on the part before it; the cheapest and the calmest
+    /// settings that meet the goals there are then replayed over the whole
+    /// series and scored on the held-out part alone.
+    #[arg(long, value_name = "FRACTION", requires = "sweep")]
+    pub holdout: Option<f64>,
 }
 
 fn parse_delta(s: &str) -> Result<chrono::TimeDelta, String> {

@@ -7,11 +7,11 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{BacktestArgs, BacktestFormat, SignalArg};
-use crate::backtest::sweep::{Axis, Goals, SweepReport, combinations};
+use crate::backtest::sweep::{Axis, Goals, HeldOut, Holdout, SweepReport, SweepRun, combinations};
 use crate::backtest::{Backtest, ModelCache, Progress, write_timeline};
 use crate::config::parse_metadata;
 use crate::domain::{MetricKind, Series};
@@ -146,6 +146,19 @@ fn sweep(
         }
     }
     let combos = combinations(&axes)?;
+    // With --holdout the runs see only the series before the split.
+    let split = args
+        .holdout
+        .map(|f| holdout_split(series, args.warmup, f))
+        .transpose()?;
+    let head;
+    let picked_on = match split {
+        Some(k) => {
+            head = Series::new(series.start, series.step, series.values[..k].to_vec());
+            &head
+        }
+        None => series,
+    };
     let label = |c: &BTreeMap<String, String>| {
         c.iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -159,7 +172,7 @@ fn sweep(
     for c in &combos {
         let mut m = base.clone();
         m.extend(c.clone());
-        match backtest(args, series, id, source.to_string(), m) {
+        match backtest(args, picked_on, id, source.to_string(), m) {
             Ok(b) => runs.push(b),
             Err(e) => problems.push(format!("{}: {e:#}", label(c))),
         }
@@ -196,6 +209,12 @@ fn sweep(
             "hpa: under-provisioned {:.1} min, {:.1} replica-hours; oracle: {:.1} replica-hours",
             p.hpa.under_provisioned_minutes, p.hpa.replica_hours, p.oracle.replica_hours
         );
+        if let Some(k) = split {
+            println!(
+                "holdout: these runs (and the figures above) end before {}; the settings picked on them are checked after it",
+                series.timestamp(k).to_rfc3339()
+            );
+        }
         let mut seen = std::collections::BTreeSet::new();
         for n in notes.iter().chain(reports.iter().flat_map(|r| &r.notes)) {
             if seen.insert(n) {
@@ -204,18 +223,71 @@ fn sweep(
         }
         println!();
     }
-    let report = SweepReport::new(
-        Goals {
-            under_provisioned_ratio: args.goal_under_provisioned,
-            replica_hours_ratio: args.goal_replica_hours,
-        },
-        combos.into_iter().zip(reports).collect(),
-    );
+    let goals = Goals {
+        under_provisioned_ratio: args.goal_under_provisioned,
+        replica_hours_ratio: args.goal_replica_hours,
+    };
+    let mut report = SweepReport::new(goals, combos.into_iter().zip(reports).collect());
+    if let Some(k) = split {
+        let from = series.timestamp(k);
+        let bars = Bars::new();
+        let mut picks = Vec::new();
+        for (picked_as, i) in report.picks() {
+            let settings = report.runs[i].settings.clone();
+            let mut m = base.clone();
+            m.extend(settings.clone());
+            // The whole series, scored from the split: the models and the
+            // policy's state before it are exactly as they were when the
+            // pick was made.
+            let mut b = backtest(args, series, id, source.to_string(), m)?;
+            b.warmup = from - series.start;
+            eprintln!("held out: {}", picked_as.join(", "));
+            let out = b.run(&bars).with_context(|| {
+                format!(
+                    "the held-out replay of the {} pick failed",
+                    picked_as.join(", ")
+                )
+            })?;
+            picks.push(HeldOut {
+                picked_as,
+                run: SweepRun::scored(goals, settings, out.report),
+            });
+        }
+        bars.finish();
+        report.holdout = Some(Holdout {
+            split: from.to_rfc3339(),
+            picks,
+        });
+    }
     print!("{}", report.table());
     if let Some(path) = &args.output {
         write_json(path, &report, "sweep report")?;
     }
     Ok(())
+}
+
+/// The index of the first held-out sample: the last `fraction` of the span
+/// the warm-up leaves scored, on the series' own grid.
+fn holdout_split(series: &Series, warmup: TimeDelta, fraction: f64) -> Result<usize> {
+    if !(fraction > 0.0 && fraction < 1.0) {
+        bail!(
+            "--holdout must be a fraction of the scored span between 0 and 1 (exclusive), e.g. 0.5; got {fraction}"
+        );
+    }
+    let warm = usize::try_from(warmup.num_seconds() / series.step.num_seconds().max(1))
+        .unwrap_or(usize::MAX);
+    let scored = series.len().saturating_sub(warm);
+    // Truncation toward zero: the held-out part never exceeds the fraction.
+    let held = (scored as f64 * fraction) as usize;
+    let k = series.len() - held;
+    if held == 0 || k < warm.saturating_add(2) {
+        bail!(
+            "--holdout {fraction} leaves nothing to pick or nothing to check: the series has {} samples, the --warmup takes {} and {held} would be held out; change --holdout or shorten --warmup",
+            series.len(),
+            warm.min(series.len())
+        );
+    }
+    Ok(k)
 }
 
 /// Writes `value` as pretty JSON to `path`, atomically, and says so.
