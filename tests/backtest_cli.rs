@@ -34,6 +34,11 @@ fn long_csv(dir: &Path) -> PathBuf {
     p
 }
 
+/// A JSON file the command wrote.
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 /// Replays `long_csv`'s `api` series at 50 per pod.
 fn api(input: &Path) -> [&str; 6] {
     [
@@ -95,7 +100,7 @@ fn writes_report_timeline_and_png_atomically() {
     ] {
         assert!(out.contains(needle), "missing {needle:?} in\n{out}");
     }
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r = read_json(&report);
     assert_eq!(r["input"]["series"], "api");
     assert_eq!(r["input"]["target_per_pod"], 50.0);
     assert!(r["steps"].as_u64().unwrap() > 2 * 1440);
@@ -221,7 +226,7 @@ spec:
         report.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r = read_json(&report);
     assert_eq!(r["input"]["signal"], "queueDepth");
     assert_eq!(r["input"]["target_per_pod"], 40.0);
     assert_eq!(r["input"]["metadata"]["maxReplicaCount"], "30");
@@ -421,8 +426,7 @@ fn a_sweep_runs_every_combination_exactly_as_single_runs_would() {
     );
     assert!(out.contains("of 4 settings meet"), "{out}");
     assert!(out.contains("hpa: under-provisioned"), "{out}");
-    let sweep: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&sweep_out).unwrap()).unwrap();
+    let sweep = read_json(&sweep_out);
     let runs = sweep["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
     assert_eq!(sweep["goals"]["replica_hours_ratio"], 1.1);
@@ -449,8 +453,7 @@ fn a_sweep_runs_every_combination_exactly_as_single_runs_would() {
         ]
         .concat());
         assert!(o.status.success(), "{}", text(&o));
-        let single: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&single_out).unwrap()).unwrap();
+        let single = read_json(&single_out);
         assert_eq!(
             runs[i]["report"]["policies"], single["policies"],
             "{q} {stab}"
@@ -568,8 +571,7 @@ fn the_seasonal_cost_aware_preset_meets_both_goals_on_azure_vm() {
         args.extend_from_slice(extra);
         let o = run(&args);
         assert!(o.status.success(), "{}", text(&o));
-        let r: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let r = read_json(&out);
         let (f, h) = (&r["policies"]["foresight"], &r["policies"]["hpa"]);
         let ratio = |k: &str| f[k].as_f64().unwrap() / h[k].as_f64().unwrap();
         (
@@ -624,7 +626,7 @@ fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(stdout.contains("Held out from"), "{stdout}");
     assert!(stdout.contains("picks still meet the goals"), "{stdout}");
-    let sweep: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let sweep = read_json(&out);
 
     // 4 days of 5-minute samples, 1 day of warm-up: 864 scored samples, the
     // last 432 held out, so the split is at sample 720.
@@ -668,8 +670,7 @@ fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
         ]
         .concat());
         assert!(o.status.success(), "{}", text(&o));
-        let single: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&single_out).unwrap()).unwrap();
+        let single = read_json(&single_out);
         assert_eq!(held["policies"], single["policies"], "{q}");
         assert_eq!(held["input"]["scored_from"], single["input"]["scored_from"]);
     }
