@@ -147,13 +147,9 @@ impl SweepRun {
         }
     }
 
-    /// `key=value ...`, as the table shows it.
+    /// Its settings as the table shows them.
     fn label(&self) -> String {
-        self.settings
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        label(&self.settings)
     }
 
     /// One table row, the settings padded to `width`.
@@ -174,6 +170,16 @@ impl SweepRun {
             front,
         )
     }
+}
+
+/// Settings as `key=value ...`, as the table and the progress lines show
+/// them.
+pub fn label(settings: &BTreeMap<String, String>) -> String {
+    settings
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The table's header, the settings column `width` wide.

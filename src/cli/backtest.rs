@@ -11,7 +11,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{BacktestArgs, BacktestFormat, SignalArg};
-use crate::backtest::sweep::{Axis, Goals, HeldOut, Holdout, SweepReport, SweepRun, combinations};
+use crate::backtest::sweep::{
+    Axis, Goals, HeldOut, Holdout, SweepReport, SweepRun, combinations, label,
+};
 use crate::backtest::{Backtest, ModelCache, Progress, write_timeline};
 use crate::config::parse_metadata;
 use crate::domain::{MetricKind, Series};
@@ -158,12 +160,6 @@ fn sweep(
             &head
         }
         None => series,
-    };
-    let label = |c: &BTreeMap<String, String>| {
-        c.iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
     };
     // Every combination is parsed before any runs, so every bad value is
     // reported at once rather than after the first few replays.
