@@ -225,41 +225,68 @@ fn sweep(
     };
     let mut report = SweepReport::new(goals, combos.into_iter().zip(reports).collect());
     if let Some(k) = split {
-        let from = series.timestamp(k);
-        let bars = Bars::new();
-        let mut picks = Vec::new();
-        for (picked_as, i) in report.picks() {
-            let settings = report.runs[i].settings.clone();
-            let mut m = base.clone();
-            m.extend(settings.clone());
-            // The whole series, scored from the split: the models and the
-            // policy's state before it are exactly as they were when the
-            // pick was made.
-            let mut b = backtest(args, series, id, source.to_string(), m)?;
-            b.warmup = from - series.start;
-            eprintln!("held out: {}", picked_as.join(", "));
-            let out = b.run(&bars).with_context(|| {
-                format!(
-                    "the held-out replay of the {} pick failed",
-                    picked_as.join(", ")
-                )
-            })?;
-            picks.push(HeldOut {
-                picked_as,
-                run: SweepRun::scored(goals, settings, out.report),
-            });
-        }
-        bars.finish();
-        report.holdout = Some(Holdout {
-            split: from.to_rfc3339(),
-            picks,
-        });
+        let held = Sweep {
+            args,
+            series,
+            id,
+            source,
+            base: &base,
+        };
+        report.holdout = Some(held.check_picks(&report, goals, k)?);
     }
     print!("{}", report.table());
     if let Some(path) = &args.output {
         write_json(path, &report, "sweep report")?;
     }
     Ok(())
+}
+
+/// What every replay of one sweep shares.
+struct Sweep<'a> {
+    /// The command's flags.
+    args: &'a BacktestArgs,
+    /// The whole series (the runs may have seen only its head).
+    series: &'a Series,
+    /// Its id.
+    id: &'a str,
+    /// Where it came from, for the reports.
+    source: &'a str,
+    /// The metadata every setting is layered on.
+    base: &'a BTreeMap<String, String>,
+}
+
+impl Sweep<'_> {
+    /// `--holdout`: replays each of `report`'s picks over the whole series,
+    /// scored from sample `k` on. The models and the policy's state before
+    /// the split are exactly as they were when the pick was made; picks that
+    /// train alike share their models.
+    fn check_picks(&self, report: &SweepReport, goals: Goals, k: usize) -> Result<Holdout> {
+        let from = self.series.timestamp(k);
+        let bars = Bars::new();
+        let mut cache = ModelCache::default();
+        let mut picks = Vec::new();
+        for (picked_as, i) in report.picks() {
+            let settings = report.runs[i].settings.clone();
+            let mut m = self.base.clone();
+            m.extend(settings.clone());
+            let mut b = backtest(self.args, self.series, self.id, self.source.to_string(), m)?;
+            b.warmup = from - self.series.start;
+            let name = picked_as.join(", ");
+            eprintln!("held out: {name}");
+            let out = b
+                .run_cached(&mut cache, &bars)
+                .with_context(|| format!("the held-out replay of the {name} pick failed"))?;
+            picks.push(HeldOut {
+                picked_as,
+                run: SweepRun::scored(goals, settings, out.report),
+            });
+        }
+        bars.finish();
+        Ok(Holdout {
+            split: from.to_rfc3339(),
+            picks,
+        })
+    }
 }
 
 /// The index of the first held-out sample: the last `fraction` of the span
