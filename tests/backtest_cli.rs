@@ -39,6 +39,18 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// Runs with `args` plus `--output DIR/NAME`, which must succeed; returns
+/// the stdout and the JSON written.
+fn run_json(args: &[&str], dir: &Path, name: &str) -> (String, serde_json::Value) {
+    let out = dir.join(name);
+    let o = run(&[args, &["--output", out.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        read_json(&out),
+    )
+}
+
 /// Replays `long_csv`'s `api` series at 50 per pod.
 fn api(input: &Path) -> [&str; 6] {
     [
@@ -400,21 +412,20 @@ fn a_sweep_runs_every_combination_exactly_as_single_runs_would() {
     let dir = tempfile::tempdir().unwrap();
     let input = long_csv(dir.path());
     let base = [&api(&input)[..], &FAST].concat();
-    let sweep_out = dir.path().join("sweep.json");
-    let o = run(&[
-        &base[..],
+    let (out, sweep) = run_json(
         &[
-            "--sweep",
-            "forecastQuantile=0.75,0.9",
-            "--sweep",
-            "scaleDownStabilization=60s,300s",
-            "--output",
-            sweep_out.to_str().unwrap(),
-        ],
-    ]
-    .concat());
-    assert!(o.status.success(), "{}", text(&o));
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
+            &base[..],
+            &[
+                "--sweep",
+                "forecastQuantile=0.75,0.9",
+                "--sweep",
+                "scaleDownStabilization=60s,300s",
+            ],
+        ]
+        .concat(),
+        dir.path(),
+        "sweep.json",
+    );
     let rows: Vec<&str> = out
         .lines()
         .filter(|l| l.starts_with("forecastQuantile="))
@@ -426,7 +437,6 @@ fn a_sweep_runs_every_combination_exactly_as_single_runs_would() {
     );
     assert!(out.contains("of 4 settings meet"), "{out}");
     assert!(out.contains("hpa: under-provisioned"), "{out}");
-    let sweep = read_json(&sweep_out);
     let runs = sweep["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
     assert_eq!(sweep["goals"]["replica_hours_ratio"], 1.1);
@@ -437,23 +447,13 @@ fn a_sweep_runs_every_combination_exactly_as_single_runs_would() {
     for (i, q, stab) in [(1, "0.75", "300s"), (2, "0.9", "60s")] {
         assert_eq!(runs[i]["settings"]["forecastQuantile"], q);
         assert_eq!(runs[i]["settings"]["scaleDownStabilization"], stab);
-        let single_out = dir.path().join(format!("single{i}.json"));
         let q = format!("forecastQuantile={q}");
         let stab = format!("scaleDownStabilization={stab}");
-        let o = run(&[
-            &base[..],
-            &[
-                "--metadata",
-                &q,
-                "--metadata",
-                &stab,
-                "--output",
-                single_out.to_str().unwrap(),
-            ],
-        ]
-        .concat());
-        assert!(o.status.success(), "{}", text(&o));
-        let single = read_json(&single_out);
+        let (_, single) = run_json(
+            &[&base[..], &["--metadata", &q, "--metadata", &stab]].concat(),
+            dir.path(),
+            &format!("single{i}.json"),
+        );
         assert_eq!(
             runs[i]["report"]["policies"], single["policies"],
             "{q} {stab}"
@@ -557,21 +557,15 @@ fn the_seasonal_cost_aware_preset_meets_both_goals_on_azure_vm() {
     let input = shared_trace("azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv");
     let dir = tempfile::tempdir().unwrap();
     let score = |extra: &[&str], name: &str| {
-        let out = dir.path().join(name);
-        let mut args = vec![
+        let args = [
             "--input",
             &input,
             "--value-column",
             "cpu_usage",
             "--target-per-pod",
             "500000",
-            "--output",
-            out.to_str().unwrap(),
         ];
-        args.extend_from_slice(extra);
-        let o = run(&args);
-        assert!(o.status.success(), "{}", text(&o));
-        let r = read_json(&out);
+        let (_, r) = run_json(&[&args[..], extra].concat(), dir.path(), name);
         let (f, h) = (&r["policies"]["foresight"], &r["policies"]["hpa"]);
         let ratio = |k: &str| f[k].as_f64().unwrap() / h[k].as_f64().unwrap();
         (
@@ -604,29 +598,27 @@ fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let input = long_csv(dir.path());
     let base = [&api(&input)[..], &FAST].concat();
-    let out = dir.path().join("sweep.json");
     // Goals every run meets, so there is something to hold out.
-    let o = run(&[
-        &base[..],
+    let (stdout, sweep) = run_json(
         &[
-            "--sweep",
-            "forecastQuantile=0.75,0.9",
-            "--holdout",
-            "0.5",
-            "--goal-under-provisioned",
-            "1000",
-            "--goal-replica-hours",
-            "1000",
-            "--output",
-            out.to_str().unwrap(),
-        ],
-    ]
-    .concat());
-    assert!(o.status.success(), "{}", text(&o));
-    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+            &base[..],
+            &[
+                "--sweep",
+                "forecastQuantile=0.75,0.9",
+                "--holdout",
+                "0.5",
+                "--goal-under-provisioned",
+                "1000",
+                "--goal-replica-hours",
+                "1000",
+            ],
+        ]
+        .concat(),
+        dir.path(),
+        "sweep.json",
+    );
     assert!(stdout.contains("Held out from"), "{stdout}");
     assert!(stdout.contains("picks still meet the goals"), "{stdout}");
-    let sweep = read_json(&out);
 
     // 4 days of 5-minute samples, 1 day of warm-up: 864 scored samples, the
     // last 432 held out, so the split is at sample 720.
@@ -652,25 +644,24 @@ fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
             p["run"]["settings"]["forecastQuantile"].as_str().unwrap()
         );
         let warmup = format!("{}s", 720 * 300);
-        let single_out = dir.path().join("single.json");
-        let o = run(&[
-            &api(&input)[..],
+        let (_, single) = run_json(
             &[
-                "--retrain",
-                "12h",
-                "--warmup",
-                &warmup,
-                "--metadata",
-                "history=3d",
-                "--metadata",
-                &q,
-                "--output",
-                single_out.to_str().unwrap(),
-            ],
-        ]
-        .concat());
-        assert!(o.status.success(), "{}", text(&o));
-        let single = read_json(&single_out);
+                &api(&input)[..],
+                &[
+                    "--retrain",
+                    "12h",
+                    "--warmup",
+                    &warmup,
+                    "--metadata",
+                    "history=3d",
+                    "--metadata",
+                    &q,
+                ],
+            ]
+            .concat(),
+            dir.path(),
+            "single.json",
+        );
         assert_eq!(held["policies"], single["policies"], "{q}");
         assert_eq!(held["input"]["scored_from"], single["input"]["scored_from"]);
     }
