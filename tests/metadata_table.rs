@@ -140,6 +140,20 @@ fn error_table() {
             ],
         ),
         (
+            "surplus release out of range, and a release window beyond the full one",
+            vec![
+                ("queueDepthQuery", "q"),
+                ("queueDepthTarget", "10"),
+                ("scaleDownReleaseSurplus", "1.5"),
+                ("scaleDownStabilization", "2m"),
+                ("scaleDownReleaseStabilization", "3m"),
+            ],
+            vec![
+                r#"unable to set param "scaleDownReleaseSurplus" value "1.5": must be at least 0 and below 1"#.into(),
+                r#"unable to set param "scaleDownReleaseStabilization" value "3m": must not exceed scaleDownStabilization"#.into(),
+            ],
+        ),
+        (
             "history too short for the step",
             vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("history", "5m"), ("step", "1m")],
             vec!["history (5m) must cover at least 10 steps of step (1m)".into()],

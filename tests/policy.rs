@@ -166,6 +166,66 @@ fn scale_down_percentage_is_an_alternative_to_pods() {
 }
 
 #[test]
+fn a_large_surplus_is_released_after_the_short_window_a_small_one_is_held() {
+    // 300 s stabilisation, but surpluses of at least 40% of the count go
+    // after 60 s; scale-down itself is not rate limited here.
+    let b = Behavior {
+        rules: ScalingRules {
+            hpa_tolerance: 0.0,
+            scale_down_percent: 100,
+            scale_down_release_surplus: 0.4,
+            scale_down_release_stabilization: TimeDelta::seconds(60),
+            ..ScalingRules::default()
+        },
+        ..behavior(Mode::Reactive)
+    };
+    let mut state = PolicyState::default();
+    let mut step = |s: i64, v: f64| {
+        let (d, next) = decide(
+            &b,
+            &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(v))]),
+            &state,
+            t(s),
+        )
+        .unwrap();
+        state = next;
+        d
+    };
+    assert_eq!(step(0, 1000.0).desired_replicas, 10);
+    // Need falls to 5: a surplus of 5 of 10 (50%). Within 60 s of the 10
+    // it is held by the short window too.
+    let d = step(60, 500.0);
+    assert_eq!(
+        (d.desired_replicas, d.limiter),
+        (10, Limiter::Stabilization)
+    );
+    // 75 s on, the short window holds only 5s: released, and said so.
+    let d = step(75, 500.0);
+    assert_eq!((d.desired_replicas, d.limiter), (5, Limiter::None));
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n
+                == "a surplus of 5 pods is released after 60s, not the full stabilisation window"),
+        "{:?}",
+        d.notes
+    );
+    // From 5, a need of 4 is a surplus of 20%: the full 300 s window holds
+    // it until the last 5 is more than 300 s old.
+    let d = step(90, 400.0);
+    assert_eq!((d.desired_replicas, d.limiter), (5, Limiter::Stabilization));
+    let d = step(375, 400.0);
+    assert_eq!((d.desired_replicas, d.limiter), (5, Limiter::Stabilization));
+    assert!(
+        d.notes.iter().all(|n| !n.contains("released")),
+        "{:?}",
+        d.notes
+    );
+    let d = step(390, 400.0);
+    assert_eq!((d.desired_replicas, d.limiter), (4, Limiter::None));
+}
+
+#[test]
 fn missing_data_holds() {
     let b = behavior(Mode::Reactive);
     let got = run(&b, &[(0, Some(1000.0)), (400, None), (800, None)]);

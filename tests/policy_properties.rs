@@ -29,8 +29,9 @@ fn behavior_strategy() -> impl Strategy<Value = Behavior> {
         prop::sample::select(vec![Mode::Predictive, Mode::Reactive, Mode::ForecastOnly]),
         0u32..3,
         0u32..60,
+        prop::option::weighted(0.5, (0.05..0.9f64, 0i64..=20)),
     )
-        .prop_map(|(min, span, mode, down_pods, down_pct)| Behavior {
+        .prop_map(|(min, span, mode, down_pods, down_pct, release)| Behavior {
             min_replicas: min,
             max_replicas: min + span,
             mode,
@@ -41,6 +42,10 @@ fn behavior_strategy() -> impl Strategy<Value = Behavior> {
             rules: ScalingRules {
                 scale_down_pods: down_pods,
                 scale_down_percent: down_pct,
+                scale_down_release_surplus: release.map_or(0.0, |(surplus, _)| surplus),
+                scale_down_release_stabilization: TimeDelta::seconds(
+                    release.map_or(60, |(_, ticks)| ticks * TICK),
+                ),
                 ..ScalingRules::default()
             },
             max_latency_step_ratio: 2.0,
@@ -148,13 +153,29 @@ proptest! {
             if d.desired_replicas >= prev {
                 continue;
             }
-            // Never below the highest recommendation within the window.
-            let highest = decisions.iter()
-                .filter(|(j, _)| *j <= *k && (*k as i64 - *j as i64) <= window)
+            let highest = |span: i64| decisions.iter()
+                .filter(|(j, _)| *j <= *k && (*k as i64 - *j as i64) <= span)
                 .map(|(_, d)| d.recommendation)
                 .max()
-                .unwrap_or(0);
-            prop_assert!(d.desired_replicas >= highest.min(b.max_replicas), "stepped to {} under window max {}", d.desired_replicas, highest);
+                .unwrap_or(0)
+                .min(b.max_replicas);
+            // Never below the highest recommendation within the window,
+            // unless a large surplus is released: then never below the
+            // highest within the release window, and the decision says so.
+            let released = d.notes.iter().any(|n| n.contains("released after"));
+            prop_assert!(!released || b.rules.scale_down_release_surplus > 0.0, "released with release off");
+            let floor = if released {
+                highest(b.rules.scale_down_release_stabilization.num_seconds() / TICK)
+            } else {
+                highest(window)
+            };
+            prop_assert!(d.desired_replicas >= floor, "stepped to {} under window max {} (released: {})", d.desired_replicas, floor, released);
+            if released {
+                // The surplus over the short window's highest was at least
+                // the configured share of the count before.
+                let surplus = f64::from(prev.saturating_sub(floor));
+                prop_assert!(surplus >= b.rules.scale_down_release_surplus * f64::from(prev), "released {} of {} at share {}", surplus, prev, b.rules.scale_down_release_surplus);
+            }
             // Total removed within one period bounded by the larger policy,
             // measured from the count at the period's start.
             let start_idx = decisions.iter().position(|(j, _)| (*k as i64 - *j as i64) < period).unwrap_or(0);

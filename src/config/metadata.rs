@@ -43,6 +43,8 @@ const COMMON_KEYS: &[&str] = &[
     "scaleDownPercent",
     "scaleDownPeriod",
     "scaleDownLookahead",
+    "scaleDownReleaseSurplus",
+    "scaleDownReleaseStabilization",
     "cooldown",
     "lagDrainTime",
     "latencyBreachDuration",
@@ -336,6 +338,15 @@ impl Parser<'_> {
         let scale_down_period = self.duration("scaleDownPeriod", &secs(d.scale_down_period));
         let scale_down_lookahead =
             self.duration_or_zero("scaleDownLookahead", d.scale_down_lookahead);
+        let scale_down_release_surplus = self.number(
+            "scaleDownReleaseSurplus",
+            d.scale_down_release_surplus,
+            ratio,
+        );
+        let scale_down_release_stabilization = self.duration_or_zero(
+            "scaleDownReleaseStabilization",
+            d.scale_down_release_stabilization,
+        );
         let cooldown = self.duration_or_zero("cooldown", d.cooldown);
         let lag_drain_time = self.duration("lagDrainTime", &secs(d.lag_drain_time));
         let latency_breach_duration =
@@ -352,10 +363,28 @@ impl Parser<'_> {
             self.unable("scaleUpPercent", &p.to_string(), "must be at most 1000");
             return None;
         }
+        // A release window longer than the full one would never release.
+        let release_within_window =
+            match (scale_down_release_stabilization, scale_down_stabilization) {
+                (Some(release), Some(window)) if release > window => {
+                    let raw = self
+                        .raw("scaleDownReleaseStabilization")
+                        .unwrap_or_default()
+                        .to_string();
+                    self.unable(
+                        "scaleDownReleaseStabilization",
+                        &raw,
+                        "must not exceed scaleDownStabilization",
+                    );
+                    None
+                }
+                _ => Some(()),
+            };
         if let Some(p) = scale_down_percent.filter(|p| *p > 100) {
             self.unable("scaleDownPercent", &p.to_string(), "must be at most 100");
             return None;
         }
+        release_within_window?;
         Some(ScalingRules {
             tolerance: tolerance?,
             scale_up_tolerance: scale_up_tolerance?,
@@ -368,6 +397,8 @@ impl Parser<'_> {
             scale_down_percent: scale_down_percent?,
             scale_down_period: scale_down_period?,
             scale_down_lookahead: scale_down_lookahead?,
+            scale_down_release_surplus: scale_down_release_surplus?,
+            scale_down_release_stabilization: scale_down_release_stabilization?,
             cooldown: cooldown?,
             lag_drain_time: lag_drain_time?,
             latency_breach_duration: latency_breach_duration?,

@@ -159,6 +159,14 @@ pub struct ScalingRules {
     /// count (0 disables).
     #[serde(with = "serde_delta")]
     pub scale_down_lookahead: TimeDelta,
+    /// A surplus of at least this fraction of the current count is released
+    /// after `scale_down_release_stabilization` instead of the full window
+    /// (0 disables). Pre-provisioned pods that the load did not need are the
+    /// costliest to hold, while holding small surpluses avoids flapping.
+    pub scale_down_release_surplus: f64,
+    /// The shorter stabilisation window that large surpluses follow.
+    #[serde(with = "serde_delta")]
+    pub scale_down_release_stabilization: TimeDelta,
     /// No scale-down for this long after a remediation action (0 disables).
     #[serde(with = "serde_delta")]
     pub cooldown: TimeDelta,
@@ -187,6 +195,8 @@ impl Default for ScalingRules {
             scale_down_percent: 0,
             scale_down_period: TimeDelta::seconds(300),
             scale_down_lookahead: TimeDelta::minutes(10),
+            scale_down_release_surplus: 0.0,
+            scale_down_release_stabilization: TimeDelta::seconds(60),
             cooldown: TimeDelta::minutes(10),
             lag_drain_time: TimeDelta::minutes(5),
             latency_breach_duration: TimeDelta::minutes(5),

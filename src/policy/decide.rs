@@ -353,13 +353,11 @@ pub fn decide(
             }
         }
         Some(c) if clamped < c => {
-            let stabilized = next
-                .recommendations
-                .iter()
-                .map(|(_, r)| *r)
-                .max()
-                .unwrap_or(clamped);
             let ahead = ahead_max.unwrap_or(0).min(b.max_replicas);
+            let release = released(rules, &next, c, ahead, now);
+            let stabilized = release
+                .or_else(|| window_max(&next, now, rules.scale_down_stabilization))
+                .unwrap_or(clamped);
             if stale {
                 limiter = Limiter::StaleData;
                 c
@@ -375,6 +373,13 @@ pub fn decide(
             } else {
                 let wanted = stabilized.max(ahead);
                 down_to = Some(wanted);
+                if release.is_some() {
+                    notes.push(format!(
+                        "a surplus of {} pods is released after {}s, not the full stabilisation window",
+                        c - wanted,
+                        rules.scale_down_release_stabilization.num_seconds()
+                    ));
+                }
                 let floor = scale_down_floor(b, c, &next, now);
                 if wanted < floor {
                     limiter = Limiter::ScaleDownRate;
@@ -567,6 +572,34 @@ fn pass_hpa_tolerance(
         return c;
     }
     desired
+}
+
+/// The highest recommendation within `span` before `now`.
+fn window_max(state: &PolicyState, now: DateTime<Utc>, span: TimeDelta) -> Option<u32> {
+    state
+        .recommendations
+        .iter()
+        .filter(|(t, _)| now - *t <= span)
+        .map(|(_, r)| *r)
+        .max()
+}
+
+/// The short window's highest recommendation, when the surplus over it (and
+/// over the peak ahead) is large enough to release early: at least
+/// `scaleDownReleaseSurplus` of the current count `c`.
+fn released(
+    rules: &ScalingRules,
+    state: &PolicyState,
+    c: u32,
+    ahead: u32,
+    now: DateTime<Utc>,
+) -> Option<u32> {
+    if rules.scale_down_release_surplus <= 0.0 {
+        return None;
+    }
+    let to = window_max(state, now, rules.scale_down_release_stabilization)?;
+    let surplus = f64::from(c.saturating_sub(to.max(ahead)));
+    (surplus >= rules.scale_down_release_surplus * f64::from(c)).then_some(to)
 }
 
 /// Sum of changes of one sign within `period` before `now`.
