@@ -319,3 +319,26 @@ fn every_shipped_preset_parses_and_uses_only_metadata_keys() {
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// The release window defaults to 1m but never forces itself on a shorter
+/// full window: a ScaledObject with `scaleDownStabilization: 30s` (or 0s)
+/// and no release keys parses, with the release window shrunk to fit. Only
+/// a release window the user sets longer than the full one is an error
+/// (`error_table`).
+#[test]
+fn a_short_stabilisation_without_release_keys_still_parses() {
+    for (stab, want) in [("30s", 30), ("0s", 0), ("5m", 60)] {
+        let spec = parse_metadata(&meta(&[
+            ("queueDepthQuery", "q"),
+            ("queueDepthTarget", "10"),
+            ("scaleDownStabilization", stab),
+        ]))
+        .unwrap_or_else(|e| panic!("scaleDownStabilization {stab}: {e}"));
+        assert_eq!(spec.rules.scale_down_release_surplus, 0.0);
+        assert_eq!(
+            spec.rules.scale_down_release_stabilization,
+            TimeDelta::seconds(want),
+            "scaleDownStabilization {stab}"
+        );
+    }
+}

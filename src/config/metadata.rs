@@ -363,28 +363,33 @@ impl Parser<'_> {
             self.unable("scaleUpPercent", &p.to_string(), "must be at most 1000");
             return None;
         }
-        // A release window longer than the full one would never release.
-        let release_within_window =
+        // The release window is a shorter stabilisation: one set longer than
+        // the full window is a mistake to report, while the default shrinks
+        // to fit a short full window (or a release that is off) silently.
+        let scale_down_release_stabilization =
             match (scale_down_release_stabilization, scale_down_stabilization) {
                 (Some(release), Some(window)) if release > window => {
-                    let raw = self
+                    match self
                         .raw("scaleDownReleaseStabilization")
-                        .unwrap_or_default()
-                        .to_string();
-                    self.unable(
-                        "scaleDownReleaseStabilization",
-                        &raw,
-                        "must not exceed scaleDownStabilization",
-                    );
-                    None
+                        .map(str::to_string)
+                    {
+                        Some(raw) => {
+                            self.unable(
+                                "scaleDownReleaseStabilization",
+                                &raw,
+                                "must not exceed scaleDownStabilization",
+                            );
+                            None
+                        }
+                        None => Some(window),
+                    }
                 }
-                _ => Some(()),
+                (release, _) => release,
             };
         if let Some(p) = scale_down_percent.filter(|p| *p > 100) {
             self.unable("scaleDownPercent", &p.to_string(), "must be at most 100");
             return None;
         }
-        release_within_window?;
         Some(ScalingRules {
             tolerance: tolerance?,
             scale_up_tolerance: scale_up_tolerance?,
