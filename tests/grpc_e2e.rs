@@ -232,6 +232,10 @@ async fn every_rpc_the_way_keda_calls() {
     );
     assert!(metrics.contains("foresight_decisions_total"), "{metrics}");
     assert!(
+        metrics.contains("foresight_surplus_releases_total 0"),
+        "{metrics}"
+    );
+    assert!(
         metrics.contains("foresight_training_duration_seconds_count"),
         "{metrics}"
     );

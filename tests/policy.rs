@@ -202,6 +202,7 @@ fn a_large_surplus_is_released_after_the_short_window_a_small_one_is_held() {
     // 75 s on, the short window holds only 5s: released, and said so.
     let d = step(75, 500.0);
     assert_eq!((d.desired_replicas, d.limiter), (5, Limiter::None));
+    assert_eq!(d.released_early, Some(5));
     assert!(
         d.notes
             .iter()
@@ -221,6 +222,7 @@ fn a_large_surplus_is_released_after_the_short_window_a_small_one_is_held() {
         "{:?}",
         d.notes
     );
+    assert_eq!(d.released_early, None);
     let d = step(390, 400.0);
     assert_eq!((d.desired_replicas, d.limiter), (4, Limiter::None));
 }

@@ -162,7 +162,9 @@ proptest! {
             // Never below the highest recommendation within the window,
             // unless a large surplus is released: then never below the
             // highest within the release window, and the decision says so.
-            let released = d.notes.iter().any(|n| n.contains("released after"));
+            let released = d.released_early.is_some();
+            prop_assert_eq!(released, d.notes.iter().any(|n| n.contains("released after")), "the note and the field agree");
+            prop_assert!(d.released_early.is_none_or(|n| n == prev - d.desired_replicas), "released {:?} of {} → {}", d.released_early, prev, d.desired_replicas);
             prop_assert!(!released || b.rules.scale_down_release_surplus > 0.0, "released with release off");
             let floor = if released {
                 highest(b.rules.scale_down_release_stabilization.num_seconds() / TICK)

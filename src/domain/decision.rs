@@ -111,6 +111,12 @@ pub struct Decision {
     pub driver: Option<MetricKind>,
     /// What bounded the final count.
     pub limiter: Limiter,
+    /// Pods the policy let go before the full stabilisation window because
+    /// the surplus reached `scaleDownReleaseSurplus`. A field rather than
+    /// only a note, so `/metrics` can count early releases: each is a
+    /// scale-down a rise may undo.
+    #[serde(default)]
+    pub released_early: Option<u32>,
     /// Mode the decision was made in.
     pub mode: Mode,
     /// Whether the forecast took part, and if not, why.

@@ -341,6 +341,8 @@ pub fn decide(
         .is_some_and(|t| now >= t && now - t < rules.cooldown);
     // The lowest count scale-down would reach without its rate limit.
     let mut down_to = None::<u32>;
+    // Whether scale-down followed the shorter release window.
+    let mut release_applied = false;
     let desired = match current {
         None => clamped,
         Some(c) if clamped > c => {
@@ -373,13 +375,7 @@ pub fn decide(
             } else {
                 let wanted = stabilized.max(ahead);
                 down_to = Some(wanted);
-                if release.is_some() {
-                    notes.push(format!(
-                        "a surplus of {} pods is released after {}s, not the full stabilisation window",
-                        c - wanted,
-                        rules.scale_down_release_stabilization.num_seconds()
-                    ));
-                }
+                release_applied = release.is_some();
                 let floor = scale_down_floor(b, c, &next, now);
                 if wanted < floor {
                     limiter = Limiter::ScaleDownRate;
@@ -413,6 +409,19 @@ pub fn decide(
     } else {
         desired
     };
+
+    // Counted from the served count: a rate limit or the downstream HPA's
+    // tolerance may have held back part of what the release allowed.
+    let released_early = match current {
+        Some(c) if release_applied && desired < c => Some(c - desired),
+        _ => None,
+    };
+    if let Some(n) = released_early {
+        notes.push(format!(
+            "a surplus of {n} pods is released after {}s, not the full stabilisation window",
+            rules.scale_down_release_stabilization.num_seconds()
+        ));
+    }
 
     if stale && current == Some(desired) && limiter == Limiter::None {
         // Holding for want of data is worth saying even when nothing else
@@ -470,6 +479,7 @@ pub fn decide(
             recommendation: clamped,
             driver,
             limiter,
+            released_early,
             mode: b.mode,
             prediction,
             forecast_quantile: b.forecast_quantile,

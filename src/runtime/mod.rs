@@ -588,6 +588,7 @@ impl<S: MetricSource> Runtime<S> {
                 predictive = ?d.predictive,
                 driver = ?d.driver,
                 limiter = d.limiter.label(),
+                released_early = ?d.released_early,
                 "replicas changed"
             );
         } else {
