@@ -392,32 +392,34 @@ impl Telemetry {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, TimeDelta};
+    use std::collections::HashMap;
+
+    use chrono::DateTime;
 
     use super::Telemetry;
-    use crate::domain::{MetricKind, Mode, ScalingRules};
+    use crate::config::parse_metadata;
+    use crate::domain::MetricKind;
     use crate::policy::{Behavior, MetricInput, Observation, PolicyState, decide};
 
     /// A real early release, from the policy, is counted once; decisions
     /// without one are not.
     #[test]
     fn early_releases_are_counted() {
-        let b = Behavior {
-            min_replicas: 1,
-            max_replicas: 100,
-            mode: Mode::Reactive,
-            activation_threshold: 0.0,
-            lead_time: TimeDelta::minutes(2),
-            forecast_quantile: 0.9,
-            forecast_anchor: true,
-            rules: ScalingRules {
-                hpa_tolerance: 0.0,
-                scale_down_percent: 100,
-                scale_down_release_surplus: 0.4,
-                ..ScalingRules::default()
-            },
-            max_latency_step_ratio: 2.0,
-        };
+        // Reactive, no downstream tolerance, scale-down unthrottled once
+        // allowed, and surpluses of 40% or more released after 1 minute.
+        let meta: HashMap<String, String> = [
+            ("queueDepthQuery", "q"),
+            ("queueDepthTarget", "100"),
+            ("minReplicaCount", "1"),
+            ("mode", "reactive"),
+            ("hpaTolerance", "0"),
+            ("scaleDownPercent", "100"),
+            ("scaleDownReleaseSurplus", "0.4"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let b = Behavior::from_spec(&parse_metadata(&meta).unwrap());
         let telemetry = Telemetry::new();
         let mut state = PolicyState::default();
         for (s, v) in [(0, 1000.0), (60, 500.0), (75, 500.0), (90, 500.0)] {
