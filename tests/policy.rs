@@ -808,6 +808,25 @@ fn hpa_tolerance_widens_small_scale_ups_and_batches_small_scale_downs() {
     assert_eq!(got[0].0, 23);
     assert!(got[1..=20].iter().all(|(r, _)| *r == 23));
     assert_eq!(got[21].0, 20, "{:?}", &got[19..]);
+
+    // That step spent three periods of one pod each: scale-down holds for
+    // 15 minutes after it, then takes the next smallest step (20 -> 17), so
+    // the average stays one pod per 5 minutes.
+    let mut seq = vec![(0, Some(2300.0))];
+    seq.extend((1..=160).map(|k| (k * 15, Some(500.0))));
+    let got = run(&b, &seq);
+    let at = |s: i64| got[(s / 15) as usize];
+    assert_eq!(at(315).0, 20);
+    assert!(
+        (330..1215)
+            .step_by(15)
+            .all(|s| at(s) == (20, Limiter::ScaleDownRate)),
+        "{:?}",
+        &got[21..82]
+    );
+    assert_eq!(at(1215).0, 17, "{:?}", &got[78..84]);
+    assert!((1230..2115).step_by(15).all(|s| at(s).0 == 17));
+    assert_eq!(at(2115).0, 15, "ceil(17 * 0.9) - 1 = 15");
     // 1790 at 20 pods wants 18 (ratio 0.895, outside the policy's own
     // tolerance); the rate limit allows 19, which the HPA would ignore, and
     // its smallest applied step (17) is below what is wanted: held, and said.
@@ -816,4 +835,59 @@ fn hpa_tolerance_widens_small_scale_ups_and_batches_small_scale_downs() {
     let got = run(&b, &seq);
     assert!(got.iter().all(|(r, _)| *r == 20), "{got:?}");
     assert_eq!(got[21].1, Limiter::HpaTolerance, "{got:?}");
+}
+
+#[test]
+fn a_widened_scale_up_keeps_the_configured_rate_on_average() {
+    // One pod per minute: at 20 pods the HPA ignores +1, so the smallest
+    // step it applies (+3) is taken once the last three minutes held no
+    // scale-up, and scale-up then holds three minutes.
+    let b = Behavior {
+        rules: ScalingRules {
+            hpa_tolerance: 0.1,
+            scale_up_pods: 1,
+            scale_up_percent: 0,
+            scale_up_period: TimeDelta::seconds(60),
+            ..ScalingRules::default()
+        },
+        ..behavior(Mode::Reactive)
+    };
+    let mut state = PolicyState::default();
+    let mut got = Vec::new();
+    for (s, v) in [(0, 2000.0), (15, 2050.0)]
+        .into_iter()
+        .chain((2..=14).map(|k| (k * 15, 2600.0)))
+    {
+        let (d, next) = decide(
+            &b,
+            &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(v))]),
+            &state,
+            t(s),
+        )
+        .unwrap();
+        state = next;
+        got.push(d);
+    }
+    assert_eq!(got[0].desired_replicas, 20);
+    assert_eq!(got[1].desired_replicas, 23);
+    assert!(
+        got[1].notes.iter().any(|n| n
+            == "the HPA ignores smaller steps, so 3 pods change at once and this direction holds for 180s (3 periods) to keep the configured rate on average"),
+        "{:?}",
+        got[1].notes
+    );
+    // 2600 wants 26, but scale-up holds until 195 s.
+    assert!(
+        got[2..13]
+            .iter()
+            .all(|d| (d.desired_replicas, d.limiter) == (23, Limiter::ScaleUpRate)),
+        "{:?}",
+        got.iter()
+            .map(|d| (d.desired_replicas, d.limiter))
+            .collect::<Vec<_>>()
+    );
+    // At 195 s one pod (24) is allowed, which the HPA ignores; 23 -> 26 is
+    // the smallest step it applies, three minutes after the last one.
+    assert_eq!(got[13].desired_replicas, 26);
+    assert_eq!(got[14].desired_replicas, 26);
 }

@@ -132,6 +132,159 @@ fn run(b: &Behavior, ticks: &[Tick], f: &Fc) -> Vec<(usize, Decision)> {
     out
 }
 
+/// Rules whose per-period allowance is often narrower than the HPA's
+/// smallest step, with load held at each level for a while, so that widened
+/// steps happen in both directions.
+fn paced_strategy() -> impl Strategy<Value = (Behavior, Vec<f64>)> {
+    (
+        (0u32..3, 10u32..80),
+        (1u32..3, prop::sample::select(vec![0u32, 5, 10]), 1i64..8),
+        (0u32..3, prop::sample::select(vec![0u32, 5, 12]), 1i64..25),
+        (0i64..25, prop::sample::select(vec![0.05, 0.1, 0.2])),
+        prop::collection::vec((0.0..8_000.0f64, 1usize..40), 1..12),
+    )
+        .prop_map(
+            |(
+                (min, span),
+                (up_pods, up_pct, up_ticks),
+                (down_pods, down_pct, down_ticks),
+                (window, tol),
+                levels,
+            )| {
+                let b = Behavior {
+                    min_replicas: min,
+                    max_replicas: min + span,
+                    mode: Mode::Reactive,
+                    activation_threshold: 0.0,
+                    lead_time: TimeDelta::minutes(2),
+                    forecast_quantile: 0.9,
+                    forecast_anchor: true,
+                    rules: ScalingRules {
+                        hpa_tolerance: tol,
+                        scale_up_pods: up_pods,
+                        scale_up_percent: up_pct,
+                        scale_up_period: TimeDelta::seconds(up_ticks * TICK),
+                        scale_down_pods: down_pods,
+                        scale_down_percent: down_pct,
+                        scale_down_period: TimeDelta::seconds(down_ticks * TICK),
+                        scale_down_stabilization: TimeDelta::seconds(window * TICK),
+                        scale_down_lookahead: TimeDelta::zero(),
+                        ..ScalingRules::default()
+                    },
+                    max_latency_step_ratio: 2.0,
+                };
+                let load = levels
+                    .into_iter()
+                    .flat_map(|(v, n)| std::iter::repeat_n(v, n))
+                    .collect();
+                (b, load)
+            },
+        )
+}
+
+/// Checks one direction's rate: a change within what one period allows,
+/// counted from the period's start, or a widened one (the HPA's smallest
+/// step, said in the notes) with as many quiet periods on each side as it
+/// needs.
+fn check_pace(
+    b: &Behavior,
+    decisions: &[(usize, Decision)],
+    up: bool,
+) -> Result<(), TestCaseError> {
+    let r = &b.rules;
+    let period = if up {
+        r.scale_up_period
+    } else {
+        r.scale_down_period
+    }
+    .num_seconds()
+        / TICK;
+    let allowance = |from: u32| -> i64 {
+        let from = f64::from(from);
+        if up {
+            i64::from(r.scale_up_pods).max(
+                (from * (1.0 + f64::from(r.scale_up_percent) / 100.0)).ceil() as i64 - from as i64,
+            )
+        } else {
+            i64::from(r.scale_down_pods)
+                .max((from * f64::from(r.scale_down_percent) / 100.0).floor() as i64)
+        }
+    };
+    // Signed so that this direction's changes are positive.
+    let change = |j: usize| -> i64 {
+        let d = i64::from(decisions[j].1.desired_replicas)
+            - i64::from(decisions[j - 1].1.desired_replicas);
+        if up { d } else { -d }
+    };
+    for i in 1..decisions.len() {
+        let (k, d) = (decisions[i].0 as i64, &decisions[i].1);
+        let step = change(i);
+        if step <= 0 {
+            continue;
+        }
+        let prev = decisions[i - 1].1.desired_replicas;
+        if d.notes
+            .iter()
+            .any(|n| n.contains("the HPA ignores smaller steps"))
+        {
+            let tol = r.hpa_tolerance;
+            let smallest = if up {
+                ((f64::from(prev) * (1.0 + tol)).floor() as i64 + 1).min(i64::from(b.max_replicas))
+                    - i64::from(prev)
+            } else {
+                i64::from(prev) - ((f64::from(prev) * (1.0 - tol)).ceil() as i64 - 1)
+            };
+            prop_assert_eq!(
+                step,
+                smallest,
+                "a widened step is the HPA's smallest (up: {})",
+                up
+            );
+            let per_period = allowance(prev);
+            prop_assert!(
+                per_period > 0 && step > per_period,
+                "widened {} with {} allowed per period (up: {})",
+                step,
+                per_period,
+                up
+            );
+            let n = (step + per_period - 1) / per_period;
+            for (j, (kj, _)) in decisions.iter().enumerate().skip(1) {
+                let apart = (*kj as i64 - k).abs();
+                prop_assert!(
+                    j == i || apart >= n * period || change(j) <= 0,
+                    "another change {} ticks from a widened step of {} ({} periods of {} ticks, up: {})",
+                    apart,
+                    step,
+                    n,
+                    period,
+                    up
+                );
+            }
+            continue;
+        }
+        let start_idx = decisions
+            .iter()
+            .position(|(j, _)| k - (*j as i64) < period)
+            .unwrap_or(0);
+        let start = decisions[start_idx.max(1) - 1].1.desired_replicas;
+        let moved = if up {
+            i64::from(d.desired_replicas) - i64::from(start)
+        } else {
+            i64::from(start) - i64::from(d.desired_replicas)
+        };
+        prop_assert!(
+            moved <= allowance(start),
+            "moved {} within a period from {}; allowed {} (up: {})",
+            moved,
+            start,
+            allowance(start),
+            up
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -146,7 +299,6 @@ proptest! {
     fn scale_down_respects_stabilisation_and_rate(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..120), f in fc_strategy()) {
         let decisions = run(&b, &ticks, &f);
         let window = b.rules.scale_down_stabilization.num_seconds() / TICK;
-        let period = b.rules.scale_down_period.num_seconds() / TICK;
         for i in 1..decisions.len() {
             let (k, d) = &decisions[i];
             let prev = decisions[i - 1].1.desired_replicas;
@@ -178,14 +330,9 @@ proptest! {
                 let surplus = f64::from(prev.saturating_sub(floor));
                 prop_assert!(surplus >= b.rules.scale_down_release_surplus * f64::from(prev), "released {} of {} at share {}", surplus, prev, b.rules.scale_down_release_surplus);
             }
-            // Total removed within one period bounded by the larger policy,
-            // measured from the count at the period's start.
-            let start_idx = decisions.iter().position(|(j, _)| (*k as i64 - *j as i64) < period).unwrap_or(0);
-            let start = if start_idx == 0 { decisions[0].1.desired_replicas } else { decisions[start_idx - 1].1.desired_replicas };
-            let removed = i64::from(start) - i64::from(d.desired_replicas);
-            let allowed = i64::from(b.rules.scale_down_pods).max((f64::from(start) * f64::from(b.rules.scale_down_percent) / 100.0).floor() as i64);
-            prop_assert!(removed <= allowed.max(0), "removed {} within a period from {}; allowed {}", removed, start, allowed);
         }
+        // Rate limits, including steps widened for the HPA's tolerance.
+        check_pace(&b, &decisions, false)?;
     }
 
     #[test]
@@ -250,5 +397,14 @@ proptest! {
     #[test]
     fn same_inputs_same_outputs(b in behavior_strategy(), ticks in prop::collection::vec(tick_strategy(), 1..60), f in fc_strategy()) {
         prop_assert_eq!(run(&b, &ticks, &f), run(&b, &ticks, &f));
+    }
+
+    #[test]
+    fn widened_steps_keep_the_configured_rate_on_average((b, load) in paced_strategy()) {
+        let ticks: Vec<Tick> = load.iter().map(|v| (Some(*v), Some(0.0), 0.0)).collect();
+        let f = Fc { forecast: Forecast { start: t(0), step: TimeDelta::seconds(TICK), point: vec![], lower: vec![], upper: vec![], level: 0.8 }, anchor: None };
+        let decisions = run(&b, &ticks, &f);
+        check_pace(&b, &decisions, true)?;
+        check_pace(&b, &decisions, false)?;
     }
 }

@@ -136,7 +136,9 @@ pub struct ScalingRules {
     /// foresight as the replica authority (target 1), the HPA still ignores
     /// changes within this ratio of the current count. Scale-ups are widened
     /// to the smallest change it applies; scale-downs it would ignore wait
-    /// until the smallest applied step is allowed.
+    /// until the smallest applied step is allowed. A widened step larger
+    /// than one period's rate allowance waits for, and then holds, the
+    /// periods it needs, so the rates hold on average.
     pub hpa_tolerance: f64,
     /// Scale-up may add this many pods per `scale_up_period`...
     pub scale_up_pods: u32,

@@ -394,8 +394,15 @@ pub fn decide(
         }
         Some(c) => c,
     };
+    // Periods a step wider than one period's allowance uses up, when the
+    // HPA's tolerance made it necessary.
+    let mut paced = None::<i32>;
     let desired = match current {
-        Some(c) => pass_hpa_tolerance(b, c, desired, down_to, &mut limiter),
+        Some(c) => {
+            let (d, n) = pass_hpa_tolerance(b, c, desired, down_to, &next, now, &mut limiter);
+            paced = n;
+            d
+        }
         None => desired,
     };
     // Bounds win over rate limits and stabilisation, as in the HPA: a lowered
@@ -449,6 +456,21 @@ pub fn decide(
         let delta = i64::from(desired) - i64::from(c);
         if delta != 0 {
             next.changes.push_back((now, delta));
+            let (pace, period) = if delta > 0 {
+                (&mut next.up_pace, rules.scale_up_period)
+            } else {
+                (&mut next.down_pace, rules.scale_down_period)
+            };
+            pace.last = Some(now);
+            if let Some(n) = paced {
+                let held = period.checked_mul(n).unwrap_or(TimeDelta::MAX);
+                pace.hold_until = now.checked_add_signed(held);
+                notes.push(format!(
+                    "the HPA ignores smaller steps, so {} pods change at once and this direction holds for {}s ({n} periods) to keep the configured rate on average",
+                    delta.unsigned_abs(),
+                    held.num_seconds()
+                ));
+            }
         }
         if delta > 0 {
             let values: Vec<(MetricKind, f64)> = obs
@@ -550,38 +572,92 @@ fn predict(
 /// to the smallest one it applies (a pod short is the costlier error); a
 /// scale-down it would ignore becomes the smallest step it applies when the
 /// policy wants at least that much lower anyway, and waits otherwise.
+///
+/// The widened step still keeps the configured rate: if it is larger than
+/// what the period has left (one pod per period at ten or more replicas), it
+/// waits until the direction has been quiet for as many periods as the step
+/// needs, and returns that number so that the caller holds the direction as
+/// long after it. So `scaleDownPods: 1` per 5m at 12 replicas removes 2 pods
+/// every 10m rather than never, or 2 every 5m.
 fn pass_hpa_tolerance(
     b: &Behavior,
     c: u32,
     desired: u32,
     down_to: Option<u32>,
+    state: &PolicyState,
+    now: DateTime<Utc>,
     limiter: &mut Limiter,
-) -> u32 {
+) -> (u32, Option<i32>) {
     let tol = b.rules.hpa_tolerance;
     if c == 0 || tol <= 0.0 || desired == c {
-        return desired;
+        return (desired, None);
     }
+    let r = &b.rules;
     let ratio = f64::from(desired) / f64::from(c);
     if desired > c && ratio - 1.0 <= tol {
         let widened = ((f64::from(c) * (1.0 + tol)).floor() as u32)
             .saturating_add(1)
             .min(b.max_replicas);
-        if widened > c {
-            return widened;
+        if widened > c && widened <= scale_up_limit(b, c, state, now) {
+            return (widened, None);
+        }
+        if widened > c
+            && let Some(n) = paced(
+                state.up_pace,
+                now,
+                r.scale_up_period,
+                scale_up_allowance(r, c),
+                widened - c,
+            )
+        {
+            return (widened, Some(n));
         }
         *limiter = Limiter::HpaTolerance;
-        return c;
+        return (c, None);
     }
     if desired < c && 1.0 - ratio <= tol {
         // The largest count below c that the HPA applies.
         let step = ((f64::from(c) * (1.0 - tol)).ceil() as u32).saturating_sub(1);
-        if down_to.is_some_and(|w| w <= step) && step >= b.min_replicas {
-            return step;
+        let wanted = down_to.is_some_and(|w| w <= step) && step >= b.min_replicas;
+        if wanted && step >= scale_down_floor(b, c, state, now) {
+            return (step, None);
+        }
+        if wanted
+            && let Some(n) = paced(
+                state.down_pace,
+                now,
+                r.scale_down_period,
+                scale_down_allowance(r, c),
+                c - step,
+            )
+        {
+            return (step, Some(n));
         }
         *limiter = Limiter::HpaTolerance;
-        return c;
+        return (c, None);
     }
-    desired
+    (desired, None)
+}
+
+/// How many periods a step of `size`, wider than what is left of this
+/// period's allowance, needs at `per_period` pods each, when the direction
+/// has been quiet that long (so the step keeps the configured rate on
+/// average); `None` while it has not, or when the rate allows no change.
+fn paced(
+    pace: super::memory::Pace,
+    now: DateTime<Utc>,
+    period: TimeDelta,
+    per_period: u32,
+    size: u32,
+) -> Option<i32> {
+    if per_period == 0 {
+        return None;
+    }
+    let n = i32::try_from(size.div_ceil(per_period)).ok()?;
+    let span = period.checked_mul(n)?;
+    let quiet = pace.last.is_none_or(|t| now - t >= span);
+    let free = pace.hold_until.is_none_or(|t| now >= t);
+    (quiet && free).then_some(n)
 }
 
 /// The highest recommendation within `span` before `now`.
@@ -626,6 +702,9 @@ fn changed_within(state: &PolicyState, now: DateTime<Utc>, period: TimeDelta, up
 /// the start of the period, allow the larger of +pods and +percent.
 fn scale_up_limit(b: &Behavior, current: u32, state: &PolicyState, now: DateTime<Utc>) -> u32 {
     let r = &b.rules;
+    if state.up_pace.hold_until.is_some_and(|t| now < t) {
+        return current;
+    }
     let start = (i64::from(current) - changed_within(state, now, r.scale_up_period, true)).max(0);
     let by_pods = start + i64::from(r.scale_up_pods);
     let by_percent = (start as f64 * (1.0 + f64::from(r.scale_up_percent) / 100.0)).ceil() as i64;
@@ -638,9 +717,24 @@ fn scale_up_limit(b: &Behavior, current: u32, state: &PolicyState, now: DateTime
 /// the count at the period's start.
 fn scale_down_floor(b: &Behavior, current: u32, state: &PolicyState, now: DateTime<Utc>) -> u32 {
     let r = &b.rules;
+    if state.down_pace.hold_until.is_some_and(|t| now < t) {
+        return current;
+    }
     let start = i64::from(current) - changed_within(state, now, r.scale_down_period, false);
     let by_percent = (start as f64 * f64::from(r.scale_down_percent) / 100.0).floor() as i64;
     let step = i64::from(r.scale_down_pods).max(by_percent);
     let floor = (start - step).max(0);
     u32::try_from(floor.min(i64::from(current))).unwrap_or(0)
+}
+
+/// Pods one fresh scale-up period allows from `c` (`selectPolicy: Max`).
+fn scale_up_allowance(r: &ScalingRules, c: u32) -> u32 {
+    let by_percent = (f64::from(c) * (1.0 + f64::from(r.scale_up_percent) / 100.0)).ceil() as u32;
+    r.scale_up_pods.max(by_percent.saturating_sub(c))
+}
+
+/// Pods one fresh scale-down period allows from `c` (`selectPolicy: Max`).
+fn scale_down_allowance(r: &ScalingRules, c: u32) -> u32 {
+    let by_percent = (f64::from(c) * f64::from(r.scale_down_percent) / 100.0).floor() as u32;
+    r.scale_down_pods.max(by_percent)
 }

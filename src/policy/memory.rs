@@ -98,6 +98,10 @@ pub struct PolicyState {
     pub(super) recommendations: VecDeque<(DateTime<Utc>, u32)>,
     /// Replica changes with their times, for per-period rate limits.
     pub(super) changes: VecDeque<(DateTime<Utc>, i64)>,
+    /// Scale-up's pacing beyond the single period `changes` covers.
+    pub(super) up_pace: Pace,
+    /// Scale-down's pacing beyond the single period `changes` covers.
+    pub(super) down_pace: Pace,
     /// Unclamped demand over the last minute, for `AtCeiling`.
     pub(super) demand: VecDeque<(DateTime<Utc>, u32)>,
     /// Scale-ups awaiting their response check.
@@ -111,6 +115,21 @@ impl PolicyState {
     pub fn current(&self) -> Option<u32> {
         self.current
     }
+}
+
+/// When the last change in one direction happened, and until when a step
+/// wider than one period's allowance holds further changes. The HPA ignores
+/// steps within its tolerance (one pod of ten or more), so a step of the
+/// smallest size it applies may exceed what one period allows; it is then
+/// taken only when it fits the configured *average* rate, and the periods it
+/// used up are kept here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Pace {
+    /// The last change in this direction, to find how many periods were free.
+    pub(super) last: Option<DateTime<Utc>>,
+    /// A widened step at `t` spanning `n` periods holds the direction until
+    /// `t + n × period`.
+    pub(super) hold_until: Option<DateTime<Utc>>,
 }
 
 /// Drops entries older than `span` before `now`.
