@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use foresight::domain::{
-    Anchor, Forecast, Limiter, MetricKind, Mode, Prediction, ScalingRules, Signal,
+    Anchor, Decision, Forecast, Limiter, MetricKind, Mode, Prediction, ScalingRules, Signal,
 };
 use foresight::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
 
@@ -68,7 +68,7 @@ fn obs(metrics: Vec<MetricInput<'_>>) -> Observation<'_> {
 }
 
 /// Runs a sequence of (seconds, value) for one queue-depth signal.
-fn run(b: &Behavior, seq: &[(i64, Option<f64>)]) -> Vec<(u32, Limiter)> {
+fn decisions(b: &Behavior, seq: &[(i64, Option<f64>)]) -> Vec<Decision> {
     let mut state = PolicyState::default();
     seq.iter()
         .map(|(s, v)| {
@@ -80,8 +80,16 @@ fn run(b: &Behavior, seq: &[(i64, Option<f64>)]) -> Vec<(u32, Limiter)> {
             )
             .unwrap();
             state = next;
-            (d.desired_replicas, d.limiter)
+            d
         })
+        .collect()
+}
+
+/// The served counts and limiters of `decisions`.
+fn run(b: &Behavior, seq: &[(i64, Option<f64>)]) -> Vec<(u32, Limiter)> {
+    decisions(b, seq)
+        .into_iter()
+        .map(|d| (d.desired_replicas, d.limiter))
         .collect()
 }
 
@@ -852,22 +860,11 @@ fn a_widened_scale_up_keeps_the_configured_rate_on_average() {
         },
         ..behavior(Mode::Reactive)
     };
-    let mut state = PolicyState::default();
-    let mut got = Vec::new();
-    for (s, v) in [(0, 2000.0), (15, 2050.0)]
+    let seq: Vec<(i64, Option<f64>)> = [(0, Some(2000.0)), (15, Some(2050.0))]
         .into_iter()
-        .chain((2..=14).map(|k| (k * 15, 2600.0)))
-    {
-        let (d, next) = decide(
-            &b,
-            &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(v))]),
-            &state,
-            t(s),
-        )
-        .unwrap();
-        state = next;
-        got.push(d);
-    }
+        .chain((2..=14).map(|k| (k * 15, Some(2600.0))))
+        .collect();
+    let got = decisions(&b, &seq);
     assert_eq!(got[0].desired_replicas, 20);
     assert_eq!(got[1].desired_replicas, 23);
     assert!(

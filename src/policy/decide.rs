@@ -598,19 +598,20 @@ fn pass_hpa_tolerance(
         let widened = ((f64::from(c) * (1.0 + tol)).floor() as u32)
             .saturating_add(1)
             .min(b.max_replicas);
-        if widened > c && widened <= scale_up_limit(b, c, state, now) {
-            return (widened, None);
-        }
-        if widened > c
-            && let Some(n) = paced(
+        if widened > c {
+            if widened <= scale_up_limit(b, c, state, now) {
+                return (widened, None);
+            }
+            let per_period = scale_up_allowance(r, c);
+            if let Some(n) = paced(
                 state.up_pace,
                 now,
                 r.scale_up_period,
-                scale_up_allowance(r, c),
+                per_period,
                 widened - c,
-            )
-        {
-            return (widened, Some(n));
+            ) {
+                return (widened, Some(n));
+            }
         }
         *limiter = Limiter::HpaTolerance;
         return (c, None);
@@ -618,20 +619,20 @@ fn pass_hpa_tolerance(
     if desired < c && 1.0 - ratio <= tol {
         // The largest count below c that the HPA applies.
         let step = ((f64::from(c) * (1.0 - tol)).ceil() as u32).saturating_sub(1);
-        let wanted = down_to.is_some_and(|w| w <= step) && step >= b.min_replicas;
-        if wanted && step >= scale_down_floor(b, c, state, now) {
-            return (step, None);
-        }
-        if wanted
-            && let Some(n) = paced(
+        if down_to.is_some_and(|w| w <= step) && step >= b.min_replicas {
+            if step >= scale_down_floor(b, c, state, now) {
+                return (step, None);
+            }
+            let per_period = scale_down_allowance(r, c);
+            if let Some(n) = paced(
                 state.down_pace,
                 now,
                 r.scale_down_period,
-                scale_down_allowance(r, c),
+                per_period,
                 c - step,
-            )
-        {
-            return (step, Some(n));
+            ) {
+                return (step, Some(n));
+            }
         }
         *limiter = Limiter::HpaTolerance;
         return (c, None);
@@ -706,10 +707,10 @@ fn scale_up_limit(b: &Behavior, current: u32, state: &PolicyState, now: DateTime
         return current;
     }
     let start = (i64::from(current) - changed_within(state, now, r.scale_up_period, true)).max(0);
-    let by_pods = start + i64::from(r.scale_up_pods);
-    let by_percent = (start as f64 * (1.0 + f64::from(r.scale_up_percent) / 100.0)).ceil() as i64;
-    let limit = by_pods.max(by_percent).max(i64::from(current));
-    u32::try_from(limit).unwrap_or(u32::MAX)
+    let start = u32::try_from(start).unwrap_or(u32::MAX);
+    start
+        .saturating_add(scale_up_allowance(r, start))
+        .max(current)
 }
 
 /// The lowest count scale-down may reach now: at most the larger of
@@ -721,10 +722,10 @@ fn scale_down_floor(b: &Behavior, current: u32, state: &PolicyState, now: DateTi
         return current;
     }
     let start = i64::from(current) - changed_within(state, now, r.scale_down_period, false);
-    let by_percent = (start as f64 * f64::from(r.scale_down_percent) / 100.0).floor() as i64;
-    let step = i64::from(r.scale_down_pods).max(by_percent);
-    let floor = (start - step).max(0);
-    u32::try_from(floor.min(i64::from(current))).unwrap_or(0)
+    let start = u32::try_from(start).unwrap_or(u32::MAX);
+    start
+        .saturating_sub(scale_down_allowance(r, start))
+        .min(current)
 }
 
 /// Pods one fresh scale-up period allows from `c` (`selectPolicy: Max`).
