@@ -76,6 +76,18 @@ fn error_table() {
             vec![r#"parameter "forecastAnchor" value "true" must be one of [latest off]"#.into()],
         ),
         (
+            "bad forecastBetweenSamples",
+            vec![
+                ("queueDepthQuery", "q"),
+                ("queueDepthTarget", "10"),
+                ("forecastBetweenSamples", "step"),
+            ],
+            vec![
+                r#"parameter "forecastBetweenSamples" value "step" must be one of [linear hold]"#
+                    .into(),
+            ],
+        ),
+        (
             "non-numeric and non-positive targets",
             vec![
                 ("queueDepthQuery", "q"),

@@ -10,7 +10,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use foresight::domain::{
-    Anchor, Decision, Forecast, Limiter, MetricKind, Mode, Prediction, ScalingRules, Signal,
+    Anchor, Between, Decision, Forecast, Limiter, MetricKind, Mode, Prediction, ScalingRules,
+    Signal,
 };
 use foresight::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
 
@@ -27,6 +28,7 @@ fn behavior(mode: Mode) -> Behavior {
         lead_time: TimeDelta::minutes(2),
         forecast_quantile: 0.9,
         forecast_anchor: true,
+        forecast_between: Between::Linear,
         // The mechanics are tested without the downstream HPA's tolerance;
         // `hpa_tolerance_*` tests cover it.
         rules: ScalingRules {
@@ -465,6 +467,77 @@ fn the_confidence_gate_falls_back_to_reactive_and_says_why() {
     assert!(
         matches!(&d.prediction, Prediction::Gated { reason } if reason.contains("live MASE 30.00"))
     );
+}
+
+#[test]
+fn held_samples_buy_capacity_for_the_next_one_only_when_it_is_within_the_lead_time() {
+    // A series sampled every 5 minutes: forecast 800, 1000, 800 at 0, 300
+    // and 600 s (upper 880, 1100, 880); each sample holds until the next.
+    let f = Forecast {
+        start: t(0),
+        step: TimeDelta::minutes(5),
+        point: vec![800.0, 1000.0, 800.0, 800.0],
+        lower: vec![720.0, 900.0, 720.0, 720.0],
+        upper: vec![880.0, 1100.0, 880.0, 880.0],
+        level: 0.8,
+    };
+    let fast_down = |between| Behavior {
+        forecast_between: between,
+        rules: ScalingRules {
+            tolerance: 0.0,
+            hpa_tolerance: 0.0,
+            scale_down_stabilization: TimeDelta::zero(),
+            scale_down_pods: 0,
+            scale_down_percent: 100,
+            scale_down_lookahead: TimeDelta::zero(),
+            ..ScalingRules::default()
+        },
+        ..behavior(Mode::Predictive)
+    };
+    // The samples as they arrive: 800 at 0, 1000 at 300, 800 at 600.
+    let run = |between| {
+        let b = fast_down(between);
+        let mut state = PolicyState::default();
+        [
+            (0, 800.0),
+            (60, 800.0),
+            (180, 800.0),
+            (300, 1000.0),
+            (360, 1000.0),
+            (600, 800.0),
+        ]
+        .into_iter()
+        .map(|(s, v)| {
+            let (d, next) =
+                decide(&b, &obs(with_forecast(v, &f, Some(0.5))), &state, t(s)).unwrap();
+            state = next;
+            (d.readings[0].forecast_max, d.desired_replicas)
+        })
+        .collect::<Vec<_>>()
+    };
+    // Held: the observed 800 until 300 enters the 2-minute window at 180,
+    // then the next slot's upper bound (1100, 11 pods) is bought two minutes
+    // ahead; once 1000 arrives it is what is observed (10), and the surplus
+    // pod goes; at 600 the sample says 800 and 2 pods go with it.
+    assert_eq!(
+        run(Between::Hold),
+        vec![
+            (Some(800.0), 8),
+            (Some(800.0), 8),
+            (Some(1100.0), 11),
+            (Some(1000.0), 10),
+            (Some(1000.0), 10),
+            (Some(800.0), 8),
+        ]
+    );
+    // Linear: the bound leans towards the next point as soon as the window
+    // does, 880 + (1100 − 880) × 120/300 = 968 at 0, so 10 pods five
+    // minutes before the rise (11 from 60 s on); and the slot in force is
+    // the band, not the observation.
+    let linear = run(Between::Linear);
+    assert_eq!(linear[0], (Some(968.0), 10));
+    assert_eq!(linear[1].1, 11);
+    assert_eq!(linear[2], (Some(1100.0), 11));
 }
 
 #[test]

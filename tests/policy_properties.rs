@@ -1,7 +1,7 @@
 //! Properties of the policy that must hold for any input sequence.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use foresight::domain::{Anchor, Decision, Forecast, MetricKind, Mode, ScalingRules};
+use foresight::domain::{Anchor, Between, Decision, Forecast, MetricKind, Mode, ScalingRules};
 use foresight::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
 use proptest::prelude::*;
 
@@ -30,26 +30,30 @@ fn behavior_strategy() -> impl Strategy<Value = Behavior> {
         0u32..3,
         0u32..60,
         prop::option::weighted(0.5, (0.05..0.9f64, 0i64..=20)),
+        prop::sample::select(vec![Between::Linear, Between::Hold]),
     )
-        .prop_map(|(min, span, mode, down_pods, down_pct, release)| Behavior {
-            min_replicas: min,
-            max_replicas: min + span,
-            mode,
-            activation_threshold: 0.0,
-            lead_time: TimeDelta::minutes(2),
-            forecast_quantile: 0.9,
-            forecast_anchor: true,
-            rules: ScalingRules {
-                scale_down_pods: down_pods,
-                scale_down_percent: down_pct,
-                scale_down_release_surplus: release.map_or(0.0, |(surplus, _)| surplus),
-                scale_down_release_stabilization: TimeDelta::seconds(
-                    release.map_or(60, |(_, ticks)| ticks * TICK),
-                ),
-                ..ScalingRules::default()
+        .prop_map(
+            |(min, span, mode, down_pods, down_pct, release, between)| Behavior {
+                min_replicas: min,
+                max_replicas: min + span,
+                mode,
+                activation_threshold: 0.0,
+                lead_time: TimeDelta::minutes(2),
+                forecast_quantile: 0.9,
+                forecast_anchor: true,
+                forecast_between: between,
+                rules: ScalingRules {
+                    scale_down_pods: down_pods,
+                    scale_down_percent: down_pct,
+                    scale_down_release_surplus: release.map_or(0.0, |(surplus, _)| surplus),
+                    scale_down_release_stabilization: TimeDelta::seconds(
+                        release.map_or(60, |(_, ticks)| ticks * TICK),
+                    ),
+                    ..ScalingRules::default()
+                },
+                max_latency_step_ratio: 2.0,
             },
-            max_latency_step_ratio: 2.0,
-        })
+        )
 }
 
 /// A forecast covering the whole run (up to 400 ticks), so prediction takes
@@ -159,6 +163,7 @@ fn paced_strategy() -> impl Strategy<Value = (Behavior, Vec<f64>)> {
                     lead_time: TimeDelta::minutes(2),
                     forecast_quantile: 0.9,
                     forecast_anchor: true,
+                    forecast_between: Between::Linear,
                     rules: ScalingRules {
                         hpa_tolerance: tol,
                         scale_up_pods: up_pods,

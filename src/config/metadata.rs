@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::TimeDelta;
 
 use super::duration::parse_duration;
-use crate::domain::{MetricKind, MetricSpec, Mode, ScalerSpec, ScalingRules, Seasonality};
+use crate::domain::{Between, MetricKind, MetricSpec, Mode, ScalerSpec, ScalingRules, Seasonality};
 
 /// Where KEDA looks parameters up; appears verbatim in its messages.
 const ORDER: &str = "[triggerMetadata]";
@@ -32,6 +32,7 @@ const COMMON_KEYS: &[&str] = &[
     "activationThreshold",
     "forecastQuantile",
     "forecastAnchor",
+    "forecastBetweenSamples",
     "tolerance",
     "scaleUpTolerance",
     "hpaTolerance",
@@ -121,6 +122,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
     });
 
     let forecast_anchor = p.forecast_anchor();
+    let forecast_between = p.forecast_between();
     let rules = p.rules();
     let max_staleness = p.duration("maxStaleness", defaults::MAX_STALENESS);
 
@@ -169,6 +171,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
         activation_threshold,
         forecast_quantile,
         forecast_anchor,
+        forecast_between,
         rules,
     ) {
         (
@@ -182,6 +185,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             Some(activation_threshold),
             Some(forecast_quantile),
             Some(forecast_anchor),
+            Some(forecast_between),
             Some(rules),
         ) => Ok(ScalerSpec {
             metrics,
@@ -195,6 +199,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             activation_threshold,
             forecast_quantile,
             forecast_anchor,
+            forecast_between,
             rules,
             // `None` pushed a problem, and problems returned above.
             max_staleness: max_staleness.unwrap_or(TimeDelta::minutes(5)),
@@ -491,6 +496,21 @@ impl Parser<'_> {
                 let other = other.to_string();
                 self.problems.push(format!(
                     "parameter \"forecastAnchor\" value {other:?} must be one of [latest off]"
+                ));
+                None
+            }
+        }
+    }
+
+    fn forecast_between(&mut self) -> Option<Between> {
+        match self.raw("forecastBetweenSamples") {
+            None | Some("linear") => Some(Between::Linear),
+            Some("hold") => Some(Between::Hold),
+            Some(other) => {
+                let other = other.to_string();
+                self.problems.push(format!(
+                    "parameter \"forecastBetweenSamples\" value {other:?} must be one of [{}]",
+                    Between::NAMES.join(" ")
                 ));
                 None
             }

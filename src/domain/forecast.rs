@@ -19,6 +19,29 @@ pub struct Forecast {
     pub level: f64,
 }
 
+/// How the signal moves between two grid points of a forecast, and so how
+/// the policy reads the forecast's bound inside its lead-time window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Between {
+    /// A continuous signal moves from one grid point's value to the next:
+    /// right for gauges sampled as often as the forecast's step is short.
+    #[default]
+    Linear,
+    /// Each sample holds until the next one arrives, as an instant query
+    /// returns the latest sample: right for a series sampled every few
+    /// minutes, whose value changes only when a sample lands. Within the
+    /// slot in force, demand is what was observed; the forecast only
+    /// matters from the next grid point on, so capacity for it is bought
+    /// when that point comes within the lead time and not earlier.
+    Hold,
+}
+
+impl Between {
+    /// The metadata spellings, in the order the README lists them.
+    pub const NAMES: [&'static str; 2] = ["linear", "hold"];
+}
+
 /// How a forecast's error persists from one step to the next, so the policy
 /// can correct the forecast by what it observes now: if demand runs 20%
 /// above the forecast at this step, it will probably still run above it two
@@ -61,12 +84,17 @@ impl Forecast {
 
     /// The largest upper bound over `[from, to]`, clipped to the forecast's
     /// end; `None` when nothing of the span is covered.
-    pub fn max_upper_within(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
+    pub fn max_upper_within(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        between: Between,
+    ) -> Option<f64> {
         if self.point.is_empty() {
             return None;
         }
         let last = self.timestamp(self.point.len() - 1);
-        self.window_max_upper(from, to.min(last))
+        self.window_max_upper(from, to.min(last), between)
     }
 
     /// The first instant in `[from, end)` whose upper bound exceeds
@@ -85,18 +113,50 @@ impl Forecast {
         Some((self.timestamp(lo + i), peak))
     }
 
-    /// The largest upper bound over `[from, to]`, reading the bound as
-    /// linear between grid points.
+    /// The largest upper bound over `[from, to]`, reading the bound
+    /// between grid points as `between` says.
     ///
     /// The forecast gives the signal's value at each grid point; in between,
-    /// a continuous signal moves from one to the next. So the maximum over
-    /// the window is at one of its ends (interpolated) or at a grid point
-    /// inside it. Taking the whole next slot instead would ask for a full
-    /// step's worth of the coming rise early: with 30-minute data, capacity
-    /// for the next half hour for the whole of this one. Returns `None` when
-    /// the forecast does not reach `to`.
-    pub fn window_max_upper(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
-        self.window_max_by(from, to, |i| self.upper.get(i).copied())
+    /// a continuous signal moves from one to the next (`Linear`), so the
+    /// maximum over the window is at one of its ends (interpolated) or at a
+    /// grid point inside it. Taking the whole next slot instead would ask for
+    /// a full step's worth of the coming rise early: with 30-minute data,
+    /// capacity for the next half hour for the whole of this one. Under
+    /// `Hold` the value at any instant is its slot's, so the maximum is over
+    /// the slots the window touches. Returns `None` when the forecast does
+    /// not reach `to`.
+    pub fn window_max_upper(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        between: Between,
+    ) -> Option<f64> {
+        self.window_max_by(from, to, between, |i| self.upper.get(i).copied())
+    }
+
+    /// Like [`Self::window_max_upper`] with the slot in force at `from`
+    /// replaced by `observed`: under `Hold` that slot's sample has arrived
+    /// and holds until the next, so the band only covers the slots still to
+    /// come. `None` when `observed` is not finite, `from` is before the
+    /// forecast, or the window reaches past it.
+    pub fn observed_window_max(
+        &self,
+        observed: f64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        between: Between,
+    ) -> Option<f64> {
+        if !observed.is_finite() || from < self.start {
+            return None;
+        }
+        let step = self.step.num_milliseconds().max(1);
+        let i0 = usize::try_from((from - self.start).num_milliseconds().div_euclid(step)).ok()?;
+        self.window_max_by(from, to, between, |i| {
+            if i == i0 {
+                return Some(observed);
+            }
+            self.upper.get(i).copied()
+        })
     }
 
     /// Like [`Self::window_max_upper`], for the forecast corrected by the
@@ -111,6 +171,7 @@ impl Forecast {
         observed: f64,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        between: Between,
     ) -> Option<f64> {
         if !observed.is_finite() || from < self.start {
             return None;
@@ -124,7 +185,7 @@ impl Forecast {
         if last.saturating_sub(i0) > anchor.half_width.len() {
             return None;
         }
-        self.window_max_by(from, to, |i| {
+        self.window_max_by(from, to, between, |i| {
             if i == i0 {
                 return Some(observed);
             }
@@ -152,11 +213,13 @@ impl Forecast {
     }
 
     /// The maximum over `[from, to]` of the curve through `value(i)` at grid
-    /// point `i`, linear in between: at the ends or at a grid point inside.
+    /// point `i`, linear or held in between: at the ends or at a grid point
+    /// inside.
     fn window_max_by(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        between: Between,
         value: impl Fn(usize) -> Option<f64>,
     ) -> Option<f64> {
         if self.upper.is_empty() || to > self.timestamp(self.upper.len() - 1) || from > to {
@@ -169,7 +232,7 @@ impl Forecast {
             let i = usize::try_from(o.div_euclid(step)).ok()?;
             let a = value(i)?;
             let frac = o.rem_euclid(step) as f64 / step as f64;
-            if frac == 0.0 {
+            if frac == 0.0 || between == Between::Hold {
                 return Some(a);
             }
             let b = value(i + 1)?;
@@ -192,6 +255,9 @@ impl Forecast {
 mod tests {
     use super::*;
 
+    const L: Between = Between::Linear;
+    const H: Between = Between::Hold;
+
     fn fc() -> Forecast {
         Forecast {
             start: DateTime::from_timestamp(600, 0).unwrap(),
@@ -208,17 +274,17 @@ mod tests {
         let f = fc();
         let t = |s| DateTime::from_timestamp(s, 0).unwrap();
         // Halfway from slot 0 (2 at 600) to slot 1 (9 at 660): 5.5, not 9.
-        assert_eq!(f.window_max_upper(t(600), t(630)), Some(5.5));
+        assert_eq!(f.window_max_upper(t(600), t(630), L), Some(5.5));
         // A grid point inside the window counts in full.
-        assert_eq!(f.window_max_upper(t(630), t(690)), Some(9.0));
-        assert_eq!(f.window_max_upper(t(660), t(660)), Some(9.0));
-        assert_eq!(f.window_max_upper(t(720), t(780)), Some(5.0));
+        assert_eq!(f.window_max_upper(t(630), t(690), L), Some(9.0));
+        assert_eq!(f.window_max_upper(t(660), t(660), L), Some(9.0));
+        assert_eq!(f.window_max_upper(t(720), t(780), L), Some(5.0));
         // Before the first grid point the bound is the first one's.
-        assert_eq!(f.window_max_upper(t(500), t(600)), Some(2.0));
+        assert_eq!(f.window_max_upper(t(500), t(600), L), Some(2.0));
         // Past the end the forecast is blind.
-        assert_eq!(f.window_max_upper(t(720), t(900)), None);
-        assert_eq!(f.window_max_upper(t(700), t(690)), None);
-        assert_eq!(f.max_upper_within(t(720), t(900)), Some(5.0));
+        assert_eq!(f.window_max_upper(t(720), t(900), L), None);
+        assert_eq!(f.window_max_upper(t(700), t(690), L), None);
+        assert_eq!(f.max_upper_within(t(720), t(900), L), Some(5.0));
     }
 
     #[test]
@@ -231,17 +297,47 @@ mod tests {
         };
         // At 600 the forecast says 1 and 5 is observed (r = 4). One step on,
         // 2 + 0.5 × 4 + 1 = 5; two steps on, 3 + 0.25 × 4 + 2 = 6.
-        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(660)), Some(5.0));
-        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(720)), Some(6.0));
+        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(660), L), Some(5.0));
+        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(720), L), Some(6.0));
         // Halfway to the next step: between the observation and 5.
-        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(630)), Some(5.0));
-        assert_eq!(f.anchored_window_max(&a, 1.0, t(600), t(630)), Some(2.0));
+        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(630), L), Some(5.0));
+        assert_eq!(f.anchored_window_max(&a, 1.0, t(600), t(630), L), Some(2.0));
         // Demand under the forecast lowers the bound below the plain one (9).
-        assert_eq!(f.anchored_window_max(&a, 0.0, t(600), t(660)), Some(2.5));
+        assert_eq!(f.anchored_window_max(&a, 0.0, t(600), t(660), L), Some(2.5));
         // Beyond the calibrated steps, before the forecast, or no value: none.
-        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(780)), None);
-        assert_eq!(f.anchored_window_max(&a, 5.0, t(599), t(660)), None);
-        assert_eq!(f.anchored_window_max(&a, f64::NAN, t(600), t(660)), None);
+        assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(780), L), None);
+        assert_eq!(f.anchored_window_max(&a, 5.0, t(599), t(660), L), None);
+        assert_eq!(f.anchored_window_max(&a, f64::NAN, t(600), t(660), L), None);
+    }
+
+    #[test]
+    fn held_reading_takes_each_slot_whole_and_the_observed_one_as_seen() {
+        let f = fc();
+        let t = |s| DateTime::from_timestamp(s, 0).unwrap();
+        // Held: until 660 the value is slot 0's (2), not part-way to 9.
+        assert_eq!(f.window_max_upper(t(600), t(630), H), Some(2.0));
+        assert_eq!(f.window_max_upper(t(600), t(659), H), Some(2.0));
+        assert_eq!(f.window_max_upper(t(630), t(660), H), Some(9.0));
+        assert_eq!(f.window_max_upper(t(700), t(750), H), Some(9.0));
+        assert_eq!(f.window_max_upper(t(720), t(900), H), None);
+        assert_eq!(f.max_upper_within(t(720), t(900), H), Some(5.0));
+        // With the slot in force observed: the observation until the next
+        // grid point enters the window, then the larger of the two.
+        assert_eq!(f.observed_window_max(3.0, t(600), t(650), H), Some(3.0));
+        assert_eq!(f.observed_window_max(3.0, t(630), t(660), H), Some(9.0));
+        assert_eq!(f.observed_window_max(3.0, t(660), t(700), H), Some(3.0));
+        assert_eq!(f.observed_window_max(6.0, t(680), t(720), H), Some(6.0));
+        // Linear leans towards the next point: 3 + (9 − 3) × 50/60 = 8.
+        assert_eq!(f.observed_window_max(3.0, t(600), t(650), L), Some(8.0));
+        assert_eq!(f.observed_window_max(3.0, t(599), t(650), H), None);
+        assert_eq!(f.observed_window_max(f64::NAN, t(600), t(650), H), None);
+        // The anchored forecast held: the observation, then 5 at 660.
+        let a = Anchor {
+            phi: 0.5,
+            half_width: vec![1.0, 2.0],
+        };
+        assert_eq!(f.anchored_window_max(&a, 1.0, t(600), t(630), H), Some(1.0));
+        assert_eq!(f.anchored_window_max(&a, 1.0, t(600), t(660), H), Some(3.0));
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod series;
 mod signal;
 
 pub use decision::{Decision, Limiter, MetricReading, Prediction};
-pub use forecast::{Anchor, Forecast};
+pub use forecast::{Anchor, Between, Forecast};
 pub use metric::MetricKind;
 pub(crate) use scaler::serde_delta::format_delta;
 pub use scaler::{MetricSpec, Mode, ScaledObjectKey, ScalerSpec, ScalingRules, Seasonality};

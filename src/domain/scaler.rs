@@ -2,6 +2,7 @@ use chrono::TimeDelta;
 use serde::Serialize;
 
 use super::MetricKind;
+use super::forecast::Between;
 
 /// Identifies a ScaledObject: KEDA sends both parts on every call.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -111,6 +112,9 @@ pub struct ScalerSpec {
     /// latest observation where the forecast's errors persist
     /// (`forecastAnchor: latest`, the default; `off` uses the plain band).
     pub forecast_anchor: bool,
+    /// How the forecast is read between its grid points
+    /// (`forecastBetweenSamples`: `linear`, the default, or `hold`).
+    pub forecast_between: Between,
     /// How fast replicas may change, and the guards around scale-down.
     pub rules: ScalingRules,
     /// How long decisions keep being served while the source fails: within

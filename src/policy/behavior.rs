@@ -1,6 +1,6 @@
 use chrono::TimeDelta;
 
-use crate::domain::{Mode, ScalerSpec, ScalingRules};
+use crate::domain::{Between, Mode, ScalerSpec, ScalingRules};
 
 /// Everything about a ScaledObject that shapes decisions, but not its queries.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +20,10 @@ pub struct Behavior {
     /// Correct the forecast by the observation at the tick, where the
     /// forecast carries an anchor.
     pub forecast_anchor: bool,
+    /// How the forecast is read between grid points: `Hold` lets a series
+    /// sampled every few minutes buy capacity for the next sample only
+    /// when it comes within the lead time.
+    pub forecast_between: Between,
     /// Rate limits and guards.
     pub rules: ScalingRules,
     /// A latency breach may multiply replicas by at most this much per decision.
@@ -37,6 +41,7 @@ impl Behavior {
             lead_time: spec.lead_time,
             forecast_quantile: spec.forecast_quantile,
             forecast_anchor: spec.forecast_anchor,
+            forecast_between: spec.forecast_between,
             rules: spec.rules.clone(),
             max_latency_step_ratio: 2.0,
         }

@@ -6,8 +6,8 @@ use super::memory::{
 };
 use super::signals::{due, not_keeping_up, responds_to_replicas};
 use crate::domain::{
-    Anchor, Decision, Forecast, Limiter, MetricKind, MetricReading, Mode, Prediction, ScalingRules,
-    Signal,
+    Anchor, Between, Decision, Forecast, Limiter, MetricKind, MetricReading, Mode, Prediction,
+    ScalingRules, Signal,
 };
 
 /// A forecast and what is known about its accuracy.
@@ -533,15 +533,23 @@ fn predict(
     // Corrected by what is observed now where the errors persist (narrower
     // than the plain band, which must also cover how far off the forecast
     // may be at this moment); the plain band otherwise.
+    let (to, between) = (now + b.lead_time, b.forecast_between);
     let anchored = match (f.anchor.filter(|_| b.forecast_anchor), m.observed) {
-        (Some(a), Some(v)) => f.forecast.anchored_window_max(a, v, now, now + b.lead_time),
+        (Some(a), Some(v)) => f.forecast.anchored_window_max(a, v, now, to, between),
         _ => None,
     };
-    let window_max = anchored.or_else(|| f.forecast.window_max_upper(now, now + b.lead_time));
+    // Held samples: the one in force has been observed, and only the slots
+    // still to come need the band.
+    let window_max = anchored
+        .or_else(|| match (between, m.observed) {
+            (Between::Hold, Some(v)) => f.forecast.observed_window_max(v, now, to, between),
+            _ => None,
+        })
+        .or_else(|| f.forecast.window_max_upper(now, to, between));
     let ahead = (b.rules.scale_down_lookahead > TimeDelta::zero())
         .then(|| {
             f.forecast
-                .max_upper_within(now, now + b.rules.scale_down_lookahead)
+                .max_upper_within(now, now + b.rules.scale_down_lookahead, between)
         })
         .flatten()
         .map(|v| ceil_div(v, m.target));
