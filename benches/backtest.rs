@@ -87,6 +87,7 @@ fn run_with(
         reselect,
         warmup: TimeDelta::days(1),
         downstream_tolerance: 0.1,
+        tick: None,
     };
     let t0 = Instant::now();
     let out = bt.run_cached(cache, &Quiet).expect("backtest runs");

@@ -55,6 +55,7 @@ fn backtest<'a>(series: &'a Series, extra: &[(&str, &str)], retrain_h: i64) -> B
         reselect: TimeDelta::days(1),
         warmup: TimeDelta::days(2),
         downstream_tolerance: 0.1,
+        tick: None,
     }
 }
 
@@ -243,6 +244,38 @@ fn queue_backlog_carries_over_when_capacity_is_short() {
 }
 
 #[test]
+fn a_shorter_tick_lets_scale_up_limits_act_per_15_seconds() {
+    // Demand jumps from 1 pod's worth to 32 pods' and stays. The HPA may
+    // add max(4 pods, 100%) per 15 s sync: 1 → 5 → 10 → 20 → 32, four
+    // syncs. Deciding once a minute, as the default tick does for data of
+    // a minute or coarser, those take three minutes, and the last pods are
+    // ready five minutes after the jump; syncing every 15 s, as the HPA
+    // does, 45 s, and ready after 2 minutes 45 s.
+    let mut v = vec![100.0; 2 * 288];
+    v.extend(vec![3200.0; 288]);
+    let s = Series::new(
+        DateTime::from_timestamp(0, 0).unwrap(),
+        TimeDelta::minutes(5),
+        v,
+    );
+    let run = |tick: Option<TimeDelta>| {
+        let mut bt = backtest(&s, &[("mode", "reactive")], 24);
+        bt.tick = tick;
+        bt.run(&Quiet).unwrap().report
+    };
+    let coarse = run(None);
+    let fine = run(Some(TimeDelta::seconds(15)));
+    assert_eq!((coarse.step_seconds, fine.step_seconds), (60.0, 15.0));
+    assert_eq!(fine.steps, 4 * coarse.steps - 3);
+    let (c, f) = (&coarse.policies.hpa, &fine.policies.hpa);
+    assert_eq!(c.under_provisioned_minutes, 5.0);
+    assert_eq!(f.under_provisioned_minutes, 2.75);
+    // The same count is reached, and paid for 15 s at a time.
+    assert_eq!((c.max_replicas, f.max_replicas), (32, 32));
+    assert!((c.replica_hours - f.replica_hours).abs() < 0.5);
+}
+
+#[test]
 fn bad_configurations_are_refused_with_the_fix() {
     let s = seasonal(3);
     let mut bt = backtest(&s, &[], 6);
@@ -267,6 +300,16 @@ fn bad_configurations_are_refused_with_the_fix() {
     bt.downstream_tolerance = 1.5;
     let e = bt.run(&Quiet).err().unwrap().to_string();
     assert!(e.contains("--hpa-tolerance"), "{e}");
+
+    // A tick longer than the 5-minute step would skip samples.
+    let mut bt = backtest(&s, &[], 6);
+    bt.tick = Some(TimeDelta::minutes(10));
+    let e = bt.run(&Quiet).err().unwrap().to_string();
+    assert!(
+        e.contains("--tick must be between 1s and the data step")
+            && e.contains("600s with a data step of 300s"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -341,6 +341,19 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
             "--target-per-pod must be a positive number",
         ),
         (
+            vec![
+                "--input",
+                good.to_str().unwrap(),
+                "--series",
+                "api",
+                "--target-per-pod",
+                "5",
+                "--tick",
+                "1h",
+            ],
+            "--tick must be between 1s and the data step",
+        ),
+        (
             vec!["--input", good.to_str().unwrap(), "--series", "api"],
             "--target-per-pod N",
         ),

@@ -77,6 +77,12 @@ pub struct Backtest<'a> {
     /// The HPA tolerance between foresight's count and the Deployment (0.1
     /// in Kubernetes; lower with `HPAConfigurableTolerance`).
     pub downstream_tolerance: f64,
+    /// How often every scaler decides (`None`: the data step, at most 1m).
+    /// Rate limits are per 15 s period, so a tick longer than that lets a
+    /// burst climb one step per tick where `serve` (deciding every
+    /// `--evaluation-interval`, 15 s) and the HPA (syncing every 15 s)
+    /// would take several.
+    pub tick: Option<TimeDelta>,
 }
 
 /// Progress of the two phases, for a progress bar.
@@ -278,6 +284,19 @@ impl Backtest<'_> {
                 got: format!("{}s", self.retrain.num_seconds()),
             });
         }
+        if let Some(tick) = self.tick
+            && (tick < TimeDelta::seconds(1) || tick > self.series.step)
+        {
+            return Err(BacktestError::BadOption {
+                option: "--tick",
+                expected: "between 1s and the data step, so that every sample is seen",
+                got: format!(
+                    "{}s with a data step of {}s",
+                    tick.num_seconds(),
+                    self.series.step.num_seconds()
+                ),
+            });
+        }
         if !(0.0..1.0).contains(&self.downstream_tolerance) {
             return Err(BacktestError::BadOption {
                 option: "--hpa-tolerance",
@@ -372,7 +391,9 @@ impl Backtest<'_> {
     ) -> Result<Outcome, BacktestError> {
         let s = self.series;
         let queue = matches!(kind, MetricKind::QueueDepth | MetricKind::ConsumerLag);
-        let tick = s.step.min(TimeDelta::minutes(1)).max(TimeDelta::seconds(1));
+        let tick = self
+            .tick
+            .unwrap_or_else(|| s.step.min(TimeDelta::minutes(1)).max(TimeDelta::seconds(1)));
         let (from, to) = self.span();
         let n_ticks =
             usize::try_from((to - from).num_seconds() / tick.num_seconds() + 1).unwrap_or(0);

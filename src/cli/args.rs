@@ -229,6 +229,12 @@ pub struct BacktestArgs {
     #[arg(long, value_parser = parse_delta, default_value = "1h", value_name = "DURATION")]
     pub retrain: chrono::TimeDelta,
 
+    /// How often every replayed scaler decides [default: the data step, at
+    /// most 1m]. 15s matches serve's --evaluation-interval and the HPA's
+    /// sync period, whose scale-up limits are per 15 s.
+    #[arg(long, value_parser = parse_delta, value_name = "DURATION")]
+    pub tick: Option<chrono::TimeDelta>,
+
     /// Full model selection (every candidate validated) happens on multiples
     /// of this; the trainings in between refit the chosen model.
     #[arg(long, value_parser = parse_delta, default_value = "1d", value_name = "DURATION")]

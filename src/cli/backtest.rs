@@ -114,6 +114,7 @@ fn backtest<'a>(
         reselect: args.reselect,
         warmup: args.warmup,
         downstream_tolerance: args.hpa_tolerance,
+        tick: args.tick,
     })
 }
 
