@@ -73,7 +73,7 @@ fn oracle_is_never_short_and_cheapest_and_the_schema_is_fixed() {
             assert!(p.oracle.replica_hours <= other.replica_hours);
         }
     }
-    let always_max = 50.0 * r.steps as f64 / 60.0;
+    let always_max = 50.0 * r.steps as f64 * r.step_seconds / 3600.0;
     assert!(p.oracle.replica_hours < always_max);
     // A reactive HPA with a 2-minute start-up is short on every rise.
     assert!(p.hpa.under_provisioned_minutes > 0.0, "{}", r.table());
@@ -91,11 +91,11 @@ fn oracle_is_never_short_and_cheapest_and_the_schema_is_fixed() {
     assert!(r.table().contains("perfect forecast / hpa:"));
     // Stabilisation keeps foresight from undoing its own changes.
     assert!(p.foresight.flaps <= p.hpa.flaps, "{}", r.table());
-    // Three scored days of 1-minute ticks (the data step is 5 minutes, ticks
-    // are at most a minute).
-    assert_eq!(r.step_seconds, 60.0);
-    assert_eq!(r.steps, 3 * 1440 - 4);
-    assert_eq!(out.timeline.len(), 5 * 1440 - 4);
+    // Three scored days of 15-second ticks (the data step is 5 minutes,
+    // ticks are at most the HPA's 15 s sync), up to the last sample.
+    assert_eq!(r.step_seconds, 15.0);
+    assert_eq!(r.steps, 3 * 5760 - 19);
+    assert_eq!(out.timeline.len(), 5 * 5760 - 19);
     assert!(r.forecast.points > 0);
     assert!(r.forecast.mase.unwrap() < 1.0, "{}", r.table());
     assert!(*r.decisions.prediction.get("used").unwrap_or(&0) > r.steps / 2);
@@ -133,7 +133,7 @@ fn decisions_never_depend_on_later_data() {
     let prefix = Series::new(full.start, full.step, full.values[..cut].to_vec());
     let a = backtest(&full, &[], 3).run(&Quiet).unwrap().timeline;
     let b = backtest(&prefix, &[], 3).run(&Quiet).unwrap().timeline;
-    assert!(b.len() > 3 * 1440);
+    assert!(b.len() > 3 * 5760);
     for policy in [0, 1] {
         assert_eq!(
             a.replicas[policy][..b.len()],
@@ -142,7 +142,7 @@ fn decisions_never_depend_on_later_data() {
         );
     }
 
-    // Nor between samples: with 5-minute data and 1-minute ticks, the four
+    // Nor between samples: with 5-minute data and 15-second ticks, the 19
     // ticks after a sample must not lean on the next sample. Tripling every
     // sample from `cut` on may change nothing before its timestamp.
     let mut changed = full.values.clone();
@@ -153,7 +153,7 @@ fn decisions_never_depend_on_later_data() {
     let c = backtest(&changed, &[], 3).run(&Quiet).unwrap().timeline;
     let cut_ms = (full.start + full.step * i32::try_from(cut).unwrap()).timestamp_millis();
     let before = a.timestamp_ms.partition_point(|&t| t < cut_ms);
-    assert_eq!(before, cut * 5, "1-minute ticks over 5-minute samples");
+    assert_eq!(before, cut * 20, "15-second ticks over 5-minute samples");
     for policy in [0, 1] {
         let first = (0..before).find(|&i| a.replicas[policy][i] != c.replicas[policy][i]);
         assert_eq!(
@@ -247,10 +247,10 @@ fn queue_backlog_carries_over_when_capacity_is_short() {
 fn a_shorter_tick_lets_scale_up_limits_act_per_15_seconds() {
     // Demand jumps from 1 pod's worth to 32 pods' and stays. The HPA may
     // add max(4 pods, 100%) per 15 s sync: 1 → 5 → 10 → 20 → 32, four
-    // syncs. Deciding once a minute, as the default tick does for data of
-    // a minute or coarser, those take three minutes, and the last pods are
-    // ready five minutes after the jump; syncing every 15 s, as the HPA
-    // does, 45 s, and ready after 2 minutes 45 s.
+    // syncs. Syncing every 15 s, as the HPA does and the default tick
+    // replays, those take 45 s and the last pods are ready 2 minutes 45 s
+    // after the jump; deciding once a minute (`--tick 1m`, as earlier
+    // versions replayed) they take three minutes, ready after five.
     let mut v = vec![100.0; 2 * 288];
     v.extend(vec![3200.0; 288]);
     let s = Series::new(
@@ -263,8 +263,8 @@ fn a_shorter_tick_lets_scale_up_limits_act_per_15_seconds() {
         bt.tick = tick;
         bt.run(&Quiet).unwrap().report
     };
-    let coarse = run(None);
-    let fine = run(Some(TimeDelta::seconds(15)));
+    let coarse = run(Some(TimeDelta::minutes(1)));
+    let fine = run(None);
     assert_eq!((coarse.step_seconds, fine.step_seconds), (60.0, 15.0));
     assert_eq!(fine.steps, 4 * coarse.steps - 3);
     let (c, f) = (&coarse.policies.hpa, &fine.policies.hpa);

@@ -53,6 +53,12 @@ use crate::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicySta
 /// HPA's default scale-down stabilisation, the span it exists to damp.
 const FLAP_WINDOW: TimeDelta = TimeDelta::minutes(5);
 
+/// The longest default tick: the HPA syncs every 15 s and `serve` evaluates
+/// every 15 s by default, and the HPA's scale-up limits are per 15 s. A
+/// one-minute tick, as the first versions used, let every scaler climb a
+/// burst a quarter as fast as it would in a cluster.
+const DEFAULT_TICK: TimeDelta = TimeDelta::seconds(15);
+
 /// Everything one replay needs.
 pub struct Backtest<'a> {
     /// The recorded demand.
@@ -77,11 +83,10 @@ pub struct Backtest<'a> {
     /// The HPA tolerance between foresight's count and the Deployment (0.1
     /// in Kubernetes; lower with `HPAConfigurableTolerance`).
     pub downstream_tolerance: f64,
-    /// How often every scaler decides (`None`: the data step, at most 1m).
-    /// Rate limits are per 15 s period, so a tick longer than that lets a
-    /// burst climb one step per tick where `serve` (deciding every
-    /// `--evaluation-interval`, 15 s) and the HPA (syncing every 15 s)
-    /// would take several.
+    /// How often every scaler decides (`None`: the data step, at most 15 s,
+    /// the HPA's sync period and `serve`'s default evaluation interval).
+    /// Scale-up limits are per 15 s, so a longer tick lets a burst climb
+    /// one step per tick where the HPA and `serve` would take several.
     pub tick: Option<TimeDelta>,
 }
 
@@ -393,7 +398,7 @@ impl Backtest<'_> {
         let queue = matches!(kind, MetricKind::QueueDepth | MetricKind::ConsumerLag);
         let tick = self
             .tick
-            .unwrap_or_else(|| s.step.min(TimeDelta::minutes(1)).max(TimeDelta::seconds(1)));
+            .unwrap_or_else(|| s.step.min(DEFAULT_TICK).max(TimeDelta::seconds(1)));
         let (from, to) = self.span();
         let n_ticks =
             usize::try_from((to - from).num_seconds() / tick.num_seconds() + 1).unwrap_or(0);

@@ -230,8 +230,8 @@ pub struct BacktestArgs {
     pub retrain: chrono::TimeDelta,
 
     /// How often every replayed scaler decides [default: the data step, at
-    /// most 1m]. 15s matches serve's --evaluation-interval and the HPA's
-    /// sync period, whose scale-up limits are per 15 s.
+    /// most 15s: the HPA's sync period and serve's --evaluation-interval].
+    /// 1m replays as earlier versions did.
     #[arg(long, value_parser = parse_delta, value_name = "DURATION")]
     pub tick: Option<chrono::TimeDelta>,
 
