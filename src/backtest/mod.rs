@@ -680,7 +680,10 @@ fn steer(
 fn recorded_future(s: &Series, t: DateTime<Utc>, horizon: TimeDelta) -> Option<Forecast> {
     let step = s.step.num_milliseconds().max(1);
     let i0 = usize::try_from((t - s.start).num_milliseconds().div_euclid(step)).ok()?;
-    let n = usize::try_from(horizon.num_milliseconds().max(0) / step + 2).ok()?;
+    // The slot in force, every slot the window reaches into, and the one
+    // after the last, which a linear reading leans on: a window that ends
+    // part-way into a slot needs that slot's end as well.
+    let n = usize::try_from((horizon.num_milliseconds().max(0) + step - 1) / step + 2).ok()?;
     let values = s.values.get(i0..(i0 + n).min(s.values.len()))?.to_vec();
     (values.len() >= 2).then(|| Forecast {
         start: s.timestamp(i0),
@@ -771,6 +774,38 @@ fn fmt_span(d: TimeDelta) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_recorded_future_covers_the_whole_window_from_any_tick() {
+        // 5-minute samples, a 2-minute window: from the last minutes of a
+        // slot the window ends inside the next one, so the recorded future
+        // must reach the slot after it. It used not to, and the perfect
+        // forecast went blind (reactive) for the last 2 minutes of every
+        // slot, releasing the pods just bought for the next sample.
+        let s = Series::new(
+            DateTime::from_timestamp(0, 0).unwrap(),
+            TimeDelta::minutes(5),
+            vec![1.0, 5.0, 2.0, 8.0, 3.0],
+        );
+        for secs in (0..=600).step_by(15) {
+            let t = s.start + TimeDelta::seconds(secs);
+            for horizon in [TimeDelta::minutes(2), TimeDelta::minutes(10)] {
+                let f = recorded_future(&s, t, horizon).unwrap();
+                let w = f.window_max_upper(t, t + horizon, crate::domain::Between::Linear);
+                assert!(w.is_some(), "blind at {secs}s over {horizon}");
+            }
+        }
+        // Linear between samples: 4 minutes into the first slot the window
+        // ends 1 minute into the second, 5 + (2 − 5) × 1/5 = 4.4, after
+        // the 5 at 300 s.
+        let f =
+            recorded_future(&s, s.start + TimeDelta::minutes(4), TimeDelta::minutes(2)).unwrap();
+        let t = s.start + TimeDelta::minutes(4);
+        assert_eq!(
+            f.window_max_upper(t, t + TimeDelta::minutes(2), crate::domain::Between::Linear),
+            Some(5.0)
+        );
+    }
 
     #[test]
     fn a_change_undone_within_five_minutes_is_a_flap() {
