@@ -472,49 +472,48 @@ impl Parser<'_> {
         Some(Seasonality::Periods(periods))
     }
 
-    fn mode(&mut self) -> Option<Mode> {
-        match self.raw("mode") {
-            None | Some("predictive") => Some(Mode::Predictive),
-            Some("reactive") => Some(Mode::Reactive),
-            Some("forecastOnly") => Some(Mode::ForecastOnly),
-            Some(other) => {
-                let other = other.to_string();
-                self.problems.push(format!(
-                    "parameter \"mode\" value {other:?} must be one of [{}]",
-                    Mode::NAMES.join(" ")
-                ));
-                None
-            }
+    /// A key that takes one of a few spellings; the first is the default.
+    fn one_of<T: Copy>(&mut self, key: &str, choices: &[(&str, T)]) -> Option<T> {
+        let raw = self.raw(key);
+        let chosen = match raw {
+            None => choices.first(),
+            Some(v) => choices.iter().find(|(name, _)| *name == v),
+        };
+        if let Some((_, value)) = chosen {
+            return Some(*value);
         }
+        let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+        let other = raw.unwrap_or_default().to_string();
+        self.problems.push(format!(
+            "parameter {key:?} value {other:?} must be one of [{}]",
+            names.join(" ")
+        ));
+        None
+    }
+
+    fn mode(&mut self) -> Option<Mode> {
+        self.one_of(
+            "mode",
+            &[
+                (Mode::NAMES[0], Mode::Predictive),
+                (Mode::NAMES[1], Mode::Reactive),
+                (Mode::NAMES[2], Mode::ForecastOnly),
+            ],
+        )
     }
 
     fn forecast_anchor(&mut self) -> Option<bool> {
-        match self.raw("forecastAnchor") {
-            None | Some("latest") => Some(true),
-            Some("off") => Some(false),
-            Some(other) => {
-                let other = other.to_string();
-                self.problems.push(format!(
-                    "parameter \"forecastAnchor\" value {other:?} must be one of [latest off]"
-                ));
-                None
-            }
-        }
+        self.one_of("forecastAnchor", &[("latest", true), ("off", false)])
     }
 
     fn forecast_between(&mut self) -> Option<Between> {
-        match self.raw("forecastBetweenSamples") {
-            None | Some("linear") => Some(Between::Linear),
-            Some("hold") => Some(Between::Hold),
-            Some(other) => {
-                let other = other.to_string();
-                self.problems.push(format!(
-                    "parameter \"forecastBetweenSamples\" value {other:?} must be one of [{}]",
-                    Between::NAMES.join(" ")
-                ));
-                None
-            }
-        }
+        self.one_of(
+            "forecastBetweenSamples",
+            &[
+                (Between::NAMES[0], Between::Linear),
+                (Between::NAMES[1], Between::Hold),
+            ],
+        )
     }
 
     fn unknown_keys(&mut self) {
