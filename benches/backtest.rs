@@ -1,5 +1,6 @@
-//! Backtest speed: 30 days of 1-minute data (43,200 ticks) with hourly
-//! retraining, against a baseline measured in the same run.
+//! Backtest speed: 30 days of 1-minute data (43,200 samples, replayed in
+//! 15-second ticks) with hourly retraining, against a baseline measured in
+//! the same run.
 //!
 //! The data is the Azure VM CPU trace from `shared/data` (30 days at 5
 //! minutes), linearly interpolated to 1 minute. Models train on 14 days of
@@ -52,7 +53,7 @@ fn azure_one_minute(days: usize) -> Series {
     Series::new(s.start, TimeDelta::minutes(1), values)
 }
 
-fn run(series: &Series, reselect: TimeDelta) -> (Duration, f64) {
+fn run(series: &Series, reselect: TimeDelta) -> (Duration, f64, usize) {
     run_with(series, reselect, &[], &mut ModelCache::default())
 }
 
@@ -62,7 +63,7 @@ fn run_with(
     reselect: TimeDelta,
     extra: &[(&str, &str)],
     cache: &mut ModelCache,
-) -> (Duration, f64) {
+) -> (Duration, f64, usize) {
     let meta: BTreeMap<String, String> = [
         ("connectionsQuery", "cpu"),
         ("connectionsTarget", "500000"),
@@ -93,18 +94,22 @@ fn run_with(
     let out = bt.run_cached(cache, &Quiet).expect("backtest runs");
     let elapsed = t0.elapsed();
     assert!(out.report.steps > 0);
-    (elapsed, out.report.policies.foresight.replica_hours)
+    (
+        elapsed,
+        out.report.policies.foresight.replica_hours,
+        out.timeline.len(),
+    )
 }
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let days = if full { 30 } else { 3 };
     let series = azure_one_minute(days);
-    let ticks = series.len();
-    let (fast, _) = run(&series, TimeDelta::days(1));
-    let (slow, _) = run(&series, TimeDelta::hours(1));
+    let samples = series.len();
+    let (fast, _, ticks) = run(&series, TimeDelta::days(1));
+    let (slow, _, _) = run(&series, TimeDelta::hours(1));
     println!(
-        "backtest of {days} days of 1-minute data ({ticks} ticks), hourly retraining, on {} thread(s):",
+        "backtest of {days} days of 1-minute data ({samples} samples, replayed in {ticks} ticks of 15 s), hourly retraining, on {} thread(s):",
         rayon::current_num_threads()
     );
     println!(
@@ -141,9 +146,9 @@ fn main() {
     let mut cache = ModelCache::default();
     let (mut shared, mut separate) = (Duration::ZERO, Duration::ZERO);
     for extra in &settings {
-        let (t, cost) = run_with(&series, TimeDelta::days(1), extra, &mut cache);
+        let (t, cost, _) = run_with(&series, TimeDelta::days(1), extra, &mut cache);
         shared += t;
-        let (t, alone) = run_with(
+        let (t, alone, _) = run_with(
             &series,
             TimeDelta::days(1),
             extra,
