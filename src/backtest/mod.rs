@@ -774,6 +774,7 @@ fn fmt_span(d: TimeDelta) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Between;
 
     #[test]
     fn the_recorded_future_covers_the_whole_window_from_any_tick() {
@@ -791,7 +792,7 @@ mod tests {
             let t = s.start + TimeDelta::seconds(secs);
             for horizon in [TimeDelta::minutes(2), TimeDelta::minutes(10)] {
                 let f = recorded_future(&s, t, horizon).unwrap();
-                let w = f.window_max_upper(t, t + horizon, crate::domain::Between::Linear);
+                let w = f.window_max_upper(t, t + horizon, Between::Linear);
                 assert!(w.is_some(), "blind at {secs}s over {horizon}");
             }
         }
@@ -802,7 +803,7 @@ mod tests {
             recorded_future(&s, s.start + TimeDelta::minutes(4), TimeDelta::minutes(2)).unwrap();
         let t = s.start + TimeDelta::minutes(4);
         assert_eq!(
-            f.window_max_upper(t, t + TimeDelta::minutes(2), crate::domain::Between::Linear),
+            f.window_max_upper(t, t + TimeDelta::minutes(2), Between::Linear),
             Some(5.0)
         );
     }

@@ -77,9 +77,14 @@ impl Forecast {
 
     /// The grid point in force at `t` and its point forecast.
     pub fn slot_at(&self, t: DateTime<Utc>) -> Option<(DateTime<Utc>, f64)> {
-        let step = self.step.num_milliseconds().max(1);
-        let i = usize::try_from((t - self.start).num_milliseconds().div_euclid(step)).ok()?;
+        let i = self.index_at(t)?;
         self.point.get(i).map(|p| (self.timestamp(i), *p))
+    }
+
+    /// Index of the grid point in force at `t`; `None` before the forecast.
+    fn index_at(&self, t: DateTime<Utc>) -> Option<usize> {
+        let step = self.step.num_milliseconds().max(1);
+        usize::try_from((t - self.start).num_milliseconds().div_euclid(step)).ok()
     }
 
     /// The largest upper bound over `[from, to]`, clipped to the forecast's
@@ -100,9 +105,7 @@ impl Forecast {
     /// The first instant in `[from, end)` whose upper bound exceeds
     /// `threshold`, with the peak upper bound over that span.
     pub fn first_above(&self, from: DateTime<Utc>, threshold: f64) -> Option<(DateTime<Utc>, f64)> {
-        let step = self.step.num_milliseconds().max(1);
-        let lo =
-            usize::try_from((from - self.start).num_milliseconds().div_euclid(step)).unwrap_or(0);
+        let lo = self.index_at(from).unwrap_or(0);
         let tail = self.upper.get(lo..)?;
         let i = tail.iter().position(|v| *v > threshold)?;
         let peak = tail
@@ -146,11 +149,7 @@ impl Forecast {
         to: DateTime<Utc>,
         between: Between,
     ) -> Option<f64> {
-        if !observed.is_finite() || from < self.start {
-            return None;
-        }
-        let step = self.step.num_milliseconds().max(1);
-        let i0 = usize::try_from((from - self.start).num_milliseconds().div_euclid(step)).ok()?;
+        let i0 = self.index_at(from).filter(|_| observed.is_finite())?;
         self.window_max_by(from, to, between, |i| {
             if i == i0 {
                 return Some(observed);
@@ -173,12 +172,9 @@ impl Forecast {
         to: DateTime<Utc>,
         between: Between,
     ) -> Option<f64> {
-        if !observed.is_finite() || from < self.start {
-            return None;
-        }
-        let (_, now) = self.slot_at(from)?;
+        let i0 = self.index_at(from).filter(|_| observed.is_finite())?;
+        let now = *self.point.get(i0)?;
         let step = self.step.num_milliseconds().max(1);
-        let i0 = usize::try_from((from - self.start).num_milliseconds().div_euclid(step)).ok()?;
         // The furthest grid point the window's end leans on.
         let last = usize::try_from((to - self.start).num_milliseconds().max(0) + step - 1).ok()?
             / usize::try_from(step).ok()?;
@@ -269,6 +265,14 @@ mod tests {
         }
     }
 
+    /// Half the error persists per step; half-widths 1 and 2.
+    fn anchor() -> Anchor {
+        Anchor {
+            phi: 0.5,
+            half_width: vec![1.0, 2.0],
+        }
+    }
+
     #[test]
     fn window_max_reads_the_bound_as_linear_between_grid_points() {
         let f = fc();
@@ -291,10 +295,7 @@ mod tests {
     fn anchored_window_carries_the_current_error_forward() {
         let f = fc();
         let t = |s| DateTime::from_timestamp(s, 0).unwrap();
-        let a = Anchor {
-            phi: 0.5,
-            half_width: vec![1.0, 2.0],
-        };
+        let a = anchor();
         // At 600 the forecast says 1 and 5 is observed (r = 4). One step on,
         // 2 + 0.5 × 4 + 1 = 5; two steps on, 3 + 0.25 × 4 + 2 = 6.
         assert_eq!(f.anchored_window_max(&a, 5.0, t(600), t(660), L), Some(5.0));
@@ -332,10 +333,7 @@ mod tests {
         assert_eq!(f.observed_window_max(3.0, t(599), t(650), H), None);
         assert_eq!(f.observed_window_max(f64::NAN, t(600), t(650), H), None);
         // The anchored forecast held: the observation, then 5 at 660.
-        let a = Anchor {
-            phi: 0.5,
-            half_width: vec![1.0, 2.0],
-        };
+        let a = anchor();
         assert_eq!(f.anchored_window_max(&a, 1.0, t(600), t(630), H), Some(1.0));
         assert_eq!(f.anchored_window_max(&a, 1.0, t(600), t(660), H), Some(3.0));
     }
