@@ -577,6 +577,62 @@ fn a_peak_ahead_defers_scale_down() {
 }
 
 #[test]
+fn the_peak_ahead_is_read_with_the_anchor_like_the_requirement() {
+    let b = Behavior {
+        rules: ScalingRules {
+            hpa_tolerance: 0.0,
+            scale_down_stabilization: TimeDelta::zero(),
+            ..ScalingRules::default()
+        },
+        ..behavior(Mode::Predictive)
+    };
+    // At 11 replicas, demand 500 runs 300 over a forecast of 200 that rises
+    // to 900 in 8 minutes (plain upper 990: 10 pods). The errors persist
+    // (phi 0.9), so 8 minutes on the anchored bound is 900 + 0.9^8 × 300 +
+    // 50 = 1079: 11 pods, the count in force. The requirement itself is the
+    // anchored bound over the lead time (200 + 0.9 × 300 + 50 = 520, 6 pods).
+    let mut f_vals = vec![200.0; 12];
+    f_vals[8] = 900.0;
+    let f = ramp_forecast(0, f_vals);
+    let anchor = Anchor {
+        phi: 0.9,
+        half_width: vec![50.0; 11],
+    };
+    let (_, state) = decide(
+        &b,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(1100.0))]),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap();
+    let at = |anchor: Option<&Anchor>| {
+        let m = MetricInput {
+            kind: MetricKind::QueueDepth,
+            target: 100.0,
+            observed: Some(500.0),
+            forecast: Some(ForecastInput {
+                forecast: &f,
+                scale: 50.0,
+                validation_mase: Some(0.5),
+                anchor,
+            }),
+            forecast_note: None,
+        };
+        decide(&b, &obs(vec![m]), &state, t(15)).unwrap().0
+    };
+    let d = at(Some(&anchor));
+    assert_eq!(d.predictive, Some(6));
+    // Judged by the plain band, the peak ahead needs 10 and a pod goes; the
+    // anchored requirement would ask for it back before the peak.
+    assert_eq!((d.desired_replicas, d.limiter), (11, Limiter::PeakAhead));
+    let plain = at(None);
+    assert_eq!(
+        (plain.desired_replicas, plain.limiter),
+        (10, Limiter::PeakAhead)
+    );
+}
+
+#[test]
 fn cooldown_after_remediation_blocks_scale_down() {
     let b = Behavior {
         rules: ScalingRules {

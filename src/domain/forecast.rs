@@ -87,6 +87,11 @@ impl Forecast {
         usize::try_from((t - self.start).num_milliseconds().div_euclid(step)).ok()
     }
 
+    /// Timestamp of the last value; `None` for an empty forecast.
+    pub fn last_timestamp(&self) -> Option<DateTime<Utc>> {
+        self.point.len().checked_sub(1).map(|i| self.timestamp(i))
+    }
+
     /// The largest upper bound over `[from, to]`, clipped to the forecast's
     /// end; `None` when nothing of the span is covered.
     pub fn max_upper_within(
@@ -95,11 +100,7 @@ impl Forecast {
         to: DateTime<Utc>,
         between: Between,
     ) -> Option<f64> {
-        if self.point.is_empty() {
-            return None;
-        }
-        let last = self.timestamp(self.point.len() - 1);
-        self.window_max_upper(from, to.min(last), between)
+        self.window_max_upper(from, to.min(self.last_timestamp()?), between)
     }
 
     /// The first instant in `[from, end)` whose upper bound exceeds

@@ -530,26 +530,36 @@ fn predict(
         (_, Some(l)) if l > max => Some(format!("live MASE {l:.2} > maxForecastMase {max}")),
         _ => None,
     };
+    let between = b.forecast_between;
+    let anchor = f.anchor.filter(|_| b.forecast_anchor);
+    // The highest bound over [now, to], and whether the anchor gave it.
     // Corrected by what is observed now where the errors persist (narrower
     // than the plain band, which must also cover how far off the forecast
-    // may be at this moment); the plain band otherwise.
-    let (to, between) = (now + b.lead_time, b.forecast_between);
-    let anchored = match (f.anchor.filter(|_| b.forecast_anchor), m.observed) {
-        (Some(a), Some(v)) => f.forecast.anchored_window_max(a, v, now, to, between),
-        _ => None,
-    };
-    // Held samples: the one in force has been observed, and only the slots
-    // still to come need the band.
-    let window_max = anchored
-        .or_else(|| match (between, m.observed) {
-            (Between::Hold, Some(v)) => f.forecast.observed_window_max(v, now, to, between),
+    // may be at this moment); under held samples the one in force has been
+    // observed and only the slots still to come need the band; the plain
+    // band otherwise.
+    let bound = |to: DateTime<Utc>| {
+        let anchored = match (anchor, m.observed) {
+            (Some(a), Some(v)) => f.forecast.anchored_window_max(a, v, now, to, between),
             _ => None,
-        })
-        .or_else(|| f.forecast.window_max_upper(now, to, between));
+        };
+        let max = anchored
+            .or_else(|| match (between, m.observed) {
+                (Between::Hold, Some(v)) => f.forecast.observed_window_max(v, now, to, between),
+                _ => None,
+            })
+            .or_else(|| f.forecast.window_max_upper(now, to, between));
+        (max, anchored.is_some())
+    };
+    let (window_max, anchored) = bound(now + b.lead_time);
+    // The peak ahead is read the way the requirement is: judged by the plain
+    // band while the requirement used the anchored one, a release looked
+    // safe whenever demand ran above the forecast, and was undone at the
+    // next tick when the anchored bound crossed the count again.
     let ahead = (b.rules.scale_down_lookahead > TimeDelta::zero())
         .then(|| {
-            f.forecast
-                .max_upper_within(now, now + b.rules.scale_down_lookahead, between)
+            let last = f.forecast.last_timestamp()?;
+            bound((now + b.rules.scale_down_lookahead).min(last)).0
         })
         .flatten()
         .map(|v| ceil_div(v, m.target));
@@ -570,7 +580,7 @@ fn predict(
         replicas: window_max.map(|v| requirement(v, m.target, current, &b.rules)),
         ahead,
         gated,
-        anchored: anchored.is_some(),
+        anchored,
     }
 }
 
