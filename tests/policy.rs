@@ -295,6 +295,19 @@ fn with_forecast<'a>(
     }]
 }
 
+/// Like `with_forecast`, validated (MASE 0.5), with an anchor if given.
+fn with_anchor<'a>(
+    observed: f64,
+    f: &'a Forecast,
+    anchor: Option<&'a Anchor>,
+) -> Vec<MetricInput<'a>> {
+    let mut m = with_forecast(observed, f, Some(0.5));
+    if let Some(fc) = m[0].forecast.as_mut() {
+        fc.anchor = anchor;
+    }
+    m
+}
+
 #[test]
 fn prediction_scales_up_before_the_load_arrives() {
     // Load 500 now, forecast to reach 2000 (upper 2200) within 2 minutes.
@@ -348,21 +361,9 @@ fn an_anchored_forecast_follows_what_is_observed_now() {
         half_width: vec![50.0, 60.0, 70.0],
     };
     let decide_at = |observed: f64, anchor: Option<&Anchor>| {
-        let m = MetricInput {
-            kind: MetricKind::QueueDepth,
-            target: 100.0,
-            observed: Some(observed),
-            forecast: Some(ForecastInput {
-                forecast: &f,
-                scale: 50.0,
-                validation_mase: Some(0.5),
-                anchor,
-            }),
-            forecast_note: None,
-        };
         decide(
             &behavior(Mode::Predictive),
-            &obs(vec![m]),
+            &obs(with_anchor(observed, &f, anchor)),
             &PolicyState::default(),
             t(0),
         )
@@ -398,19 +399,8 @@ fn an_anchored_forecast_follows_what_is_observed_now() {
         forecast_anchor: false,
         ..behavior(Mode::Predictive)
     };
-    let m = MetricInput {
-        kind: MetricKind::QueueDepth,
-        target: 100.0,
-        observed: Some(600.0),
-        forecast: Some(ForecastInput {
-            forecast: &f,
-            scale: 50.0,
-            validation_mase: Some(0.5),
-            anchor: Some(&anchor),
-        }),
-        forecast_note: None,
-    };
-    let d = decide(&off, &obs(vec![m]), &PolicyState::default(), t(0))
+    let m = with_anchor(600.0, &f, Some(&anchor));
+    let d = decide(&off, &obs(m), &PolicyState::default(), t(0))
         .unwrap()
         .0;
     assert_eq!(d.readings[0].forecast_max, Some(1100.0));
@@ -540,21 +530,31 @@ fn held_samples_buy_capacity_for_the_next_one_only_when_it_is_within_the_lead_ti
     assert_eq!(linear[2], (Some(1100.0), 11));
 }
 
-#[test]
-fn a_peak_ahead_defers_scale_down() {
-    let b = Behavior {
+/// Scale-down with no stabilisation, so the lookahead alone decides.
+fn unstabilized() -> Behavior {
+    Behavior {
         rules: ScalingRules {
             hpa_tolerance: 0.0,
             scale_down_stabilization: TimeDelta::zero(),
             ..ScalingRules::default()
         },
         ..behavior(Mode::Predictive)
-    };
-    // Start at 10 replicas; load falls to 200, but the forecast says 900
-    // (upper 990) in 8 minutes: within the 10-minute lookahead.
+    }
+}
+
+/// A forecast of 200 with a peak of 900 (upper 990) 8 minutes in.
+fn peak_in_8_minutes() -> Forecast {
     let mut f_vals = vec![200.0; 12];
     f_vals[8] = 900.0;
-    let f = ramp_forecast(0, f_vals);
+    ramp_forecast(0, f_vals)
+}
+
+#[test]
+fn a_peak_ahead_defers_scale_down() {
+    let b = unstabilized();
+    // Start at 10 replicas; load falls to 200, but the forecast says 900
+    // (upper 990) in 8 minutes: within the 10-minute lookahead.
+    let f = peak_in_8_minutes();
     let (_, state) = decide(
         &b,
         &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(1000.0))]),
@@ -578,22 +578,13 @@ fn a_peak_ahead_defers_scale_down() {
 
 #[test]
 fn the_peak_ahead_is_read_with_the_anchor_like_the_requirement() {
-    let b = Behavior {
-        rules: ScalingRules {
-            hpa_tolerance: 0.0,
-            scale_down_stabilization: TimeDelta::zero(),
-            ..ScalingRules::default()
-        },
-        ..behavior(Mode::Predictive)
-    };
+    let b = unstabilized();
     // At 11 replicas, demand 500 runs 300 over a forecast of 200 that rises
     // to 900 in 8 minutes (plain upper 990: 10 pods). The errors persist
     // (phi 0.9), so 8 minutes on the anchored bound is 900 + 0.9^8 × 300 +
     // 50 = 1079: 11 pods, the count in force. The requirement itself is the
     // anchored bound over the lead time (200 + 0.9 × 300 + 50 = 520, 6 pods).
-    let mut f_vals = vec![200.0; 12];
-    f_vals[8] = 900.0;
-    let f = ramp_forecast(0, f_vals);
+    let f = peak_in_8_minutes();
     let anchor = Anchor {
         phi: 0.9,
         half_width: vec![50.0; 11],
@@ -606,19 +597,9 @@ fn the_peak_ahead_is_read_with_the_anchor_like_the_requirement() {
     )
     .unwrap();
     let at = |anchor: Option<&Anchor>| {
-        let m = MetricInput {
-            kind: MetricKind::QueueDepth,
-            target: 100.0,
-            observed: Some(500.0),
-            forecast: Some(ForecastInput {
-                forecast: &f,
-                scale: 50.0,
-                validation_mase: Some(0.5),
-                anchor,
-            }),
-            forecast_note: None,
-        };
-        decide(&b, &obs(vec![m]), &state, t(15)).unwrap().0
+        decide(&b, &obs(with_anchor(500.0, &f, anchor)), &state, t(15))
+            .unwrap()
+            .0
     };
     let d = at(Some(&anchor));
     assert_eq!(d.predictive, Some(6));

@@ -92,17 +92,6 @@ impl Forecast {
         self.point.len().checked_sub(1).map(|i| self.timestamp(i))
     }
 
-    /// The largest upper bound over `[from, to]`, clipped to the forecast's
-    /// end; `None` when nothing of the span is covered.
-    pub fn max_upper_within(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        between: Between,
-    ) -> Option<f64> {
-        self.window_max_upper(from, to.min(self.last_timestamp()?), between)
-    }
-
     /// The first instant in `[from, end)` whose upper bound exceeds
     /// `threshold`, with the peak upper bound over that span.
     pub fn first_above(&self, from: DateTime<Utc>, threshold: f64) -> Option<(DateTime<Utc>, f64)> {
@@ -289,7 +278,9 @@ mod tests {
         // Past the end the forecast is blind.
         assert_eq!(f.window_max_upper(t(720), t(900), L), None);
         assert_eq!(f.window_max_upper(t(700), t(690), L), None);
-        assert_eq!(f.max_upper_within(t(720), t(900), L), Some(5.0));
+        // Clipped to the last value, as the peak ahead is.
+        assert_eq!(f.last_timestamp(), Some(t(780)));
+        assert_eq!(f.window_max_upper(t(720), t(780), L), Some(5.0));
     }
 
     #[test]
@@ -322,7 +313,7 @@ mod tests {
         assert_eq!(f.window_max_upper(t(630), t(660), H), Some(9.0));
         assert_eq!(f.window_max_upper(t(700), t(750), H), Some(9.0));
         assert_eq!(f.window_max_upper(t(720), t(900), H), None);
-        assert_eq!(f.max_upper_within(t(720), t(900), H), Some(5.0));
+        assert_eq!(f.window_max_upper(t(720), t(780), H), Some(5.0));
         // With the slot in force observed: the observation until the next
         // grid point enters the window, then the larger of the two.
         assert_eq!(f.observed_window_max(3.0, t(600), t(650), H), Some(3.0));
