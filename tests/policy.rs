@@ -530,6 +530,19 @@ fn held_samples_buy_capacity_for_the_next_one_only_when_it_is_within_the_lead_ti
     assert_eq!(linear[2], (Some(1100.0), 11));
 }
 
+/// The state after a first decision at `t(0)` on queue depth `value`
+/// (target 100): the count a test starts from.
+fn running_at(b: &Behavior, value: f64) -> PolicyState {
+    decide(
+        b,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(value))]),
+        &PolicyState::default(),
+        t(0),
+    )
+    .unwrap()
+    .1
+}
+
 /// Scale-down with no stabilisation, so the lookahead alone decides.
 fn unstabilized() -> Behavior {
     Behavior {
@@ -555,13 +568,7 @@ fn a_peak_ahead_defers_scale_down() {
     // Start at 10 replicas; load falls to 200, but the forecast says 900
     // (upper 990) in 8 minutes: within the 10-minute lookahead.
     let f = peak_in_8_minutes();
-    let (_, state) = decide(
-        &b,
-        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(1000.0))]),
-        &PolicyState::default(),
-        t(0),
-    )
-    .unwrap();
+    let state = running_at(&b, 1000.0);
     let (d, _) = decide(&b, &obs(with_forecast(200.0, &f, Some(0.5))), &state, t(15)).unwrap();
     assert_eq!((d.desired_replicas, d.limiter), (10, Limiter::PeakAhead));
     // Without the peak, it steps down.
@@ -589,13 +596,7 @@ fn the_peak_ahead_is_read_with_the_anchor_like_the_requirement() {
         phi: 0.9,
         half_width: vec![50.0; 11],
     };
-    let (_, state) = decide(
-        &b,
-        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(1100.0))]),
-        &PolicyState::default(),
-        t(0),
-    )
-    .unwrap();
+    let state = running_at(&b, 1100.0);
     let at = |anchor: Option<&Anchor>| {
         decide(&b, &obs(with_anchor(500.0, &f, anchor)), &state, t(15))
             .unwrap()
@@ -623,13 +624,7 @@ fn cooldown_after_remediation_blocks_scale_down() {
         },
         ..behavior(Mode::Reactive)
     };
-    let (_, state) = decide(
-        &b,
-        &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(1000.0))]),
-        &PolicyState::default(),
-        t(0),
-    )
-    .unwrap();
+    let state = running_at(&b, 1000.0);
     let mut o = obs(vec![input(MetricKind::QueueDepth, 100.0, Some(100.0))]);
     o.last_remediation = Some(t(-60));
     let (d, _) = decide(&b, &o, &state, t(15)).unwrap();
