@@ -460,6 +460,54 @@ fn the_confidence_gate_falls_back_to_reactive_and_says_why() {
 }
 
 #[test]
+fn the_live_gate_reopens_only_once_the_error_is_well_below_the_threshold() {
+    // One-minute slots forecast at 1000, scale 50, maxForecastMase 1.5; one
+    // tick per slot, so every tick scores one live error, |v - 1000| / 50.
+    let f = ramp_forecast(0, vec![1000.0; 40]);
+    let b = behavior(Mode::Predictive);
+    let replay = |observed: &[f64]| {
+        let mut state = PolicyState::default();
+        let mut out = Vec::new();
+        for (k, v) in observed.iter().enumerate() {
+            let (d, next) = decide(
+                &b,
+                &obs(with_forecast(*v, &f, Some(0.5))),
+                &state,
+                t(k as i64 * 60),
+            )
+            .unwrap();
+            state = next;
+            out.push((d.readings[0].live_mase, d.prediction));
+        }
+        out
+    };
+    let gated_because = |p: &Prediction, why: &str| matches!(p, Prediction::Gated { reason } if reason.contains(why));
+
+    // Eight errors of 2.0 close the gate; then exact slots bring the mean
+    // down: 16/9, 16/10, then 16/11 = 1.45 (under the threshold, but not
+    // under 0.8 x 1.5 = 1.2), 16/12, 16/13 = 1.23, and 16/14 = 1.14.
+    let mut seq = vec![1100.0; 8];
+    seq.extend([1000.0; 6]);
+    let got = replay(&seq);
+    assert!(gated_because(
+        &got[7].1,
+        "live MASE 2.00 > maxForecastMase 1.5"
+    ));
+    for (i, (live, p)) in got.iter().enumerate().take(13).skip(10) {
+        assert!(live.is_some_and(|l| l > 1.2 && l <= 1.5), "{i}: {live:?}");
+        assert!(gated_because(p, "has not fallen below 1.20"), "{i}: {p:?}");
+    }
+    assert!(got[13].0.is_some_and(|l| l < 1.2));
+    assert_eq!(got[13].1, Prediction::Used);
+
+    // The same error of 1.3 with a gate that never closed: open. The margin
+    // is hysteresis, not a lower threshold.
+    let got = replay(&[1065.0; 8]);
+    assert!(got[7].0.is_some_and(|l| (l - 1.3).abs() < 1e-9));
+    assert_eq!(got[7].1, Prediction::Used);
+}
+
+#[test]
 fn held_samples_buy_capacity_for_the_next_one_only_when_it_is_within_the_lead_time() {
     // A series sampled every 5 minutes: forecast 800, 1000, 800 at 0, 300
     // and 600 s (upper 880, 1100, 880); each sample holds until the next.

@@ -2,7 +2,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Behavior;
 use super::memory::{
-    DEMAND_TREND_WINDOW, LAG_TREND_WINDOW, LIVE_ERROR_WINDOW, PolicyState, ScaleUp, trim,
+    DEMAND_TREND_WINDOW, GATE_REOPEN_FRACTION, LAG_TREND_WINDOW, LIVE_ERROR_WINDOW, PolicyState,
+    ScaleUp, trim,
 };
 use super::signals::{due, not_keeping_up, responds_to_replicas};
 use crate::domain::{
@@ -152,6 +153,13 @@ pub fn decide(
         }
         trim(&mut mem.errors, now, LIVE_ERROR_WINDOW);
         let live_mase = mem.live_mase();
+        let max_mase = rules.max_forecast_mase;
+        mem.live_gate_closed = match live_mase {
+            Some(l) if l > max_mase => true,
+            Some(l) => mem.live_gate_closed && l > max_mase * GATE_REOPEN_FRACTION,
+            None => false,
+        };
+        let live_closed = mem.live_gate_closed;
 
         // Reactive requirement.
         let mut lag_drain = None;
@@ -216,7 +224,15 @@ pub fn decide(
             &m.forecast,
             b.mode != Mode::Reactive && m.kind.is_additive(),
         ) {
-            (Some(f), true) => Some(predict(b, m, f, live_mase, current, now, &mut signals)),
+            (Some(f), true) => Some(predict(
+                b,
+                m,
+                f,
+                (live_mase, live_closed),
+                current,
+                now,
+                &mut signals,
+            )),
             (None, true) => {
                 unavailable.push(format!(
                     "{}: {}",
@@ -518,7 +534,7 @@ fn predict(
     b: &Behavior,
     m: &MetricInput<'_>,
     f: &ForecastInput<'_>,
-    live_mase: Option<f64>,
+    (live_mase, live_closed): (Option<f64>, bool),
     current: Option<u32>,
     now: DateTime<Utc>,
     signals: &mut Vec<Signal>,
@@ -528,6 +544,10 @@ fn predict(
         (None, _) => Some("too little history to validate the forecaster".to_string()),
         (Some(v), _) if v > max => Some(format!("validation MASE {v:.2} > maxForecastMase {max}")),
         (_, Some(l)) if l > max => Some(format!("live MASE {l:.2} > maxForecastMase {max}")),
+        (_, Some(l)) if live_closed => Some(format!(
+            "live MASE {l:.2} has not fallen below {:.2} ({GATE_REOPEN_FRACTION} x maxForecastMase {max}) since it exceeded it",
+            max * GATE_REOPEN_FRACTION
+        )),
         _ => None,
     };
     let between = b.forecast_between;

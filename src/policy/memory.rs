@@ -12,6 +12,11 @@ use crate::domain::MetricKind;
 pub(super) const MIN_LIVE_SAMPLES: usize = 8;
 /// Span of the rolling live-error window.
 pub(super) const LIVE_ERROR_WINDOW: TimeDelta = TimeDelta::hours(1);
+/// Once the live MASE has closed the confidence gate, it reopens only below
+/// this share of `maxForecastMase`. Without the margin the gate chattered as
+/// single errors entered and left the hour's window, and a reopening a tick
+/// after a reactive release bought the released pods back.
+pub(super) const GATE_REOPEN_FRACTION: f64 = 0.8;
 /// Span over which consumer-lag growth is measured.
 pub(super) const LAG_TREND_WINDOW: TimeDelta = TimeDelta::minutes(2);
 /// Span over which "demand kept rising" is judged for `AtCeiling`.
@@ -34,6 +39,9 @@ pub(super) struct MetricMemory {
     pub(super) breach_since: Option<DateTime<Utc>>,
     /// Fastest observed lag drain per replica, in units per second.
     pub(super) drain_per_replica: Option<f64>,
+    /// Whether the live error closed the confidence gate and has not yet
+    /// fallen far enough to reopen it (see [`GATE_REOPEN_FRACTION`]).
+    pub(super) live_gate_closed: bool,
 }
 
 impl MetricMemory {
