@@ -3,7 +3,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use augurs::ets::AutoETS;
+use augurs::ets::{AutoETS, FittedAutoETS};
 use augurs::mstl::{FittedMSTLModel, MSTLModel};
 use augurs::prelude::{Fit, Predict};
 use serde::Serialize;
@@ -40,6 +40,13 @@ pub enum ModelKind {
     },
     /// Repeat the last value.
     Naive,
+    /// Exponential smoothing with no season (AutoETS over no trend, a
+    /// linear trend and a damped one, additive errors), fitted on the recent
+    /// end of the history like MSTL's trend model. The candidate for series
+    /// with no season to model: on a noisy one a smoothed level forecasts
+    /// the next values better than the last value does, which is all
+    /// [`ModelKind::Naive`] can offer.
+    Ets,
     /// Prophet (piecewise-linear trend plus Fourier seasonalities), one
     /// seasonality per period. Always part of the enum, since it is stored
     /// in the state dir and shown in outputs; fitting it needs the `prophet`
@@ -98,7 +105,7 @@ impl ModelKind {
         let mut out = match self {
             ModelKind::Mstl { periods } => periods.clone(),
             ModelKind::SeasonalNaive { period } => vec![*period],
-            ModelKind::Naive => Vec::new(),
+            ModelKind::Naive | ModelKind::Ets => Vec::new(),
             ModelKind::Prophet { periods } => periods.clone(),
             ModelKind::Ensemble { members, .. } => {
                 members.iter().flat_map(ModelKind::periods).collect()
@@ -115,6 +122,7 @@ impl ModelKind {
             ModelKind::Mstl { periods } => !periods.is_empty() && periods.iter().all(|p| n > 2 * p),
             ModelKind::SeasonalNaive { period } => *period > 0 && n >= *period,
             ModelKind::Naive => n > 0,
+            ModelKind::Ets => n >= ETS_MIN_HISTORY,
             // Two full seasons, as for MSTL: with less, a seasonality's
             // Fourier terms are fitted on one cycle and repeat its noise.
             ModelKind::Prophet { periods } => n >= 2 && periods.iter().all(|p| n > 2 * p),
@@ -131,6 +139,7 @@ impl std::fmt::Display for ModelKind {
             ModelKind::Mstl { periods } => write!(f, "mstl{periods:?}+ets"),
             ModelKind::SeasonalNaive { period } => write!(f, "seasonal_naive[{period}]"),
             ModelKind::Naive => f.write_str("naive"),
+            ModelKind::Ets => f.write_str("ets"),
             ModelKind::Prophet { periods } => write!(f, "prophet{periods:?}"),
             ModelKind::Ensemble { combine, members } => {
                 f.write_str(match combine {
@@ -153,6 +162,8 @@ impl std::fmt::Display for ModelKind {
 pub enum FittedKind {
     /// Boxed because augurs' fitted MSTL is large.
     Mstl(Box<FittedMSTLModel>),
+    /// The chosen exponential smoothing model.
+    Ets(Box<FittedAutoETS>),
     /// The season to repeat.
     SeasonalNaive(Vec<f64>),
     /// The value to repeat.
@@ -225,6 +236,22 @@ impl Model for ModelKind {
                     model.fit(y).map(Box::new).map_err(|e| e.to_string())
                 })
                 .map(FittedKind::Mstl)
+            }
+            ModelKind::Ets => {
+                if y.len() < ETS_MIN_HISTORY {
+                    return Err(ForecastError::InsufficientHistory {
+                        observed: y.len(),
+                        needed: ETS_MIN_HISTORY,
+                    });
+                }
+                guarded(self, || {
+                    let tail = &y[y.len().saturating_sub(trend_tail(&[]))..];
+                    AutoETS::new(1, "AZN")
+                        .and_then(|m| m.fit(tail))
+                        .map(Box::new)
+                        .map_err(|e| e.to_string())
+                })
+                .map(FittedKind::Ets)
             }
             ModelKind::Prophet { periods } => fit_prophet(self, periods, y),
             ModelKind::Ensemble { combine, members } => {
@@ -320,6 +347,14 @@ impl Fitted for FittedKind {
                 })?;
                 finite(&kind, point, horizon)
             }
+            FittedKind::Ets(fit) => {
+                let point = guarded(&ModelKind::Ets, || {
+                    fit.predict(horizon, None)
+                        .map(|f| f.point)
+                        .map_err(|e| e.to_string())
+                })?;
+                finite(&ModelKind::Ets, point, horizon)
+            }
             #[cfg(feature = "prophet")]
             FittedKind::Prophet(fit) => {
                 let kind = ModelKind::Prophet { periods: vec![] };
@@ -336,6 +371,11 @@ impl Fitted for FittedKind {
         }
     }
 }
+
+/// The fewest values [`ModelKind::Ets`] is fitted on: augurs refuses fewer
+/// than its parameters plus five, and a trended model has four (the
+/// smoothing of level and slope and their initial values).
+const ETS_MIN_HISTORY: usize = 9;
 
 /// How much of the deseasonalised history the trend model is fitted on:
 /// three of the shortest season, at least 200 values.
@@ -476,5 +516,56 @@ mod tests {
             .sum::<f64>()
             / 24.0;
         assert!(mae < 1.0, "mae {mae}");
+    }
+
+    /// A level of 100 with noise in [-20, 20) from a fixed LCG.
+    fn noisy_level(n: usize) -> Vec<f64> {
+        let mut state: u64 = 11;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                100.0 + ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 40.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ets_smooths_a_noisy_level_where_naive_repeats_the_last_value() {
+        let mut y = noisy_level(300);
+        // A last value far from the level: naive carries it forward, a
+        // smoothed level mostly does not.
+        y.push(140.0);
+        let f = ModelKind::Ets.fit(&y).unwrap().predict(12).unwrap();
+        assert_eq!(f.len(), 12);
+        for v in &f {
+            assert!((*v - 100.0).abs() < 10.0, "ets forecast {v}, level 100");
+        }
+        assert_eq!(
+            ModelKind::Naive.fit(&y).unwrap().predict(1).unwrap(),
+            [140.0]
+        );
+        assert_eq!(ModelKind::Ets.to_string(), "ets");
+        assert!(ModelKind::Ets.periods().is_empty());
+    }
+
+    #[test]
+    fn ets_refuses_too_short_a_history_instead_of_failing_inside_augurs() {
+        assert!(!ModelKind::Ets.fits_history(ETS_MIN_HISTORY - 1));
+        assert!(ModelKind::Ets.fits_history(ETS_MIN_HISTORY));
+        let err = ModelKind::Ets
+            .fit(&noisy_level(ETS_MIN_HISTORY - 1))
+            .err()
+            .unwrap();
+        assert!(matches!(
+            err,
+            ForecastError::InsufficientHistory {
+                observed: 8,
+                needed: 9
+            }
+        ));
+        let f = ModelKind::Ets.fit(&noisy_level(ETS_MIN_HISTORY)).unwrap();
+        assert!(f.predict(3).unwrap().iter().all(|v| v.is_finite()));
     }
 }

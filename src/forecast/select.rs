@@ -288,8 +288,9 @@ fn candidates(y: &[f64], spec: &TrainSpec, horizon: usize) -> Vec<ModelKind> {
     if spec.detect {
         periods = detect_periods(y, &periods);
     }
+    let seasonal = !periods.is_empty();
     let mut out = Vec::new();
-    if !periods.is_empty() {
+    if seasonal {
         out.push(ModelKind::Mstl {
             periods: periods.clone(),
         });
@@ -338,6 +339,14 @@ fn candidates(y: &[f64], spec: &TrainSpec, horizon: usize) -> Vec<ModelKind> {
     // with a season to model, like MSTL.
     if spec.prophet && !periods.is_empty() {
         out.push(ModelKind::Prophet { periods });
+    }
+    // With no season to model, exponential smoothing stands in for MSTL:
+    // without it naive alone would be left, and on a noisy series the last
+    // value is a poor guess at the next ones (the noisy NAB traces under
+    // `auto`, where no season is detected, chose naive every time and
+    // the confidence gate then shut prediction off most of the time).
+    if !seasonal && ModelKind::Ets.fits_history(n) {
+        out.push(ModelKind::Ets);
     }
     out.extend(naives);
     out.push(ModelKind::Naive);
@@ -641,6 +650,57 @@ mod tests {
                 .iter()
                 .any(|c| matches!(c, ModelKind::Prophet { .. }))
         );
+    }
+
+    #[test]
+    fn with_no_season_to_model_exponential_smoothing_stands_in_for_mstl() {
+        let y: Vec<f64> = (0..24 * 10).map(|i| f64::from(i % 24)).collect();
+        let names = |s: &TrainSpec| {
+            candidates(&y, s, 24)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        // No periods asked for, or none that fit the history: ETS first (the
+        // unvalidated fallback), naive last.
+        assert_eq!(names(&spec(Vec::new())), ["ets", "naive"]);
+        assert_eq!(
+            names(&spec(vec![168])),
+            ["ets", "seasonal_naive[168]", "naive"]
+        );
+        // Detection that finds no season: the same.
+        let mut detect = spec(vec![7]);
+        detect.detect = true;
+        assert_eq!(names(&detect), ["ets", "naive"]);
+        // A season to model: MSTL, never ETS alone.
+        assert!(!names(&spec(vec![24])).contains(&"ets".to_string()));
+        // Too short for ETS: naive alone, as before.
+        assert_eq!(
+            candidates(&y[..8], &spec(Vec::new()), 1)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["naive"]
+        );
+    }
+
+    #[test]
+    fn a_noisy_level_with_no_season_is_forecast_by_ets_not_naive() {
+        // Level 100, noise in [-20, 20): validation prefers the smoothed
+        // level, and the forecast stays near 100 whatever the last value.
+        let mut state: u64 = 3;
+        let y: Vec<f64> = (0..400)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                100.0 + ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 40.0
+            })
+            .collect();
+        let t = train(&series(y), &spec(Vec::new())).unwrap();
+        assert_eq!(t.model, ModelKind::Ets);
+        assert!(t.validation_mase.unwrap() < 1.0, "{:?}", t.validation_mase);
+        assert!(t.forecast.point.iter().all(|v| (v - 100.0).abs() < 5.0));
     }
 
     #[test]
