@@ -285,8 +285,11 @@ fn presets_fill_unset_keys_and_explicit_keys_win() {
         noisy.forecast_quantile, 0.8,
         "the ScaledObject's own key wins"
     );
-    assert_eq!(noisy.seasonality, Seasonality::Auto);
-    assert_eq!(noisy.rules.scale_down_percent, 50);
+    assert_eq!(
+        noisy.seasonality,
+        Seasonality::Periods(vec![TimeDelta::days(1), TimeDelta::weeks(1)])
+    );
+    assert_eq!(noisy.rules.scale_down_percent, 100);
     let short = parse_metadata(&meta(&[
         base[0],
         base[1],
