@@ -340,12 +340,13 @@ fn candidates(y: &[f64], spec: &TrainSpec, horizon: usize) -> Vec<ModelKind> {
     if spec.prophet && !periods.is_empty() {
         out.push(ModelKind::Prophet { periods });
     }
-    // With no season to model, exponential smoothing stands in for MSTL:
-    // without it naive alone would be left, and on a noisy series the last
-    // value is a poor guess at the next ones (the noisy NAB traces under
-    // `auto`, where no season is detected, chose naive every time and
-    // the confidence gate then shut prediction off most of the time).
-    if !seasonal && ModelKind::Ets.fits_history(n) {
+    // With no seasonal model to fit, exponential smoothing stands in for
+    // MSTL: without it naive alone would be left, and on a noisy series the
+    // last value is a poor guess at the next ones (the noisy NAB traces
+    // under `auto`, where no season is detected, chose naive every time and
+    // the confidence gate then shut prediction off most of the time). Where
+    // a seasonal naive fits, the pool already has a model of the season.
+    if !seasonal && naives.is_empty() && ModelKind::Ets.fits_history(n) {
         out.push(ModelKind::Ets);
     }
     out.extend(naives);
@@ -664,10 +665,10 @@ mod tests {
         // No periods asked for, or none that fit the history: ETS first (the
         // unvalidated fallback), naive last.
         assert_eq!(names(&spec(Vec::new())), ["ets", "naive"]);
-        assert_eq!(
-            names(&spec(vec![168])),
-            ["ets", "seasonal_naive[168]", "naive"]
-        );
+        assert_eq!(names(&spec(vec![480])), ["ets", "naive"]);
+        // A season too long for MSTL but not for seasonal naive: that models
+        // it, and ETS stays out (the golden tests rely on this pool).
+        assert_eq!(names(&spec(vec![168])), ["seasonal_naive[168]", "naive"]);
         // Detection that finds no season: the same.
         let mut detect = spec(vec![7]);
         detect.detect = true;
