@@ -561,6 +561,48 @@ fn shared_trace(rel: &str) -> String {
     path
 }
 
+/// One backtest's foresight-to-HPA ratios: under-provisioned minutes,
+/// replica-hours, then foresight's and the HPA's flaps.
+fn ratios(args: &[&str], dir: &Path, name: &str) -> (f64, f64, u64, u64) {
+    let (_, r) = run_json(args, dir, name);
+    let (f, h) = (&r["policies"]["foresight"], &r["policies"]["hpa"]);
+    let ratio = |k: &str| f[k].as_f64().unwrap() / h[k].as_f64().unwrap();
+    (
+        ratio("under_provisioned_minutes"),
+        ratio("replica_hours"),
+        f["flaps"].as_u64().unwrap(),
+        h["flaps"].as_u64().unwrap(),
+    )
+}
+
+/// Backtests `input` with `base` arguments plus each call's own, into
+/// `dir`, returning `ratios()`.
+fn scorer<'a>(
+    input: &'a str,
+    base: &'a [&'a str],
+    dir: &'a Path,
+) -> impl Fn(&[&str], &str) -> (f64, f64, u64, u64) + 'a {
+    move |extra, name| ratios(&[&["--input", input][..], base, extra].concat(), dir, name)
+}
+
+/// A preset's run (`ratios()`) flaps no more than the HPA and costs less
+/// than the defaults' run.
+fn calmer_than_the_hpa_and_cheaper_than_the_defaults(
+    preset: (f64, f64, u64, u64),
+    defaults: (f64, f64, u64, u64),
+) {
+    let (_, cost, flaps, hpa_flaps) = preset;
+    let default_cost = defaults.1;
+    assert!(
+        flaps <= hpa_flaps,
+        "{flaps} flaps against the HPA's {hpa_flaps}"
+    );
+    assert!(
+        cost < default_cost,
+        "the preset ({cost:.3}x) should cost less than the defaults ({default_cost:.3}x)"
+    );
+}
+
 /// A claim models/seasonal-cost-aware.toml and the README make, kept true:
 /// on azure_vm (30 days of 5-minute CPU, the README's command) the preset
 /// meets both of issue #5's goals without flapping more than the HPA, where
@@ -569,37 +611,18 @@ fn shared_trace(rel: &str) -> String {
 fn the_seasonal_cost_aware_preset_meets_both_goals_on_azure_vm() {
     let input = shared_trace("azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv");
     let dir = tempfile::tempdir().unwrap();
-    let score = |extra: &[&str], name: &str| {
-        let args = [
-            "--input",
-            &input,
-            "--value-column",
-            "cpu_usage",
-            "--target-per-pod",
-            "500000",
-        ];
-        let (_, r) = run_json(&[&args[..], extra].concat(), dir.path(), name);
-        let (f, h) = (&r["policies"]["foresight"], &r["policies"]["hpa"]);
-        let ratio = |k: &str| f[k].as_f64().unwrap() / h[k].as_f64().unwrap();
-        (
-            ratio("under_provisioned_minutes"),
-            ratio("replica_hours"),
-            f["flaps"].as_u64().unwrap(),
-            h["flaps"].as_u64().unwrap(),
-        )
-    };
+    let score = scorer(
+        &input,
+        &["--value-column", "cpu_usage", "--target-per-pod", "500000"],
+        dir.path(),
+    );
     let (under, cost, flaps, hpa_flaps) =
         score(&["--metadata", "model=seasonal-cost-aware"], "preset.json");
     assert!(under <= 0.20, "under-provisioned {under:.3}x the HPA's");
     assert!(cost <= 1.10, "replica-hours {cost:.3}x the HPA's");
-    assert!(
-        flaps <= hpa_flaps,
-        "{flaps} flaps against the HPA's {hpa_flaps}"
-    );
-    let (_, default_cost, _, _) = score(&[], "defaults.json");
-    assert!(
-        cost < default_cost,
-        "the preset ({cost:.3}x) should cost less than the defaults ({default_cost:.3}x)"
+    calmer_than_the_hpa_and_cheaper_than_the_defaults(
+        (under, cost, flaps, hpa_flaps),
+        score(&[], "defaults.json"),
     );
 }
 
@@ -665,27 +688,18 @@ fn the_seasonal_cost_aware_preset_meets_both_goals_on_asg_cpu_and_its_release_sa
 fn the_noisy_cost_aware_preset_names_its_seasons_because_auto_misses_them() {
     let input = shared_trace("nab/occupancy_t4013.csv");
     let dir = tempfile::tempdir().unwrap();
-    let score = |extra: &[&str], name: &str| {
-        let args = [
-            "--input",
-            &input,
+    let score = scorer(
+        &input,
+        &[
             "--value-column",
             "value",
             "--target-per-pod",
             "1",
             "--duplicates",
             "first",
-        ];
-        let (_, r) = run_json(&[&args[..], extra].concat(), dir.path(), name);
-        let (f, h) = (&r["policies"]["foresight"], &r["policies"]["hpa"]);
-        let ratio = |k: &str| f[k].as_f64().unwrap() / h[k].as_f64().unwrap();
-        (
-            ratio("under_provisioned_minutes"),
-            ratio("replica_hours"),
-            f["flaps"].as_u64().unwrap(),
-            h["flaps"].as_u64().unwrap(),
-        )
-    };
+        ],
+        dir.path(),
+    );
     let preset = ["--metadata", "model=noisy-cost-aware"];
     let (under, cost, flaps, hpa_flaps) = score(&preset, "preset.json");
     let (auto_under, auto_cost, _, _) = score(
@@ -705,14 +719,9 @@ fn the_noisy_cost_aware_preset_names_its_seasons_because_auto_misses_them() {
         under < auto_under && cost < auto_cost,
         "named seasons {under:.3}x / {cost:.3}x should beat auto's at q 0.8, {auto_under:.3}x / {auto_cost:.3}x, on both"
     );
-    assert!(
-        flaps <= hpa_flaps,
-        "{flaps} flaps against the HPA's {hpa_flaps}"
-    );
-    let (_, default_cost, _, _) = score(&[], "defaults.json");
-    assert!(
-        cost < default_cost,
-        "the preset ({cost:.3}x) should cost less than the defaults ({default_cost:.3}x)"
+    calmer_than_the_hpa_and_cheaper_than_the_defaults(
+        (under, cost, flaps, hpa_flaps),
+        score(&[], "defaults.json"),
     );
 }
 
