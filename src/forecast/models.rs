@@ -245,8 +245,8 @@ impl Model for ModelKind {
                     });
                 }
                 guarded(self, || {
-                    let tail = &y[y.len().saturating_sub(trend_tail(&[]))..];
-                    AutoETS::new(1, "AZN")
+                    let tail = &y[y.len().saturating_sub(MIN_TREND_TAIL)..];
+                    non_seasonal_ets()
                         .and_then(|m| m.fit(tail))
                         .map(Box::new)
                         .map_err(|e| e.to_string())
@@ -317,9 +317,9 @@ pub(crate) fn prophet_available() -> Result<(), ForecastError> {
     }
 }
 
-/// The trend model MSTL forecasts its deseasonalised series with: ETS with
-/// additive errors, choosing by AICc between no trend, a linear trend and a
-/// damped one.
+/// The ETS that MSTL forecasts its deseasonalised series with, and that
+/// [`ModelKind::Ets`] fits alone: additive errors, choosing by AICc between
+/// no trend, a linear trend and a damped one.
 ///
 /// Never a seasonal spec: seasonal AutoETS is `unimplemented!` in augurs,
 /// and MSTL has removed the seasonality before the trend model sees the
@@ -327,8 +327,13 @@ pub(crate) fn prophet_available() -> Result<(), ForecastError> {
 /// models triple the fit time (28 ms against 9 ms per M4 Hourly series)
 /// and, measured on the M4 Hourly holdout through the whole selection,
 /// gained nothing (OWA 0.469 both ways).
+fn non_seasonal_ets() -> Result<AutoETS, augurs::ets::Error> {
+    AutoETS::new(1, "AZN")
+}
+
+/// [`non_seasonal_ets`] as MSTL's trend model.
 fn trend_model() -> Result<augurs::ets::trend::AutoETSTrendModel, augurs::ets::Error> {
-    Ok(AutoETS::new(1, "AZN")?.into_trend_model())
+    Ok(non_seasonal_ets()?.into_trend_model())
 }
 
 impl Fitted for FittedKind {
@@ -377,14 +382,18 @@ impl Fitted for FittedKind {
 /// smoothing of level and slope and their initial values).
 const ETS_MIN_HISTORY: usize = 9;
 
+/// The fewest of the newest values ETS is fitted on, alone or as MSTL's
+/// trend model.
+const MIN_TREND_TAIL: usize = 200;
+
 /// How much of the deseasonalised history the trend model is fitted on:
-/// three of the shortest season, at least 200 values.
+/// three of the shortest season, at least [`MIN_TREND_TAIL`] values.
 fn trend_tail(periods: &[usize]) -> usize {
     periods
         .iter()
         .min()
         .map_or(0, |p| p.saturating_mul(3))
-        .max(200)
+        .max(MIN_TREND_TAIL)
 }
 
 /// A trend model fitted on the recent end of the deseasonalised series only.
@@ -449,7 +458,7 @@ pub(crate) fn combine_forecasts(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -518,9 +527,10 @@ mod tests {
         assert!(mae < 1.0, "mae {mae}");
     }
 
-    /// A level of 100 with noise in [-20, 20) from a fixed LCG.
-    fn noisy_level(n: usize) -> Vec<f64> {
-        let mut state: u64 = 11;
+    /// A level of 100 with noise in [-20, 20) from a fixed LCG seeded with
+    /// `seed`.
+    pub(in crate::forecast) fn noisy_level(n: usize, seed: u64) -> Vec<f64> {
+        let mut state = seed;
         (0..n)
             .map(|_| {
                 state = state
@@ -533,7 +543,7 @@ mod tests {
 
     #[test]
     fn ets_smooths_a_noisy_level_where_naive_repeats_the_last_value() {
-        let mut y = noisy_level(300);
+        let mut y = noisy_level(300, 11);
         // A last value far from the level: naive carries it forward, a
         // smoothed level mostly does not.
         y.push(140.0);
@@ -555,7 +565,7 @@ mod tests {
         assert!(!ModelKind::Ets.fits_history(ETS_MIN_HISTORY - 1));
         assert!(ModelKind::Ets.fits_history(ETS_MIN_HISTORY));
         let err = ModelKind::Ets
-            .fit(&noisy_level(ETS_MIN_HISTORY - 1))
+            .fit(&noisy_level(ETS_MIN_HISTORY - 1, 11))
             .err()
             .unwrap();
         assert!(matches!(
@@ -565,7 +575,9 @@ mod tests {
                 needed: 9
             }
         ));
-        let f = ModelKind::Ets.fit(&noisy_level(ETS_MIN_HISTORY)).unwrap();
+        let f = ModelKind::Ets
+            .fit(&noisy_level(ETS_MIN_HISTORY, 11))
+            .unwrap();
         assert!(f.predict(3).unwrap().iter().all(|v| v.is_finite()));
     }
 }

@@ -689,15 +689,7 @@ mod tests {
     fn a_noisy_level_with_no_season_is_forecast_by_ets_not_naive() {
         // Level 100, noise in [-20, 20): validation prefers the smoothed
         // level, and the forecast stays near 100 whatever the last value.
-        let mut state: u64 = 3;
-        let y: Vec<f64> = (0..400)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                100.0 + ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 40.0
-            })
-            .collect();
+        let y = crate::forecast::models::tests::noisy_level(400, 3);
         let t = train(&series(y), &spec(Vec::new())).unwrap();
         assert_eq!(t.model, ModelKind::Ets);
         assert!(t.validation_mase.unwrap() < 1.0, "{:?}", t.validation_mase);
