@@ -679,13 +679,16 @@ fn the_seasonal_cost_aware_preset_meets_both_goals_on_asg_cpu_and_its_release_sa
     );
 }
 
-/// The claim models/noisy-cost-aware.toml makes, kept true on occupancy
-/// (the README's command): with the daily season named, the preset is both
-/// short less often and cheaper than `seasonality: auto` (which finds no
-/// season in the noise there) is even at the higher 0.8 quantile; it costs
-/// less than the defaults, and it flaps less than the HPA.
+/// The claims models/noisy-cost-aware.toml makes, kept true on occupancy
+/// (the README's command). The daily season matters: with it named (the
+/// preset) foresight is both short less often and cheaper than with no
+/// season even at the higher 0.8 quantile. `seasonality: auto` finds it too,
+/// though the autocorrelation test misses it in the noise, because the
+/// seasonal models then compete on held-out data: most trainings choose one,
+/// and it also beats no season at 0.8 on both counts. The preset costs less
+/// than the defaults and flaps less than the HPA.
 #[test]
-fn the_noisy_cost_aware_preset_names_its_seasons_because_auto_misses_them() {
+fn on_a_noisy_trace_the_daily_season_pays_and_auto_finds_it_by_validation() {
     let input = shared_trace("nab/occupancy_t4013.csv");
     let dir = tempfile::tempdir().unwrap();
     let score = scorer(
@@ -701,23 +704,39 @@ fn the_noisy_cost_aware_preset_names_its_seasons_because_auto_misses_them() {
         dir.path(),
     );
     let preset = ["--metadata", "model=noisy-cost-aware"];
+    let with = |extra: &[&'static str]| [&preset[..], extra].concat();
     let (under, cost, flaps, hpa_flaps) = score(&preset, "preset.json");
-    let (auto_under, auto_cost, _, _) = score(
-        &[
-            &preset[..],
-            &[
-                "--metadata",
-                "seasonality=auto",
-                "--metadata",
-                "forecastQuantile=0.8",
-            ],
-        ]
-        .concat(),
-        "auto.json",
+    let (auto_under, auto_cost, _, _) =
+        score(&with(&["--metadata", "seasonality=auto"]), "auto.json");
+    let (none_under, none_cost, _, _) = score(
+        &with(&[
+            "--metadata",
+            "seasonality=none",
+            "--metadata",
+            "forecastQuantile=0.8",
+        ]),
+        "none.json",
     );
+    for (what, u, c) in [("named", under, cost), ("auto", auto_under, auto_cost)] {
+        assert!(
+            u < none_under && c < none_cost,
+            "{what} seasons at q 0.6, {u:.3}x / {c:.3}x, should beat no season at q 0.8, \
+             {none_under:.3}x / {none_cost:.3}x, on both"
+        );
+    }
+    let models = &read_json(&dir.path().join("auto.json"))["training"]["models"];
+    let chosen = |seasonal: bool| -> u64 {
+        models
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| m.contains("mstl") == seasonal)
+            .map(|(_, n)| n.as_u64().unwrap())
+            .sum()
+    };
     assert!(
-        under < auto_under && cost < auto_cost,
-        "named seasons {under:.3}x / {cost:.3}x should beat auto's at q 0.8, {auto_under:.3}x / {auto_cost:.3}x, on both"
+        chosen(true) > chosen(false),
+        "under auto most trainings should model the daily season: {models}"
     );
     calmer_than_the_hpa_and_cheaper_than_the_defaults(
         (under, cost, flaps, hpa_flaps),

@@ -285,9 +285,20 @@ fn candidates(y: &[f64], spec: &TrainSpec, horizon: usize) -> Vec<ModelKind> {
     // Periods MSTL can use even after holding out the validation windows.
     let fits = |p: &usize| *p >= 2 && n >= 2 * p + 1 + horizon;
     let mut periods: Vec<usize> = spec.periods.iter().copied().filter(fits).collect();
-    if spec.detect {
-        periods = detect_periods(y, &periods);
-    }
+    // `auto`: keep the periods the autocorrelation shows. When it shows
+    // none, the test is not evidence of no season: noise drowns a smooth
+    // cycle in the first differences (the noisy NAB traces, whose daily
+    // MSTL forecast beats exponential smoothing by 0.1-0.9 MASE, score
+    // 0.01-0.05 against the 0.2 threshold). So the seasonal and the
+    // non-seasonal models then compete on held-out data instead.
+    let undetected = spec.detect && {
+        let found = detect_periods(y, &periods);
+        let none = found.is_empty();
+        if !none {
+            periods = found;
+        }
+        none
+    };
     let seasonal = !periods.is_empty();
     let mut out = Vec::new();
     if seasonal {
@@ -345,9 +356,13 @@ fn candidates(y: &[f64], spec: &TrainSpec, horizon: usize) -> Vec<ModelKind> {
     // last value is a poor guess at the next ones (the noisy NAB traces
     // under `auto`, where no season is detected, chose naive every time and
     // the confidence gate then shut prediction off most of the time). Where
-    // a seasonal naive fits, the pool already has a model of the season.
-    if !seasonal && naives.is_empty() && ModelKind::Ets.fits_history(n) {
-        out.push(ModelKind::Ets);
+    // a seasonal naive fits, the pool already has a model of the season,
+    // unless detection found none: then ETS is the no-season hypothesis.
+    if ((!seasonal && naives.is_empty()) || undetected) && ModelKind::Ets.fits_history(n) {
+        // First when no season was detected: the unvalidated fallback
+        // (`candidates[0]`) should not model a season nothing confirmed.
+        let at = if undetected { 0 } else { out.len() };
+        out.insert(at, ModelKind::Ets);
     }
     out.extend(naives);
     out.push(ModelKind::Naive);
@@ -669,10 +684,31 @@ mod tests {
         // A season too long for MSTL but not for seasonal naive: that models
         // it, and ETS stays out (the golden tests rely on this pool).
         assert_eq!(names(&spec(vec![168])), ["seasonal_naive[168]", "naive"]);
-        // Detection that finds no season: the same.
+        // Detection that finds no season: the season still competes with
+        // ETS (first, the unvalidated fallback) on held-out data.
         let mut detect = spec(vec![7]);
         detect.detect = true;
-        assert_eq!(names(&detect), ["ets", "naive"]);
+        assert_eq!(
+            names(&detect),
+            [
+                "ets",
+                "mstl[7]+ets",
+                "mean(mstl[7]+ets, seasonal_naive[7])",
+                "seasonal_naive[7]",
+                "naive"
+            ]
+        );
+        // Detection that finds one: that season alone, and no ETS.
+        detect.periods = vec![24];
+        assert_eq!(
+            names(&detect),
+            [
+                "mstl[24]+ets",
+                "mean(mstl[24]+ets, seasonal_naive[24])",
+                "seasonal_naive[24]",
+                "naive"
+            ]
+        );
         // A season to model: MSTL, never ETS alone.
         assert!(!names(&spec(vec![24])).contains(&"ets".to_string()));
         // Too short for ETS: naive alone, as before.
@@ -694,6 +730,49 @@ mod tests {
         assert_eq!(t.model, ModelKind::Ets);
         assert!(t.validation_mase.unwrap() < 1.0, "{:?}", t.validation_mase);
         assert!(t.forecast.point.iter().all(|v| (v - 100.0).abs() < 5.0));
+    }
+
+    #[test]
+    fn a_season_the_autocorrelation_misses_is_still_found_by_validation() {
+        // A smooth daily cycle at 15-minute steps under heavy noise: the
+        // first differences are almost all noise, so the autocorrelation
+        // test finds nothing, yet modelling the cycle forecasts far better.
+        let day = 96;
+        let n = 10 * day;
+        let cycle = |i: usize| 30.0 * (i as f64 * std::f64::consts::TAU / day as f64).sin();
+        let y: Vec<f64> = crate::forecast::models::tests::noisy_level(n, 5)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| v + cycle(i))
+            .collect();
+        assert!(detect_periods(&y, &[day]).is_empty());
+        let auto = TrainSpec {
+            periods: vec![day],
+            detect: true,
+            ..spec(Vec::new())
+        };
+        let t = train(&series(y.clone()), &auto).unwrap();
+        assert!(
+            t.model.periods().contains(&day),
+            "auto should keep the daily season, chose {}",
+            t.model
+        );
+        let without = train(&series(y), &spec(Vec::new())).unwrap();
+        assert_eq!(without.model, ModelKind::Ets);
+        // Against the noise-free signal over the next 24 steps (a quarter of
+        // the cycle, where it matters most whether it is modelled).
+        let mae = |f: &[f64]| {
+            f.iter()
+                .enumerate()
+                .map(|(h, p)| (p - 100.0 - cycle(n + h)).abs())
+                .sum::<f64>()
+                / f.len() as f64
+        };
+        let (with, none) = (mae(&t.forecast.point), mae(&without.forecast.point));
+        assert!(
+            with < 0.5 * none,
+            "MAE {with:.2} with the season, {none:.2} without"
+        );
     }
 
     #[test]
