@@ -1,0 +1,300 @@
+//! Issue #5's quality goals on every real trace, in one command: at most
+//! 0.20x the HPA's under-provisioned minutes for at most 1.10x its
+//! replica-hours, and (issue #4's "no flapping") no more flaps than the HPA.
+//!
+//! Each trace is replayed by the built `foresight backtest` with the
+//! README's command line (target per pod, value column, duplicates), at
+//! the defaults and with each cost preset (`model: noisy-cost-aware`,
+//! `model: seasonal-cost-aware`), two replays at a time. The HPA emulation
+//! and the oracle are scored in the same replay, so the ratios are
+//! same-run ratios and do not depend on how busy the machine is.
+//!
+//! `cargo bench --bench quality` runs all 24 replays (about three minutes
+//! on the 2-core development machine) and prints one row each, then which
+//! traces meet the goals; `cargo bench --bench quality -- elb twitter`
+//! replays only the traces whose names contain those words. Under
+//! `cargo test` it replays one trace at the defaults, to check the path
+//! rather than the numbers.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+
+/// One real trace and how the README replays it.
+struct Trace {
+    /// The README's name for it.
+    name: &'static str,
+    /// Under the shared data directory.
+    file: &'static str,
+    /// Value column, target and duplicate handling: the README's arguments.
+    args: &'static [&'static str],
+}
+
+const TRACES: &[Trace] = &[
+    Trace {
+        name: "nyc_taxi",
+        file: "nab/nyc_taxi.csv",
+        args: &["--value-column", "value", "--target-per-pod", "1000"],
+    },
+    Trace {
+        name: "elb_requests",
+        file: "nab/elb_request_count_8c0756.csv",
+        args: &["--value-column", "value", "--target-per-pod", "10"],
+    },
+    Trace {
+        name: "ec2_latency",
+        file: "nab/ec2_request_latency_system_failure.csv",
+        args: &[
+            "--value-column",
+            "value",
+            "--target-per-pod",
+            "5",
+            "--duplicates",
+            "first",
+        ],
+    },
+    Trace {
+        name: "asg_cpu",
+        file: "nab/cpu_utilization_asg_misconfiguration.csv",
+        args: &["--value-column", "value", "--target-per-pod", "5"],
+    },
+    Trace {
+        name: "occupancy",
+        file: "nab/occupancy_t4013.csv",
+        args: &[
+            "--value-column",
+            "value",
+            "--target-per-pod",
+            "1",
+            "--duplicates",
+            "first",
+        ],
+    },
+    Trace {
+        name: "twitter_amzn",
+        file: "nab/Twitter_volume_AMZN.csv",
+        args: &["--value-column", "value", "--target-per-pod", "10"],
+    },
+    Trace {
+        name: "azure_vm",
+        file: "azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv",
+        args: &["--value-column", "cpu_usage", "--target-per-pod", "500000"],
+    },
+    Trace {
+        name: "taylor",
+        file: "taylor/taylor_halfhourly_demand_mw.csv",
+        args: &["--value-column", "demand_mw", "--target-per-pod", "1000"],
+    },
+];
+
+/// The settings compared on every trace: name and extra arguments.
+const CONFIGS: &[(&str, &[&str])] = &[
+    ("defaults", &[]),
+    (
+        "noisy-cost-aware",
+        &["--metadata", "model=noisy-cost-aware"],
+    ),
+    (
+        "seasonal-cost-aware",
+        &["--metadata", "model=seasonal-cost-aware"],
+    ),
+];
+
+const GOAL_UNDER: f64 = 0.20;
+const GOAL_COST: f64 = 1.10;
+
+/// One replay's scores, as ratios to the HPA's and the oracle's.
+struct Row {
+    /// Index into `TRACES`.
+    trace: usize,
+    /// Index into `CONFIGS`.
+    config: usize,
+    /// foresight's under-provisioned minutes over the HPA's.
+    under: f64,
+    /// foresight's replica-hours over the HPA's.
+    cost: f64,
+    /// foresight's replica-hours over the oracle's: the gap to the bound.
+    cost_oracle: f64,
+    /// foresight's flaps, then the HPA's.
+    flaps: (u64, u64),
+}
+
+impl Row {
+    fn meets(&self) -> bool {
+        self.under <= GOAL_UNDER && self.cost <= GOAL_COST
+    }
+
+    fn calm(&self) -> bool {
+        self.flaps.0 <= self.flaps.1
+    }
+}
+
+/// Replays `trace` with `config` through the built binary and reads its
+/// report.
+fn replay(trace: usize, config: usize, dir: &Path) -> Row {
+    let t = &TRACES[trace];
+    let (config_name, extra) = CONFIGS[config];
+    let input = support::data_file(t.file);
+    assert!(
+        input.is_file(),
+        "{} not found: this benchmark reads shared/data beside the repository, or set \
+         FORESIGHT_DATA_DIR to the data directory",
+        input.display()
+    );
+    let out = dir.join(format!("{}-{config_name}.json", t.name));
+    let o = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .arg("backtest")
+        .arg("--input")
+        .arg(&input)
+        .args(t.args)
+        .args(extra)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .expect("runs the foresight binary");
+    assert!(
+        o.status.success(),
+        "foresight backtest failed on {} ({config_name}): {}",
+        t.name,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("the report was written"))
+            .expect("the report is JSON");
+    let policy = |p: &str, k: &str| {
+        report["policies"][p][k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("report field policies.{p}.{k} missing in {}", out.display()))
+    };
+    let ratio = |p: &str, k: &str| policy("foresight", k) / policy(p, k);
+    Row {
+        trace,
+        config,
+        under: ratio("hpa", "under_provisioned_minutes"),
+        cost: ratio("hpa", "replica_hours"),
+        cost_oracle: ratio("oracle", "replica_hours"),
+        flaps: (
+            policy("foresight", "flaps") as u64,
+            policy("hpa", "flaps") as u64,
+        ),
+    }
+}
+
+/// Runs every job, two at a time (the development machine has two cores
+/// and a replay uses one), keeping the jobs' order in the result.
+fn replay_all(jobs: &[(usize, usize)], dir: &Path) -> Vec<Row> {
+    let next = Mutex::new(0usize);
+    let rows = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().expect("job counter");
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some(&(trace, config)) = jobs.get(i) else {
+                        break;
+                    };
+                    let row = replay(trace, config, dir);
+                    rows.lock().expect("rows").push((i, row));
+                }
+            });
+        }
+    });
+    let mut rows = rows.into_inner().expect("rows");
+    rows.sort_by_key(|(i, _)| *i);
+    rows.into_iter().map(|(_, r)| r).collect()
+}
+
+fn print(rows: &[Row]) {
+    println!(
+        "{:<14} {:<20} {:>10} {:>10} {:>10} {:>14}  goals",
+        "trace", "settings", "under/hpa", "cost/hpa", "cost/orcl", "flaps (hpa)"
+    );
+    for r in rows {
+        println!(
+            "{:<14} {:<20} {:>9.3}x {:>9.3}x {:>9.3}x {:>14}  {}",
+            TRACES[r.trace].name,
+            CONFIGS[r.config].0,
+            r.under,
+            r.cost,
+            r.cost_oracle,
+            format!("{} ({})", r.flaps.0, r.flaps.1),
+            match (r.meets(), r.calm()) {
+                (true, true) => "both, calm",
+                (true, false) => "both, flaps more than the hpa",
+                _ => "-",
+            }
+        );
+    }
+    println!();
+    let traces: Vec<usize> = {
+        let mut t: Vec<usize> = rows.iter().map(|r| r.trace).collect();
+        t.dedup();
+        t
+    };
+    let met: Vec<String> = traces
+        .iter()
+        .filter_map(|&t| {
+            let by: Vec<&str> = rows
+                .iter()
+                .filter(|r| r.trace == t && r.meets() && r.calm())
+                .map(|r| CONFIGS[r.config].0)
+                .collect();
+            (!by.is_empty()).then(|| format!("{} ({})", TRACES[t].name, by.join(", ")))
+        })
+        .collect();
+    println!(
+        "both goals (<= {GOAL_UNDER:.2}x under-provisioned, <= {GOAL_COST:.2}x replica-hours) without \
+         flapping more than the hpa, with one of these settings: {} of {} traces{}{}",
+        met.len(),
+        traces.len(),
+        if met.is_empty() { "" } else { ": " },
+        met.join("; ")
+    );
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let dir = tempfile::tempdir().expect("a temporary directory for the reports");
+    if !full {
+        // `cargo test`: one short trace at the defaults, to check the path.
+        let rows = replay_all(&[(1, 0)], dir.path());
+        let r = &rows[0];
+        assert!(
+            r.under.is_finite() && r.cost > 0.0 && r.cost_oracle > 0.0,
+            "ratios from the report: {} / {} / {}",
+            r.under,
+            r.cost,
+            r.cost_oracle
+        );
+        print(&rows);
+        return;
+    }
+    let jobs: Vec<(usize, usize)> = (0..TRACES.len())
+        .filter(|&t| words.is_empty() || words.iter().any(|w| TRACES[t].name.contains(w.as_str())))
+        .flat_map(|t| (0..CONFIGS.len()).map(move |c| (t, c)))
+        .collect();
+    assert!(
+        !jobs.is_empty(),
+        "no trace matches {words:?}; the traces are {}",
+        TRACES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+    );
+    let started = std::time::Instant::now();
+    let rows = replay_all(&jobs, dir.path());
+    print(&rows);
+    println!(
+        "{} replays in {:.0} s",
+        rows.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
