@@ -353,9 +353,9 @@ fn candidates(y: &[f64], spec: &TrainSpec, horizon: usize) -> Vec<ModelKind> {
     }
     // With no seasonal model to fit, exponential smoothing stands in for
     // MSTL: without it naive alone would be left, and on a noisy series the
-    // last value is a poor guess at the next ones (the noisy NAB traces
-    // under `auto`, where no season is detected, chose naive every time and
-    // the confidence gate then shut prediction off most of the time). Where
+    // last value is a poor guess at the next ones (the noisy NAB traces,
+    // forecast with no season, chose naive every time and the confidence
+    // gate then shut prediction off most of the time). Where
     // a seasonal naive fits, the pool already has a model of the season,
     // unless detection found none: then ETS is the no-season hypothesis.
     if ((!seasonal && naives.is_empty()) || undetected) && ModelKind::Ets.fits_history(n) {
