@@ -21,7 +21,8 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
+
+use rayon::prelude::*;
 
 /// One real trace and how the README replays it.
 struct Trace {
@@ -29,8 +30,12 @@ struct Trace {
     name: &'static str,
     /// Under the shared data directory.
     file: &'static str,
-    /// Value column, target and duplicate handling: the README's arguments.
-    args: &'static [&'static str],
+    /// `--value-column`.
+    value_column: &'static str,
+    /// `--target-per-pod`.
+    target: &'static str,
+    /// `--duplicates first`, for the traces with repeated timestamps.
+    duplicates_first: bool,
     /// Its setting in the README's per-trace table (found by `--sweep`;
     /// each meets both goals there without flapping more than the HPA),
     /// replayed as a fourth row.
@@ -56,69 +61,30 @@ macro_rules! tuned {
     };
 }
 
+/// A row of `TRACES`, in the order of `Trace`'s fields.
+macro_rules! trace {
+    ($name:literal, $file:literal, $column:literal, $target:literal, $dup:literal, $tuned:expr) => {
+        Trace {
+            name: $name,
+            file: $file,
+            value_column: $column,
+            target: $target,
+            duplicates_first: $dup,
+            tuned: $tuned,
+        }
+    };
+}
+
+#[rustfmt::skip]
 const TRACES: &[Trace] = &[
-    Trace {
-        name: "nyc_taxi",
-        file: "nab/nyc_taxi.csv",
-        args: &["--value-column", "value", "--target-per-pod", "1000"],
-        tuned: tuned!("0.6", "5m", "0.03"),
-    },
-    Trace {
-        name: "elb_requests",
-        file: "nab/elb_request_count_8c0756.csv",
-        args: &["--value-column", "value", "--target-per-pod", "10"],
-        tuned: None,
-    },
-    Trace {
-        name: "ec2_latency",
-        file: "nab/ec2_request_latency_system_failure.csv",
-        args: &[
-            "--value-column",
-            "value",
-            "--target-per-pod",
-            "5",
-            "--duplicates",
-            "first",
-        ],
-        tuned: tuned!("0.6", "0s", "0.1"),
-    },
-    Trace {
-        name: "asg_cpu",
-        file: "nab/cpu_utilization_asg_misconfiguration.csv",
-        args: &["--value-column", "value", "--target-per-pod", "5"],
-        tuned: None,
-    },
-    Trace {
-        name: "occupancy",
-        file: "nab/occupancy_t4013.csv",
-        args: &[
-            "--value-column",
-            "value",
-            "--target-per-pod",
-            "1",
-            "--duplicates",
-            "first",
-        ],
-        tuned: None,
-    },
-    Trace {
-        name: "twitter_amzn",
-        file: "nab/Twitter_volume_AMZN.csv",
-        args: &["--value-column", "value", "--target-per-pod", "10"],
-        tuned: None,
-    },
-    Trace {
-        name: "azure_vm",
-        file: "azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv",
-        args: &["--value-column", "cpu_usage", "--target-per-pod", "500000"],
-        tuned: tuned!("0.6", "10m", "0.02"),
-    },
-    Trace {
-        name: "taylor",
-        file: "taylor/taylor_halfhourly_demand_mw.csv",
-        args: &["--value-column", "demand_mw", "--target-per-pod", "1000"],
-        tuned: tuned!("0.7", "10m", "0"),
-    },
+    trace!("nyc_taxi", "nab/nyc_taxi.csv", "value", "1000", false, tuned!("0.6", "5m", "0.03")),
+    trace!("elb_requests", "nab/elb_request_count_8c0756.csv", "value", "10", false, None),
+    trace!("ec2_latency", "nab/ec2_request_latency_system_failure.csv", "value", "5", true, tuned!("0.6", "0s", "0.1")),
+    trace!("asg_cpu", "nab/cpu_utilization_asg_misconfiguration.csv", "value", "5", false, None),
+    trace!("occupancy", "nab/occupancy_t4013.csv", "value", "1", true, None),
+    trace!("twitter_amzn", "nab/Twitter_volume_AMZN.csv", "value", "10", false, None),
+    trace!("azure_vm", "azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv", "cpu_usage", "500000", false, tuned!("0.6", "10m", "0.02")),
+    trace!("taylor", "taylor/taylor_halfhourly_demand_mw.csv", "demand_mw", "1000", false, tuned!("0.7", "10m", "0")),
 ];
 
 /// Extra arguments of one row's settings.
@@ -193,7 +159,17 @@ fn replay(trace: usize, config: usize, dir: &Path) -> Row {
         .arg("backtest")
         .arg("--input")
         .arg(&input)
-        .args(t.args)
+        .args([
+            "--value-column",
+            t.value_column,
+            "--target-per-pod",
+            t.target,
+        ])
+        .args(if t.duplicates_first {
+            &["--duplicates", "first"][..]
+        } else {
+            &[]
+        })
         .args(extra)
         .arg("--output")
         .arg(&out)
@@ -230,30 +206,15 @@ fn replay(trace: usize, config: usize, dir: &Path) -> Row {
 /// Runs every job, two at a time (the development machine has two cores
 /// and a replay uses one), keeping the jobs' order in the result.
 fn replay_all(jobs: &[(usize, usize)], dir: &Path) -> Vec<Row> {
-    let next = Mutex::new(0usize);
-    let rows = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| {
-                loop {
-                    let i = {
-                        let mut n = next.lock().expect("job counter");
-                        let i = *n;
-                        *n += 1;
-                        i
-                    };
-                    let Some(&(trace, config)) = jobs.get(i) else {
-                        break;
-                    };
-                    let row = replay(trace, config, dir);
-                    rows.lock().expect("rows").push((i, row));
-                }
-            });
-        }
-    });
-    let mut rows = rows.into_inner().expect("rows");
-    rows.sort_by_key(|(i, _)| *i);
-    rows.into_iter().map(|(_, r)| r).collect()
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a pool of two threads")
+        .install(|| {
+            jobs.par_iter()
+                .map(|&(trace, config)| replay(trace, config, dir))
+                .collect()
+        })
 }
 
 fn print(rows: &[Row]) {

@@ -291,14 +291,14 @@ fn candidates(y: &[f64], spec: &TrainSpec, horizon: usize) -> Vec<ModelKind> {
     // MSTL forecast beats exponential smoothing by 0.1-0.9 MASE, score
     // 0.01-0.05 against the 0.2 threshold). So the seasonal and the
     // non-seasonal models then compete on held-out data instead.
-    let undetected = spec.detect && {
+    let mut undetected = false;
+    if spec.detect {
         let found = detect_periods(y, &periods);
-        let none = found.is_empty();
-        if !none {
+        undetected = found.is_empty();
+        if !undetected {
             periods = found;
         }
-        none
-    };
+    }
     let seasonal = !periods.is_empty();
     let mut out = Vec::new();
     if seasonal {
