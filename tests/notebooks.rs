@@ -32,8 +32,8 @@ const NOTEBOOKS: [(&str, &[&str]); 4] = [
 ];
 
 /// Seconds any one cell may take; the slowest (five full-trace backtest
-/// sweeps in the feasibility notebook) takes about 50 s with the ci-profile
-/// binary.
+/// sweeps in the feasibility notebook, and its holding schedules on
+/// twitter_amzn) take about 50 s each with the ci-profile binary.
 const CELL_TIMEOUT_S: u32 = 300;
 
 fn notebook(name: &str) -> PathBuf {
