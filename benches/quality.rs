@@ -95,6 +95,17 @@ enum Settings {
     Tuned,
 }
 
+impl Settings {
+    /// Its extra arguments on `trace`, or `None` where the trace has no
+    /// per-trace setting (that row is not replayed).
+    fn args(&self, trace: &Trace) -> Option<&'static [&'static str]> {
+        match self {
+            Settings::Fixed(args) => Some(args),
+            Settings::Tuned => trace.tuned,
+        }
+    }
+}
+
 /// The settings compared on every trace: name and extra arguments.
 const CONFIGS: &[(&str, Settings)] = &[
     ("defaults", Settings::Fixed(&[])),
@@ -143,10 +154,9 @@ impl Row {
 fn replay(trace: usize, config: usize, dir: &Path) -> Row {
     let t = &TRACES[trace];
     let (config_name, settings) = &CONFIGS[config];
-    let extra = match settings {
-        Settings::Fixed(args) => args,
-        Settings::Tuned => t.tuned.unwrap_or_default(),
-    };
+    let extra = settings
+        .args(t)
+        .expect("main queues only the settings a trace has");
     let input = support::data_file(t.file);
     assert!(
         input.is_file(),
@@ -290,9 +300,7 @@ fn main() {
         .filter(|&t| words.is_empty() || words.iter().any(|w| TRACES[t].name.contains(w.as_str())))
         .flat_map(|t| {
             (0..CONFIGS.len())
-                .filter(move |&c| {
-                    matches!(CONFIGS[c].1, Settings::Fixed(_)) || TRACES[t].tuned.is_some()
-                })
+                .filter(move |&c| CONFIGS[c].1.args(&TRACES[t]).is_some())
                 .map(move |c| (t, c))
         })
         .collect();

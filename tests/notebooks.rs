@@ -31,9 +31,9 @@ const NOTEBOOKS: [(&str, &[&str]); 4] = [
     ("goal_feasibility", &["goal_feasibility.png"]),
 ];
 
-/// Seconds any one cell may take; the slowest (five full-trace backtest
-/// sweeps in the feasibility notebook, and its holding schedules on
-/// twitter_amzn) take about 50 s each with the ci-profile binary.
+/// Seconds any one cell may take; the slowest (the feasibility notebook's
+/// five full-trace backtest sweeps, and its holding schedules on
+/// twitter_amzn) take 50-100 s each with the ci-profile binary.
 const CELL_TIMEOUT_S: u32 = 300;
 
 fn notebook(name: &str) -> PathBuf {
