@@ -839,3 +839,57 @@ fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
         assert!(!bad.exists(), "{extra:?} wrote {}", bad.display());
     }
 }
+
+/// A claim the README makes, kept true: on twitter_amzn (the README's
+/// command) `mode: holding` at the README's prices meets both of issue #5's
+/// goals without flapping more than the HPA, where no quantile setting
+/// did; every decision was the plan's (no fallback once models exist).
+/// The margins are thin (0.199x and 1.0997x at the time of writing), so a
+/// change to the need model or the plan that moves them shows here.
+#[test]
+fn holding_meets_both_goals_on_twitter_amzn_within_the_hpas_flaps() {
+    let input = shared_trace("nab/Twitter_volume_AMZN.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let (_, r) = run_json(
+        &[
+            "--input",
+            &input,
+            "--value-column",
+            "value",
+            "--target-per-pod",
+            "10",
+            "--metadata",
+            "mode=holding",
+            "--metadata",
+            "step=5m",
+            "--metadata",
+            "shortMinutePrice=3.85",
+            "--metadata",
+            "flapPrice=0.9",
+        ],
+        dir.path(),
+        "holding.json",
+    );
+    let (f, h) = (&r["policies"]["foresight"], &r["policies"]["hpa"]);
+    let ratio = |k: &str| f[k].as_f64().unwrap() / h[k].as_f64().unwrap();
+    let (under, cost) = (ratio("under_provisioned_minutes"), ratio("replica_hours"));
+    let (flaps, hpa_flaps) = (f["flaps"].as_u64().unwrap(), h["flaps"].as_u64().unwrap());
+    assert!(under <= 0.20, "under-provisioned {under:.4}x the HPA's");
+    assert!(cost <= 1.10, "replica-hours {cost:.4}x the HPA's");
+    assert!(
+        flaps <= hpa_flaps,
+        "{flaps} flaps against the HPA's {hpa_flaps}"
+    );
+    let decisions = &r["decisions"]["prediction"];
+    let used = decisions["used"].as_u64().unwrap_or(0);
+    let total: u64 = decisions
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(
+        used as f64 >= 0.99 * total as f64,
+        "the plan decided {used} of {total} ticks: {decisions}"
+    );
+}

@@ -74,6 +74,7 @@ fn spec() -> TrainSpec {
         horizon: 12,
         level: 0.9,
         prophet: false,
+        need: None,
     }
 }
 

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, TimeDelta};
 use foresight::domain::Series;
-use foresight::forecast::{ModelKind, TrainSpec, refit, train};
+use foresight::forecast::{MAX_MODELLED, ModelKind, TIME_BINS, TrainSpec, refit, train};
 use proptest::prelude::*;
 
 /// One stretch of a history.
@@ -68,6 +68,7 @@ fn spec() -> impl Strategy<Value = TrainSpec> {
             horizon,
             level,
             prophet: false,
+            need: None,
         })
 }
 
@@ -163,6 +164,13 @@ fn adversarial_histories_each_get_an_answer() {
         horizon: 48,
         level: 0.95,
         prophet: false,
+        // `mode: holding`'s need model learns from the same adversarial
+        // histories, and must not panic on them either.
+        need: Some(foresight::forecast::NeedSpec {
+            target: 1.0,
+            min_replicas: 0,
+            max_replicas: 1_000,
+        }),
     };
     let mut spikes = vec![0.0; 400];
     spikes[123] = 1e12;
@@ -198,6 +206,19 @@ fn adversarial_histories_each_get_an_answer() {
                 f.point[i],
                 f.upper[i]
             );
+        }
+        let need = t
+            .need
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no need model"));
+        assert!((1..=MAX_MODELLED).contains(&need.n_max), "{name}");
+        for bin in 0..TIME_BINS {
+            for last in 1..=need.n_max {
+                for tercile in 0..3 {
+                    let sum: f64 = need.next(bin, last, tercile).iter().sum();
+                    assert!((sum - 1.0).abs() < 1e-9, "{name}: row sums to {sum}");
+                }
+            }
         }
         if name == "all zeros" || name == "constant" {
             assert_eq!(t.model, ModelKind::Naive, "{name}");

@@ -56,6 +56,7 @@ fn spec(prophet: bool) -> TrainSpec {
         horizon: DAY,
         level: 0.9,
         prophet,
+        need: None,
     }
 }
 

@@ -268,7 +268,7 @@ async fn bad_requests_get_clear_status_codes() {
     );
     assert!(
         err.message().contains(
-            r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#
+            r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly holding]"#
         ),
         "{}",
         err.message()

@@ -50,7 +50,7 @@ fn python_grpcio_client_calls_like_keda() {
     );
     assert!(
         msg.contains(
-            r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#
+            r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly holding]"#
         ),
         "{msg}"
     );

@@ -57,7 +57,7 @@ fn error_table() {
             vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("model", "webscale"), ("mode", "x")],
             vec![
                 r#"parameter "model" value "webscale" must be one of [daily-short-retention noisy-cost-aware seasonal-cost-aware web-daily-weekly]"#.into(),
-                r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#.into(),
+                r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly holding]"#.into(),
             ],
         ),
         (
@@ -68,7 +68,24 @@ fn error_table() {
         (
             "bad mode",
             vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("mode", "x")],
-            vec![r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly]"#.into()],
+            vec![r#"parameter "mode" value "x" must be one of [predictive reactive forecastOnly holding]"#.into()],
+        ),
+        (
+            "mode holding with samples closer than leadTime (the default step is 1m)",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("mode", "holding")],
+            vec!["mode holding decides when each sample lands and leadTime before the next, so step (1m) must be longer than leadTime (2m): set step to the metric's sample period, e.g. 5m".into()],
+        ),
+        (
+            "mode holding on latency alone, and negative prices",
+            vec![
+                ("p99LatencyQuery", "q"), ("p99LatencyTarget", "0.2"), ("mode", "holding"), ("step", "5m"),
+                ("shortMinutePrice", "-1"), ("flapPrice", "x"),
+            ],
+            vec![
+                r#"unable to set param "shortMinutePrice" value "-1": must be 0 or greater"#.into(),
+                r#"unable to set param "flapPrice" value "x": expected a number"#.into(),
+                "mode holding plans replica needs, so it needs an additive signal (queueDepth, consumerLag or connections), not only p99 latency".into(),
+            ],
         ),
         (
             "bad forecastAnchor",
@@ -191,7 +208,7 @@ fn error_table() {
             vec![
                 r#"missing required parameter "queueDepthTarget" in [triggerMetadata]"#.into(),
                 r#"unable to set param "leadTime" value "soon": invalid duration "soon": expected a whole number at "soon" (write durations like 90s, 15m, 2h, 14d or 1w)"#.into(),
-                r#"parameter "mode" value "fast" must be one of [predictive reactive forecastOnly]"#.into(),
+                r#"parameter "mode" value "fast" must be one of [predictive reactive forecastOnly holding]"#.into(),
                 format!(r#"unknown parameter "bogus" in [triggerMetadata]; valid parameters are [{valid_keys}]"#),
             ],
         ),
@@ -232,6 +249,28 @@ fn defaults_and_keda_keys() {
     assert_eq!(spec.mode, Mode::Predictive);
     assert_eq!(spec.activation_threshold, 0.0);
     assert_eq!(spec.forecast_quantile, 0.9);
+    assert_eq!(
+        (spec.rules.short_minute_price, spec.rules.flap_price),
+        (4.0, 4.0)
+    );
+}
+
+#[test]
+fn holding_mode_and_its_prices() {
+    let spec = parse_metadata(&meta(&[
+        ("connectionsQuery", "c"),
+        ("connectionsTarget", "10"),
+        ("mode", "holding"),
+        ("step", "5m"),
+        ("shortMinutePrice", "3.85"),
+        ("flapPrice", "0.9"),
+    ]))
+    .unwrap();
+    assert_eq!(spec.mode, Mode::Holding);
+    assert_eq!(
+        (spec.rules.short_minute_price, spec.rules.flap_price),
+        (3.85, 0.9)
+    );
 }
 
 #[test]

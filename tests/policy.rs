@@ -290,6 +290,7 @@ fn with_forecast<'a>(
             scale: 50.0,
             validation_mase,
             anchor: None,
+            need: None,
         }),
         forecast_note: None,
     }]
@@ -1040,4 +1041,155 @@ fn a_widened_scale_up_keeps_the_configured_rate_on_average() {
     // the smallest step it applies, three minutes after the last one.
     assert_eq!(got[13].desired_replicas, 26);
     assert_eq!(got[14].desired_replicas, 26);
+}
+
+/// `mode: holding` on a series whose need alternates 2, 6, 2, 6 every
+/// 5 minutes (values 20 and 60 at a target of 10), learnt from two days of
+/// it: the model knows the next need for certain.
+mod holding {
+    use super::*;
+    use foresight::domain::Series;
+    use foresight::forecast::{NeedModel, NeedSpec};
+
+    const STEP: i64 = 300;
+    /// Samples in the training history; the forecast starts after them.
+    const HISTORY: i64 = 576;
+
+    fn value(slot: i64) -> f64 {
+        if slot % 2 == 0 { 20.0 } else { 60.0 }
+    }
+
+    fn model() -> NeedModel {
+        let s = Series::new(
+            t(0),
+            TimeDelta::seconds(STEP),
+            (0..HISTORY).map(value).collect(),
+        );
+        let spec = NeedSpec {
+            target: 10.0,
+            min_replicas: 1,
+            max_replicas: 100,
+        };
+        NeedModel::fit(&s, &spec).unwrap()
+    }
+
+    fn forecast() -> Forecast {
+        Forecast {
+            start: t(HISTORY * STEP),
+            step: TimeDelta::seconds(STEP),
+            point: vec![40.0; 30],
+            lower: vec![20.0; 30],
+            upper: vec![60.0; 30],
+            level: 0.8,
+        }
+    }
+
+    /// Holding, with scale-up limited to one pod per 15 s (which the plan
+    /// must not be held to) and the given prices.
+    fn behavior(short_minute: f64, flap: f64) -> Behavior {
+        Behavior {
+            rules: ScalingRules {
+                scale_up_pods: 1,
+                scale_up_percent: 0,
+                short_minute_price: short_minute,
+                flap_price: flap,
+                ..super::behavior(Mode::Holding).rules
+            },
+            ..super::behavior(Mode::Holding)
+        }
+    }
+
+    /// Decisions every 15 s over `minutes` from the forecast's start, the
+    /// value at each tick being the sample of its slot (`None` where
+    /// `stale(tick)`), with or without the need model.
+    fn run(
+        b: &Behavior,
+        minutes: i64,
+        with_model: bool,
+        stale: impl Fn(i64) -> bool,
+    ) -> Vec<Decision> {
+        let (m, f) = (model(), forecast());
+        let mut state = PolicyState::default();
+        (0..minutes * 4)
+            .map(|i| {
+                let s = HISTORY * STEP + i * 15;
+                let metrics = vec![MetricInput {
+                    kind: MetricKind::QueueDepth,
+                    target: 10.0,
+                    observed: (!stale(i)).then(|| value(s / STEP)),
+                    forecast: Some(ForecastInput {
+                        forecast: &f,
+                        scale: 10.0,
+                        validation_mase: Some(0.5),
+                        anchor: None,
+                        need: with_model.then_some(&m),
+                    }),
+                    forecast_note: None,
+                }];
+                let (d, next) = decide(b, &obs(metrics), &state, t(s)).unwrap();
+                state = next;
+                d
+            })
+            .collect()
+    }
+
+    /// The served count at each minute's first tick.
+    fn per_minute(d: &[Decision]) -> Vec<u32> {
+        d.iter().step_by(4).map(|d| d.desired_replicas).collect()
+    }
+
+    #[test]
+    fn free_flaps_buy_each_peak_ahead_and_release_it_after() {
+        // The forecast starts on a 2 (slot 576 is even). Served by minute:
+        // 2 until leadTime (2 min) before the 6 lands, then 6 through its
+        // period; 2 again when the next 2 lands. The rise 2 -> 6 happens in
+        // one tick, past the one-pod rate limit.
+        let d = run(&behavior(50.0, 0.0), 20, true, |_| false);
+        assert_eq!(
+            per_minute(&d),
+            [2, 2, 2, 6, 6, 6, 6, 6, 6, 6, 2, 2, 2, 6, 6, 6, 6, 6, 6, 6]
+        );
+        assert!(d.iter().all(|d| d.prediction == Prediction::Used
+            && d.mode == Mode::Holding
+            && d.limiter == Limiter::None));
+    }
+
+    #[test]
+    fn dear_flaps_hold_the_peak_level() {
+        let d = run(&behavior(50.0, 1_000.0), 20, true, |_| false);
+        // Only the first decision may differ (the count in force starts at
+        // the first need); from the first peak on, 6 is held.
+        assert!(
+            per_minute(&d)[3..].iter().all(|c| *c == 6),
+            "{:?}",
+            per_minute(&d)
+        );
+    }
+
+    #[test]
+    fn missing_data_never_lowers_the_held_count() {
+        // Data goes missing from minute 8 to 12, across the landing of a 2
+        // at minute 10 that would release the peak.
+        let d = run(&behavior(50.0, 0.0), 20, true, |i| (32..48).contains(&i));
+        let c = per_minute(&d);
+        assert_eq!(&c[7..12], &[6, 6, 6, 6, 6], "{c:?}");
+        assert_eq!(d[40].limiter, Limiter::StaleData);
+        // Once data returns, the plan takes over again.
+        assert_eq!(c[12], 2, "{c:?}");
+    }
+
+    #[test]
+    fn without_a_need_model_it_falls_back_and_says_why() {
+        let d = run(&behavior(50.0, 0.0), 12, false, |_| false);
+        match &d[0].prediction {
+            Prediction::Unavailable { reason } => {
+                assert!(reason.contains("no transitions"), "{reason}")
+            }
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+        // The reactive path's rate limit applies again: one pod per 15 s.
+        let up = d.iter().position(|d| d.desired_replicas > 2).unwrap();
+        assert_eq!(d[up].desired_replicas, 3);
+        assert_eq!(d[up].limiter, Limiter::ScaleUpRate);
+    }
 }

@@ -94,6 +94,7 @@ fn observation<'a>(tick: &Tick, f: &'a Fc) -> Observation<'a> {
         scale: 100.0,
         validation_mase: Some(0.5),
         anchor: f.anchor.as_ref(),
+        need: None,
     });
     Observation {
         metrics: vec![
@@ -383,6 +384,7 @@ proptest! {
                     scale: 100.0,
                     validation_mase: Some(0.5),
                     anchor: f.anchor.as_ref(),
+                    need: None,
                 }),
                 forecast_note: None,
             };

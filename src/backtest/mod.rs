@@ -489,6 +489,7 @@ impl Backtest<'_> {
                     scale: m.mase_scale,
                     validation_mase: m.validation_mase,
                     anchor: m.anchor.as_ref(),
+                    need: m.need.as_ref(),
                 }),
                 model
                     .is_none()
@@ -515,6 +516,7 @@ impl Backtest<'_> {
                     scale: 1.0,
                     validation_mase: Some(0.0),
                     anchor: None,
+                    need: None,
                 }),
                 None,
             );

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::domain::{ScalerSpec, Series};
 use crate::forecast::plan::{self, PlanInput};
-use crate::forecast::{Trained, refit, train};
+use crate::forecast::{NeedSpec, Trained, refit, train};
 use crate::sources::{FileData, FileSource, MetricSource};
 
 /// Trained models by boundary, and the trainings that failed.
@@ -109,6 +109,11 @@ pub fn train_all(p: &TrainingPlan<'_>, progress: &(dyn Fn(usize, usize) + Sync))
             quantile: p.spec.forecast_quantile,
             retrain: p.retrain,
             step: history.step,
+            need: p
+                .spec
+                .metrics
+                .first()
+                .and_then(|m| NeedSpec::of(p.spec, m.target)),
         });
         let r = match chosen {
             Some(c) => refit(&history, &spec, &c.choice()),

@@ -193,6 +193,7 @@ fn spec(series: &Series, horizon: Horizon, model: &ForecastModelArgs) -> TrainSp
         horizon: steps(horizon, step),
         level: model.level,
         prophet: model.prophet,
+        need: None,
     }
 }
 

@@ -50,6 +50,8 @@ const COMMON_KEYS: &[&str] = &[
     "lagDrainTime",
     "latencyBreachDuration",
     "maxForecastMase",
+    "shortMinutePrice",
+    "flapPrice",
     "maxStaleness",
     // Read by remediation (a pre-deploy baseline), never scaled on.
     "errorRateQuery",
@@ -151,6 +153,23 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             p.raw("history").unwrap_or(defaults::HISTORY),
             p.raw("step").unwrap_or(defaults::STEP)
         ));
+    }
+    if mode == Some(Mode::Holding) {
+        if let (Some(step), Some(lead)) = (step, lead_time)
+            && step <= lead
+        {
+            p.problems.push(format!(
+                "mode holding decides when each sample lands and leadTime before the next, so step ({}) must be longer than leadTime ({}): set step to the metric's sample period, e.g. 5m",
+                p.raw("step").unwrap_or(defaults::STEP),
+                p.raw("leadTime").unwrap_or(defaults::LEAD_TIME)
+            ));
+        }
+        if !metrics.is_empty() && !metrics.iter().any(|m| m.kind.is_additive()) {
+            p.problems.push(
+                "mode holding plans replica needs, so it needs an additive signal (queueDepth, consumerLag or connections), not only p99 latency"
+                    .to_string(),
+            );
+        }
     }
     p.unknown_keys();
 
@@ -359,6 +378,9 @@ impl Parser<'_> {
         let max_forecast_mase = self.number("maxForecastMase", d.max_forecast_mase, |v| {
             (v > 0.0).then_some(()).ok_or("must be greater than 0")
         });
+        let price = |v: f64| (v >= 0.0).then_some(()).ok_or("must be 0 or greater");
+        let short_minute_price = self.number("shortMinutePrice", d.short_minute_price, price);
+        let flap_price = self.number("flapPrice", d.flap_price, price);
         if scale_up_pods == Some(0) && scale_up_percent == Some(0) {
             self.problems.push(
                 "scale-up is disabled: set scaleUpPods or scaleUpPercent above 0".to_string(),
@@ -413,6 +435,8 @@ impl Parser<'_> {
             lag_drain_time: lag_drain_time?,
             latency_breach_duration: latency_breach_duration?,
             max_forecast_mase: max_forecast_mase?,
+            short_minute_price: short_minute_price?,
+            flap_price: flap_price?,
         })
     }
 
@@ -498,6 +522,7 @@ impl Parser<'_> {
                 (Mode::NAMES[0], Mode::Predictive),
                 (Mode::NAMES[1], Mode::Reactive),
                 (Mode::NAMES[2], Mode::ForecastOnly),
+                (Mode::NAMES[3], Mode::Holding),
             ],
         )
     }

@@ -40,11 +40,15 @@ pub enum Mode {
     /// Serve the reactive answer but compute and record the predictive one, so
     /// operators can compare before trusting it.
     ForecastOnly,
+    /// Hold levels chosen by backward induction over a learnt model of the
+    /// next sample's need, trading pod-minutes against priced short minutes
+    /// and flaps (for series sampled less often than the lead time).
+    Holding,
 }
 
 impl Mode {
     /// The metadata spelling of each mode, in documentation order.
-    pub const NAMES: [&'static str; 3] = ["predictive", "reactive", "forecastOnly"];
+    pub const NAMES: [&'static str; 4] = ["predictive", "reactive", "forecastOnly", "holding"];
 
     /// The metadata spelling of this mode.
     pub fn as_str(self) -> &'static str {
@@ -52,6 +56,7 @@ impl Mode {
             Mode::Predictive => "predictive",
             Mode::Reactive => "reactive",
             Mode::ForecastOnly => "forecastOnly",
+            Mode::Holding => "holding",
         }
     }
 }
@@ -185,6 +190,14 @@ pub struct ScalingRules {
     /// The confidence gate closes when the forecaster's validation or live
     /// MASE exceeds this.
     pub max_forecast_mase: f64,
+    /// `mode: holding`: what one minute with fewer ready pods than the need
+    /// costs, in minutes of the average need (the mean replica need over
+    /// the training history): 4 means as much as running the average fleet
+    /// for 4 minutes.
+    pub short_minute_price: f64,
+    /// `mode: holding`: what one flap (a change reversed less than a sample
+    /// period later) costs, in the same unit.
+    pub flap_price: f64,
 }
 
 impl Default for ScalingRules {
@@ -207,6 +220,8 @@ impl Default for ScalingRules {
             lag_drain_time: TimeDelta::minutes(5),
             latency_breach_duration: TimeDelta::minutes(5),
             max_forecast_mase: 1.5,
+            short_minute_price: 4.0,
+            flap_price: 4.0,
         }
     }
 }

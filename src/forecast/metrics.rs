@@ -258,6 +258,7 @@ pub(crate) fn evaluate(series: &Series, spec: &EvalSpec) -> Result<SeriesEval, E
         horizon: steps,
         level: spec.level,
         prophet: spec.prophet,
+        need: None,
     };
     let history_series = Series::new(series.start, series.step, history.to_vec());
     let started = Instant::now();

@@ -5,12 +5,15 @@
 //! ([`prep`]), picks seasonal periods ([`seasonality`]), chooses a model by
 //! holdout validation ([`select`]) and calibrates an empirical prediction
 //! interval from the holdout errors, because augurs' MSTL intervals come from
-//! the trend model alone and ignore seasonal uncertainty.
+//! the trend model alone and ignore seasonal uncertainty. For `mode: holding`
+//! it also learns [`NeedModel`], the distribution of the next sample's
+//! replica need, from the same history.
 
 mod error;
 mod metrics;
 mod models;
 mod naive2;
+mod need;
 pub mod plan;
 mod prep;
 #[cfg(feature = "prophet")]
@@ -29,6 +32,7 @@ pub use models::{Combine, Fitted, Model, ModelKind};
 pub use naive2::{
     Naive2, SeasonalityTest, naive2, seasonal_indices, seasonal_naive, seasonality_test,
 };
+pub use need::{MAX_MODELLED, NeedModel, NeedSpec, TIME_BINS, time_bin};
 pub use prep::prepare;
 pub use seasonality::{candidate_steps, detect_periods};
 pub use select::{Choice, TrainSpec, Trained, refit, train};

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::TrainSpec;
 use super::seasonality::candidate_steps;
+use super::{NeedSpec, TrainSpec};
 use crate::domain::Seasonality;
 
 /// The training boundary at or before `t`: a multiple of `retrain` since the
@@ -49,6 +49,9 @@ pub struct PlanInput<'a> {
     pub retrain: TimeDelta,
     /// Step of the history being fitted.
     pub step: TimeDelta,
+    /// How values become replica needs, when the policy plans on the next
+    /// need's distribution (`mode: holding`).
+    pub need: Option<NeedSpec>,
 }
 
 /// The training spec for one boundary.
@@ -72,6 +75,7 @@ pub fn train_spec(p: &PlanInput<'_>) -> TrainSpec {
         // Never in serve or backtest: a live retrain must stay cheap, and
         // Prophet is an opt-in of the CLI's offline commands.
         prophet: false,
+        need: p.need,
     }
 }
 
@@ -118,6 +122,7 @@ mod tests {
             quantile: 0.9,
             retrain: TimeDelta::hours(1),
             step: TimeDelta::minutes(1),
+            need: None,
         });
         assert_eq!(spec.horizon, 120 + 2 + 10 + 1);
         assert_eq!(spec.periods, vec![1440]);

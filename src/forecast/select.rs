@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::ForecastError;
 use super::models::{Combine, Fitted, Model, ModelKind, combine_forecasts, prophet_available};
+use super::need::{NeedModel, NeedSpec};
 use super::prep::{MIN_OBSERVATIONS, prepare};
 use super::seasonality::detect_periods;
 use crate::domain::{Anchor, Forecast, Series};
@@ -44,6 +45,9 @@ pub struct TrainSpec {
     /// `prophet` cargo feature (without it, [`train`] returns
     /// [`ForecastError::NotBuilt`]).
     pub prophet: bool,
+    /// Also learn the distribution of the next sample's replica need, for
+    /// `mode: holding` (see [`NeedModel`]); `None` otherwise.
+    pub need: Option<NeedSpec>,
 }
 
 /// A trained forecast and how trustworthy it looked on held-out data.
@@ -72,6 +76,9 @@ pub struct Trained {
     /// forecast by the latest observation; `None` when the validation errors
     /// do not persist (or there were none).
     pub anchor: Option<Anchor>,
+    /// The next need's distribution, when the spec asked for it and the
+    /// history held transitions to learn from.
+    pub need: Option<NeedModel>,
 }
 
 /// What a refit reuses from a full selection: the chosen model and its
@@ -235,6 +242,7 @@ fn assemble(
         width_per_scale: width / fit.mase_scale.max(1e-12),
         scale_lag: fit.scale_lag,
         anchor: fit.anchor,
+        need: spec.need.as_ref().and_then(|n| NeedModel::fit(series, n)),
     }
 }
 
@@ -602,6 +610,7 @@ mod tests {
             horizon: 24,
             level: 0.8,
             prophet: false,
+            need: None,
         }
     }
 
@@ -864,6 +873,7 @@ mod refit_tests {
             horizon: 24,
             level: 0.8,
             prophet: false,
+            need: None,
         }
     }
 

@@ -1,6 +1,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Behavior;
+use super::holding;
 use super::memory::{
     DEMAND_TREND_WINDOW, GATE_REOPEN_FRACTION, LAG_TREND_WINDOW, LIVE_ERROR_WINDOW, PolicyState,
     ScaleUp, trim,
@@ -10,6 +11,7 @@ use crate::domain::{
     Anchor, Between, Decision, Forecast, Limiter, MetricKind, MetricReading, Mode, Prediction,
     ScalingRules, Signal,
 };
+use crate::forecast::NeedModel;
 
 /// A forecast and what is known about its accuracy.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +27,9 @@ pub struct ForecastInput<'a> {
     /// How the forecast's error persists; with it, the predictive
     /// requirement corrects the forecast by the observation at the tick.
     pub anchor: Option<&'a Anchor>,
+    /// The next need's distribution learnt with the forecast, for
+    /// `mode: holding`.
+    pub need: Option<&'a NeedModel>,
 }
 
 /// One signal's inputs at an evaluation tick.
@@ -269,14 +274,38 @@ pub fn decide(
             .as_ref()
             .filter(|p| use_prediction && p.gated.is_none())
             .and_then(|p| p.replicas);
+        // `mode: holding` serves its plan's count instead of the reactive and
+        // predictive requirements, and falls back to them without one.
+        let mut held = None;
+        if b.mode == Mode::Holding
+            && m.kind.is_additive()
+            && let Some(v) = m.observed
+        {
+            match &m.forecast {
+                Some(f) => match holding::hold(&mut mem.holding, b, f, m.target, v, current, now) {
+                    Ok((h, note)) => {
+                        held = Some(h);
+                        used = true;
+                        notes.push(format!("{}: {note}", m.kind));
+                    }
+                    Err(why) => unavailable.push(format!("{}: {why}", m.kind)),
+                },
+                None => unavailable.push(format!(
+                    "{}: {}",
+                    m.kind,
+                    m.forecast_note.as_deref().unwrap_or("no forecast")
+                )),
+            }
+        }
 
         reactive_max = reactive_max.max(reactive.unwrap_or(0));
         if let Some(p) = predictive {
             predictive_max = Some(predictive_max.unwrap_or(0).max(p));
         }
-        let need = match (reactive, served_prediction) {
-            (Some(r), Some(p)) => Some(r.max(p)),
-            (r, p) => r.or(p),
+        let need = match (held, reactive, served_prediction) {
+            (Some(h), _, _) => Some(h),
+            (None, Some(r), Some(p)) => Some(r.max(p)),
+            (None, r, p) => r.or(p),
         };
         if let Some(n) = need
             && recommendation.is_none_or(|r| n > r)
@@ -298,6 +327,14 @@ pub fn decide(
     let prediction = match b.mode {
         Mode::Reactive => Prediction::Off,
         Mode::ForecastOnly => Prediction::RecordedOnly,
+        Mode::Holding if used => Prediction::Used,
+        Mode::Holding => Prediction::Unavailable {
+            reason: if unavailable.is_empty() {
+                "no fresh data to plan on".into()
+            } else {
+                unavailable.join("; ")
+            },
+        },
         Mode::Predictive if used => Prediction::Used,
         Mode::Predictive if !gated.is_empty() => Prediction::Gated {
             reason: gated.join("; "),
@@ -309,9 +346,12 @@ pub fn decide(
             reason: "p99 latency is never forecast: it is not additive".into(),
         },
     };
-    if !used && b.mode == Mode::Predictive {
+    if !used && matches!(b.mode, Mode::Predictive | Mode::Holding) {
         notes.push("prediction not used: reactive only".into());
     }
+    // The plan prices flaps and short minutes itself: rate limits and the
+    // stabilisation window would only move it off its counts.
+    let holding = b.mode == Mode::Holding && used;
 
     let active = obs.metrics.iter().zip(&readings).any(|(m, r)| {
         m.observed.is_some_and(|v| v > b.activation_threshold)
@@ -361,6 +401,17 @@ pub fn decide(
     let mut release_applied = false;
     let desired = match current {
         None => clamped,
+        Some(c) if holding => {
+            if clamped < c && stale {
+                limiter = Limiter::StaleData;
+                c
+            } else if clamped < c && cooling {
+                limiter = Limiter::Cooldown;
+                c
+            } else {
+                clamped
+            }
+        }
         Some(c) if clamped > c => {
             let limit = scale_up_limit(b, c, &next, now);
             if clamped > limit {
@@ -414,6 +465,7 @@ pub fn decide(
     // HPA's tolerance made it necessary.
     let mut paced = None::<i32>;
     let desired = match current {
+        Some(_) if holding => desired,
         Some(c) => {
             let (d, n) = pass_hpa_tolerance(b, c, desired, down_to, &next, now, &mut limiter);
             paced = n;

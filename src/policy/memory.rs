@@ -42,6 +42,8 @@ pub(super) struct MetricMemory {
     /// Whether the live error closed the confidence gate and has not yet
     /// fallen far enough to reopen it (see [`GATE_REOPEN_FRACTION`]).
     pub(super) live_gate_closed: bool,
+    /// `mode: holding`: the plan and the count it holds.
+    pub(super) holding: super::holding::HoldMemory,
 }
 
 impl MetricMemory {

@@ -15,12 +15,19 @@
 //!    lookahead, and for any remediation cooldown, then goes one pod per
 //!    period; missing data never lowers the count;
 //! 4. signals tell remediation when scaling cannot keep up.
+//!
+//! `mode: holding` replaces steps 1-3 for additive signals with
+//! [`holding`]'s counts: planned by backward induction over a learnt model
+//! of the next sample's need, with short minutes and flaps priced instead of
+//! rate limits and a stabilisation window.
 
 mod behavior;
 mod decide;
+mod holding;
 mod memory;
 mod signals;
 
 pub use behavior::Behavior;
 pub use decide::{ForecastInput, MetricInput, Observation, PolicyError, decide};
+pub use holding::{Plan, PlanError, Prices};
 pub use memory::PolicyState;

@@ -61,6 +61,7 @@ pub(crate) fn replay(
                         scale: tr.mase_scale,
                         validation_mase: tr.validation_mase,
                         anchor: tr.anchor.as_ref(),
+                        need: tr.need.as_ref(),
                     }),
                     forecast_note,
                 }

@@ -21,7 +21,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::RuntimeConfig;
 use crate::domain::{ScalerSpec, Seasonality, Series};
 use crate::forecast::plan::{self, PlanInput};
-use crate::forecast::{TrainSpec, Trained};
+use crate::forecast::{NeedSpec, TrainSpec, Trained};
 
 /// How long to wait before retrying a training that failed.
 const RETRY_AFTER: TimeDelta = TimeDelta::seconds(60);
@@ -41,10 +41,13 @@ pub(crate) struct ModelKey {
     pub(crate) lead_time: TimeDelta,
     /// Upper quantile used by the policy, in thousandths (hashable).
     pub(crate) quantile_permille: u32,
+    /// `mode: holding`: the need model's per-replica target (as bits, to be
+    /// hashable) and replica bounds, since it is learnt on replica needs.
+    pub(crate) need: Option<(u64, u32, u32)>,
 }
 
 impl ModelKey {
-    pub(crate) fn new(query: &str, spec: &ScalerSpec) -> Self {
+    pub(crate) fn new(query: &str, target: f64, spec: &ScalerSpec) -> Self {
         Self {
             query: query.to_string(),
             step: spec.step,
@@ -52,6 +55,8 @@ impl ModelKey {
             seasonality: spec.seasonality.clone(),
             lead_time: spec.lead_time,
             quantile_permille: (spec.forecast_quantile * 1000.0).round() as u32,
+            need: NeedSpec::of(spec, target)
+                .map(|n| (n.target.to_bits(), n.min_replicas, n.max_replicas)),
         }
     }
 
@@ -63,6 +68,13 @@ impl ModelKey {
             quantile: f64::from(self.quantile_permille) / 1000.0,
             retrain: to_delta(config.retrain),
             step: series.step,
+            need: self
+                .need
+                .map(|(target, min_replicas, max_replicas)| NeedSpec {
+                    target: f64::from_bits(target),
+                    min_replicas,
+                    max_replicas,
+                }),
         })
     }
 }

@@ -82,7 +82,7 @@ impl Configured {
             .iter()
             .map(|m| {
                 (spec.mode != Mode::Reactive && m.kind.is_additive())
-                    .then(|| ModelKey::new(&m.query, &spec))
+                    .then(|| ModelKey::new(&m.query, m.target, &spec))
             })
             .collect();
         Arc::new(Self {

@@ -1,0 +1,288 @@
+//! A model of the next sample's replica need, for the holding policy.
+//!
+//! A point forecast with an upper quantile says little about a series whose
+//! samples jump from one period to the next: what a scaler holding a level
+//! needs is the *distribution* of the next need given what it knows now. This
+//! model conditions on the last need, the tercile of the need before it and
+//! the time of day and week of the next sample, learnt as counts from the
+//! training history. Sparse cells are shrunk towards coarser ones (the last
+//! need and the time bin; the last need alone; the history's distribution of
+//! sample-to-sample changes) by a few pseudo-samples each, because on a
+//! fortnight of history most fine cells hold a handful of samples and an
+//! unshrunk table is overconfident (`notebooks/goal_feasibility.ipynb`
+//! measured it: the goal was out of reach at any price without shrinkage).
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::Serialize;
+
+use crate::domain::{Mode, ScalerSpec, Series};
+
+/// Time bins: six 4-hour bins of the day, on weekdays and at weekends.
+pub const TIME_BINS: usize = 12;
+/// Needs above this many replicas are not modelled (the state space grows
+/// with its square); the policy serves them when they land.
+pub const MAX_MODELLED: u32 = 64;
+/// Pseudo-samples by which each cell is shrunk towards the coarser one.
+const ALPHA: f64 = 5.0;
+/// The share of needs at or below the highest modelled one: needs above it
+/// are rare spikes served when they land, not planned for.
+const MODELLED_QUANTILE: f64 = 0.995;
+
+/// What a need model is learnt for: how values become replica needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NeedSpec {
+    /// Value one replica serves (`ceil(value / target)` replicas).
+    pub target: f64,
+    /// Needs are clamped to the replica bounds, as the policy's counts are.
+    pub min_replicas: u32,
+    /// See `min_replicas`.
+    pub max_replicas: u32,
+}
+
+impl NeedSpec {
+    /// The spec a ScaledObject's trainings learn a need model for: one in
+    /// `mode: holding` only, for the signal whose per-replica target is
+    /// `target`.
+    pub fn of(spec: &ScalerSpec, target: f64) -> Option<Self> {
+        (spec.mode == Mode::Holding).then_some(Self {
+            target,
+            min_replicas: spec.min_replicas,
+            max_replicas: spec.max_replicas,
+        })
+    }
+
+    /// The replica need of `value`, within the bounds (at least one).
+    pub fn need(&self, value: f64) -> u32 {
+        let lo = self.min_replicas.max(1);
+        let hi = self.max_replicas.max(lo);
+        let r = (value / self.target).ceil();
+        if r.is_finite() && r > f64::from(lo) {
+            r.min(f64::from(hi)) as u32
+        } else {
+            lo
+        }
+    }
+}
+
+/// P(next need | last need, tercile of the need before, time bin of the next
+/// sample), learnt from one training window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NeedModel {
+    /// The highest modelled need; needs are capped to it in the table.
+    pub n_max: u32,
+    /// Tercile edges of the (capped) needs in the history.
+    pub edges: [f64; 2],
+    /// Transitions the counts were learnt from.
+    pub transitions: usize,
+    /// The mean need over the history: the unit the policy's prices are
+    /// given in, so one setting means the same at 5 replicas and at 50.
+    pub mean_need: f64,
+    /// Probabilities, indexed `[bin][last - 1][tercile][next - 1]`; each row
+    /// over `next` sums to one. Not serialised: it is large and derived.
+    #[serde(skip)]
+    probs: Vec<f64>,
+}
+
+/// The time bin of a sample at `t`: its 4-hour bin of the day, and whether
+/// it falls on a Saturday or Sunday (UTC).
+pub fn time_bin(t: DateTime<Utc>) -> usize {
+    let weekend = t.weekday().number_from_monday() >= 6;
+    (t.hour() / 4) as usize + if weekend { 6 } else { 0 }
+}
+
+/// The `q` quantile of sorted values, interpolated linearly between order
+/// statistics (numpy's default, which the notebook uses).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (i, frac) = (pos.floor() as usize, pos - pos.floor());
+    match sorted.get(i + 1) {
+        Some(next) => sorted[i] + (next - sorted[i]) * frac,
+        None => sorted[i],
+    }
+}
+
+impl NeedModel {
+    /// Learns the model from `series` (values, `NaN` where missing); `None`
+    /// when it holds fewer than two consecutive transitions to learn from.
+    pub fn fit(series: &Series, spec: &NeedSpec) -> Option<Self> {
+        let needs: Vec<Option<u32>> = series
+            .values
+            .iter()
+            .map(|v| v.is_finite().then(|| spec.need(*v)))
+            .collect();
+        let mut seen: Vec<f64> = needs.iter().flatten().map(|n| f64::from(*n)).collect();
+        if seen.len() < 3 {
+            return None;
+        }
+        seen.sort_by(f64::total_cmp);
+        let n_max = (quantile(&seen, MODELLED_QUANTILE) as u32).clamp(1, MAX_MODELLED);
+        let capped: Vec<f64> = seen.iter().map(|n| n.min(f64::from(n_max))).collect();
+        let edges = [quantile(&capped, 1.0 / 3.0), quantile(&capped, 2.0 / 3.0)];
+        let n = n_max as usize;
+        let mut model = Self {
+            n_max,
+            edges,
+            transitions: 0,
+            mean_need: seen.iter().sum::<f64>() / seen.len() as f64,
+            probs: Vec::new(),
+        };
+
+        let mut fine = vec![0.0; TIME_BINS * n * 3 * n];
+        let mut change = vec![0.0; 2 * n - 1];
+        for k in 1..needs.len().saturating_sub(1) {
+            let (Some(before), Some(a), Some(b)) = (needs[k - 1], needs[k], needs[k + 1]) else {
+                continue;
+            };
+            let (a, b) = (a.min(n_max) as usize - 1, b.min(n_max) as usize - 1);
+            let bin = time_bin(series.timestamp(k + 1));
+            fine[((bin * n + a) * 3 + model.tercile(before)) * n + b] += 1.0;
+            change[b + n - 1 - a] += 1.0;
+            model.transitions += 1;
+        }
+        if model.transitions == 0 {
+            return None;
+        }
+        let total = model.transitions as f64;
+        change.iter_mut().for_each(|c| *c /= total);
+
+        // The coarsest level: the last need's own transitions, shrunk towards
+        // the history's distribution of changes from it.
+        let mut top = vec![0.0; n * n];
+        let mut coarse = vec![0.0; TIME_BINS * n * n];
+        for bin in 0..TIME_BINS {
+            for a in 0..n {
+                for t in 0..3 {
+                    for b in 0..n {
+                        let v = fine[((bin * n + a) * 3 + t) * n + b];
+                        top[a * n + b] += v;
+                        coarse[(bin * n + a) * n + b] += v;
+                    }
+                }
+            }
+        }
+        for a in 0..n {
+            let kernel: Vec<f64> = (0..n).map(|b| change[b + n - 1 - a]).collect();
+            let ksum = kernel.iter().sum::<f64>().max(1e-12);
+            shrink(&mut top[a * n..(a + 1) * n], |b| kernel[b] / ksum);
+        }
+        for bin in 0..TIME_BINS {
+            for a in 0..n {
+                let row = (bin * n + a) * n;
+                shrink(&mut coarse[row..row + n], |b| top[a * n + b]);
+                for t in 0..3 {
+                    let at = ((bin * n + a) * 3 + t) * n;
+                    shrink(&mut fine[at..at + n], |b| coarse[row + b]);
+                }
+            }
+        }
+        // A row that nothing reached (no change from this need was ever seen
+        // in range) stays where it is rather than vanish from the plan.
+        for (r, row) in fine.chunks_mut(n).enumerate() {
+            if row.iter().sum::<f64>() <= 0.0 {
+                row[(r / 3) % n] = 1.0;
+            }
+        }
+        model.probs = fine;
+        Some(model)
+    }
+
+    /// The tercile (0, 1 or 2) of a need, by the history's edges.
+    pub fn tercile(&self, need: u32) -> usize {
+        let x = f64::from(need.min(self.n_max));
+        self.edges.iter().filter(|e| **e < x).count().min(2)
+    }
+
+    /// The distribution of the next need (index `next - 1`) for a sample in
+    /// time bin `bin`, after a sample of need `last` (capped) whose
+    /// predecessor was in tercile `tercile`.
+    pub fn next(&self, bin: usize, last: u32, tercile: usize) -> &[f64] {
+        let n = self.n_max as usize;
+        let a = last.clamp(1, self.n_max) as usize - 1;
+        let at = ((bin.min(TIME_BINS - 1) * n + a) * 3 + tercile.min(2)) * n;
+        &self.probs[at..at + n]
+    }
+}
+
+/// Shrinks the counts in `row` towards the distribution `prior` by
+/// [`ALPHA`] pseudo-samples, in place, giving probabilities.
+fn shrink(row: &mut [f64], prior: impl Fn(usize) -> f64) {
+    let total = row.iter().sum::<f64>() + ALPHA;
+    for (b, v) in row.iter_mut().enumerate() {
+        *v = (*v + ALPHA * prior(b)) / total;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn series(values: Vec<f64>) -> Series {
+        // A Monday at midnight.
+        let start = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
+        Series::new(start, TimeDelta::minutes(5), values)
+    }
+
+    #[test]
+    fn needs_are_clamped_to_the_bounds() {
+        let s = NeedSpec {
+            target: 10.0,
+            min_replicas: 0,
+            max_replicas: 5,
+        };
+        assert_eq!(
+            [0.0, 1.0, 10.0, 10.5, 1e9, -3.0].map(|v| s.need(v)),
+            [1, 1, 1, 2, 5, 1]
+        );
+    }
+
+    #[test]
+    fn time_bins_split_the_day_and_the_weekend() {
+        let monday = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
+        assert_eq!(time_bin(monday), 0);
+        assert_eq!(time_bin(monday + TimeDelta::hours(23)), 5);
+        assert_eq!(time_bin(monday + TimeDelta::days(5)), 6);
+        assert_eq!(
+            time_bin(monday + TimeDelta::days(6) + TimeDelta::hours(9)),
+            8
+        );
+    }
+
+    #[test]
+    fn rows_are_distributions_and_follow_the_history() {
+        // Needs alternate 1, 3, 1, 3...: after a 1 comes a 3.
+        let values = (0..2_000)
+            .map(|i| if i % 2 == 0 { 5.0 } else { 25.0 })
+            .collect();
+        let spec = NeedSpec {
+            target: 10.0,
+            min_replicas: 1,
+            max_replicas: 100,
+        };
+        let m = NeedModel::fit(&series(values), &spec).unwrap();
+        assert_eq!(m.n_max, 3);
+        for bin in 0..TIME_BINS {
+            for last in 1..=3 {
+                for t in 0..3 {
+                    let row = m.next(bin, last, t);
+                    assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{row:?}");
+                }
+            }
+        }
+        let after_one = m.next(0, 1, m.tercile(3));
+        assert!(after_one[2] > 0.95, "{after_one:?}");
+        let after_three = m.next(0, 3, m.tercile(1));
+        assert!(after_three[0] > 0.95, "{after_three:?}");
+    }
+
+    #[test]
+    fn too_little_history_gives_no_model() {
+        let spec = NeedSpec {
+            target: 1.0,
+            min_replicas: 1,
+            max_replicas: 10,
+        };
+        assert!(NeedModel::fit(&series(vec![1.0, f64::NAN, 2.0, f64::NAN]), &spec).is_none());
+    }
+}

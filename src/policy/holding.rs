@@ -1,0 +1,600 @@
+//! The holding policy (`mode: holding`): counts chosen by backward induction
+//! over a learnt model of the next sample's need.
+//!
+//! For a series sampled every few minutes, each sample's need is known only
+//! when it lands, and the forecast's upper quantile must either buy capacity
+//! for every possible jump (costly) or release it after each sample (a flap
+//! per sample). The holding policy instead prices both: it decides twice per
+//! sample period, when a sample lands and `leadTime` before the next one, and
+//! picks the count that minimises expected pod-minutes + `shortMinutePrice` ×
+//! short minutes + `flapPrice` × flaps over the next hour, for the
+//! distribution of the next need that [`NeedModel`] learnt from history.
+//! Both prices are given in minutes of the average need, and turned into
+//! pod-minutes with the model's mean need.
+//! `notebooks/goal_feasibility.ipynb` derived it and measured what it can
+//! reach on the real traces; this is its Rust form, with the same accounting:
+//!
+//! * a rise is ready `leadTime` after it is asked for and paid from the ask;
+//!   a drop is immediate;
+//! * a reversal of the previous change at the next decision instant (less
+//!   than a period later) is a flap, one a whole period later is not;
+//! * the state carried between instants is the count in force and the
+//!   direction of the last change.
+//!
+//! A plan is a table of expected values per future sample slot, computed once
+//! per trained model ([`Plan::new`]); a decision is an argmin over counts
+//! against it ([`Plan::at_landing`], [`Plan::before_next`]), so it is a pure
+//! function of the model, the slot and the state, as replica agreement needs.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::{Behavior, ForecastInput};
+use crate::forecast::{NeedModel, NeedSpec, time_bin};
+
+/// What the plan trades off, in pod-minutes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prices {
+    /// The cost of one minute with fewer ready pods than the need.
+    pub short_minute: f64,
+    /// The cost of one flap (a change reversed less than a period later).
+    pub flap: f64,
+}
+
+/// Direction of the last change: none, up or down (the table's last axis).
+const NONE: usize = 0;
+const UP: usize = 1;
+const DOWN: usize = 2;
+
+fn direction(from: usize, to: usize) -> usize {
+    match to.cmp(&from) {
+        std::cmp::Ordering::Greater => UP,
+        std::cmp::Ordering::Less => DOWN,
+        std::cmp::Ordering::Equal => NONE,
+    }
+}
+
+/// Minutes of a duration, as the plan's unit of time.
+fn minutes(d: TimeDelta) -> f64 {
+    d.num_milliseconds() as f64 / 60_000.0
+}
+
+/// The expected-value tables of one trained model, slot by slot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Landing time of slot 0: the last sample of the training history.
+    first: DateTime<Utc>,
+    /// The sample period.
+    step: TimeDelta,
+    /// Modelled needs (and counts) are `1..=n`.
+    n: usize,
+    /// The lead time: a rise is ready this long after it is asked for, and
+    /// the second decision of a period comes this long before the next sample.
+    pre: f64,
+    /// Minutes from a landing to the second decision.
+    post: f64,
+    /// The prices the tables were built with.
+    prices: Prices,
+    /// Tercile of each need `1..=n` (the next state's "need before").
+    tercile_of: Vec<usize>,
+    /// Per stored slot, the expected value from the next landing on for
+    /// each (need now, tercile before, count asked for it, direction).
+    ev: Vec<Vec<f64>>,
+    /// Per stored slot, the value just after the landing decision, for each
+    /// (need now, tercile before, count in force, direction).
+    w: Vec<Vec<f64>>,
+}
+
+/// Why no plan could be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The second decision would come before the first: the samples are
+    /// closer together than the lead time.
+    #[error(
+        "mode holding needs samples further apart than leadTime ({lead}s), but they are {step}s apart: raise step or use another mode"
+    )]
+    StepNotAboveLead {
+        /// The sample period, in seconds.
+        step: i64,
+        /// The lead time, in seconds.
+        lead: i64,
+    },
+}
+
+impl Plan {
+    /// Plans the slots from `first` (the last landed sample of the training
+    /// history) for `stored` slots, looking `lookahead` slots further ahead
+    /// than the last stored one: the decisions of the last stored slot
+    /// still weigh the hour after it.
+    pub fn new(
+        model: &NeedModel,
+        prices: Prices,
+        lead: TimeDelta,
+        first: DateTime<Utc>,
+        step: TimeDelta,
+        stored: usize,
+        lookahead: usize,
+    ) -> Result<Self, PlanError> {
+        if step <= lead {
+            return Err(PlanError::StepNotAboveLead {
+                step: step.num_seconds(),
+                lead: lead.num_seconds(),
+            });
+        }
+        let n = model.n_max as usize;
+        let (pre, post) = (minutes(lead), minutes(step - lead));
+        let (lu, lf) = (prices.short_minute, prices.flap);
+        let tercile_of: Vec<usize> = (1..=n as u32).map(|x| model.tercile(x)).collect();
+        let size = n * 3 * n * 3;
+        let idx = |a: usize, t: usize, c: usize, d: usize| ((a * 3 + t) * n + c) * 3 + d;
+        let short = |a: usize, c: usize| if a > c { lu } else { 0.0 };
+        let count = |c: usize| (c + 1) as f64;
+
+        let slots = stored + lookahead + 1;
+        let mut ev_store = vec![Vec::new(); stored];
+        let mut w_store = vec![Vec::new(); stored];
+        // The value when slot k+1's sample lands; nothing after the horizon.
+        let mut u = vec![0.0; size];
+        let mut ev = vec![0.0; size];
+        let mut w = vec![0.0; size];
+        let (mut up, mut same, mut down, mut extra) =
+            (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        for k in (0..slots - 1).rev() {
+            let step_k1 = i32::try_from(k + 1).unwrap_or(i32::MAX);
+            let bin = time_bin(first + step * step_k1);
+            ev.iter_mut().for_each(|v| *v = 0.0);
+            for a in 0..n {
+                let tp = tercile_of[a];
+                for t in 0..3 {
+                    let p = model.next(bin, (a + 1) as u32, t);
+                    let out = &mut ev[idx(a, t, 0, 0)..idx(a, t, 0, 0) + n * 3];
+                    for (b, pb) in p.iter().enumerate() {
+                        if *pb == 0.0 {
+                            continue;
+                        }
+                        let from = &u[idx(b, tp, 0, 0)..idx(b, tp, 0, 0) + n * 3];
+                        for (o, x) in out.iter_mut().zip(from) {
+                            *o += pb * x;
+                        }
+                    }
+                }
+            }
+            // Before the next sample: the count asked for it against the
+            // landing's count in force; this sample is served by the lower.
+            for a in 0..n {
+                for t in 0..3 {
+                    for c in 0..n {
+                        up[c] = pre * count(c) + ev[idx(a, t, c, UP)];
+                        same[c] = pre * (count(c) + short(a, c)) + ev[idx(a, t, c, NONE)];
+                        down[c] = pre * (count(c) + short(a, c)) + ev[idx(a, t, c, DOWN)];
+                        extra[c] = pre * short(a, c);
+                    }
+                    best(
+                        &up,
+                        &same,
+                        &down,
+                        &extra,
+                        lf,
+                        &mut w[idx(a, t, 0, 0)..][..n * 3],
+                    );
+                }
+            }
+            // At the landing: a rise is short against the count in force
+            // until it is ready, then against itself.
+            let startup = pre;
+            for a in 0..n {
+                for t in 0..3 {
+                    for c in 0..n {
+                        up[c] =
+                            post * count(c) + (post - startup) * short(a, c) + w[idx(a, t, c, UP)];
+                        same[c] = post * (count(c) + short(a, c)) + w[idx(a, t, c, NONE)];
+                        down[c] = post * (count(c) + short(a, c)) + w[idx(a, t, c, DOWN)];
+                        extra[c] = startup * short(a, c);
+                    }
+                    best(
+                        &up,
+                        &same,
+                        &down,
+                        &extra,
+                        lf,
+                        &mut u[idx(a, t, 0, 0)..][..n * 3],
+                    );
+                }
+            }
+            if k < stored {
+                ev_store[k] = ev.clone();
+                w_store[k] = w.clone();
+            }
+        }
+        Ok(Self {
+            first,
+            step,
+            n,
+            pre,
+            post,
+            prices,
+            tercile_of,
+            ev: ev_store,
+            w: w_store,
+        })
+    }
+
+    /// The highest modelled need; a higher one is served when it lands.
+    pub fn n_max(&self) -> u32 {
+        self.n as u32
+    }
+
+    /// The slot whose sample is in force at `t`, with its landing time, if
+    /// the plan covers it.
+    pub fn slot(&self, t: DateTime<Utc>) -> Option<(usize, DateTime<Utc>)> {
+        let step = self.step.num_milliseconds().max(1);
+        let k = (t - self.first).num_milliseconds().div_euclid(step);
+        let k = usize::try_from(k).ok().filter(|k| *k < self.ev.len())?;
+        Some((k, self.first + self.step * i32::try_from(k).ok()?))
+    }
+
+    /// When the second decision of the slot landing at `landed` is due.
+    pub fn second_decision(&self, landed: DateTime<Utc>, lead: TimeDelta) -> DateTime<Utc> {
+        landed + self.step - lead
+    }
+
+    /// The tercile of a need, for the next landing's "need before".
+    pub fn tercile(&self, need: u32) -> usize {
+        self.tercile_of[need.clamp(1, self.n as u32) as usize - 1]
+    }
+
+    /// The count to hold when slot `k`'s sample (of need `need`, after one in
+    /// tercile `before`) lands, with `held` in force after a change in
+    /// direction `dir` (0 none, 1 up, 2 down). Counts are `1..=n_max`.
+    pub fn at_landing(&self, k: usize, need: u32, before: usize, held: u32, dir: usize) -> u32 {
+        let n = self.n;
+        let (s, p) = (
+            need.clamp(1, n as u32) as usize - 1,
+            held.clamp(1, n as u32) as usize - 1,
+        );
+        let w = &self.w[k];
+        let startup = self.pre;
+        let lu = self.prices.short_minute;
+        let cost = |c: usize| {
+            let short_now = if s > c.min(p) { startup * lu } else { 0.0 };
+            let short_later = if s > c {
+                (self.post - startup) * lu
+            } else {
+                0.0
+            };
+            self.post * (c + 1) as f64
+                + short_now
+                + short_later
+                + self.flap(p, c, dir)
+                + w[((s * 3 + before.min(2)) * n + c) * 3 + direction(p, c)]
+        };
+        argmin(n, cost) as u32 + 1
+    }
+
+    /// The count to ask for, `leadTime` before slot `k + 1`'s sample lands,
+    /// with `landed` chosen at slot `k`'s landing after a change in direction
+    /// `dir` from the count before it.
+    pub fn before_next(&self, k: usize, need: u32, before: usize, landed: u32, dir: usize) -> u32 {
+        let n = self.n;
+        let (s, q) = (
+            need.clamp(1, n as u32) as usize - 1,
+            landed.clamp(1, n as u32) as usize - 1,
+        );
+        let ev = &self.ev[k];
+        let lu = self.prices.short_minute;
+        let cost = |c: usize| {
+            let short = if s > c.min(q) { self.pre * lu } else { 0.0 };
+            self.pre * (c + 1) as f64
+                + short
+                + self.flap(q, c, dir)
+                + ev[((s * 3 + before.min(2)) * n + c) * 3 + direction(q, c)]
+        };
+        argmin(n, cost) as u32 + 1
+    }
+
+    /// The flap price of moving from `from` to `to` after a change in `dir`.
+    fn flap(&self, from: usize, to: usize, dir: usize) -> f64 {
+        let reverses = (to < from && dir == UP) || (to > from && dir == DOWN);
+        if reverses { self.prices.flap } else { 0.0 }
+    }
+}
+
+/// The first count with the least cost, as numpy's `argmin`.
+fn argmin(n: usize, cost: impl Fn(usize) -> f64) -> usize {
+    let mut best = (0, f64::INFINITY);
+    for c in 0..n {
+        let v = cost(c);
+        if v < best.1 {
+            best = (c, v);
+        }
+    }
+    best.0
+}
+
+/// The least value over the new count, for each count in force `p` and
+/// direction of the last change, into `out[p * 3 + dir]`: rising to any
+/// count above `p` (`up`, plus `up_extra[p]`, what a rise costs while it is
+/// not yet ready), staying (`same`), or dropping to any count below
+/// (`down`); a reversal of the last change adds `flap`.
+fn best(up: &[f64], same: &[f64], down: &[f64], up_extra: &[f64], flap: f64, out: &mut [f64]) {
+    let n = up.len();
+    // above[p] = min over c > p of up[c]; below[p] = min over c < p of down[c].
+    let mut above = vec![f64::INFINITY; n];
+    for p in (0..n.saturating_sub(1)).rev() {
+        above[p] = above[p + 1].min(up[p + 1]);
+    }
+    let mut below = f64::INFINITY;
+    for p in 0..n {
+        let rise = above[p] + up_extra[p];
+        out[p * 3 + NONE] = rise.min(below).min(same[p]);
+        out[p * 3 + UP] = rise.min(below + flap).min(same[p]);
+        out[p * 3 + DOWN] = (rise + flap).min(below).min(same[p]);
+        below = below.min(down[p]);
+    }
+}
+
+/// What one signal's holding policy remembers between ticks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct HoldMemory {
+    /// The plan of the model in force, keyed by its forecast's start (one
+    /// plan per trained model, built at its first use).
+    plan: Option<(DateTime<Utc>, Arc<Plan>)>,
+    /// Landing time of the slot whose decisions were made last.
+    landed: Option<DateTime<Utc>>,
+    /// Whether that slot's second decision (`leadTime` before the next
+    /// sample) was made.
+    second_done: bool,
+    /// The modelled count in force (`1..=n_max`).
+    held: u32,
+    /// The direction of the last change of `held`: a reversal at the next
+    /// instant is a flap.
+    dir: usize,
+    /// The need of the landed slot (uncapped, to serve spikes above the model).
+    need: u32,
+    /// The tercile of the need of the slot before it.
+    before: usize,
+}
+
+/// The slots a plan stores past the forecast's start, and how far past the
+/// last of them it looks: a model serves until the next training's is
+/// active, which the forecast's horizon covers; an hour further ahead
+/// changed no count in the notebook's runs (1, 3 and 12 hours agreed).
+const LOOKAHEAD: TimeDelta = TimeDelta::hours(1);
+
+/// The holding count at `now` for a signal whose value is `value`, with a
+/// note explaining it, updating `mem`; `Err` says why there is none (the
+/// caller falls back).
+pub(super) fn hold(
+    mem: &mut HoldMemory,
+    b: &Behavior,
+    f: &ForecastInput<'_>,
+    target: f64,
+    value: f64,
+    current: Option<u32>,
+    now: DateTime<Utc>,
+) -> Result<(u32, String), String> {
+    let need_spec = NeedSpec {
+        target,
+        min_replicas: b.min_replicas,
+        max_replicas: b.max_replicas,
+    };
+    let lead = b.lead_time;
+    let model = f
+        .need
+        .ok_or("the training history held no transitions to learn the next need from")?;
+    // Priced in minutes of the average fleet: a fixed number of pod-minutes
+    // would make a short minute cheaper than serving a large need, and the
+    // plan would under-provision every workload above that size.
+    let prices = Prices {
+        short_minute: b.rules.short_minute_price * model.mean_need,
+        flap: b.rules.flap_price * model.mean_need,
+    };
+    let key = f.forecast.start;
+    if mem.plan.as_ref().is_none_or(|(k, _)| *k != key) {
+        let step = f.forecast.step;
+        let per = step.num_milliseconds().max(1);
+        let lookahead =
+            usize::try_from((LOOKAHEAD.num_milliseconds() + per - 1) / per).unwrap_or(12);
+        let plan = Plan::new(
+            model,
+            prices,
+            lead,
+            key - step,
+            step,
+            f.forecast.point.len() + 1,
+            lookahead,
+        )
+        .map_err(|e| e.to_string())?;
+        mem.plan = Some((key, Arc::new(plan)));
+    }
+    let Some((_, plan)) = &mem.plan else {
+        return Err("no plan".into());
+    };
+    let (k, landed) = plan
+        .slot(now)
+        .ok_or("the plan does not reach now (retraining overdue)")?;
+    let n = plan.n_max();
+    if mem.landed != Some(landed) {
+        let need = need_spec.need(value);
+        let previous = plan.step;
+        let before = match mem.landed {
+            Some(t) if t + previous == landed => mem.need,
+            _ => need,
+        };
+        let (held, dir) = match mem.landed {
+            Some(_) => (mem.held, mem.dir),
+            None => (current.unwrap_or(need).clamp(1, n), NONE),
+        };
+        mem.before = plan.tercile(before);
+        let c0 = plan.at_landing(k, need, mem.before, held, dir);
+        *mem = HoldMemory {
+            plan: mem.plan.take(),
+            landed: Some(landed),
+            second_done: false,
+            held: c0,
+            dir: direction(held as usize, c0 as usize),
+            need,
+            before: mem.before,
+        };
+    }
+    let Some((_, plan)) = &mem.plan else {
+        return Err("no plan".into());
+    };
+    if !mem.second_done && now >= plan.second_decision(landed, lead) {
+        let c3 = plan.before_next(k, mem.need, mem.before, mem.held, mem.dir);
+        mem.dir = direction(mem.held as usize, c3 as usize);
+        mem.held = c3;
+        mem.second_done = true;
+    }
+    // A need above what the model plans for is served as it lands.
+    let spike = if mem.need > n { mem.need } else { 0 };
+    let note = format!(
+        "holding plan: the sample in force needs {} ({}), {} {}",
+        mem.need,
+        if spike > 0 {
+            format!("above the {n} modelled, so served as it lands")
+        } else {
+            format!("tercile {} before it", mem.before)
+        },
+        if mem.second_done {
+            "asked for the next sample:"
+        } else {
+            "held since it landed:"
+        },
+        mem.held.max(spike)
+    );
+    Ok((mem.held.max(spike), note))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Series;
+
+    fn model(values: Vec<f64>) -> NeedModel {
+        let start = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
+        let s = Series::new(start, TimeDelta::minutes(5), values);
+        let spec = NeedSpec {
+            target: 1.0,
+            min_replicas: 1,
+            max_replicas: 100,
+        };
+        NeedModel::fit(&s, &spec).unwrap()
+    }
+
+    fn plan(m: &NeedModel, prices: Prices) -> Plan {
+        let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
+        Plan::new(
+            m,
+            prices,
+            TimeDelta::minutes(2),
+            first,
+            TimeDelta::minutes(5),
+            12,
+            12,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_steady_need_is_held() {
+        let m = model(vec![4.0; 500]);
+        let p = plan(
+            &m,
+            Prices {
+                short_minute: 20.0,
+                flap: 5.0,
+            },
+        );
+        assert_eq!(p.at_landing(3, 4, 1, 4, NONE), 4);
+        assert_eq!(p.before_next(3, 4, 1, 4, NONE), 4);
+    }
+
+    #[test]
+    fn a_known_alternation_is_bought_ahead_or_held_by_the_flap_price() {
+        // Needs alternate 2, 6, 2, 6: the next need is certain.
+        let values = (0..2_000)
+            .map(|i| if i % 2 == 0 { 2.0 } else { 6.0 })
+            .collect();
+        let m = model(values);
+        let cheap_flaps = plan(
+            &m,
+            Prices {
+                short_minute: 50.0,
+                flap: 0.0,
+            },
+        );
+        // After a 2 lands, hold 2, then ask for 6 before it lands...
+        let c0 = cheap_flaps.at_landing(4, 2, 2, 6, NONE);
+        assert_eq!(c0, 2);
+        assert_eq!(cheap_flaps.before_next(4, 2, 2, c0, DOWN), 6);
+        // ...while with flaps dear, 6 is held throughout.
+        let dear_flaps = plan(
+            &m,
+            Prices {
+                short_minute: 50.0,
+                flap: 1_000.0,
+            },
+        );
+        let c0 = dear_flaps.at_landing(4, 2, 2, 6, UP);
+        assert_eq!(c0, 6);
+        assert_eq!(dear_flaps.before_next(4, 2, 2, c0, NONE), 6);
+    }
+
+    #[test]
+    fn short_minutes_priced_at_nothing_buy_the_least() {
+        let values = (0..2_000)
+            .map(|i| f64::from(1 + (i * 7 % 5) as u8))
+            .collect();
+        let m = model(values);
+        let p = plan(
+            &m,
+            Prices {
+                short_minute: 0.0,
+                flap: 0.0,
+            },
+        );
+        assert_eq!(p.at_landing(5, 4, 1, 3, NONE), 1);
+        assert_eq!(p.before_next(5, 4, 1, 1, DOWN), 1);
+    }
+
+    #[test]
+    fn samples_closer_than_the_lead_time_are_refused() {
+        let m = model(vec![4.0; 50]);
+        let e = Plan::new(
+            &m,
+            Prices {
+                short_minute: 1.0,
+                flap: 1.0,
+            },
+            TimeDelta::minutes(2),
+            DateTime::from_timestamp(0, 0).unwrap(),
+            TimeDelta::minutes(1),
+            4,
+            4,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("raise step"), "{e}");
+    }
+
+    #[test]
+    fn slots_are_found_by_landing_time() {
+        let m = model(vec![4.0; 50]);
+        let p = plan(
+            &m,
+            Prices {
+                short_minute: 1.0,
+                flap: 1.0,
+            },
+        );
+        let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
+        assert_eq!(p.slot(first + TimeDelta::seconds(299)), Some((0, first)));
+        assert_eq!(
+            p.slot(first + TimeDelta::minutes(11)),
+            Some((2, first + TimeDelta::minutes(10)))
+        );
+        assert_eq!(p.slot(first - TimeDelta::seconds(1)), None);
+        assert_eq!(p.slot(first + TimeDelta::minutes(60)), None);
+    }
+}
