@@ -14,13 +14,23 @@
 //!   retrains between selections run it.
 //! * `snaive_fit_predict`: the baseline, seasonal naive over one day.
 //!
+//! `holding` measures what `mode: holding` adds to each training, on the
+//! last two weeks (4,032 points) with the target set so that the highest
+//! modelled need is 16, 32 or 64 replicas (64 is the cap): `need_fit` learns
+//! the next need's distribution, `plan` builds the backward-induction tables
+//! a live server builds once per model and evaluation (29 stored slots plus
+//! an hour's lookahead, as for a 1-hour retrain at 5-minute steps). The
+//! baseline is `forecast/refit` at 4,032 points, measured in the same run.
+//!
 //! `cargo bench --bench forecast` runs criterion (release); under
 //! `cargo test` each case runs once, to check the path.
 
 mod support;
 
+use chrono::TimeDelta;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use foresight::forecast::{Fitted, Model, ModelKind, TrainSpec, refit, train};
+use foresight::forecast::{Fitted, Model, ModelKind, NeedModel, NeedSpec, TrainSpec, refit, train};
+use foresight::policy::{Plan, Prices};
 use foresight::sources::{FileData, LoadOptions};
 
 fn azure_tail(n: usize) -> foresight::domain::Series {
@@ -52,7 +62,7 @@ fn periods_for(n: usize) -> Vec<usize> {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("forecast");
     g.sample_size(10);
-    for n in [672usize, 2016, 8064] {
+    for n in [672usize, 2016, 4032, 8064] {
         let series = azure_tail(n);
         let y = series.values.clone();
         let periods = periods_for(n);
@@ -62,6 +72,7 @@ fn bench(c: &mut Criterion) {
             horizon: DAY,
             level: 0.95,
             prophet: false,
+            need: None,
         };
         let mstl = ModelKind::Mstl {
             periods: periods.clone(),
@@ -87,6 +98,41 @@ fn bench(c: &mut Criterion) {
                     .fit(y)
                     .and_then(|f| f.predict(DAY))
                     .expect("seasonal naive fits")
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("holding");
+    g.sample_size(10);
+    let series = azure_tail(2 * WEEK);
+    let mut sorted: Vec<f64> = series
+        .values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    sorted.sort_by(f64::total_cmp);
+    let high = sorted[sorted.len() * 995 / 1000];
+    for n_max in [16u32, 32, 64] {
+        let spec = NeedSpec {
+            target: high / f64::from(n_max),
+            min_replicas: 1,
+            max_replicas: 1_000,
+        };
+        g.bench_with_input(BenchmarkId::new("need_fit", n_max), &series, |b, s| {
+            b.iter(|| NeedModel::fit(s, &spec).expect("two weeks hold transitions"))
+        });
+        let model = NeedModel::fit(&series, &spec).expect("two weeks hold transitions");
+        let prices = Prices {
+            short_minute: 20.0,
+            flap: 5.0,
+        };
+        let first = series.timestamp(series.values.len() - 1);
+        g.bench_with_input(BenchmarkId::new("plan", model.n_max), &model, |b, m| {
+            b.iter(|| {
+                Plan::new(m, prices, TimeDelta::minutes(2), first, series.step, 29, 12)
+                    .expect("5-minute samples are further apart than 2 minutes")
             })
         });
     }

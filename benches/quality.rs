@@ -4,13 +4,14 @@
 //!
 //! Each trace is replayed by the built `foresight backtest` with the
 //! README's command line (target per pod, value column, duplicates), at
-//! the defaults and with each cost preset (`model: noisy-cost-aware`,
-//! `model: seasonal-cost-aware`), and with its setting in the README's
-//! per-trace table where it has one, two replays at a time. The HPA emulation
+//! the defaults, with each cost preset (`model: noisy-cost-aware`,
+//! `model: seasonal-cost-aware`), in `mode: holding` at its default prices,
+//! and with its setting in the README's per-trace tables where it has one,
+//! two replays at a time. The HPA emulation
 //! and the oracle are scored in the same replay, so the ratios are
 //! same-run ratios and do not depend on how busy the machine is.
 //!
-//! `cargo bench --bench quality` runs all 28 replays (about three minutes
+//! `cargo bench --bench quality` runs all 37 replays (about five minutes
 //! on the 2-core development machine) and prints one row each, then which
 //! traces meet the goals; `cargo bench --bench quality -- elb twitter`
 //! replays only the traces whose names contain those words. Under
@@ -36,9 +37,10 @@ struct Trace {
     target: &'static str,
     /// `--duplicates first`, for the traces with repeated timestamps.
     duplicates_first: bool,
-    /// Its setting in the README's per-trace table (found by `--sweep`;
-    /// each meets both goals there without flapping more than the HPA),
-    /// replayed as a fourth row.
+    /// Its setting in the README's per-trace tables (found by `--sweep`, or
+    /// for `twitter_amzn` the holding prices found by a grid; each meets both
+    /// goals there without flapping more than the HPA), replayed as a last
+    /// row.
     tuned: Option<&'static [&'static str]>,
 }
 
@@ -82,7 +84,10 @@ const TRACES: &[Trace] = &[
     trace!("ec2_latency", "nab/ec2_request_latency_system_failure.csv", "value", "5", true, tuned!("0.6", "0s", "0.1")),
     trace!("asg_cpu", "nab/cpu_utilization_asg_misconfiguration.csv", "value", "5", false, None),
     trace!("occupancy", "nab/occupancy_t4013.csv", "value", "1", true, None),
-    trace!("twitter_amzn", "nab/Twitter_volume_AMZN.csv", "value", "10", false, None),
+    trace!("twitter_amzn", "nab/Twitter_volume_AMZN.csv", "value", "10", false, Some(&[
+        "--metadata", "mode=holding", "--metadata", "step=5m",
+        "--metadata", "shortMinutePrice=3.85", "--metadata", "flapPrice=0.9",
+    ])),
     trace!("azure_vm", "azure_vm_v2/azure_vm_v2_cpu_5min_30d.csv", "cpu_usage", "500000", false, tuned!("0.6", "10m", "0.02")),
     trace!("taylor", "taylor/taylor_halfhourly_demand_mw.csv", "demand_mw", "1000", false, tuned!("0.7", "10m", "0")),
 ];
@@ -116,6 +121,10 @@ const CONFIGS: &[(&str, Settings)] = &[
     (
         "seasonal-cost-aware",
         Settings::Fixed(&["--metadata", "model=seasonal-cost-aware"]),
+    ),
+    (
+        "holding",
+        Settings::Fixed(&["--metadata", "mode=holding", "--metadata", "step=5m"]),
     ),
     ("per-trace", Settings::Tuned),
 ];
