@@ -30,7 +30,7 @@ mod support;
 use chrono::TimeDelta;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use foresight::forecast::{Fitted, Model, ModelKind, NeedModel, NeedSpec, TrainSpec, refit, train};
-use foresight::policy::{Plan, Prices};
+use foresight::policy::{Plan, PlanSpec, Prices};
 use foresight::sources::{FileData, LoadOptions};
 
 fn azure_tail(n: usize) -> foresight::domain::Series {
@@ -131,7 +131,12 @@ fn bench(c: &mut Criterion) {
         let first = series.timestamp(series.values.len() - 1);
         g.bench_with_input(BenchmarkId::new("plan", model.n_max), &model, |b, m| {
             b.iter(|| {
-                Plan::new(m, prices, TimeDelta::minutes(2), first, series.step, 29, 12)
+                let spec = PlanSpec {
+                    prices,
+                    lead: TimeDelta::minutes(2),
+                    hpa_tolerance: 0.1,
+                };
+                Plan::new(m, &spec, first, series.step, 29, 12)
                     .expect("5-minute samples are further apart than 2 minutes")
             })
         });

@@ -844,7 +844,7 @@ fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
 /// command) `mode: holding` at the README's prices meets both of issue #5's
 /// goals without flapping more than the HPA, where no quantile setting
 /// did; every decision was the plan's (no fallback once models exist).
-/// The margins are thin (0.199x and 1.0997x at the time of writing), so a
+/// The margins are thin (0.198x and 1.098x at the time of writing), so a
 /// change to the need model or the plan that moves them shows here.
 #[test]
 fn holding_meets_both_goals_on_twitter_amzn_within_the_hpas_flaps() {

@@ -12,7 +12,7 @@
 use chrono::{DateTime, TimeDelta};
 use foresight::domain::Series;
 use foresight::forecast::{NeedModel, NeedSpec};
-use foresight::policy::{Plan, Prices};
+use foresight::policy::{Plan, PlanSpec, Prices};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -73,16 +73,13 @@ fn the_plan_chooses_the_notebooks_counts() {
         };
         // Stored for every slot but the last, with nothing beyond: the
         // notebook's plan ends with the series.
-        let plan = Plan::new(
-            &model,
+        // The notebook counts every change as applied: no downstream HPA.
+        let spec = PlanSpec {
             prices,
-            TimeDelta::minutes(2),
-            start,
-            step,
-            slots - 1,
-            0,
-        )
-        .unwrap();
+            lead: TimeDelta::minutes(2),
+            hpa_tolerance: 0.0,
+        };
+        let plan = Plan::new(&model, &spec, start, step, slots - 1, 0).unwrap();
         let (mut held, mut dir) = (need[1].min(model.n_max), 0);
         let (mut landing, mut before) = (Vec::new(), Vec::new());
         for k in 1..slots - 1 {

@@ -82,7 +82,7 @@ fn error_table() {
                 ("shortMinutePrice", "-1"), ("flapPrice", "x"),
             ],
             vec![
-                r#"unable to set param "shortMinutePrice" value "-1": must be 0 or greater"#.into(),
+                r#"unable to set param "shortMinutePrice" value "-1": must be at least 1: below it a minute short costs less than running the average need through it, and the plan would leave the workload short"#.into(),
                 r#"unable to set param "flapPrice" value "x": expected a number"#.into(),
                 "mode holding plans replica needs, so it needs an additive signal (queueDepth, consumerLag or connections), not only p99 latency".into(),
             ],

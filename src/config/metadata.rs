@@ -378,9 +378,14 @@ impl Parser<'_> {
         let max_forecast_mase = self.number("maxForecastMase", d.max_forecast_mase, |v| {
             (v > 0.0).then_some(()).ok_or("must be greater than 0")
         });
-        let price = |v: f64| (v >= 0.0).then_some(()).ok_or("must be 0 or greater");
-        let short_minute_price = self.number("shortMinutePrice", d.short_minute_price, price);
-        let flap_price = self.number("flapPrice", d.flap_price, price);
+        let short_minute_price = self.number("shortMinutePrice", d.short_minute_price, |v| {
+            (v >= 1.0).then_some(()).ok_or(
+                "must be at least 1: below it a minute short costs less than running the average need through it, and the plan would leave the workload short",
+            )
+        });
+        let flap_price = self.number("flapPrice", d.flap_price, |v| {
+            (v >= 0.0).then_some(()).ok_or("must be 0 or greater")
+        });
         if scale_up_pods == Some(0) && scale_up_percent == Some(0) {
             self.problems.push(
                 "scale-up is disabled: set scaleUpPods or scaleUpPercent above 0".to_string(),

@@ -42,6 +42,27 @@ pub struct Prices {
     pub flap: f64,
 }
 
+/// Everything a plan is built for besides the model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanSpec {
+    /// The trade-off.
+    pub prices: Prices,
+    /// A rise is ready this long after it is asked for, and the second
+    /// decision of a period comes this long before the next sample.
+    pub lead: TimeDelta,
+    /// The HPA between foresight and the Deployment ignores a change whose
+    /// ratio to the current count is within this (`hpaTolerance`), so the
+    /// plan never counts on one: it would not happen, and the count the plan
+    /// believes in force would drift from the real one.
+    pub hpa_tolerance: f64,
+}
+
+/// Whether the downstream HPA applies a change from `from` to `to` pods,
+/// compared in f64 exactly as it does (11 / 10 − 1 is just above 0.1).
+fn applied(from: usize, to: usize, tolerance: f64) -> bool {
+    from == to || ((to + 1) as f64 / (from + 1) as f64 - 1.0).abs() > tolerance
+}
+
 /// Direction of the last change: none, up or down (the table's last axis).
 const NONE: usize = 0;
 const UP: usize = 1;
@@ -76,6 +97,8 @@ pub struct Plan {
     post: f64,
     /// The prices the tables were built with.
     prices: Prices,
+    /// See [`PlanSpec::hpa_tolerance`].
+    tolerance: f64,
     /// Tercile of each need `1..=n` (the next state's "need before").
     tercile_of: Vec<usize>,
     /// Per stored slot, the expected value from the next landing on for
@@ -109,13 +132,13 @@ impl Plan {
     /// still weigh the hour after it.
     pub fn new(
         model: &NeedModel,
-        prices: Prices,
-        lead: TimeDelta,
+        spec: &PlanSpec,
         first: DateTime<Utc>,
         step: TimeDelta,
         stored: usize,
         lookahead: usize,
     ) -> Result<Self, PlanError> {
+        let (prices, lead, tolerance) = (spec.prices, spec.lead, spec.hpa_tolerance);
         if step <= lead {
             return Err(PlanError::StepNotAboveLead {
                 step: step.num_seconds(),
@@ -131,6 +154,18 @@ impl Plan {
         let short = |a: usize, c: usize| if a > c { lu } else { 0.0 };
         let count = |c: usize| (c + 1) as f64;
 
+        // For each count in force, the nearest counts above and below it
+        // that the downstream HPA applies.
+        let up_from: Vec<usize> = (0..n)
+            .map(|p| (p + 1..n).find(|c| applied(p, *c, tolerance)).unwrap_or(n))
+            .collect();
+        let down_to: Vec<Option<usize>> = (0..n)
+            .map(|p| (0..p).rev().find(|c| applied(p, *c, tolerance)))
+            .collect();
+        let reach = Reach {
+            up_from: &up_from,
+            down_to: &down_to,
+        };
         let slots = stored + lookahead + 1;
         let mut ev_store = vec![Vec::new(); stored];
         let mut w_store = vec![Vec::new(); stored];
@@ -176,6 +211,7 @@ impl Plan {
                         &down,
                         &extra,
                         lf,
+                        &reach,
                         &mut w[idx(a, t, 0, 0)..][..n * 3],
                     );
                 }
@@ -198,6 +234,7 @@ impl Plan {
                         &down,
                         &extra,
                         lf,
+                        &reach,
                         &mut u[idx(a, t, 0, 0)..][..n * 3],
                     );
                 }
@@ -214,6 +251,7 @@ impl Plan {
             pre,
             post,
             prices,
+            tolerance,
             tercile_of,
             ev: ev_store,
             w: w_store,
@@ -269,7 +307,7 @@ impl Plan {
                 + self.flap(p, c, dir)
                 + w[((s * 3 + before.min(2)) * n + c) * 3 + direction(p, c)]
         };
-        argmin(n, cost) as u32 + 1
+        argmin(n, |c| applied(p, c, self.tolerance), cost) as u32 + 1
     }
 
     /// The count to ask for, `leadTime` before slot `k + 1`'s sample lands,
@@ -290,7 +328,7 @@ impl Plan {
                 + self.flap(q, c, dir)
                 + ev[((s * 3 + before.min(2)) * n + c) * 3 + direction(q, c)]
         };
-        argmin(n, cost) as u32 + 1
+        argmin(n, |c| applied(q, c, self.tolerance), cost) as u32 + 1
     }
 
     /// The flap price of moving from `from` to `to` after a change in `dir`.
@@ -300,10 +338,11 @@ impl Plan {
     }
 }
 
-/// The first count with the least cost, as numpy's `argmin`.
-fn argmin(n: usize, cost: impl Fn(usize) -> f64) -> usize {
+/// The first count with the least cost among those `allowed`, as numpy's
+/// `argmin` (the count in force is always allowed).
+fn argmin(n: usize, allowed: impl Fn(usize) -> bool, cost: impl Fn(usize) -> f64) -> usize {
     let mut best = (0, f64::INFINITY);
-    for c in 0..n {
+    for c in (0..n).filter(|c| allowed(*c)) {
         let v = cost(c);
         if v < best.1 {
             best = (c, v);
@@ -312,25 +351,49 @@ fn argmin(n: usize, cost: impl Fn(usize) -> f64) -> usize {
     best.0
 }
 
+/// The counts each count in force can move to: the downstream HPA applies
+/// a rise to `up_from[p]` or more, and a drop to `down_to[p]` or less.
+struct Reach<'a> {
+    /// The least count above `p` that is applied (`n` if none).
+    up_from: &'a [usize],
+    /// The greatest count below `p` that is applied.
+    down_to: &'a [Option<usize>],
+}
+
 /// The least value over the new count, for each count in force `p` and
 /// direction of the last change, into `out[p * 3 + dir]`: rising to any
-/// count above `p` (`up`, plus `up_extra[p]`, what a rise costs while it is
-/// not yet ready), staying (`same`), or dropping to any count below
-/// (`down`); a reversal of the last change adds `flap`.
-fn best(up: &[f64], same: &[f64], down: &[f64], up_extra: &[f64], flap: f64, out: &mut [f64]) {
+/// count above `p` that `reach` allows (`up`, plus `up_extra[p]`, what a
+/// rise costs while it is not yet ready), staying (`same`), or dropping to
+/// any count below it allows (`down`); a reversal of the last change adds
+/// `flap`.
+#[allow(clippy::too_many_arguments)]
+fn best(
+    up: &[f64],
+    same: &[f64],
+    down: &[f64],
+    up_extra: &[f64],
+    flap: f64,
+    reach: &Reach<'_>,
+    out: &mut [f64],
+) {
     let n = up.len();
-    // above[p] = min over c > p of up[c]; below[p] = min over c < p of down[c].
-    let mut above = vec![f64::INFINITY; n];
-    for p in (0..n.saturating_sub(1)).rev() {
-        above[p] = above[p + 1].min(up[p + 1]);
+    // from_up[c] = min over c' >= c of up[c']; to_down[c] = min over c' <= c of down[c'].
+    let mut from_up = vec![f64::INFINITY; n + 1];
+    for c in (0..n).rev() {
+        from_up[c] = from_up[c + 1].min(up[c]);
     }
-    let mut below = f64::INFINITY;
+    let mut to_down = vec![f64::INFINITY; n];
+    let mut low = f64::INFINITY;
+    for c in 0..n {
+        low = low.min(down[c]);
+        to_down[c] = low;
+    }
     for p in 0..n {
-        let rise = above[p] + up_extra[p];
+        let rise = from_up[reach.up_from[p]] + up_extra[p];
+        let below = reach.down_to[p].map_or(f64::INFINITY, |c| to_down[c]);
         out[p * 3 + NONE] = rise.min(below).min(same[p]);
         out[p * 3 + UP] = rise.min(below + flap).min(same[p]);
         out[p * 3 + DOWN] = (rise + flap).min(below).min(same[p]);
-        below = below.min(down[p]);
     }
 }
 
@@ -396,10 +459,14 @@ pub(super) fn hold(
         let per = step.num_milliseconds().max(1);
         let lookahead =
             usize::try_from((LOOKAHEAD.num_milliseconds() + per - 1) / per).unwrap_or(12);
-        let plan = Plan::new(
-            model,
+        let spec = PlanSpec {
             prices,
             lead,
+            hpa_tolerance: b.rules.hpa_tolerance,
+        };
+        let plan = Plan::new(
+            model,
+            &spec,
             key - step,
             step,
             f.forecast.point.len() + 1,
@@ -483,18 +550,17 @@ mod tests {
         NeedModel::fit(&s, &spec).unwrap()
     }
 
+    fn spec(prices: Prices, hpa_tolerance: f64) -> PlanSpec {
+        PlanSpec {
+            prices,
+            lead: TimeDelta::minutes(2),
+            hpa_tolerance,
+        }
+    }
+
     fn plan(m: &NeedModel, prices: Prices) -> Plan {
         let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
-        Plan::new(
-            m,
-            prices,
-            TimeDelta::minutes(2),
-            first,
-            TimeDelta::minutes(5),
-            12,
-            12,
-        )
-        .unwrap()
+        Plan::new(m, &spec(prices, 0.0), first, TimeDelta::minutes(5), 12, 12).unwrap()
     }
 
     #[test]
@@ -560,15 +626,44 @@ mod tests {
     }
 
     #[test]
+    fn steps_the_downstream_hpa_would_ignore_are_never_planned() {
+        // Needs of 9 with every tenth sample 12: from 10 pods, 9 is within
+        // the HPA's 10% (9 / 10 - 1 = -0.1), so with the tolerance the plan
+        // keeps 10 or moves at least to 8; without it, it drops to 9.
+        let values = (0..2_000)
+            .map(|i| if i % 10 == 0 { 120.0 } else { 90.0 })
+            .collect();
+        let m = model(values);
+        let prices = Prices {
+            short_minute: 50.0,
+            flap: 0.0,
+        };
+        let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
+        let plan =
+            |tol| Plan::new(&m, &spec(prices, tol), first, TimeDelta::minutes(5), 12, 12).unwrap();
+        let t = m.tercile(9);
+        assert_eq!(plan(0.0).at_landing(3, 9, t, 10, NONE), 9);
+        let with = plan(0.1);
+        let c0 = with.at_landing(3, 9, t, 10, NONE);
+        assert_ne!(c0, 9);
+        assert!(applied(9, c0 as usize - 1, 0.1), "{c0}");
+        // 10 -> 11 is just outside the tolerance in f64, as in the HPA.
+        assert!(applied(9, 10, 0.1));
+        assert!(!applied(9, 8, 0.1));
+    }
+
+    #[test]
     fn samples_closer_than_the_lead_time_are_refused() {
         let m = model(vec![4.0; 50]);
         let e = Plan::new(
             &m,
-            Prices {
-                short_minute: 1.0,
-                flap: 1.0,
-            },
-            TimeDelta::minutes(2),
+            &spec(
+                Prices {
+                    short_minute: 1.0,
+                    flap: 1.0,
+                },
+                0.0,
+            ),
             DateTime::from_timestamp(0, 0).unwrap(),
             TimeDelta::minutes(1),
             4,

@@ -29,5 +29,5 @@ mod signals;
 
 pub use behavior::Behavior;
 pub use decide::{ForecastInput, MetricInput, Observation, PolicyError, decide};
-pub use holding::{Plan, PlanError, Prices};
+pub use holding::{Plan, PlanError, PlanSpec, Prices};
 pub use memory::PolicyState;
