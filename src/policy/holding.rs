@@ -558,6 +558,10 @@ mod tests {
         }
     }
 
+    fn prices(short_minute: f64, flap: f64) -> Prices {
+        Prices { short_minute, flap }
+    }
+
     fn plan(m: &NeedModel, prices: Prices) -> Plan {
         let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
         Plan::new(m, &spec(prices, 0.0), first, TimeDelta::minutes(5), 12, 12).unwrap()
@@ -566,13 +570,7 @@ mod tests {
     #[test]
     fn a_steady_need_is_held() {
         let m = model(vec![4.0; 500]);
-        let p = plan(
-            &m,
-            Prices {
-                short_minute: 20.0,
-                flap: 5.0,
-            },
-        );
+        let p = plan(&m, prices(20.0, 5.0));
         assert_eq!(p.at_landing(3, 4, 1, 4, NONE), 4);
         assert_eq!(p.before_next(3, 4, 1, 4, NONE), 4);
     }
@@ -584,25 +582,13 @@ mod tests {
             .map(|i| if i % 2 == 0 { 2.0 } else { 6.0 })
             .collect();
         let m = model(values);
-        let cheap_flaps = plan(
-            &m,
-            Prices {
-                short_minute: 50.0,
-                flap: 0.0,
-            },
-        );
+        let cheap_flaps = plan(&m, prices(50.0, 0.0));
         // After a 2 lands, hold 2, then ask for 6 before it lands...
         let c0 = cheap_flaps.at_landing(4, 2, 2, 6, NONE);
         assert_eq!(c0, 2);
         assert_eq!(cheap_flaps.before_next(4, 2, 2, c0, DOWN), 6);
         // ...while with flaps dear, 6 is held throughout.
-        let dear_flaps = plan(
-            &m,
-            Prices {
-                short_minute: 50.0,
-                flap: 1_000.0,
-            },
-        );
+        let dear_flaps = plan(&m, prices(50.0, 1_000.0));
         let c0 = dear_flaps.at_landing(4, 2, 2, 6, UP);
         assert_eq!(c0, 6);
         assert_eq!(dear_flaps.before_next(4, 2, 2, c0, NONE), 6);
@@ -614,13 +600,7 @@ mod tests {
             .map(|i| f64::from(1 + (i * 7 % 5) as u8))
             .collect();
         let m = model(values);
-        let p = plan(
-            &m,
-            Prices {
-                short_minute: 0.0,
-                flap: 0.0,
-            },
-        );
+        let p = plan(&m, prices(0.0, 0.0));
         assert_eq!(p.at_landing(5, 4, 1, 3, NONE), 1);
         assert_eq!(p.before_next(5, 4, 1, 1, DOWN), 1);
     }
@@ -634,13 +614,10 @@ mod tests {
             .map(|i| if i % 10 == 0 { 120.0 } else { 90.0 })
             .collect();
         let m = model(values);
-        let prices = Prices {
-            short_minute: 50.0,
-            flap: 0.0,
-        };
+        let priced = prices(50.0, 0.0);
         let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
         let plan =
-            |tol| Plan::new(&m, &spec(prices, tol), first, TimeDelta::minutes(5), 12, 12).unwrap();
+            |tol| Plan::new(&m, &spec(priced, tol), first, TimeDelta::minutes(5), 12, 12).unwrap();
         let t = m.tercile(9);
         assert_eq!(plan(0.0).at_landing(3, 9, t, 10, NONE), 9);
         let with = plan(0.1);
@@ -657,13 +634,7 @@ mod tests {
         let m = model(vec![4.0; 50]);
         let e = Plan::new(
             &m,
-            &spec(
-                Prices {
-                    short_minute: 1.0,
-                    flap: 1.0,
-                },
-                0.0,
-            ),
+            &spec(prices(1.0, 1.0), 0.0),
             DateTime::from_timestamp(0, 0).unwrap(),
             TimeDelta::minutes(1),
             4,
@@ -676,13 +647,7 @@ mod tests {
     #[test]
     fn slots_are_found_by_landing_time() {
         let m = model(vec![4.0; 50]);
-        let p = plan(
-            &m,
-            Prices {
-                short_minute: 1.0,
-                flap: 1.0,
-            },
-        );
+        let p = plan(&m, prices(1.0, 1.0));
         let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
         assert_eq!(p.slot(first + TimeDelta::seconds(299)), Some((0, first)));
         assert_eq!(
