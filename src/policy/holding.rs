@@ -424,6 +424,11 @@ pub(super) struct HoldMemory {
 /// active, which the forecast's horizon covers; an hour further ahead
 /// changed no count in the notebook's runs (1, 3 and 12 hours agreed).
 const LOOKAHEAD: TimeDelta = TimeDelta::hours(1);
+/// ...but at most this many samples: the plan's cost grows with its slots,
+/// and on 10-second samples an hour is 360 of them (a second per plan at 40
+/// modelled needs, which made a live server's ticks lag). Twelve is the
+/// hour at 5-minute samples, where it was measured.
+const MAX_LOOKAHEAD_SLOTS: usize = 12;
 
 /// The holding count at `now` for a signal whose value is `value`, with a
 /// note explaining it, updating `mem`; `Err` says why there is none (the
@@ -457,8 +462,9 @@ pub(super) fn hold(
     if mem.plan.as_ref().is_none_or(|(k, _)| *k != key) {
         let step = f.forecast.step;
         let per = step.num_milliseconds().max(1);
-        let lookahead =
-            usize::try_from((LOOKAHEAD.num_milliseconds() + per - 1) / per).unwrap_or(12);
+        let lookahead = usize::try_from((LOOKAHEAD.num_milliseconds() + per - 1) / per)
+            .unwrap_or(MAX_LOOKAHEAD_SLOTS)
+            .min(MAX_LOOKAHEAD_SLOTS);
         let spec = PlanSpec {
             prices,
             lead,
