@@ -206,9 +206,9 @@ impl Plan {
                         extra[c] = pre * short(a, c);
                     }
                     best(
-                        &up,
+                        &mut up,
                         &same,
-                        &down,
+                        &mut down,
                         &extra,
                         lf,
                         &reach,
@@ -229,9 +229,9 @@ impl Plan {
                         extra[c] = startup * short(a, c);
                     }
                     best(
-                        &up,
+                        &mut up,
                         &same,
-                        &down,
+                        &mut down,
                         &extra,
                         lf,
                         &reach,
@@ -368,29 +368,28 @@ struct Reach<'a> {
 /// `flap`.
 #[allow(clippy::too_many_arguments)]
 fn best(
-    up: &[f64],
+    up: &mut [f64],
     same: &[f64],
-    down: &[f64],
+    down: &mut [f64],
     up_extra: &[f64],
     flap: f64,
     reach: &Reach<'_>,
     out: &mut [f64],
 ) {
     let n = up.len();
-    // from_up[c] = min over c' >= c of up[c']; to_down[c] = min over c' <= c of down[c'].
-    let mut from_up = vec![f64::INFINITY; n + 1];
-    for c in (0..n).rev() {
-        from_up[c] = from_up[c + 1].min(up[c]);
+    // In place, so the plan's inner loop allocates nothing: up[c] becomes
+    // the min over c' >= c, down[c] the min over c' <= c.
+    for c in (0..n.saturating_sub(1)).rev() {
+        up[c] = up[c].min(up[c + 1]);
     }
-    let mut to_down = vec![f64::INFINITY; n];
-    let mut low = f64::INFINITY;
-    for c in 0..n {
-        low = low.min(down[c]);
-        to_down[c] = low;
+    for c in 1..n {
+        down[c] = down[c].min(down[c - 1]);
     }
     for p in 0..n {
-        let rise = from_up[reach.up_from[p]] + up_extra[p];
-        let below = reach.down_to[p].map_or(f64::INFINITY, |c| to_down[c]);
+        let rise = up
+            .get(reach.up_from[p])
+            .map_or(f64::INFINITY, |u| u + up_extra[p]);
+        let below = reach.down_to[p].map_or(f64::INFINITY, |c| down[c]);
         out[p * 3 + NONE] = rise.min(below).min(same[p]);
         out[p * 3 + UP] = rise.min(below + flap).min(same[p]);
         out[p * 3 + DOWN] = (rise + flap).min(below).min(same[p]);
