@@ -239,6 +239,13 @@ async fn every_rpc_the_way_keda_calls() {
         metrics.contains("foresight_training_duration_seconds_count"),
         "{metrics}"
     );
+    // The decision served above came from an evaluation, which was timed.
+    let evaluations: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("foresight_evaluation_duration_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no evaluation count: {metrics}"));
+    assert!(evaluations >= 1.0, "{metrics}");
 
     // Shutdown ends open streams and both servers promptly.
     server.shutdown.cancel();

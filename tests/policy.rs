@@ -291,6 +291,7 @@ fn with_forecast<'a>(
             validation_mase,
             anchor: None,
             need: None,
+            plan: None,
         }),
         forecast_note: None,
     }]
@@ -1123,6 +1124,7 @@ mod holding {
                         validation_mase: Some(0.5),
                         anchor: None,
                         need: with_model.then_some(&m),
+                        plan: None,
                     }),
                     forecast_note: None,
                 }];

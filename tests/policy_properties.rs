@@ -95,6 +95,7 @@ fn observation<'a>(tick: &Tick, f: &'a Fc) -> Observation<'a> {
         validation_mase: Some(0.5),
         anchor: f.anchor.as_ref(),
         need: None,
+        plan: None,
     });
     Observation {
         metrics: vec![
@@ -385,6 +386,7 @@ proptest! {
                     validation_mase: Some(0.5),
                     anchor: f.anchor.as_ref(),
                     need: None,
+                    plan: None,
                 }),
                 forecast_note: None,
             };

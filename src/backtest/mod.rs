@@ -490,6 +490,7 @@ impl Backtest<'_> {
                     validation_mase: m.validation_mase,
                     anchor: m.anchor.as_ref(),
                     need: m.need.as_ref(),
+                    plan: None,
                 }),
                 model
                     .is_none()
@@ -517,6 +518,7 @@ impl Backtest<'_> {
                     validation_mase: Some(0.0),
                     anchor: None,
                     need: None,
+                    plan: None,
                 }),
                 None,
             );

@@ -1,7 +1,9 @@
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Behavior;
-use super::holding;
+use super::holding::{self, Plan};
 use super::memory::{
     DEMAND_TREND_WINDOW, GATE_REOPEN_FRACTION, LAG_TREND_WINDOW, LIVE_ERROR_WINDOW, PolicyState,
     ScaleUp, trim,
@@ -30,6 +32,11 @@ pub struct ForecastInput<'a> {
     /// The next need's distribution learnt with the forecast, for
     /// `mode: holding`.
     pub need: Option<&'a NeedModel>,
+    /// The holding plan [`holding_plan`](crate::policy::holding_plan) built
+    /// for this forecast under the same behaviour, if the caller kept one:
+    /// `serve` replays its window at every evaluation and would otherwise
+    /// rebuild every model's plan each time. `None` builds it.
+    pub plan: Option<&'a Arc<Plan>>,
 }
 
 /// One signal's inputs at an evaluation tick.

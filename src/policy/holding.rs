@@ -400,7 +400,8 @@ fn best(
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct HoldMemory {
     /// The plan of the model in force, keyed by its forecast's start (one
-    /// plan per trained model, built at its first use).
+    /// plan per trained model, built at its first use unless the caller
+    /// handed one in).
     plan: Option<(DateTime<Utc>, Arc<Plan>)>,
     /// Landing time of the slot whose decisions were made last.
     landed: Option<DateTime<Utc>>,
@@ -429,6 +430,42 @@ const LOOKAHEAD: TimeDelta = TimeDelta::hours(1);
 /// hour at 5-minute samples, where it was measured.
 const MAX_LOOKAHEAD_SLOTS: usize = 12;
 
+/// The plan `mode: holding` follows while `f`'s model is in force, under
+/// `b`'s prices and bounds. A pure function of its inputs: `serve`, which
+/// replays its window at every evaluation, builds it once per model and
+/// passes it back in [`ForecastInput::plan`].
+pub fn holding_plan(b: &Behavior, f: &ForecastInput<'_>) -> Result<Plan, String> {
+    let model = f
+        .need
+        .ok_or("the training history held no transitions to learn the next need from")?;
+    // Priced in minutes of the average fleet: a fixed number of pod-minutes
+    // would make a short minute cheaper than serving a large need, and the
+    // plan would under-provision every workload above that size.
+    let prices = Prices {
+        short_minute: b.rules.short_minute_price * model.mean_need,
+        flap: b.rules.flap_price * model.mean_need,
+    };
+    let step = f.forecast.step;
+    let per = step.num_milliseconds().max(1);
+    let lookahead = usize::try_from((LOOKAHEAD.num_milliseconds() + per - 1) / per)
+        .unwrap_or(MAX_LOOKAHEAD_SLOTS)
+        .min(MAX_LOOKAHEAD_SLOTS);
+    let spec = PlanSpec {
+        prices,
+        lead: b.lead_time,
+        hpa_tolerance: b.rules.hpa_tolerance,
+    };
+    Plan::new(
+        model,
+        &spec,
+        f.forecast.start - step,
+        step,
+        f.forecast.point.len() + 1,
+        lookahead,
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// The holding count at `now` for a signal whose value is `value`, with a
 /// note explaining it, updating `mem`; `Err` says why there is none (the
 /// caller falls back).
@@ -447,38 +484,13 @@ pub(super) fn hold(
         max_replicas: b.max_replicas,
     };
     let lead = b.lead_time;
-    let model = f
-        .need
-        .ok_or("the training history held no transitions to learn the next need from")?;
-    // Priced in minutes of the average fleet: a fixed number of pod-minutes
-    // would make a short minute cheaper than serving a large need, and the
-    // plan would under-provision every workload above that size.
-    let prices = Prices {
-        short_minute: b.rules.short_minute_price * model.mean_need,
-        flap: b.rules.flap_price * model.mean_need,
-    };
     let key = f.forecast.start;
     if mem.plan.as_ref().is_none_or(|(k, _)| *k != key) {
-        let step = f.forecast.step;
-        let per = step.num_milliseconds().max(1);
-        let lookahead = usize::try_from((LOOKAHEAD.num_milliseconds() + per - 1) / per)
-            .unwrap_or(MAX_LOOKAHEAD_SLOTS)
-            .min(MAX_LOOKAHEAD_SLOTS);
-        let spec = PlanSpec {
-            prices,
-            lead,
-            hpa_tolerance: b.rules.hpa_tolerance,
+        let plan = match f.plan {
+            Some(p) => Arc::clone(p),
+            None => Arc::new(holding_plan(b, f)?),
         };
-        let plan = Plan::new(
-            model,
-            &spec,
-            key - step,
-            step,
-            f.forecast.point.len() + 1,
-            lookahead,
-        )
-        .map_err(|e| e.to_string())?;
-        mem.plan = Some((key, Arc::new(plan)));
+        mem.plan = Some((key, plan));
     }
     let Some((_, plan)) = &mem.plan else {
         return Err("no plan".into());

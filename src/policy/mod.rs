@@ -29,5 +29,5 @@ mod signals;
 
 pub use behavior::Behavior;
 pub use decide::{ForecastInput, MetricInput, Observation, PolicyError, decide};
-pub use holding::{Plan, PlanError, PlanSpec, Prices};
+pub use holding::{Plan, PlanError, PlanSpec, Prices, holding_plan};
 pub use memory::PolicyState;

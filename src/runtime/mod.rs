@@ -100,6 +100,9 @@ struct Shared<S> {
     models: Mutex<ModelTable>,
     /// Tick-aligned observations for replay.
     observations: Mutex<ObservationCache>,
+    /// `mode: holding`'s plans, built once per model and configuration
+    /// instead of at every replay.
+    plans: Mutex<evaluate::PlanCache>,
     /// Bumped on every (re-)registration and trained model, so the
     /// evaluation loop reacts at once.
     generation: watch::Sender<u64>,
@@ -172,6 +175,7 @@ impl<S: MetricSource> Runtime<S> {
                 registry: RwLock::new(HashMap::new()),
                 models,
                 observations: Mutex::new(ObservationCache::default()),
+                plans: Mutex::new(evaluate::PlanCache::default()),
                 generation,
                 signals,
                 source_error: Mutex::new(None),
@@ -435,6 +439,11 @@ impl<S: MetricSource> Runtime<S> {
                 .1
                 .push(Arc::clone(r));
         }
+        let live: HashSet<u64> = self
+            .registrations()
+            .iter()
+            .map(|r| r.configured().fingerprint)
+            .collect();
         let shared = Arc::clone(&self.shared);
         let results = tokio::task::spawn_blocking(move || {
             let cache = shared
@@ -442,10 +451,13 @@ impl<S: MetricSource> Runtime<S> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             let models = shared.models.lock().unwrap_or_else(|e| e.into_inner());
-            groups
+            let mut plans = shared.plans.lock().unwrap_or_else(|e| e.into_inner());
+            let evaluated: HashSet<u64> = groups.keys().copied().collect();
+            let started = std::time::Instant::now();
+            let results = groups
                 .into_values()
                 .map(|(cfg, members)| {
-                    let decision = evaluate::replay(&cfg, at, tick, &cache, &models);
+                    let decision = evaluate::replay(&cfg, at, tick, &cache, &models, &mut plans);
                     let queries = || cfg.spec.metrics.iter().map(|m| m.query.as_str());
                     Outcome {
                         rejected: queries().find_map(|q| cache.rejected(q, at).cloned()),
@@ -459,7 +471,10 @@ impl<S: MetricSource> Runtime<S> {
                         cfg,
                     }
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            plans.sweep(&evaluated, &live);
+            shared.telemetry.observe_evaluation(started.elapsed());
+            results
         })
         .await;
         let results = match results {

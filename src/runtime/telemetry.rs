@@ -106,6 +106,9 @@ pub struct Telemetry {
     training_seconds: Histogram,
     /// Trainings that failed.
     training_failures: Counter,
+    /// Wall time of each evaluation's replays (reads excluded): near the
+    /// tick, the server cannot keep up with its ScaledObjects.
+    evaluation_seconds: Histogram,
     /// Validation MASE of the model serving each signal.
     forecast_mase: Family<SignalLabels, Gauge<f64, AtomicU64>>,
     /// Desired replicas last served per ScaledObject.
@@ -183,6 +186,12 @@ impl Telemetry {
             "Model training time",
             training_seconds.clone(),
         );
+        let evaluation_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        registry.register(
+            "evaluation_duration_seconds",
+            "Time to replay every ScaledObject evaluated at one tick (source reads excluded)",
+            evaluation_seconds.clone(),
+        );
         let training_failures = Counter::default();
         registry.register(
             "training_failures",
@@ -255,6 +264,7 @@ impl Telemetry {
             remediation_incidents,
             training_seconds,
             training_failures,
+            evaluation_seconds,
             forecast_mase,
             desired_replicas,
             scaled_objects,
@@ -315,6 +325,10 @@ impl Telemetry {
         if !ok {
             self.training_failures.inc();
         }
+    }
+
+    pub(crate) fn observe_evaluation(&self, elapsed: Duration) {
+        self.evaluation_seconds.observe(elapsed.as_secs_f64());
     }
 
     pub(crate) fn set_mase(&self, scaledobject: &str, signal: &'static str, mase: f64) {

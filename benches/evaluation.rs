@@ -1,0 +1,134 @@
+//! What one evaluation tick costs `serve`: the replays of every registered
+//! ScaledObject, as `foresight_evaluation_duration_seconds` records them.
+//!
+//! Twenty ScaledObjects on the embedded `elb_requests` trace (5-minute
+//! samples), each with its own per-pod target so none shares a replay, run
+//! in the default predictive mode and in `mode: holding`, one runtime at a
+//! time, alternating, at the default 15-second tick. Each is measured only once every
+//! model its window uses is trained (readiness), so the figures are the
+//! steady state, not the first trainings. The predictive runs are the
+//! baseline: holding's ratio to them is what its plans cost on top of the
+//! replay every mode pays.
+//!
+//! `cargo bench --bench evaluation` measures 2 × 75 s per mode (about six
+//! minutes with the trainings); under `cargo test` it runs a short smoke
+//! version of the same path with 1-second ticks.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use foresight::domain::ScaledObjectKey;
+use foresight::runtime::{Runtime, RuntimeConfig, ScalerCore};
+use foresight::sources::FileSource;
+use tokio_util::sync::CancellationToken;
+
+/// Mean seconds per evaluation and evaluations counted, from `/metrics`.
+fn evaluations(metrics: &str) -> (f64, f64) {
+    let read = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    (
+        read("foresight_evaluation_duration_seconds_sum "),
+        read("foresight_evaluation_duration_seconds_count "),
+    )
+}
+
+/// Runs `objects` ScaledObjects in `mode` for `window` once ready, and
+/// returns the mean evaluation time in seconds and the evaluations counted.
+async fn measure(mode: &str, objects: usize, tick: Duration, window: Duration) -> (f64, f64) {
+    let (source, _) = FileSource::embedded().expect("embedded trace");
+    let runtime = Runtime::new(
+        source,
+        RuntimeConfig {
+            tick,
+            ..RuntimeConfig::default()
+        },
+    );
+    let shutdown = CancellationToken::new();
+    let r = runtime.clone();
+    let s = shutdown.clone();
+    let task = tokio::spawn(async move { r.run(s.cancelled_owned()).await });
+    for i in 0..objects {
+        let target = (5 + i).to_string();
+        let metadata: HashMap<String, String> = [
+            ("queueDepthQuery", "elb_requests"),
+            ("queueDepthTarget", target.as_str()),
+            ("step", "5m"),
+            ("mode", mode),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        runtime
+            .metric_target(&ScaledObjectKey::new("bench", format!("so-{i}")), &metadata)
+            .expect("valid metadata");
+    }
+    let mut ready = false;
+    for _ in 0..1_200 {
+        if runtime.readiness().ready {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ready, "never ready: {:?}", runtime.readiness());
+    // The evaluations that readiness waited for are not counted.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (sum0, n0) = evaluations(&runtime.metrics_text());
+    tokio::time::sleep(window).await;
+    let (sum1, n1) = evaluations(&runtime.metrics_text());
+    shutdown.cancel();
+    let _ = task.await;
+    let n = n1 - n0;
+    assert!(n >= 1.0, "no evaluation in {window:?}");
+    ((sum1 - sum0) / n, n)
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    // `serve`'s default 15 s tick: a replay covers 120 ticks, so what is
+    // built once per replay (a plan) weighs as it does in production.
+    let (objects, tick, window, rounds) = if bench {
+        (20, Duration::from_secs(15), Duration::from_secs(75), 2)
+    } else {
+        (2, Duration::from_secs(1), Duration::from_secs(3), 1)
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut totals: HashMap<&str, (f64, f64)> = HashMap::new();
+    for _ in 0..rounds {
+        for mode in ["predictive", "holding"] {
+            let (mean, n) = rt.block_on(measure(mode, objects, tick, window));
+            let t = totals.entry(mode).or_default();
+            t.0 += mean * n;
+            t.1 += n;
+        }
+    }
+    let mean = |mode: &str| totals[mode].0 / totals[mode].1;
+    println!(
+        "\nOne evaluation tick, {objects} ScaledObjects on elb_requests (5-minute samples), {tick:?} ticks, {rounds} x {window:?} per mode:"
+    );
+    for mode in ["predictive", "holding"] {
+        println!(
+            "  {mode:<10} {:>9.2} ms per tick ({} ticks)",
+            mean(mode) * 1e3,
+            totals[mode].1
+        );
+    }
+    let note = if bench {
+        "same-run ratio"
+    } else {
+        "smoke run under cargo test: too short to measure"
+    };
+    println!(
+        "  holding / predictive: {:.2}x  ({note})",
+        mean("holding") / mean("predictive")
+    );
+}
