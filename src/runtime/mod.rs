@@ -37,7 +37,7 @@ use tokio::sync::{Semaphore, broadcast, watch};
 use tracing::{debug, info, warn};
 
 pub use self::core::{CoreError, METRIC_NAME, MetricTarget, Readiness, ScalerCore};
-use self::models::{ModelKey, ModelTable, to_delta};
+use self::models::{ModelKey, ModelTable, activation_delay, to_delta};
 use self::observations::ObservationCache;
 use self::registry::{Configured, Fault, Registration, fingerprint};
 use self::state::SelectionStore;
@@ -545,6 +545,7 @@ impl<S: MetricSource> Runtime<S> {
             }
             reg.set_waiting_reason(e.to_string());
             reg.set_fault(Some(Fault::Rejected(e.clone())));
+            reg.settle_evaluation();
             return;
         }
         let cause = o
@@ -589,6 +590,7 @@ impl<S: MetricSource> Runtime<S> {
                 reg.set_fault(fault.filter(|_| reg.latest().is_some()));
             }
         }
+        reg.settle_evaluation();
     }
 
     fn publish(&self, reg: &Registration, cfg: &Configured, d: Decision) {
@@ -838,15 +840,21 @@ impl<S: MetricSource> Runtime<S> {
                 warn!(query = %key.query, boundary = %boundary, error = %e, "training failed; keeping the previous model")
             }
         }
-        self.models().finish(&key, boundary, result, Utc::now());
-        // Decisions that use this model are re-evaluated for the current tick.
+        let now = Utc::now();
+        self.models().finish(&key, boundary, result, now);
+        // Decisions that use this model are re-evaluated for the current
+        // tick. One that is not active yet is used by no decision so far
+        // (the tick it activates at is evaluated anyway), and marking for it
+        // would hold readiness at every boundary for nothing.
+        let active = boundary + activation_delay(self.shared.config.retrain) <= now;
         for reg in self.registrations() {
-            if reg
-                .configured()
-                .model_keys
-                .iter()
-                .flatten()
-                .any(|k| *k == key)
+            if active
+                && reg
+                    .configured()
+                    .model_keys
+                    .iter()
+                    .flatten()
+                    .any(|k| *k == key)
             {
                 reg.mark_for_evaluation();
             }
@@ -958,14 +966,18 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
                     fmt_wait(age.to_std().unwrap_or_default()),
                     fmt_wait(max.to_std().unwrap_or_default())
                 )),
-                None if r.latest().is_none() => awaiting.push(r.key().to_string()),
+                // A decision made before the last model arrived may differ
+                // from a peer's; its re-evaluation is moments away.
+                None if r.latest().is_none() || !r.up_to_date() => {
+                    awaiting.push(r.key().to_string())
+                }
                 None => {}
             }
         }
         awaiting.sort();
         stale.sort();
         invalid.sort();
-        let models_pending = self.models().pending();
+        let models_pending = self.models().pending(Utc::now());
         let health = self.shared.source.health();
         let breaker = health.breaker.as_ref();
         // The probe may predate the breaker opening (a tick ago).

@@ -25,6 +25,8 @@ use crate::forecast::{NeedSpec, TrainSpec, Trained};
 
 /// How long to wait before retrying a training that failed.
 const RETRY_AFTER: TimeDelta = TimeDelta::seconds(60);
+/// How long a model is kept after the replay windows stop needing it.
+const KEEP_MARGIN: TimeDelta = TimeDelta::minutes(1);
 
 /// Identifies one forecast to train.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -150,7 +152,7 @@ impl ModelTable {
     /// Marks and returns the (key, boundary) trainings due at `now`: every
     /// boundary whose model some tick of the replay window ending now uses,
     /// and the current one, so it is ready when it activates. Models older
-    /// than the oldest needed are dropped.
+    /// than the oldest needed a minute ago are dropped.
     pub(crate) fn take_due(
         &mut self,
         wanted: &HashSet<ModelKey>,
@@ -159,6 +161,12 @@ impl ModelTable {
     ) -> Vec<(ModelKey, DateTime<Utc>)> {
         let step = to_delta(self.retrain);
         let oldest = boundary(now - replay - self.delay, self.retrain);
+        // Models are dropped a little later than they stop being needed: an
+        // evaluation of a tick just before `now` may still be replaying a
+        // window that starts under the previous boundary's model, and
+        // dropping it under that replay's feet would leave its first ticks
+        // without a forecast on this replica only.
+        let keep_from = boundary(now - replay - self.delay - KEEP_MARGIN, self.retrain);
         let current = boundary(now, self.retrain);
         let mut boundaries = Vec::new();
         let mut b = current;
@@ -170,9 +178,9 @@ impl ModelTable {
         let mut due = Vec::new();
         for key in wanted {
             let slot = self.slots.entry(key.clone()).or_default();
-            slot.trained.retain(|b, _| *b >= oldest);
-            slot.attempted.retain(|b| *b >= oldest);
-            slot.retry_at.retain(|b, _| *b >= oldest);
+            slot.trained.retain(|b, _| *b >= keep_from);
+            slot.attempted.retain(|b| *b >= keep_from);
+            slot.retry_at.retain(|b, _| *b >= keep_from);
             for b in &boundaries {
                 self.needed.insert((key.clone(), *b));
                 let done = slot.trained.contains_key(b);
@@ -210,14 +218,21 @@ impl ModelTable {
         }
     }
 
-    /// Needed (key, boundary) trainings that have never finished.
-    pub(crate) fn pending(&self) -> usize {
+    /// Needed (key, boundary) trainings that have never finished, among
+    /// those active at `now`. The current boundary's model is trained ahead
+    /// of its activation; until then no decision uses it, so its training
+    /// does not hold readiness (it did, and at every boundary both replicas
+    /// trained at once and could both be unready, leaving KEDA's Service
+    /// without endpoints for as long as the trainings took).
+    pub(crate) fn pending(&self, now: DateTime<Utc>) -> usize {
         self.needed
             .iter()
             .filter(|(k, b)| {
-                self.slots
-                    .get(k)
-                    .is_none_or(|s| !s.attempted.contains(b) && !s.trained.contains_key(b))
+                *b + self.delay <= now
+                    && self
+                        .slots
+                        .get(k)
+                        .is_none_or(|s| !s.attempted.contains(b) && !s.trained.contains_key(b))
             })
             .count()
     }
@@ -225,5 +240,77 @@ impl ModelTable {
     /// The last training error of `key`, if its last attempt failed.
     pub(crate) fn last_error(&self, key: &ModelKey) -> Option<&str> {
         self.slots.get(key)?.last_error.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ModelKey {
+        ModelKey {
+            query: "q".into(),
+            step: TimeDelta::minutes(5),
+            history: TimeDelta::days(1),
+            seasonality: Seasonality::Auto,
+            lead_time: TimeDelta::minutes(2),
+            quantile_permille: 900,
+            need: None,
+        }
+    }
+
+    fn trained(k: &ModelKey) -> Arc<Trained> {
+        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let values = (0..288).map(|i| 10.0 + f64::from(i % 12)).collect();
+        let s = Series::new(start, k.step, values);
+        Arc::new(crate::forecast::train(&s, &k.train_spec(&s, &RuntimeConfig::default())).unwrap())
+    }
+
+    #[test]
+    fn only_active_models_hold_readiness_and_old_ones_outlive_their_window_by_a_margin() {
+        let (k, retrain) = (key(), Duration::from_secs(3_600));
+        let wanted = HashSet::from([k.clone()]);
+        let replay = TimeDelta::minutes(30);
+        let mut t = ModelTable::new(retrain);
+        let b0 = DateTime::from_timestamp(1_700_006_400, 0).unwrap();
+        let previous = b0 - TimeDelta::hours(1);
+        let now = b0 + TimeDelta::minutes(2);
+        let mut due: Vec<_> = t
+            .take_due(&wanted, now, replay)
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect();
+        due.sort();
+        assert_eq!(due, vec![previous, b0]);
+        // The current boundary activates 5 minutes after it: not pending yet.
+        assert_eq!(t.pending(now), 1);
+        let m = trained(&k);
+        t.finish(&k, previous, Ok(Arc::clone(&m)), now);
+        assert_eq!(
+            t.pending(now),
+            0,
+            "the current model does not hold readiness"
+        );
+        assert_eq!(
+            t.pending(b0 + TimeDelta::minutes(5)),
+            1,
+            "once active, it does"
+        );
+        t.finish(&k, b0, Ok(Arc::clone(&m)), now);
+        assert_eq!(t.pending(b0 + TimeDelta::minutes(5)), 0);
+
+        // A window starting just under `b0`'s activation still finds the
+        // previous model for a minute after the training loop stops needing it.
+        let before_b0 = b0 + TimeDelta::minutes(4);
+        let now = b0 + TimeDelta::minutes(35) + TimeDelta::seconds(30);
+        t.take_due(&wanted, now, replay);
+        assert!(
+            t.at(&k, before_b0).is_some(),
+            "dropped under a replay's feet"
+        );
+        let now = b0 + TimeDelta::minutes(36) + TimeDelta::seconds(1);
+        t.take_due(&wanted, now, replay);
+        assert!(t.at(&k, before_b0).is_none(), "kept past its margin");
+        assert!(t.at(&k, b0 + TimeDelta::minutes(5)).is_some());
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -111,8 +111,17 @@ pub(crate) struct Registration {
     last_seen_ms: AtomicI64,
     /// Why there is no decision yet, for `NotReady` errors.
     waiting_reason: Mutex<String>,
-    /// Set on (re-)configuration so the next wake-up evaluates at once.
-    needs_evaluation: AtomicBool,
+    /// Bumped on (re-)configuration and when a model its decisions use
+    /// arrives, so the next wake-up evaluates at once.
+    wanted: AtomicU64,
+    /// The value of `wanted` when the latest evaluation began: below
+    /// `wanted`, an evaluation is owed.
+    taken: AtomicU64,
+    /// The value of `taken` when the latest evaluation was settled: below
+    /// `wanted`, what is published may predate a model this replica has,
+    /// and a peer that has it could answer differently (see
+    /// [`Registration::up_to_date`]).
+    settled: AtomicU64,
     /// Why the latest decision must not be served; watched so a first call
     /// waiting for a decision also ends on a fault.
     fault: watch::Sender<Option<Fault>>,
@@ -132,7 +141,9 @@ impl Registration {
             raised: Mutex::new(Vec::new()),
             last_seen_ms: AtomicI64::new(0),
             waiting_reason: Mutex::new("waiting for the first evaluation".into()),
-            needs_evaluation: AtomicBool::new(true),
+            wanted: AtomicU64::new(1),
+            taken: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
             fault: watch::channel(None).0,
         }
     }
@@ -154,21 +165,39 @@ impl Registration {
         // A fault was about the old queries; the next evaluation (at once)
         // finds any that remain.
         self.fault.send_replace(None);
-        self.needs_evaluation.store(true, Ordering::Release);
+        self.wanted.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn needs_evaluation(&self) -> bool {
-        self.needs_evaluation.load(Ordering::Acquire)
+        self.taken.load(Ordering::Acquire) < self.wanted.load(Ordering::Acquire)
     }
 
-    /// Clears the flag as an evaluation starts, before it reads the models:
-    /// a model that arrives after that read marks the registration again,
+    /// Records that an evaluation starts, before it reads the models: a
+    /// model that arrives after that read marks the registration again,
     /// and the mark survives the evaluation's publish, so the tick is
     /// replayed once more with it. (Clearing on publish instead lost such
     /// marks, and a replica could serve a decision missing a model it
     /// already had until the next tick, disagreeing with its peers.)
     pub(crate) fn begin_evaluation(&self) {
-        self.needs_evaluation.store(false, Ordering::Release);
+        self.taken
+            .store(self.wanted.load(Ordering::Acquire), Ordering::Release);
+    }
+
+    /// Records that the evaluation begun last has been published (or has
+    /// failed for a reason of its own).
+    pub(crate) fn settle_evaluation(&self) {
+        self.settled
+            .store(self.taken.load(Ordering::Acquire), Ordering::Release);
+    }
+
+    /// Whether the latest settled evaluation began after every model and
+    /// configuration change: readiness waits for this, or a replica that has
+    /// just trained its last model would be routed KEDA's calls while still
+    /// serving the decision it made without it (in 2 of 19 runs of
+    /// `tests/replica_agreement.rs`'s holding case, the later replica's
+    /// rolling live MASE differed at the first tick both were asked about).
+    pub(crate) fn up_to_date(&self) -> bool {
+        self.settled.load(Ordering::Acquire) >= self.wanted.load(Ordering::Acquire)
     }
 
     pub(crate) fn touch(&self, now: DateTime<Utc>) {
@@ -204,7 +233,7 @@ impl Registration {
 
     /// Flags the registration for evaluation at the next wake-up.
     pub(crate) fn mark_for_evaluation(&self) {
-        self.needs_evaluation.store(true, Ordering::Release);
+        self.wanted.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The latest decision, if any.
@@ -287,9 +316,18 @@ mod tests {
         // ...and the evaluation then publishes what it computed without it.
         reg.set_fault(None);
         reg.set_waiting_reason("x".into());
+        reg.settle_evaluation();
         assert!(
             reg.needs_evaluation(),
             "the tick must be replayed again with the new model"
         );
+        assert!(!reg.up_to_date(), "what is published lacks the new model");
+        reg.begin_evaluation();
+        assert!(!reg.needs_evaluation());
+        assert!(!reg.up_to_date(), "not until the replay is settled");
+        reg.settle_evaluation();
+        assert!(reg.up_to_date());
+        reg.reconfigure(reg.configured());
+        assert!(reg.needs_evaluation() && !reg.up_to_date());
     }
 }
