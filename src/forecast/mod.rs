@@ -32,7 +32,7 @@ pub use models::{Combine, Fitted, Model, ModelKind};
 pub use naive2::{
     Naive2, SeasonalityTest, naive2, seasonal_indices, seasonal_naive, seasonality_test,
 };
-pub use need::{MAX_MODELLED, NeedModel, NeedSpec, TIME_BINS, time_bin};
+pub use need::{MAX_MODELLED, NeedModel, NeedSpec, NeedTable, TIME_BINS, time_bin};
 pub use prep::prepare;
 pub use seasonality::{candidate_steps, detect_periods};
 pub use select::{Choice, TrainSpec, Trained, refit, train};

@@ -146,6 +146,7 @@ impl Plan {
             });
         }
         let n = model.n_max as usize;
+        let table = model.table();
         let (pre, post) = (minutes(lead), minutes(step - lead));
         let (lu, lf) = (prices.short_minute, prices.flap);
         let tercile_of: Vec<usize> = (1..=n as u32).map(|x| model.tercile(x)).collect();
@@ -182,7 +183,7 @@ impl Plan {
             for a in 0..n {
                 let tp = tercile_of[a];
                 for t in 0..3 {
-                    let p = model.next(bin, (a + 1) as u32, t);
+                    let p = table.next(bin, (a + 1) as u32, t);
                     let out = &mut ev[idx(a, t, 0, 0)..idx(a, t, 0, 0) + n * 3];
                     for (b, pb) in p.iter().enumerate() {
                         if *pb == 0.0 {
