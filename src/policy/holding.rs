@@ -21,10 +21,12 @@
 //! * the state carried between instants is the count in force and the
 //!   direction of the last change.
 //!
-//! A plan is a table of expected values per future sample slot, computed once
-//! per trained model ([`Plan::new`]); a decision is an argmin over counts
-//! against it ([`Plan::at_landing`], [`Plan::before_next`]), so it is a pure
-//! function of the model, the slot and the state, as replica agreement needs.
+//! A plan is computed once per trained model ([`Plan::new`]): backward
+//! induction gives the expected values per future sample slot, and the plan
+//! keeps, for every state of every slot, the count with the least cost
+//! against them. A decision reads it ([`Plan::at_landing`],
+//! [`Plan::before_next`]), so it is a pure function of the model, the slot
+//! and the state, as replica agreement needs.
 
 use std::sync::Arc;
 
@@ -81,7 +83,12 @@ fn minutes(d: TimeDelta) -> f64 {
     d.num_milliseconds() as f64 / 60_000.0
 }
 
-/// The expected-value tables of one trained model, slot by slot.
+/// The decisions of one trained model, slot by slot.
+///
+/// The backward induction's expected values are needed only to pick each
+/// decision, so the plan keeps the pick for every state instead of the
+/// values: one byte per state rather than eight (a plan at 64 modelled needs
+/// was 17 MB, and `serve` keeps one or two per configuration).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// Landing time of slot 0: the last sample of the training history.
@@ -90,23 +97,16 @@ pub struct Plan {
     step: TimeDelta,
     /// Modelled needs (and counts) are `1..=n`.
     n: usize,
-    /// The lead time: a rise is ready this long after it is asked for, and
-    /// the second decision of a period comes this long before the next sample.
-    pre: f64,
-    /// Minutes from a landing to the second decision.
-    post: f64,
-    /// The prices the tables were built with.
-    prices: Prices,
-    /// See [`PlanSpec::hpa_tolerance`].
-    tolerance: f64,
     /// Tercile of each need `1..=n` (the next state's "need before").
     tercile_of: Vec<usize>,
-    /// Per stored slot, the expected value from the next landing on for
-    /// each (need now, tercile before, count asked for it, direction).
-    ev: Vec<Vec<f64>>,
-    /// Per stored slot, the value just after the landing decision, for each
-    /// (need now, tercile before, count in force, direction).
-    w: Vec<Vec<f64>>,
+    /// Per stored slot, the count index (count − 1) to hold when its sample
+    /// lands, for each (need now, tercile before, count in force, direction
+    /// of the last change).
+    landing: Vec<Vec<u8>>,
+    /// Per stored slot, the count index to ask for `leadTime` before the next
+    /// sample, for each (need now, tercile before, count chosen at the
+    /// landing, direction of that change).
+    ahead: Vec<Vec<u8>>,
 }
 
 /// Why no plan could be made.
@@ -168,8 +168,8 @@ impl Plan {
             down_to: &down_to,
         };
         let slots = stored + lookahead + 1;
-        let mut ev_store = vec![Vec::new(); stored];
-        let mut w_store = vec![Vec::new(); stored];
+        let mut landing = vec![Vec::new(); stored];
+        let mut ahead = vec![Vec::new(); stored];
         // The value when slot k+1's sample lands; nothing after the horizon.
         let mut u = vec![0.0; size];
         let mut ev = vec![0.0; size];
@@ -241,21 +241,38 @@ impl Plan {
                 }
             }
             if k < stored {
-                ev_store[k] = ev.clone();
-                w_store[k] = w.clone();
+                // At the landing, a rise is short against the count in force
+                // until it is ready, then against itself.
+                landing[k] = decisions(
+                    &w,
+                    &Costs {
+                        unit: post,
+                        short_now: startup * lu,
+                        short_later: (post - startup) * lu,
+                        flap: lf,
+                    },
+                    &reach,
+                );
+                // Before the next sample, only until it lands.
+                ahead[k] = decisions(
+                    &ev,
+                    &Costs {
+                        unit: pre,
+                        short_now: pre * lu,
+                        short_later: 0.0,
+                        flap: lf,
+                    },
+                    &reach,
+                );
             }
         }
         Ok(Self {
             first,
             step,
             n,
-            pre,
-            post,
-            prices,
-            tolerance,
             tercile_of,
-            ev: ev_store,
-            w: w_store,
+            landing,
+            ahead,
         })
     }
 
@@ -269,7 +286,9 @@ impl Plan {
     pub fn slot(&self, t: DateTime<Utc>) -> Option<(usize, DateTime<Utc>)> {
         let step = self.step.num_milliseconds().max(1);
         let k = (t - self.first).num_milliseconds().div_euclid(step);
-        let k = usize::try_from(k).ok().filter(|k| *k < self.ev.len())?;
+        let k = usize::try_from(k)
+            .ok()
+            .filter(|k| *k < self.landing.len())?;
         Some((k, self.first + self.step * i32::try_from(k).ok()?))
     }
 
@@ -287,69 +306,136 @@ impl Plan {
     /// tercile `before`) lands, with `held` in force after a change in
     /// direction `dir` (0 none, 1 up, 2 down). Counts are `1..=n_max`.
     pub fn at_landing(&self, k: usize, need: u32, before: usize, held: u32, dir: usize) -> u32 {
-        let n = self.n;
-        let (s, p) = (
-            need.clamp(1, n as u32) as usize - 1,
-            held.clamp(1, n as u32) as usize - 1,
-        );
-        let w = &self.w[k];
-        let startup = self.pre;
-        let lu = self.prices.short_minute;
-        let cost = |c: usize| {
-            let short_now = if s > c.min(p) { startup * lu } else { 0.0 };
-            let short_later = if s > c {
-                (self.post - startup) * lu
-            } else {
-                0.0
-            };
-            self.post * (c + 1) as f64
-                + short_now
-                + short_later
-                + self.flap(p, c, dir)
-                + w[((s * 3 + before.min(2)) * n + c) * 3 + direction(p, c)]
-        };
-        argmin(n, |c| applied(p, c, self.tolerance), cost) as u32 + 1
+        self.pick(&self.landing, k, need, before, held, dir)
     }
 
     /// The count to ask for, `leadTime` before slot `k + 1`'s sample lands,
     /// with `landed` chosen at slot `k`'s landing after a change in direction
     /// `dir` from the count before it.
     pub fn before_next(&self, k: usize, need: u32, before: usize, landed: u32, dir: usize) -> u32 {
-        let n = self.n;
-        let (s, q) = (
-            need.clamp(1, n as u32) as usize - 1,
-            landed.clamp(1, n as u32) as usize - 1,
-        );
-        let ev = &self.ev[k];
-        let lu = self.prices.short_minute;
-        let cost = |c: usize| {
-            let short = if s > c.min(q) { self.pre * lu } else { 0.0 };
-            self.pre * (c + 1) as f64
-                + short
-                + self.flap(q, c, dir)
-                + ev[((s * 3 + before.min(2)) * n + c) * 3 + direction(q, c)]
-        };
-        argmin(n, |c| applied(q, c, self.tolerance), cost) as u32 + 1
+        self.pick(&self.ahead, k, need, before, landed, dir)
     }
 
-    /// The flap price of moving from `from` to `to` after a change in `dir`.
-    fn flap(&self, from: usize, to: usize, dir: usize) -> f64 {
-        let reverses = (to < from && dir == UP) || (to > from && dir == DOWN);
-        if reverses { self.prices.flap } else { 0.0 }
+    /// Reads one decision; a slot past the plan keeps the count in force.
+    fn pick(
+        &self,
+        table: &[Vec<u8>],
+        k: usize,
+        need: u32,
+        before: usize,
+        count: u32,
+        dir: usize,
+    ) -> u32 {
+        let n = self.n;
+        let (s, p) = (
+            need.clamp(1, n as u32) as usize - 1,
+            count.clamp(1, n as u32) as usize - 1,
+        );
+        // Any other direction prices no flap, as none.
+        let dir = if dir == UP || dir == DOWN { dir } else { NONE };
+        table
+            .get(k)
+            .and_then(|t| t.get(((s * 3 + before.min(2)) * n + p) * 3 + dir))
+            .map_or(p as u32 + 1, |c| u32::from(*c) + 1)
     }
 }
 
-/// The first count with the least cost among those `allowed`, as numpy's
-/// `argmin` (the count in force is always allowed).
-fn argmin(n: usize, allowed: impl Fn(usize) -> bool, cost: impl Fn(usize) -> f64) -> usize {
-    let mut best = (0, f64::INFINITY);
-    for c in (0..n).filter(|c| allowed(*c)) {
-        let v = cost(c);
-        if v < best.1 {
-            best = (c, v);
+/// The terms of a decision's cost besides the value after it, in
+/// pod-minutes: `unit` minutes of the count asked for, `short_now` if the
+/// need is above the lower of it and the count in force (what is ready
+/// now), `short_later` if it is above the count asked for, and `flap` for a
+/// reversal of the last change.
+struct Costs {
+    /// Minutes until the next decision.
+    unit: f64,
+    /// Price of being short until a rise is ready.
+    short_now: f64,
+    /// Price of being short for the rest of the period.
+    short_later: f64,
+    /// Price of a flap.
+    flap: f64,
+}
+
+/// The decision for every state of one slot against `values` (the
+/// expected value after it, by (need, tercile before, count, direction)):
+/// the count with the least cost among those the downstream HPA applies,
+/// the lowest of equal ones, exactly as an argmin over every count in
+/// ascending order (`tests::decisions_are_the_argmin_over_every_count`).
+///
+/// A rise from `p` costs the same for every `p` below it but for the
+/// short-now and flap terms, which take two values each, so the least rise
+/// from `p` is a suffix minimum over four arrays; a drop likewise a prefix
+/// minimum over two. That makes a slot O(n²) instead of an O(n³) scan.
+/// Each array entry is summed in the scan's order, so the values compared
+/// are the scan's to the bit.
+fn decisions(values: &[f64], k: &Costs, reach: &Reach<'_>) -> Vec<u8> {
+    let n = reach.up_from.len();
+    let mut out = vec![0u8; n * 3 * n * 3];
+    let unit: Vec<f64> = (0..n).map(|c| k.unit * (c + 1) as f64).collect();
+    let add = |on: bool, price: f64| if on { price } else { 0.0 };
+    // The least cost, and its lowest count, of a rise to each count or
+    // above, by [short now][flap]; of a drop to each count or below, by
+    // [flap].
+    let mut rise = [[(0.0, 0usize); 4]].repeat(n);
+    let mut drop = [[(0.0, 0usize); 2]].repeat(n);
+    for s in 0..n {
+        for t in 0..3 {
+            let row = &values[(s * 3 + t) * n * 3..][..n * 3];
+            let mut best = [(f64::INFINITY, n); 4];
+            for c in (0..n).rev() {
+                let later = add(s > c, k.short_later);
+                for (i, b) in best.iter_mut().enumerate() {
+                    let v = unit[c]
+                        + add(i >= 2, k.short_now)
+                        + later
+                        + add(i % 2 == 1, k.flap)
+                        + row[c * 3 + UP];
+                    // Equal costs go to the lower count, as a scan upwards.
+                    if v <= b.0 {
+                        *b = (v, c);
+                    }
+                }
+                rise[c] = best;
+            }
+            let mut best = [(f64::INFINITY, n); 2];
+            for c in 0..n {
+                let short = add(s > c, k.short_now);
+                let later = add(s > c, k.short_later);
+                for (f, b) in best.iter_mut().enumerate() {
+                    let v = unit[c] + short + later + add(f == 1, k.flap) + row[c * 3 + DOWN];
+                    if v < b.0 {
+                        *b = (v, c);
+                    }
+                }
+                drop[c] = best;
+            }
+            for p in 0..n {
+                let stay = unit[p]
+                    + add(s > p, k.short_now)
+                    + add(s > p, k.short_later)
+                    + 0.0
+                    + row[p * 3 + NONE];
+                for dir in [NONE, UP, DOWN] {
+                    let mut best = (f64::INFINITY, p);
+                    if let Some(x) = reach.down_to[p] {
+                        best = drop[x][usize::from(dir == UP)];
+                    }
+                    if stay < best.0 {
+                        best = (stay, p);
+                    }
+                    if let Some(&x) = reach.up_from.get(p).filter(|x| **x < n) {
+                        let r = rise[x][2 * usize::from(s > p) + usize::from(dir == DOWN)];
+                        if r.0 < best.0 {
+                            best = r;
+                        }
+                    }
+                    // n ≤ MAX_MODELLED = 64.
+                    out[((s * 3 + t) * n + p) * 3 + dir] = best.1 as u8;
+                }
+            }
         }
     }
-    best.0
+    out
 }
 
 /// The counts each count in force can move to: the downstream HPA applies
@@ -583,6 +669,93 @@ mod tests {
     fn plan(m: &NeedModel, prices: Prices) -> Plan {
         let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
         Plan::new(m, &spec(prices, 0.0), first, TimeDelta::minutes(5), 12, 12).unwrap()
+    }
+
+    /// The decision as a plain argmin over every count the downstream HPA
+    /// applies, in ascending order, with the cost summed term by term.
+    fn scan(
+        values: &[f64],
+        k: &Costs,
+        tol: f64,
+        n: usize,
+        state: (usize, usize, usize, usize),
+    ) -> usize {
+        let (s, t, p, dir) = state;
+        let row = &values[(s * 3 + t) * n * 3..][..n * 3];
+        let mut best = (0, f64::INFINITY);
+        for c in (0..n).filter(|c| applied(p, *c, tol)) {
+            let flap = (c < p && dir == UP) || (c > p && dir == DOWN);
+            let v = k.unit * (c + 1) as f64
+                + if s > c.min(p) { k.short_now } else { 0.0 }
+                + if s > c { k.short_later } else { 0.0 }
+                + if flap { k.flap } else { 0.0 }
+                + row[c * 3 + direction(p, c)];
+            if v < best.1 {
+                best = (c, v);
+            }
+        }
+        best.0
+    }
+
+    #[test]
+    fn decisions_are_the_argmin_over_every_count() {
+        // Small whole values and prices make ties common, so the lowest of
+        // equal counts is checked as well as the least cost; fractional ones
+        // check the order of the sums.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for trial in 0..300 {
+            let n = 1 + next(12) as usize;
+            let tol = [0.0, 0.1, 0.3][trial % 3];
+            let whole = trial % 2 == 0;
+            let mut num = |m: u64| {
+                let x = next(m) as f64;
+                if whole {
+                    x
+                } else {
+                    x * 0.37 + next(1_000) as f64 * 1e-3
+                }
+            };
+            let values: Vec<f64> = (0..n * 3 * n * 3).map(|_| num(40)).collect();
+            let k = Costs {
+                unit: num(4),
+                short_now: num(6),
+                short_later: if trial % 4 < 2 { num(6) } else { 0.0 },
+                flap: num(8),
+            };
+            let up_from: Vec<usize> = (0..n)
+                .map(|p| (p + 1..n).find(|c| applied(p, *c, tol)).unwrap_or(n))
+                .collect();
+            let down_to: Vec<Option<usize>> = (0..n)
+                .map(|p| (0..p).rev().find(|c| applied(p, *c, tol)))
+                .collect();
+            let reach = Reach {
+                up_from: &up_from,
+                down_to: &down_to,
+            };
+            let table = decisions(&values, &k, &reach);
+            for s in 0..n {
+                for t in 0..3 {
+                    for p in 0..n {
+                        for dir in [NONE, UP, DOWN] {
+                            let got = table[((s * 3 + t) * n + p) * 3 + dir] as usize;
+                            let want = scan(&values, &k, tol, n, (s, t, p, dir));
+                            assert_eq!(
+                                got,
+                                want,
+                                "trial {trial}, n {n}, state {:?}",
+                                (s, t, p, dir)
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
