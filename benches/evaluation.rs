@@ -8,7 +8,8 @@
 //! model its window uses is trained (readiness), so the figures are the
 //! steady state, not the first trainings. The predictive runs are the
 //! baseline: holding's ratio to them is what its plans cost on top of the
-//! replay every mode pays.
+//! replay every mode pays. It also prints the holding plans `serve` keeps
+//! at the end, and their bytes, from `foresight_holding_plan_bytes`.
 //!
 //! `cargo bench --bench evaluation` measures 2 × 75 s per mode (about six
 //! minutes with the trainings); under `cargo test` it runs a short smoke
@@ -22,24 +23,35 @@ use foresight::runtime::{Runtime, RuntimeConfig, ScalerCore};
 use foresight::sources::FileSource;
 use tokio_util::sync::CancellationToken;
 
-/// Mean seconds per evaluation and evaluations counted, from `/metrics`.
+/// The value of the unlabelled metric `name` in `/metrics`.
+fn read(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// Seconds spent in evaluations and evaluations counted, from `/metrics`.
 fn evaluations(metrics: &str) -> (f64, f64) {
-    let read = |name: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no {name} in /metrics"))
-    };
     (
-        read("foresight_evaluation_duration_seconds_sum "),
-        read("foresight_evaluation_duration_seconds_count "),
+        read(metrics, "foresight_evaluation_duration_seconds_sum"),
+        read(metrics, "foresight_evaluation_duration_seconds_count"),
     )
 }
 
-/// Runs `objects` ScaledObjects in `mode` for `window` once ready, and
-/// returns the mean evaluation time in seconds and the evaluations counted.
-async fn measure(mode: &str, objects: usize, tick: Duration, window: Duration) -> (f64, f64) {
+/// What one mode's run measured.
+struct Measured {
+    /// Mean seconds per evaluation.
+    mean: f64,
+    /// Evaluations counted.
+    count: f64,
+    /// Holding plans kept at the end, and their heap bytes.
+    plans: (f64, f64),
+}
+
+/// Runs `objects` ScaledObjects in `mode` for `window` once ready.
+async fn measure(mode: &str, objects: usize, tick: Duration, window: Duration) -> Measured {
     let (source, _) = FileSource::embedded().expect("embedded trace");
     let runtime = Runtime::new(
         source,
@@ -80,12 +92,30 @@ async fn measure(mode: &str, objects: usize, tick: Duration, window: Duration) -
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (sum0, n0) = evaluations(&runtime.metrics_text());
     tokio::time::sleep(window).await;
-    let (sum1, n1) = evaluations(&runtime.metrics_text());
+    let metrics = runtime.metrics_text();
+    let (sum1, n1) = evaluations(&metrics);
+    let plans = (
+        read(&metrics, "foresight_holding_plans"),
+        read(&metrics, "foresight_holding_plan_bytes"),
+    );
     shutdown.cancel();
     let _ = task.await;
     let n = n1 - n0;
     assert!(n >= 1.0, "no evaluation in {window:?}");
-    ((sum1 - sum0) / n, n)
+    if mode == "holding" {
+        assert!(
+            plans.0 >= objects as f64,
+            "{plans:?} for {objects} ScaledObjects"
+        );
+        assert!(plans.1 > 0.0, "{plans:?}");
+    } else {
+        assert_eq!(plans, (0.0, 0.0), "no plan without mode: holding");
+    }
+    Measured {
+        mean: (sum1 - sum0) / n,
+        count: n,
+        plans,
+    }
 }
 
 fn main() {
@@ -103,12 +133,16 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let mut totals: HashMap<&str, (f64, f64)> = HashMap::new();
+    let mut plans = (0.0, 0.0);
     for _ in 0..rounds {
         for mode in ["predictive", "holding"] {
-            let (mean, n) = rt.block_on(measure(mode, objects, tick, window));
+            let m = rt.block_on(measure(mode, objects, tick, window));
             let t = totals.entry(mode).or_default();
-            t.0 += mean * n;
-            t.1 += n;
+            t.0 += m.mean * m.count;
+            t.1 += m.count;
+            if mode == "holding" {
+                plans = m.plans;
+            }
         }
     }
     let mean = |mode: &str| totals[mode].0 / totals[mode].1;
@@ -130,5 +164,10 @@ fn main() {
     println!(
         "  holding / predictive: {:.2}x  ({note})",
         mean("holding") / mean("predictive")
+    );
+    println!(
+        "  holding plans kept at the end: {} ({:.1} kB, foresight_holding_plan_bytes)",
+        plans.0,
+        plans.1 / 1e3
     );
 }

@@ -246,6 +246,10 @@ async fn every_rpc_the_way_keda_calls() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no evaluation count: {metrics}"));
     assert!(evaluations >= 1.0, "{metrics}");
+    // No ScaledObject here is in mode: holding, so no plan is kept.
+    for gauge in ["foresight_holding_plans 0", "foresight_holding_plan_bytes 0"] {
+        assert!(metrics.lines().any(|l| l == gauge), "{gauge}: {metrics}");
+    }
 
     // Shutdown ends open streams and both servers promptly.
     server.shutdown.cancel();

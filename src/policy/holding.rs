@@ -276,6 +276,14 @@ impl Plan {
         })
     }
 
+    /// Bytes the plan keeps on the heap: what `serve` pays to keep it.
+    pub fn heap_bytes(&self) -> usize {
+        let tables: usize = self.landing.iter().chain(&self.ahead).map(Vec::len).sum();
+        tables
+            + (self.landing.len() + self.ahead.len()) * std::mem::size_of::<Vec<u8>>()
+            + self.tercile_of.len() * std::mem::size_of::<usize>()
+    }
+
     /// The highest modelled need; a higher one is served when it lands.
     pub fn n_max(&self) -> u32 {
         self.n as u32
@@ -756,6 +764,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_plan_keeps_one_byte_per_state_of_each_stored_slot() {
+        let m = model((0..2_000).map(|i| f64::from(i % 7 + 1)).collect());
+        let p = plan(&m, prices(20.0, 5.0));
+        let n = p.n;
+        assert_eq!(n, 7);
+        assert_eq!((p.landing.len(), p.ahead.len()), (12, 12));
+        assert!(
+            p.landing
+                .iter()
+                .chain(&p.ahead)
+                .all(|t| t.len() == n * 3 * n * 3)
+        );
+        let tables = 2 * 12 * 9 * n * n;
+        assert!(
+            p.heap_bytes() >= tables && p.heap_bytes() < tables + 1_024,
+            "{}",
+            p.heap_bytes()
+        );
+        // A slot past the plan keeps the count in force.
+        assert_eq!(p.at_landing(12, 7, 0, 3, NONE), 3);
+        assert_eq!(p.before_next(40, 7, 0, 5, UP), 5);
     }
 
     #[test]

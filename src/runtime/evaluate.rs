@@ -72,9 +72,13 @@ impl PlanCache {
     }
 
     /// Plans kept.
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.plans.len()
+    }
+
+    /// Heap bytes of the plans kept (their decision tables).
+    pub(crate) fn bytes(&self) -> usize {
+        self.plans.values().map(|(_, p)| p.heap_bytes()).sum()
     }
 }
 
@@ -233,6 +237,17 @@ mod tests {
         (cfg, models, cache, at)
     }
 
+    /// The one plan `plans` keeps.
+    fn only_plan(plans: &PlanCache) -> Arc<Plan> {
+        assert_eq!(plans.len(), 1);
+        plans
+            .plans
+            .values()
+            .next()
+            .map(|(_, p)| Arc::clone(p))
+            .unwrap()
+    }
+
     #[test]
     fn holding_plans_are_kept_across_replays_and_change_no_decision() {
         let (cfg, mut models, cache, at) = holding_setup();
@@ -246,12 +261,10 @@ mod tests {
             first.notes
         );
         assert_eq!(plans.len(), 1, "one model in the window, one plan");
-        let kept = plans
-            .plans
-            .values()
-            .next()
-            .map(|(_, p)| Arc::clone(p))
-            .unwrap();
+        let kept = only_plan(&plans);
+        let n = kept.n_max() as usize;
+        assert_eq!(plans.bytes(), kept.heap_bytes());
+        assert!(plans.bytes() >= 2 * 9 * n * n, "{} bytes", plans.bytes());
 
         // The same tick again, and the next, reuse the plan and decide as a
         // replay that builds its own does.
@@ -261,13 +274,10 @@ mod tests {
             assert_eq!(cached, built);
         }
         assert_eq!(plans.len(), 1);
-        let again = plans
-            .plans
-            .values()
-            .next()
-            .map(|(_, p)| Arc::clone(p))
-            .unwrap();
-        assert!(Arc::ptr_eq(&kept, &again), "the plan was rebuilt");
+        assert!(
+            Arc::ptr_eq(&kept, &only_plan(&plans)),
+            "the plan was rebuilt"
+        );
 
         // A model trained again for the same boundary gets a plan of its own.
         let key = cfg.model_keys[0].clone().unwrap();
@@ -293,6 +303,7 @@ mod tests {
             0,
             "a plan no replay used since the last sweep is dropped"
         );
+        assert_eq!(plans.bytes(), 0);
         replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
         plans.sweep(&HashSet::new(), &HashSet::new());
         assert_eq!(

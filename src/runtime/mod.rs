@@ -474,6 +474,9 @@ impl<S: MetricSource> Runtime<S> {
                 .collect::<Vec<_>>();
             plans.sweep(&evaluated, &live);
             shared.telemetry.observe_evaluation(started.elapsed());
+            shared
+                .telemetry
+                .set_holding_plans(plans.len(), plans.bytes());
             results
         })
         .await;

@@ -109,6 +109,11 @@ pub struct Telemetry {
     /// Wall time of each evaluation's replays (reads excluded): near the
     /// tick, the server cannot keep up with its ScaledObjects.
     evaluation_seconds: Histogram,
+    /// `mode: holding`'s plans kept across evaluations, and their bytes:
+    /// the memory that grows with holding ScaledObjects and modelled needs.
+    holding_plans: Gauge,
+    /// See `holding_plans`.
+    holding_plan_bytes: Gauge,
     /// Validation MASE of the model serving each signal.
     forecast_mase: Family<SignalLabels, Gauge<f64, AtomicU64>>,
     /// Desired replicas last served per ScaledObject.
@@ -192,6 +197,18 @@ impl Telemetry {
             "Time to replay every ScaledObject evaluated at one tick (source reads excluded)",
             evaluation_seconds.clone(),
         );
+        let holding_plans = Gauge::default();
+        registry.register(
+            "holding_plans",
+            "mode: holding plans kept across evaluations (one per configuration, signal and model in a replay window)",
+            holding_plans.clone(),
+        );
+        let holding_plan_bytes = Gauge::default();
+        registry.register(
+            "holding_plan_bytes",
+            "Heap bytes of the mode: holding plans kept",
+            holding_plan_bytes.clone(),
+        );
         let training_failures = Counter::default();
         registry.register(
             "training_failures",
@@ -265,6 +282,8 @@ impl Telemetry {
             training_seconds,
             training_failures,
             evaluation_seconds,
+            holding_plans,
+            holding_plan_bytes,
             forecast_mase,
             desired_replicas,
             scaled_objects,
@@ -329,6 +348,13 @@ impl Telemetry {
 
     pub(crate) fn observe_evaluation(&self, elapsed: Duration) {
         self.evaluation_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn set_holding_plans(&self, plans: usize, bytes: usize) {
+        self.holding_plans
+            .set(i64::try_from(plans).unwrap_or(i64::MAX));
+        self.holding_plan_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn set_mase(&self, scaledobject: &str, signal: &'static str, mase: f64) {
