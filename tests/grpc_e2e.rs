@@ -246,8 +246,18 @@ async fn every_rpc_the_way_keda_calls() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no evaluation count: {metrics}"));
     assert!(evaluations >= 1.0, "{metrics}");
+    // The decision's reading is on the dashboard's "forecast against actual".
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("foresight_signal_observed{")),
+        "{metrics}"
+    );
     // No ScaledObject here is in mode: holding, so no plan is kept.
-    for gauge in ["foresight_holding_plans 0", "foresight_holding_plan_bytes 0"] {
+    for gauge in [
+        "foresight_holding_plans 0",
+        "foresight_holding_plan_bytes 0",
+    ] {
         assert!(metrics.lines().any(|l| l == gauge), "{gauge}: {metrics}");
     }
 

@@ -66,11 +66,7 @@ const EXPECTED_LEASE_RULES: &[(&str, &str, &[&str])] =
 /// waiting on an unbuilt feature (the panel descriptions say which). Once a
 /// feature exports its metric, delete it here; the test then holds the
 /// dashboard to the real name.
-const PENDING_DASHBOARD_METRICS: &[&str] = &[
-    // Per-signal forecast and observation gauges ("forecast against actual").
-    "foresight_signal_observed",
-    "foresight_signal_forecast_upper",
-];
+const PENDING_DASHBOARD_METRICS: &[&str] = &[];
 
 /// Secrets `foresight serve` reads from the environment only (never from a
 /// flag, which would show in the process list); its --help names them in

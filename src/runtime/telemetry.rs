@@ -118,6 +118,12 @@ pub struct Telemetry {
     forecast_mase: Family<SignalLabels, Gauge<f64, AtomicU64>>,
     /// Desired replicas last served per ScaledObject.
     desired_replicas: Family<SignalLabels, Gauge>,
+    /// Each signal's value at the last decision, beside the forecast's
+    /// upper quantile over the lead time: the dashboard's "forecast against
+    /// actual", where operators judge whether to trust the forecast.
+    signal_observed: Family<SignalLabels, Gauge<f64, AtomicU64>>,
+    /// See `signal_observed`.
+    signal_forecast_upper: Family<SignalLabels, Gauge<f64, AtomicU64>>,
     /// ScaledObjects currently registered.
     scaled_objects: Gauge,
     /// 1 when the last source probe succeeded.
@@ -223,6 +229,18 @@ impl Telemetry {
             "Replica count last served, labelled by the driving signal",
             desired_replicas.clone(),
         );
+        let signal_observed = Family::<SignalLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "signal_observed",
+            "Signal value read at the last decision (absent while the source has no data)",
+            signal_observed.clone(),
+        );
+        let signal_forecast_upper = Family::<SignalLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "signal_forecast_upper",
+            "Highest forecast upper quantile over the lead time at the last decision (absent without a forecast)",
+            signal_forecast_upper.clone(),
+        );
         let scaled_objects = Gauge::default();
         registry.register(
             "scaled_objects",
@@ -286,6 +304,8 @@ impl Telemetry {
             holding_plan_bytes,
             forecast_mase,
             desired_replicas,
+            signal_observed,
+            signal_forecast_upper,
             scaled_objects,
             source_up,
             breaker_state,
@@ -325,6 +345,27 @@ impl Telemetry {
                 signal,
             })
             .set(i64::from(d.desired_replicas));
+        for r in &d.readings {
+            let labels = SignalLabels {
+                scaledobject: scaledobject.to_string(),
+                signal: r.kind.label(),
+            };
+            // A value that is gone is removed rather than left at its last
+            // reading, which would chart as if it were still true.
+            for (family, value) in [
+                (&self.signal_observed, r.observed),
+                (&self.signal_forecast_upper, r.forecast_max),
+            ] {
+                match value.filter(|v| v.is_finite()) {
+                    Some(v) => {
+                        family.get_or_create(&labels).set(v);
+                    }
+                    None => {
+                        family.remove(&labels);
+                    }
+                }
+            }
+        }
     }
 
     pub(crate) fn observe_signal(&self, signal: &'static str) {
@@ -483,6 +524,75 @@ mod tests {
         let text = telemetry.render();
         assert!(
             text.contains("foresight_surplus_releases_total 1\n"),
+            "{text}"
+        );
+    }
+
+    /// The value of the one series of `name` in `text`, if any.
+    fn gauge(text: &str, name: &str) -> Option<f64> {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .collect();
+        assert!(lines.len() <= 1, "{lines:?}");
+        let line = lines.first()?;
+        assert!(line.contains("scaledobject=\"shop/consumer\""), "{line}");
+        line.rsplit(' ').next()?.parse().ok()
+    }
+
+    /// Each signal's observed value and forecast bound follow the decisions,
+    /// and a value that goes missing is removed, not left at its last value.
+    #[test]
+    fn signal_gauges_follow_the_readings() {
+        let meta: HashMap<String, String> = [("queueDepthQuery", "q"), ("queueDepthTarget", "100")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let b = Behavior::from_spec(&parse_metadata(&meta).unwrap());
+        let telemetry = Telemetry::new();
+        let obs = |observed| Observation {
+            metrics: vec![MetricInput {
+                kind: MetricKind::QueueDepth,
+                target: 100.0,
+                observed,
+                forecast: None,
+                forecast_note: None,
+            }],
+            last_remediation: None,
+        };
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let (mut d, state) = decide(&b, &obs(Some(730.0)), &PolicyState::default(), at).unwrap();
+        assert_eq!(d.readings[0].forecast_max, None, "no forecast given");
+        telemetry.observe_decision("shop/consumer", &d);
+        let text = telemetry.render();
+        assert_eq!(
+            gauge(&text, "foresight_signal_observed"),
+            Some(730.0),
+            "{text}"
+        );
+        assert_eq!(
+            gauge(&text, "foresight_signal_forecast_upper"),
+            None,
+            "{text}"
+        );
+
+        d.readings[0].forecast_max = Some(912.5);
+        telemetry.observe_decision("shop/consumer", &d);
+        let text = telemetry.render();
+        assert_eq!(
+            gauge(&text, "foresight_signal_forecast_upper"),
+            Some(912.5),
+            "{text}"
+        );
+
+        let (d, _) = decide(&b, &obs(None), &state, at + chrono::TimeDelta::seconds(15)).unwrap();
+        assert_eq!(d.readings[0].observed, None);
+        telemetry.observe_decision("shop/consumer", &d);
+        let text = telemetry.render();
+        assert_eq!(gauge(&text, "foresight_signal_observed"), None, "{text}");
+        assert_eq!(
+            gauge(&text, "foresight_signal_forecast_upper"),
+            None,
             "{text}"
         );
     }
