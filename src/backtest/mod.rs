@@ -43,9 +43,10 @@ pub use report::{
     DecisionStats, ForecastScore, InputInfo, Policies, PolicyScore, Report, TrainingStats,
 };
 pub use timeline::{Timeline, write_timeline};
+use training::PlansAhead;
 pub use training::{Models, TrainingPlan, train_all};
 
-use crate::domain::{Forecast, MetricKind, Prediction, ScalerSpec, Series};
+use crate::domain::{Forecast, MetricKind, Mode, Prediction, ScalerSpec, Series};
 use crate::forecast::Trained;
 use crate::policy::{Behavior, ForecastInput, MetricInput, Observation, PolicyState, decide};
 
@@ -470,6 +471,7 @@ impl Backtest<'_> {
         let mut pf_state = PolicyState::default();
         let horizon = behavior.lead_time.max(behavior.rules.scale_down_lookahead);
         let mut stats = DecisionStats::default();
+        let mut plans = PlansAhead::default();
         let mut timeline = Timeline::with_capacity(n_ticks);
         let mut started = false;
 
@@ -479,7 +481,12 @@ impl Backtest<'_> {
             let scored = t >= scored_from;
 
             // foresight.
-            let model = models.at(t);
+            let entry = models.entry_at(t);
+            let model = entry.map(|(_, m)| m);
+            let plan = match entry {
+                Some((b, _)) if behavior.mode == Mode::Holding => plans.get(&behavior, models, b),
+                _ => None,
+            };
             let observation = one_signal(
                 kind,
                 target,
@@ -490,7 +497,7 @@ impl Backtest<'_> {
                     validation_mase: m.validation_mase,
                     anchor: m.anchor.as_ref(),
                     need: m.need.as_ref(),
-                    plan: None,
+                    plan,
                 }),
                 model
                     .is_none()

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use crate::domain::{ScalerSpec, Series};
 use crate::forecast::plan::{self, PlanInput};
 use crate::forecast::{NeedSpec, Trained, refit, train};
+use crate::policy::{Behavior, ForecastInput, Plan, holding_plan};
 use crate::sources::{FileData, FileSource, MetricSource};
 
 /// Trained models by boundary, and the trainings that failed.
@@ -42,6 +43,78 @@ impl Models {
     /// All successful trainings, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = (&DateTime<Utc>, &Arc<Trained>)> {
         self.trained.iter()
+    }
+
+    /// As [`Models::at`], with the boundary the model was trained for.
+    pub(crate) fn entry_at(&self, t: DateTime<Utc>) -> Option<(DateTime<Utc>, &Arc<Trained>)> {
+        self.trained
+            .range(..=t - self.delay)
+            .next_back()
+            .map(|(b, m)| (*b, m))
+    }
+
+    /// The successful trainings from `boundary` on, oldest first.
+    pub(crate) fn from(
+        &self,
+        boundary: DateTime<Utc>,
+    ) -> impl Iterator<Item = (&DateTime<Utc>, &Arc<Trained>)> {
+        self.trained.range(boundary..)
+    }
+}
+
+/// `mode: holding`'s plans, built a few models ahead of the replay and in
+/// parallel: the replay is sequential, and building each plan at its
+/// model's first tick left the other cores idle (a plan is a few
+/// milliseconds, and a replay of months has thousands). Only the batch the
+/// replay is in is kept, so memory stays a few plans.
+#[derive(Default)]
+pub(crate) struct PlansAhead {
+    /// Plans of the current batch by boundary; `None` where the plan could
+    /// not be built (the policy then builds it itself and says why).
+    built: BTreeMap<DateTime<Utc>, Option<Arc<Plan>>>,
+}
+
+impl PlansAhead {
+    /// Models per batch: a few per core.
+    const BATCH: usize = 16;
+
+    /// The plan of the model trained for `boundary` under `behavior`.
+    pub(crate) fn get(
+        &mut self,
+        behavior: &Behavior,
+        models: &Models,
+        boundary: DateTime<Utc>,
+    ) -> Option<&Arc<Plan>> {
+        if !self.built.contains_key(&boundary) {
+            // The replay only moves forward: nothing before this is needed.
+            let batch: Vec<(DateTime<Utc>, &Arc<Trained>)> = models
+                .from(boundary)
+                .take(Self::BATCH)
+                .map(|(b, m)| (*b, m))
+                .collect();
+            self.built = batch
+                .par_iter()
+                .map(|(b, m)| {
+                    (
+                        *b,
+                        holding_plan(behavior, &plan_input(m)).ok().map(Arc::new),
+                    )
+                })
+                .collect();
+        }
+        self.built.get(&boundary)?.as_ref()
+    }
+}
+
+/// What [`holding_plan`] reads of a trained model.
+fn plan_input(m: &Trained) -> ForecastInput<'_> {
+    ForecastInput {
+        forecast: &m.forecast,
+        scale: m.mase_scale,
+        validation_mase: m.validation_mase,
+        anchor: m.anchor.as_ref(),
+        need: m.need.as_ref(),
+        plan: None,
     }
 }
 
@@ -148,4 +221,67 @@ pub fn train_all(p: &TrainingPlan<'_>, progress: &(dyn Fn(usize, usize) + Sync))
     }
     models.failures.sort_by_key(|(b, _)| *b);
     models
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::parse_metadata;
+
+    /// A week and a day of 5-minute samples with a daily cycle and noise,
+    /// replayed in `mode: holding`.
+    fn setup() -> (Series, ScalerSpec) {
+        let start = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
+        let values = (0..2_304)
+            .map(|i| {
+                let day = (f64::from(i % 288) / 288.0 * std::f64::consts::TAU).sin();
+                60.0 + 30.0 * day + f64::from((i * 7_919) % 23)
+            })
+            .collect();
+        let series = Series::new(start, TimeDelta::minutes(5), values);
+        let meta: HashMap<String, String> = [
+            ("queueDepthQuery", "s"),
+            ("queueDepthTarget", "10"),
+            ("mode", "holding"),
+            ("step", "5m"),
+            ("history", "7d"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        (series, parse_metadata(&meta).unwrap())
+    }
+
+    #[test]
+    fn plans_built_ahead_are_the_plans_the_policy_would_build() {
+        let (series, spec) = setup();
+        let from = series.start + TimeDelta::days(7);
+        let models = train_all(
+            &TrainingPlan {
+                series: &series,
+                id: "s",
+                spec: &spec,
+                retrain: TimeDelta::hours(1),
+                reselect: TimeDelta::days(1),
+                from,
+                to: series.timestamp(series.len() - 1),
+            },
+            &|_, _| {},
+        );
+        let boundaries: Vec<DateTime<Utc>> = models.iter().map(|(b, _)| *b).collect();
+        assert!(boundaries.len() > PlansAhead::BATCH, "{}", boundaries.len());
+        let behavior = Behavior::from_spec(&spec);
+        let mut ahead = PlansAhead::default();
+        for (b, m) in models.iter() {
+            let want = holding_plan(&behavior, &plan_input(m)).unwrap();
+            let got = ahead.get(&behavior, &models, *b).unwrap();
+            assert_eq!(**got, want, "boundary {b}");
+            assert!(ahead.built.len() <= PlansAhead::BATCH);
+            // The replay finds each model where a live server would.
+            let t = *b + plan::activation_delay(TimeDelta::hours(1));
+            assert_eq!(models.entry_at(t).map(|(k, _)| k), Some(*b));
+        }
+    }
 }
