@@ -272,6 +272,15 @@ mod tests {
         Series::new(start, TimeDelta::minutes(5), values)
     }
 
+    /// Needs of one replica per 10, up to 100.
+    fn ten_per_replica() -> NeedSpec {
+        NeedSpec {
+            target: 10.0,
+            min_replicas: 1,
+            max_replicas: 100,
+        }
+    }
+
     #[test]
     fn needs_are_clamped_to_the_bounds() {
         let s = NeedSpec {
@@ -303,11 +312,7 @@ mod tests {
         let values = (0..2_000)
             .map(|i| if i % 2 == 0 { 5.0 } else { 25.0 })
             .collect();
-        let spec = NeedSpec {
-            target: 10.0,
-            min_replicas: 1,
-            max_replicas: 100,
-        };
+        let spec = ten_per_replica();
         let m = NeedModel::fit(&series(values), &spec).unwrap();
         assert_eq!(m.n_max, 3);
         let table = m.table();
@@ -333,11 +338,7 @@ mod tests {
         let values: Vec<f64> = (0..2_016)
             .map(|i| f64::from((i * 37 % 640) as u32) + 5.0)
             .collect();
-        let spec = NeedSpec {
-            target: 10.0,
-            min_replicas: 1,
-            max_replicas: 100,
-        };
+        let spec = ten_per_replica();
         let m = NeedModel::fit(&series(values), &spec).unwrap();
         assert_eq!(m.n_max, 64);
         assert!(m.cells() <= m.transitions, "{} cells", m.cells());

@@ -155,18 +155,7 @@ impl Plan {
         let short = |a: usize, c: usize| if a > c { lu } else { 0.0 };
         let count = |c: usize| (c + 1) as f64;
 
-        // For each count in force, the nearest counts above and below it
-        // that the downstream HPA applies.
-        let up_from: Vec<usize> = (0..n)
-            .map(|p| (p + 1..n).find(|c| applied(p, *c, tolerance)).unwrap_or(n))
-            .collect();
-        let down_to: Vec<Option<usize>> = (0..n)
-            .map(|p| (0..p).rev().find(|c| applied(p, *c, tolerance)))
-            .collect();
-        let reach = Reach {
-            up_from: &up_from,
-            down_to: &down_to,
-        };
+        let reach = Reach::new(n, tolerance);
         let slots = stored + lookahead + 1;
         let mut landing = vec![Vec::new(); stored];
         let mut ahead = vec![Vec::new(); stored];
@@ -376,7 +365,7 @@ struct Costs {
 /// minimum over two. That makes a slot O(n²) instead of an O(n³) scan.
 /// Each array entry is summed in the scan's order, so the values compared
 /// are the scan's to the bit.
-fn decisions(values: &[f64], k: &Costs, reach: &Reach<'_>) -> Vec<u8> {
+fn decisions(values: &[f64], k: &Costs, reach: &Reach) -> Vec<u8> {
     let n = reach.up_from.len();
     let mut out = vec![0u8; n * 3 * n * 3];
     let unit: Vec<f64> = (0..n).map(|c| k.unit * (c + 1) as f64).collect();
@@ -448,11 +437,26 @@ fn decisions(values: &[f64], k: &Costs, reach: &Reach<'_>) -> Vec<u8> {
 
 /// The counts each count in force can move to: the downstream HPA applies
 /// a rise to `up_from[p]` or more, and a drop to `down_to[p]` or less.
-struct Reach<'a> {
+struct Reach {
     /// The least count above `p` that is applied (`n` if none).
-    up_from: &'a [usize],
+    up_from: Vec<usize>,
     /// The greatest count below `p` that is applied.
-    down_to: &'a [Option<usize>],
+    down_to: Vec<Option<usize>>,
+}
+
+impl Reach {
+    /// For each of the counts `0..n` in force, the nearest counts above and
+    /// below it that a downstream HPA with `tolerance` applies.
+    fn new(n: usize, tolerance: f64) -> Self {
+        Self {
+            up_from: (0..n)
+                .map(|p| (p + 1..n).find(|c| applied(p, *c, tolerance)).unwrap_or(n))
+                .collect(),
+            down_to: (0..n)
+                .map(|p| (0..p).rev().find(|c| applied(p, *c, tolerance)))
+                .collect(),
+        }
+    }
 }
 
 /// The least value over the new count, for each count in force `p` and
@@ -468,7 +472,7 @@ fn best(
     down: &mut [f64],
     up_extra: &[f64],
     flap: f64,
-    reach: &Reach<'_>,
+    reach: &Reach,
     out: &mut [f64],
 ) {
     let n = up.len();
@@ -736,16 +740,7 @@ mod tests {
                 short_later: if trial % 4 < 2 { num(6) } else { 0.0 },
                 flap: num(8),
             };
-            let up_from: Vec<usize> = (0..n)
-                .map(|p| (p + 1..n).find(|c| applied(p, *c, tol)).unwrap_or(n))
-                .collect();
-            let down_to: Vec<Option<usize>> = (0..n)
-                .map(|p| (0..p).rev().find(|c| applied(p, *c, tol)))
-                .collect();
-            let reach = Reach {
-                up_from: &up_from,
-                down_to: &down_to,
-            };
+            let reach = Reach::new(n, tol);
             let table = decisions(&values, &k, &reach);
             for s in 0..n {
                 for t in 0..3 {
