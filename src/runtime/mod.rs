@@ -378,6 +378,7 @@ impl<S: MetricSource> Runtime<S> {
             let keep = now - reg.last_seen() < limit;
             if !keep {
                 info!(scaledobject = %key, "forgotten after no calls from KEDA");
+                self.shared.telemetry.forget(&key.to_string());
             }
             keep
         });

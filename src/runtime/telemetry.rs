@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::domain::Decision;
+use crate::domain::{Decision, MetricKind};
 use crate::sources::{BreakerState, SourceHealth};
 
 /// Labels of per-RPC metrics.
@@ -79,6 +79,15 @@ struct ObjectLabels {
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every `signal` label a per-ScaledObject series can carry: each kind's,
+/// and `none` for a decision no signal drove.
+fn driver_labels() -> impl Iterator<Item = &'static str> {
+    MetricKind::ALL
+        .into_iter()
+        .map(MetricKind::label)
+        .chain(["none"])
+}
 
 fn latency_histogram() -> Histogram {
     // 50 µs .. ~1.6 s
@@ -339,6 +348,15 @@ impl Telemetry {
             self.surplus_releases.inc();
         }
         let signal = d.driver.map(|k| k.label()).unwrap_or("none");
+        // One series per ScaledObject: the one under the previous driver
+        // would otherwise stay at its last count, and `max by
+        // (scaledobject)` would chart the higher of the two.
+        for other in driver_labels().filter(|l| *l != signal) {
+            self.desired_replicas.remove(&SignalLabels {
+                scaledobject: scaledobject.to_string(),
+                signal: other,
+            });
+        }
         self.desired_replicas
             .get_or_create(&SignalLabels {
                 scaledobject: scaledobject.to_string(),
@@ -450,6 +468,29 @@ impl Telemetry {
             counter.inc_by(now[i].saturating_sub(last[i]));
         }
         *last = now;
+    }
+
+    /// Removes every series of a ScaledObject foresight no longer serves, so
+    /// dashboards do not chart its last values and churn does not grow the
+    /// exposition.
+    pub(crate) fn forget(&self, scaledobject: &str) {
+        for signal in driver_labels() {
+            let labels = SignalLabels {
+                scaledobject: scaledobject.to_string(),
+                signal,
+            };
+            for family in [
+                &self.forecast_mase,
+                &self.signal_observed,
+                &self.signal_forecast_upper,
+            ] {
+                family.remove(&labels);
+            }
+            self.desired_replicas.remove(&labels);
+        }
+        self.staleness.remove(&ObjectLabels {
+            scaledobject: scaledobject.to_string(),
+        });
     }
 
     pub(crate) fn set_staleness(&self, scaledobject: &str, seconds: f64) {
@@ -595,5 +636,53 @@ mod tests {
             None,
             "{text}"
         );
+    }
+
+    /// A ScaledObject has one desired-replicas series whatever drove it
+    /// last, and none at all once it is forgotten.
+    #[test]
+    fn per_object_series_follow_the_driver_and_go_when_forgotten() {
+        let telemetry = Telemetry::new();
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let meta: HashMap<String, String> = [("queueDepthQuery", "q"), ("queueDepthTarget", "100")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let b = Behavior::from_spec(&parse_metadata(&meta).unwrap());
+        let obs = Observation {
+            metrics: vec![MetricInput {
+                kind: MetricKind::QueueDepth,
+                target: 100.0,
+                observed: Some(730.0),
+                forecast: None,
+                forecast_note: None,
+            }],
+            last_remediation: None,
+        };
+        let (mut d, _) = decide(&b, &obs, &PolicyState::default(), at).unwrap();
+        d.driver = Some(MetricKind::QueueDepth);
+        d.desired_replicas = 12;
+        telemetry.observe_decision("shop/consumer", &d);
+        telemetry.set_mase("shop/consumer", "queue_depth", 0.7);
+        telemetry.set_staleness("shop/consumer", 3.0);
+        d.driver = Some(MetricKind::P99Latency);
+        d.desired_replicas = 9;
+        telemetry.observe_decision("shop/consumer", &d);
+        let text = telemetry.render();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("foresight_desired_replicas{"))
+            .collect();
+        assert_eq!(series.len(), 1, "{series:?}");
+        assert!(series[0].contains("signal=\"p99_latency\""), "{series:?}");
+        assert!(series[0].ends_with(" 9"), "{series:?}");
+
+        telemetry.forget("shop/consumer");
+        let text = telemetry.render();
+        let left: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("shop/consumer"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -1,0 +1,81 @@
+//! A ScaledObject's series on `/metrics` live as long as foresight serves
+//! it: once KEDA stops asking and the runtime forgets it, they are gone, so
+//! dashboards stop charting its last values and churn does not grow the
+//! exposition.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use foresight::domain::ScaledObjectKey;
+use foresight::runtime::{Runtime, RuntimeConfig, ScalerCore};
+use foresight::sources::{FileData, FileSource};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_scaled_object_leaves_metrics() {
+    // A steady 450 for two hours from 1000 s ago, so the replay never wraps.
+    let t0 = chrono::Utc::now().timestamp() - 1_000;
+    let mut csv = String::from("series,timestamp,value\n");
+    for i in 0..7_200i64 {
+        csv.push_str(&format!("steady,{},450\n", t0 + i));
+    }
+    let (data, _) = FileData::from_csv_bytes("steady.csv", csv.as_bytes()).unwrap();
+    let runtime = Runtime::new(
+        FileSource::new(data),
+        RuntimeConfig {
+            tick: Duration::from_secs(1),
+            forget_after: Duration::from_secs(3),
+            ..RuntimeConfig::default()
+        },
+    );
+    runtime.warm_up().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let driver = runtime.clone();
+    let s = shutdown.clone();
+    let task = tokio::spawn(async move { driver.run(s.cancelled_owned()).await });
+
+    let key = ScaledObjectKey::new("shop", "ingest");
+    let metadata: HashMap<String, String> = [
+        ("queueDepthQuery", "steady"),
+        ("queueDepthTarget", "100"),
+        ("mode", "reactive"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let d = runtime.decision(&key, &metadata).await.unwrap();
+    assert_eq!(d.desired_replicas, 5, "450 at 100 per pod");
+    let series = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(r#"scaledobject="shop/ingest""#))
+            .map(str::to_string)
+            .collect()
+    };
+    let metrics = runtime.metrics_text();
+    let live = series(&metrics);
+    for name in ["foresight_desired_replicas{", "foresight_signal_observed{"] {
+        assert!(
+            live.iter().any(|l| l.starts_with(name)),
+            "{name}: {metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("foresight_scaled_objects 1\n"),
+        "{metrics}"
+    );
+
+    // No more calls: after forget_after the runtime drops it, and its series.
+    let gone = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let text = runtime.metrics_text();
+            if series(&text).is_empty() {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .expect("the ScaledObject's series are removed within 20 s");
+    assert!(gone.contains("foresight_scaled_objects 0\n"), "{gone}");
+    shutdown.cancel();
+    let _ = task.await;
+}
