@@ -492,12 +492,8 @@ impl Backtest<'_> {
                 target,
                 fs.load(demand),
                 model.map(|m| ForecastInput {
-                    forecast: &m.forecast,
-                    scale: m.mase_scale,
-                    validation_mase: m.validation_mase,
-                    anchor: m.anchor.as_ref(),
-                    need: m.need.as_ref(),
                     plan,
+                    ..ForecastInput::from_trained(m)
                 }),
                 model
                     .is_none()

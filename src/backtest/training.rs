@@ -97,24 +97,14 @@ impl PlansAhead {
                 .map(|(b, m)| {
                     (
                         *b,
-                        holding_plan(behavior, &plan_input(m)).ok().map(Arc::new),
+                        holding_plan(behavior, &ForecastInput::from_trained(m))
+                            .ok()
+                            .map(Arc::new),
                     )
                 })
                 .collect();
         }
         self.built.get(&boundary)?.as_ref()
-    }
-}
-
-/// What [`holding_plan`] reads of a trained model.
-fn plan_input(m: &Trained) -> ForecastInput<'_> {
-    ForecastInput {
-        forecast: &m.forecast,
-        scale: m.mase_scale,
-        validation_mase: m.validation_mase,
-        anchor: m.anchor.as_ref(),
-        need: m.need.as_ref(),
-        plan: None,
     }
 }
 
@@ -275,7 +265,7 @@ mod tests {
         let behavior = Behavior::from_spec(&spec);
         let mut ahead = PlansAhead::default();
         for (b, m) in models.iter() {
-            let want = holding_plan(&behavior, &plan_input(m)).unwrap();
+            let want = holding_plan(&behavior, &ForecastInput::from_trained(m)).unwrap();
             let got = ahead.get(&behavior, &models, *b).unwrap();
             assert_eq!(**got, want, "boundary {b}");
             assert!(ahead.built.len() <= PlansAhead::BATCH);

@@ -13,7 +13,7 @@ use crate::domain::{
     Anchor, Between, Decision, Forecast, Limiter, MetricKind, MetricReading, Mode, Prediction,
     ScalingRules, Signal,
 };
-use crate::forecast::NeedModel;
+use crate::forecast::{NeedModel, Trained};
 
 /// A forecast and what is known about its accuracy.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +37,21 @@ pub struct ForecastInput<'a> {
     /// `serve` replays its window at every evaluation and would otherwise
     /// rebuild every model's plan each time. `None` builds it.
     pub plan: Option<&'a Arc<Plan>>,
+}
+
+impl<'a> ForecastInput<'a> {
+    /// What the policy reads of a trained model, with no kept plan: `serve`
+    /// and the backtest build it alike, and add a plan where they keep one.
+    pub fn from_trained(tr: &'a Trained) -> Self {
+        Self {
+            forecast: &tr.forecast,
+            scale: tr.mase_scale,
+            validation_mase: tr.validation_mase,
+            anchor: tr.anchor.as_ref(),
+            need: tr.need.as_ref(),
+            plan: None,
+        }
+    }
 }
 
 /// One signal's inputs at an evaluation tick.

@@ -94,18 +94,6 @@ pub(crate) fn ticks(
         .map(move |k| to - tick * i32::try_from(k).unwrap_or(0))
 }
 
-/// What the policy gets of a trained model (the plan is added by the caller).
-fn input(tr: &Trained) -> ForecastInput<'_> {
-    ForecastInput {
-        forecast: &tr.forecast,
-        scale: tr.mase_scale,
-        validation_mase: tr.validation_mase,
-        anchor: tr.anchor.as_ref(),
-        need: tr.need.as_ref(),
-        plan: None,
-    }
-}
-
 /// Replays the policy over the window ending at `at` and returns the
 /// decision at `at`.
 pub(crate) fn replay(
@@ -131,7 +119,7 @@ pub(crate) fn replay(
             .enumerate()
             .map(|(i, tr)| {
                 let tr = tr.filter(|tr| holding && tr.need.is_some())?;
-                plans.get(cfg, i, tr, &input(tr))
+                plans.get(cfg, i, tr, &ForecastInput::from_trained(tr))
             })
             .collect();
         let metrics: Vec<MetricInput<'_>> = cfg
@@ -154,7 +142,7 @@ pub(crate) fn replay(
                     observed: cache.value(&m.query, t),
                     forecast: trained.map(|tr| ForecastInput {
                         plan: plan.as_ref(),
-                        ..input(tr)
+                        ..ForecastInput::from_trained(tr)
                     }),
                     forecast_note,
                 }
