@@ -250,6 +250,19 @@ impl NeedTable {
         let at = ((bin.min(TIME_BINS - 1) * n + a) * 3 + tercile.min(2)) * n;
         &self.probs[at..at + n]
     }
+
+    /// The rows of [`NeedTable::next`] for time bin `bin` and the last
+    /// needs `first..=last` (capped), every tercile of each, in one
+    /// row-major block of `3 × (last − first + 1)` rows of `n_max`: the
+    /// plan multiplies them by its values as one matrix.
+    pub fn rows(&self, bin: usize, first: u32, last: u32) -> &[f64] {
+        let n = self.n_max as usize;
+        let row = |need: u32| {
+            (bin.min(TIME_BINS - 1) * n + need.clamp(1, self.n_max) as usize - 1) * 3 * n
+        };
+        let (from, to) = (row(first), row(last) + 3 * n);
+        &self.probs[from..to.max(from)]
+    }
 }
 
 /// Shrinks the counts in `row` towards the distribution `prior` by

@@ -31,6 +31,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
 use super::{Behavior, ForecastInput};
 use crate::forecast::{NeedModel, NeedSpec, time_bin};
@@ -123,6 +125,10 @@ pub enum PlanError {
         /// The lead time, in seconds.
         lead: i64,
     },
+    /// The plan's matrix product was handed slices that do not fit its
+    /// shapes: a bug in foresight, not in the configuration.
+    #[error("holding plan: the backward induction's matrices do not fit ({0}); please report this")]
+    Shape(String),
 }
 
 impl Plan {
@@ -168,22 +174,21 @@ impl Plan {
         for k in (0..slots - 1).rev() {
             let step_k1 = i32::try_from(k + 1).unwrap_or(i32::MAX);
             let bin = time_bin(first + step * step_k1);
-            ev.iter_mut().for_each(|v| *v = 0.0);
-            for a in 0..n {
-                let tp = tercile_of[a];
-                for t in 0..3 {
-                    let p = table.next(bin, (a + 1) as u32, t);
-                    let out = &mut ev[idx(a, t, 0, 0)..idx(a, t, 0, 0) + n * 3];
-                    for (b, pb) in p.iter().enumerate() {
-                        if *pb == 0.0 {
-                            continue;
-                        }
-                        let from = &u[idx(b, tp, 0, 0)..idx(b, tp, 0, 0) + n * 3];
-                        for (o, x) in out.iter_mut().zip(from) {
-                            *o += pb * x;
-                        }
-                    }
-                }
+            // The expected value after the next sample lands, for every
+            // (need now, tercile before): the next need's distribution times
+            // the value at landing, whose "tercile before" is this need's.
+            // So the needs of one tercile share a matrix product.
+            let mut a0 = 0;
+            while a0 < n {
+                let tp = tercile_of[a0];
+                let a1 = (a0..n).find(|a| tercile_of[*a] != tp).unwrap_or(n);
+                product(
+                    table.rows(bin, (a0 + 1) as u32, a1 as u32),
+                    &u[idx(0, tp, 0, 0)..],
+                    &mut ev[idx(a0, 0, 0, 0)..idx(a1, 0, 0, 0)],
+                    n,
+                )?;
+                a0 = a1;
             }
             // Before the next sample: the count asked for it against the
             // landing's count in force; this sample is served by the lower.
@@ -335,6 +340,22 @@ impl Plan {
             .and_then(|t| t.get(((s * 3 + before.min(2)) * n + p) * 3 + dir))
             .map_or(p as u32 + 1, |c| u32::from(*c) + 1)
     }
+}
+
+/// `out = p × next` for the backward induction: `p` holds the next need's
+/// distribution for some rows of (need now, tercile before), row-major with
+/// `n` columns; `next` the value at landing for every next need, `n` rows of
+/// `3n` (count, direction) every `9n` (the rows of one tercile before);
+/// `out` the expected values, `3n` per row.
+fn product(p: &[f64], next: &[f64], out: &mut [f64], n: usize) -> Result<(), PlanError> {
+    let rows = p.len() / n.max(1);
+    let shape = |e: ndarray::ShapeError| PlanError::Shape(e.to_string());
+    let p = ArrayView2::from_shape((rows, n).strides((n, 1)), p).map_err(shape)?;
+    let next = ArrayView2::from_shape((n, 3 * n).strides((9 * n, 1)), next).map_err(shape)?;
+    let mut out =
+        ArrayViewMut2::from_shape((rows, 3 * n).strides((3 * n, 1)), out).map_err(shape)?;
+    general_mat_mul(1.0, &p, &next, 0.0, &mut out);
+    Ok(())
 }
 
 /// The terms of a decision's cost besides the value after it, in
@@ -707,6 +728,38 @@ mod tests {
             }
         }
         best.0
+    }
+
+    #[test]
+    fn the_matrix_product_is_the_sum_over_next_needs() {
+        // Every shape the plan hands it: n needs, a run of needs in one
+        // tercile (3 rows each), and each tercile's rows of the values.
+        for n in 1..=9usize {
+            let u: Vec<f64> = (0..9 * n * n)
+                .map(|i| (i * 37 % 101) as f64 * 0.25)
+                .collect();
+            for run in 1..=n {
+                let p: Vec<f64> = (0..3 * run * n)
+                    .map(|i| (i * 13 % 17) as f64 / 17.0)
+                    .collect();
+                for tp in 0..3 {
+                    let mut out = vec![f64::NAN; 3 * run * 3 * n];
+                    product(&p, &u[tp * 3 * n..], &mut out, n).unwrap();
+                    for r in 0..3 * run {
+                        for j in 0..3 * n {
+                            let want: f64 = (0..n)
+                                .map(|b| p[r * n + b] * u[(b * 3 + tp) * 3 * n + j])
+                                .sum();
+                            let got = out[r * 3 * n + j];
+                            assert!(
+                                (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                                "n {n}, run {run}, tercile {tp}, ({r}, {j}): {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
