@@ -8,12 +8,16 @@
 //! model its window uses is trained (readiness), so the figures are the
 //! steady state, not the first trainings. The predictive runs are the
 //! baseline: holding's ratio to them is what its plans cost on top of the
-//! replay every mode pays. It also prints the holding plans `serve` keeps
-//! at the end, and their bytes, from `foresight_holding_plan_bytes`.
+//! replay every mode pays; each round's ratio is printed too, as the spread
+//! between rounds is the measure's noise. It also prints the holding plans
+//! `serve` keeps at the end and their bytes (`foresight_holding_plan_bytes`),
+//! and the plans built at training and in evaluations with their mean build
+//! time (`foresight_holding_plan_builds_total` and
+//! `foresight_holding_plan_build_duration_seconds`), over the whole run.
 //!
-//! `cargo bench --bench evaluation` measures 2 × 75 s per mode (about six
-//! minutes with the trainings); under `cargo test` it runs a short smoke
-//! version of the same path with 1-second ticks.
+//! `cargo bench --bench evaluation` measures 3 rounds of 75 s per mode
+//! (about nine minutes with the trainings); under `cargo test` it runs a
+//! short smoke version of the same path with 1-second ticks.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,13 +27,34 @@ use foresight::runtime::{Runtime, RuntimeConfig, ScalerCore};
 use foresight::sources::FileSource;
 use tokio_util::sync::CancellationToken;
 
-/// The value of the unlabelled metric `name` in `/metrics`.
-fn read(metrics: &str, name: &str) -> f64 {
+/// The value of the series `name` (with its labels, if any) in `/metrics`.
+fn find(metrics: &str, name: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// The value of the series `name`, which must be in `/metrics`.
+fn read(metrics: &str, name: &str) -> f64 {
+    find(metrics, name).unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// Plans built at `at` (training or evaluation) and their total seconds.
+fn builds(metrics: &str, at: &str) -> (f64, f64) {
+    let labels = format!("{{at=\"{at}\"}}");
+    (
+        find(
+            metrics,
+            &format!("foresight_holding_plan_builds_total{labels}"),
+        )
+        .unwrap_or(0.0),
+        find(
+            metrics,
+            &format!("foresight_holding_plan_build_duration_seconds_sum{labels}"),
+        )
+        .unwrap_or(0.0),
+    )
 }
 
 /// Seconds spent in evaluations and evaluations counted, from `/metrics`.
@@ -48,6 +73,9 @@ struct Measured {
     count: f64,
     /// Holding plans kept at the end, and their heap bytes.
     plans: (f64, f64),
+    /// Plans built at training and in evaluations, each with its total
+    /// seconds, over the whole run (readiness included).
+    builds: [(f64, f64); 2],
 }
 
 /// Runs `objects` ScaledObjects in `mode` for `window` once ready.
@@ -98,6 +126,7 @@ async fn measure(mode: &str, objects: usize, tick: Duration, window: Duration) -
         read(&metrics, "foresight_holding_plans"),
         read(&metrics, "foresight_holding_plan_bytes"),
     );
+    let built = [builds(&metrics, "training"), builds(&metrics, "evaluation")];
     shutdown.cancel();
     let _ = task.await;
     let n = n1 - n0;
@@ -108,6 +137,10 @@ async fn measure(mode: &str, objects: usize, tick: Duration, window: Duration) -
             "{plans:?} for {objects} ScaledObjects"
         );
         assert!(plans.1 > 0.0, "{plans:?}");
+        assert!(
+            built[0].0 >= objects as f64,
+            "{built:?}: every ScaledObject's plan is built at training"
+        );
     } else {
         assert_eq!(plans, (0.0, 0.0), "no plan without mode: holding");
     }
@@ -115,6 +148,7 @@ async fn measure(mode: &str, objects: usize, tick: Duration, window: Duration) -
         mean: (sum1 - sum0) / n,
         count: n,
         plans,
+        builds: built,
     }
 }
 
@@ -123,7 +157,7 @@ fn main() {
     // `serve`'s default 15 s tick: a replay covers 120 ticks, so what is
     // built once per replay (a plan) weighs as it does in production.
     let (objects, tick, window, rounds) = if bench {
-        (20, Duration::from_secs(15), Duration::from_secs(75), 2)
+        (20, Duration::from_secs(15), Duration::from_secs(75), 3)
     } else {
         (2, Duration::from_secs(1), Duration::from_secs(3), 1)
     };
@@ -134,16 +168,25 @@ fn main() {
         .expect("tokio runtime");
     let mut totals: HashMap<&str, (f64, f64)> = HashMap::new();
     let mut plans = (0.0, 0.0);
+    let mut built = [(0.0, 0.0); 2];
+    let mut ratios = Vec::new();
     for _ in 0..rounds {
-        for mode in ["predictive", "holding"] {
+        let mut means = [0.0; 2];
+        for (i, mode) in ["predictive", "holding"].into_iter().enumerate() {
             let m = rt.block_on(measure(mode, objects, tick, window));
             let t = totals.entry(mode).or_default();
             t.0 += m.mean * m.count;
             t.1 += m.count;
+            means[i] = m.mean;
             if mode == "holding" {
                 plans = m.plans;
+                for (b, m) in built.iter_mut().zip(m.builds) {
+                    b.0 += m.0;
+                    b.1 += m.1;
+                }
             }
         }
+        ratios.push(means[1] / means[0]);
     }
     let mean = |mode: &str| totals[mode].0 / totals[mode].1;
     println!(
@@ -165,9 +208,21 @@ fn main() {
         "  holding / predictive: {:.2}x  ({note})",
         mean("holding") / mean("predictive")
     );
+    let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
+    println!("  ratio per round: {}", each.join(", "));
     println!(
         "  holding plans kept at the end: {} ({:.1} kB, foresight_holding_plan_bytes)",
         plans.0,
         plans.1 / 1e3
     );
+    for ((count, secs), at) in built.iter().zip(["training", "evaluation"]) {
+        let mean = if *count > 0.0 {
+            secs / count * 1e3
+        } else {
+            0.0
+        };
+        println!(
+            "  holding plans built at {at:<10} {count:>4} ({mean:.2} ms each, foresight_holding_plan_builds_total)"
+        );
+    }
 }

@@ -79,3 +79,87 @@ async fn a_forgotten_scaled_object_leaves_metrics() {
     shutdown.cancel();
     let _ = task.await;
 }
+
+/// The value of the series `line_prefix` (name and labels) in `/metrics`.
+fn value(metrics: &str, line_prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_prefix)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holding_plans_are_built_with_their_model_not_in_an_evaluation() {
+    let (source, _) = FileSource::embedded().unwrap();
+    let runtime = Runtime::new(
+        source,
+        RuntimeConfig {
+            tick: Duration::from_secs(1),
+            ..RuntimeConfig::default()
+        },
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let driver = runtime.clone();
+    let s = shutdown.clone();
+    let task = tokio::spawn(async move { driver.run(s.cancelled_owned()).await });
+    let metadata: HashMap<String, String> = [
+        ("queueDepthQuery", "elb_requests"),
+        ("queueDepthTarget", "5"),
+        ("step", "5m"),
+        ("mode", "holding"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    runtime
+        .metric_target(&ScaledObjectKey::new("shop", "ingest"), &metadata)
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(300), async {
+        while !runtime.readiness().ready {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .expect("every model trained within 300 s");
+    // A few evaluations with every model trained.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = runtime.metrics_text();
+    let d = runtime
+        .decision(&ScaledObjectKey::new("shop", "ingest"), &metadata)
+        .await
+        .unwrap();
+    shutdown.cancel();
+    let _ = task.await;
+
+    assert!(
+        d.notes.iter().any(|n| n.contains("holding plan")),
+        "the plan decided: {:?}",
+        d.notes
+    );
+    let built = value(
+        &metrics,
+        r#"foresight_holding_plan_builds_total{at="training"}"#,
+    )
+    .unwrap_or(0.0);
+    assert!(built >= 1.0, "no plan built at training:\n{metrics}");
+    assert_eq!(
+        value(
+            &metrics,
+            r#"foresight_holding_plan_builds_total{at="evaluation"}"#
+        ),
+        None,
+        "an evaluation built a plan:\n{metrics}"
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            r#"foresight_holding_plan_build_duration_seconds_count{at="training"}"#
+        ),
+        Some(built),
+        "{metrics}"
+    );
+    assert!(
+        value(&metrics, "foresight_holding_plans").unwrap_or(0.0) >= 1.0,
+        "{metrics}"
+    );
+}

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -27,48 +28,109 @@ type PlanKey = (u64, usize, DateTime<Utc>);
 /// `mode: holding`'s plans, kept across evaluations: every evaluation
 /// replays its window from a fresh state, and without this each replay
 /// rebuilt the plan of every model in the window (2-4 ms per configuration
-/// at 16 modelled needs, 50-100 ms at 64, every tick).
+/// at 16 modelled needs, 50-100 ms at 64, every tick). The training workers
+/// build each new model's plans before the model is published
+/// ([`PlanCache::insert_built`]), so a replay builds one only for a
+/// configuration registered after its model was trained.
 #[derive(Default)]
 pub(crate) struct PlanCache {
     /// Each plan with the model it was built for: a key whose model was
     /// replaced (dropped and trained again) must not get the old plan.
-    plans: HashMap<PlanKey, (Arc<Trained>, Arc<Plan>)>,
+    plans: HashMap<PlanKey, Kept>,
     /// Keys used since the last [`PlanCache::sweep`], so plans of models
     /// that left every window are dropped.
     used: HashSet<PlanKey>,
+    /// How long each plan built by a replay since the last
+    /// [`PlanCache::take_builds`] took, for `/metrics`.
+    builds: Vec<Duration>,
+}
+
+/// One kept plan.
+struct Kept {
+    /// The model it was built for.
+    trained: Arc<Trained>,
+    /// The plan.
+    plan: Arc<Plan>,
+    /// Built at training and not used by a replay yet: its model may not be
+    /// active yet (it activates a little after its boundary), so sweeps
+    /// keep it until a replay uses it or a newer plan of its configuration
+    /// and signal is used.
+    fresh: bool,
+}
+
+/// Builds the plan for signal `index` of `cfg` under `trained`'s model, as
+/// the policy would; `None` when it cannot be built (the policy then says
+/// why in the decision).
+pub(crate) fn build_plan(cfg: &Configured, trained: &Trained) -> Option<Plan> {
+    holding_plan(&cfg.behavior, &ForecastInput::from_trained(trained)).ok()
 }
 
 impl PlanCache {
     /// The plan for signal `index` of `cfg` under `trained`'s model, built
-    /// (by the same function the policy would call) if not kept; `None`
-    /// when it cannot be built, and the policy then says why.
-    fn get(
-        &mut self,
-        cfg: &Configured,
-        index: usize,
-        trained: &Arc<Trained>,
-        input: &ForecastInput<'_>,
-    ) -> Option<Arc<Plan>> {
+    /// if not kept; `None` when it cannot be built.
+    fn get(&mut self, cfg: &Configured, index: usize, trained: &Arc<Trained>) -> Option<Arc<Plan>> {
         let key = (cfg.fingerprint, index, trained.forecast.start);
         self.used.insert(key);
-        if let Some((t, p)) = self.plans.get(&key)
-            && Arc::ptr_eq(t, trained)
+        if let Some(kept) = self.plans.get_mut(&key)
+            && Arc::ptr_eq(&kept.trained, trained)
         {
-            return Some(Arc::clone(p));
+            kept.fresh = false;
+            return Some(Arc::clone(&kept.plan));
         }
-        let plan = Arc::new(holding_plan(&cfg.behavior, input).ok()?);
-        self.plans
-            .insert(key, (Arc::clone(trained), Arc::clone(&plan)));
+        let started = Instant::now();
+        let plan = Arc::new(build_plan(cfg, trained)?);
+        self.builds.push(started.elapsed());
+        self.plans.insert(
+            key,
+            Kept {
+                trained: Arc::clone(trained),
+                plan: Arc::clone(&plan),
+                fresh: false,
+            },
+        );
         Some(plan)
     }
 
+    /// Keeps a plan built at training for signal `index` of the
+    /// configuration `fingerprint` under `trained`'s model, before the
+    /// model is published, so no replay builds it.
+    pub(crate) fn insert_built(
+        &mut self,
+        fingerprint: u64,
+        index: usize,
+        trained: &Arc<Trained>,
+        plan: Plan,
+    ) {
+        self.plans.insert(
+            (fingerprint, index, trained.forecast.start),
+            Kept {
+                trained: Arc::clone(trained),
+                plan: Arc::new(plan),
+                fresh: true,
+            },
+        );
+    }
+
     /// After an evaluation of the configurations `evaluated`: drops their
-    /// plans that no replay used, and every plan of a configuration no
+    /// plans that no replay used (but fresh ones newer than every plan of
+    /// their signal that was used), and every plan of a configuration no
     /// longer in `live`.
     pub(crate) fn sweep(&mut self, evaluated: &HashSet<u64>, live: &HashSet<u64>) {
         let used = std::mem::take(&mut self.used);
-        self.plans
-            .retain(|k, _| live.contains(&k.0) && (!evaluated.contains(&k.0) || used.contains(k)));
+        let mut newest: HashMap<(u64, usize), DateTime<Utc>> = HashMap::new();
+        for k in &used {
+            let n = newest.entry((k.0, k.1)).or_insert(k.2);
+            *n = (*n).max(k.2);
+        }
+        self.plans.retain(|k, kept| {
+            let waiting = kept.fresh && newest.get(&(k.0, k.1)).is_none_or(|n| k.2 > *n);
+            live.contains(&k.0) && (!evaluated.contains(&k.0) || used.contains(k) || waiting)
+        });
+    }
+
+    /// How long each plan built by a replay since the last call took.
+    pub(crate) fn take_builds(&mut self) -> Vec<Duration> {
+        std::mem::take(&mut self.builds)
     }
 
     /// Plans kept.
@@ -78,7 +140,7 @@ impl PlanCache {
 
     /// Heap bytes of the plans kept (their decision tables).
     pub(crate) fn bytes(&self) -> usize {
-        self.plans.values().map(|(_, p)| p.heap_bytes()).sum()
+        self.plans.values().map(|k| k.plan.heap_bytes()).sum()
     }
 }
 
@@ -119,7 +181,7 @@ pub(crate) fn replay(
             .enumerate()
             .map(|(i, tr)| {
                 let tr = tr.filter(|tr| holding && tr.need.is_some())?;
-                plans.get(cfg, i, tr, &ForecastInput::from_trained(tr))
+                plans.get(cfg, i, tr)
             })
             .collect();
         let metrics: Vec<MetricInput<'_>> = cfg
@@ -232,8 +294,74 @@ mod tests {
             .plans
             .values()
             .next()
-            .map(|(_, p)| Arc::clone(p))
+            .map(|k| Arc::clone(&k.plan))
             .unwrap()
+    }
+
+    #[test]
+    fn plans_built_at_training_are_used_and_kept_until_their_model_is() {
+        let (cfg, models, cache, at) = holding_setup();
+        let tick = TimeDelta::seconds(15);
+        let key = cfg.model_keys[0].clone().unwrap();
+        let trained = Arc::clone(models.at(&key, at).unwrap());
+        let mut plans = PlanCache::default();
+        plans.insert_built(
+            cfg.fingerprint,
+            0,
+            &trained,
+            build_plan(&cfg, &trained).unwrap(),
+        );
+        let built = only_plan(&plans);
+        let decision = replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
+        assert!(plans.take_builds().is_empty(), "the replay built a plan");
+        assert!(Arc::ptr_eq(&built, &only_plan(&plans)));
+        let fresh = replay(&cfg, at, tick, &cache, &models, &mut PlanCache::default()).unwrap();
+        assert_eq!(
+            decision, fresh,
+            "a plan built at training decides as one built by the replay"
+        );
+        let mut cold = PlanCache::default();
+        replay(&cfg, at, tick, &cache, &models, &mut cold).unwrap();
+        assert_eq!(
+            cold.take_builds().len(),
+            1,
+            "a replay with no plan kept builds one"
+        );
+
+        // The next boundary's model, trained but not active yet: no replay
+        // uses its plan, and sweeps keep it until one does.
+        let fp = HashSet::from([cfg.fingerprint]);
+        let shifted = |hours: i64| {
+            let mut t = Trained::clone(&trained);
+            t.forecast.start += TimeDelta::hours(hours);
+            Arc::new(t)
+        };
+        let (next, previous) = (shifted(1), shifted(-1));
+        plans.insert_built(cfg.fingerprint, 0, &next, build_plan(&cfg, &next).unwrap());
+        plans.sweep(&fp, &fp);
+        assert_eq!(plans.len(), 2, "the waiting plan was dropped");
+        replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
+        plans.sweep(&fp, &fp);
+        assert_eq!(plans.len(), 2, "the waiting plan was dropped");
+
+        // A fresh plan older than one a replay uses is one no replay will
+        // reach: dropped.
+        plans.insert_built(
+            cfg.fingerprint,
+            0,
+            &previous,
+            build_plan(&cfg, &previous).unwrap(),
+        );
+        assert_eq!(plans.len(), 3);
+        replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
+        plans.sweep(&fp, &fp);
+        assert_eq!(plans.len(), 2, "the older unused plan was kept");
+        plans.sweep(&HashSet::new(), &HashSet::new());
+        assert_eq!(
+            plans.len(),
+            0,
+            "a retired configuration's plans are dropped"
+        );
     }
 
     #[test]
@@ -273,10 +401,10 @@ mod tests {
         let retrained = models.at(&key, at).map(|t| Trained::clone(t)).unwrap();
         models.finish(&key, boundary, Ok(Arc::new(retrained)), at);
         replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
-        let (model, rebuilt) = plans.plans.values().next().unwrap();
-        assert!(Arc::ptr_eq(model, models.at(&key, at).unwrap()));
+        let rebuilt = plans.plans.values().next().unwrap();
+        assert!(Arc::ptr_eq(&rebuilt.trained, models.at(&key, at).unwrap()));
         assert!(
-            !Arc::ptr_eq(&kept, rebuilt),
+            !Arc::ptr_eq(&kept, &rebuilt.plan),
             "a replaced model kept the old plan"
         );
 

@@ -43,8 +43,9 @@ use self::registry::{Configured, Fault, Registration, fingerprint};
 use self::state::SelectionStore;
 pub use self::telemetry::Telemetry;
 use crate::config::parse_metadata;
-use crate::domain::{Decision, ScaledObjectKey, Signal};
-use crate::forecast::Choice;
+use crate::domain::{Decision, Mode, ScaledObjectKey, Signal};
+use crate::forecast::{Choice, Trained};
+use crate::policy::Plan;
 use crate::sources::{BreakerState, HistoryCache, HistoryFetch, MetricSource, fmt_wait};
 
 /// Tunables of the live driver.
@@ -474,6 +475,9 @@ impl<S: MetricSource> Runtime<S> {
                 })
                 .collect::<Vec<_>>();
             plans.sweep(&evaluated, &live);
+            for elapsed in plans.take_builds() {
+                shared.telemetry.observe_plan_build(false, elapsed);
+            }
             shared.telemetry.observe_evaluation(started.elapsed());
             shared
                 .telemetry
@@ -844,8 +848,24 @@ impl<S: MetricSource> Runtime<S> {
                 warn!(query = %key.query, boundary = %boundary, error = %e, "training failed; keeping the previous model")
             }
         }
+        let built = match &result {
+            Ok(t) if t.need.is_some() => self.build_plans(&key, t).await,
+            _ => Vec::new(),
+        };
         let now = Utc::now();
-        self.models().finish(&key, boundary, result, now);
+        {
+            // The plans are published with their model, under the locks an
+            // evaluation holds (models, then plans), so no replay sees the
+            // model without them.
+            let mut models = self.models();
+            let mut plans = self.shared.plans.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(t) = &result {
+                for (fingerprint, index, plan) in built {
+                    plans.insert_built(fingerprint, index, t, plan);
+                }
+            }
+            models.finish(&key, boundary, result, now);
+        }
         // Decisions that use this model are re-evaluated for the current
         // tick. One that is not active yet is used by no decision so far
         // (the tick it activates at is evaluated anyway), and marking for it
@@ -864,6 +884,49 @@ impl<S: MetricSource> Runtime<S> {
             }
         }
         self.shared.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Builds, on a blocking thread (under the caller's training permit),
+    /// the `mode: holding` plans of every registered configuration whose
+    /// signals use `key`'s model, for its new model `trained`: an evaluation
+    /// would otherwise build them at the first tick that uses the model,
+    /// 1-35 ms each (16-64 modelled needs), for every configuration at
+    /// once after each hourly training.
+    async fn build_plans(&self, key: &ModelKey, trained: &Arc<Trained>) -> Vec<(u64, usize, Plan)> {
+        let mut seen = HashSet::new();
+        let mut targets: Vec<(Arc<Configured>, usize)> = Vec::new();
+        for reg in self.registrations() {
+            let cfg = reg.configured();
+            if cfg.behavior.mode != Mode::Holding || !seen.insert(cfg.fingerprint) {
+                continue;
+            }
+            for (index, k) in cfg.model_keys.iter().enumerate() {
+                if k.as_ref() == Some(key) {
+                    targets.push((Arc::clone(&cfg), index));
+                }
+            }
+        }
+        if targets.is_empty() {
+            return Vec::new();
+        }
+        let trained = Arc::clone(trained);
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            targets
+                .into_iter()
+                .filter_map(|(cfg, index)| {
+                    let started = std::time::Instant::now();
+                    let plan = evaluate::build_plan(&cfg, &trained)?;
+                    shared.telemetry.observe_plan_build(true, started.elapsed());
+                    Some((cfg.fingerprint, index, plan))
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_else(|e| {
+            warn!(error = %e, "building holding plans failed; evaluations will build them");
+            Vec::new()
+        })
     }
 }
 

@@ -30,6 +30,14 @@ struct RpcOnly {
     rpc: &'static str,
 }
 
+/// Labels of the holding-plan build metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    /// `training` (built with its model, on the training workers) or
+    /// `evaluation` (built by a replay that found none).
+    at: &'static str,
+}
+
 /// Labels of decision counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
@@ -123,6 +131,12 @@ pub struct Telemetry {
     holding_plans: Gauge,
     /// See `holding_plans`.
     holding_plan_bytes: Gauge,
+    /// Plans built, by where: a build in an evaluation delays that tick's
+    /// decisions, one at training does not.
+    holding_plan_builds: Family<BuildLabels, Counter>,
+    /// Wall time of each plan build, by where: grows with the cube of the
+    /// modelled need.
+    holding_plan_build_seconds: HistogramFamily<BuildLabels>,
     /// Validation MASE of the model serving each signal.
     forecast_mase: Family<SignalLabels, Gauge<f64, AtomicU64>>,
     /// Desired replicas last served per ScaledObject.
@@ -224,6 +238,19 @@ impl Telemetry {
             "Heap bytes of the mode: holding plans kept",
             holding_plan_bytes.clone(),
         );
+        let holding_plan_builds = Family::<BuildLabels, Counter>::default();
+        registry.register(
+            "holding_plan_builds",
+            "mode: holding plans built, at training (with their model) or in an evaluation (a replay found none)",
+            holding_plan_builds.clone(),
+        );
+        let holding_plan_build_seconds: HistogramFamily<BuildLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "holding_plan_build_duration_seconds",
+            "Time to build one mode: holding plan, at training or in an evaluation",
+            holding_plan_build_seconds.clone(),
+        );
         let training_failures = Counter::default();
         registry.register(
             "training_failures",
@@ -311,6 +338,8 @@ impl Telemetry {
             evaluation_seconds,
             holding_plans,
             holding_plan_bytes,
+            holding_plan_builds,
+            holding_plan_build_seconds,
             forecast_mase,
             desired_replicas,
             signal_observed,
@@ -414,6 +443,21 @@ impl Telemetry {
             .set(i64::try_from(plans).unwrap_or(i64::MAX));
         self.holding_plan_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// One plan built, at training or in an evaluation, in `elapsed`.
+    pub(crate) fn observe_plan_build(&self, at_training: bool, elapsed: Duration) {
+        let labels = BuildLabels {
+            at: if at_training {
+                "training"
+            } else {
+                "evaluation"
+            },
+        };
+        self.holding_plan_builds.get_or_create(&labels).inc();
+        self.holding_plan_build_seconds
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     pub(crate) fn set_mase(&self, scaledobject: &str, signal: &'static str, mase: f64) {
