@@ -19,8 +19,9 @@ use crate::domain::{Mode, ScalerSpec, Series};
 
 /// Time bins: six 4-hour bins of the day, on weekdays and at weekends.
 pub const TIME_BINS: usize = 12;
-/// Needs above this many replicas are not modelled (the state space grows
-/// with its square); the policy serves them when they land.
+/// At most this many levels of need are modelled (the state space grows
+/// with the square, the plan with the cube). Larger workloads are modelled
+/// in levels of several replicas ([`NeedModel::unit`]).
 pub const MAX_MODELLED: u32 = 64;
 /// Pseudo-samples by which each cell is shrunk towards the coarser one.
 const ALPHA: f64 = 5.0;
@@ -69,9 +70,17 @@ impl NeedSpec {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NeedModel {
-    /// The highest modelled need; needs are capped to it in the table.
+    /// Replicas per modelled level: 1 while the history's 99.5th percentile
+    /// need is at most [`MAX_MODELLED`], else the fewest that bring it
+    /// within. Level `l` stands for the needs `(l - 1) × unit + 1 ..= l ×
+    /// unit`, so a count of `l × unit` is short exactly when the need's
+    /// level is above `l`; a workload of 200 replicas is planned in steps of
+    /// 4, finer than a downstream HPA's 10% tolerance, instead of served as
+    /// each sample lands.
+    pub unit: u32,
+    /// The highest modelled level; levels are capped to it in the table.
     pub n_max: u32,
-    /// Tercile edges of the (capped) needs in the history.
+    /// Tercile edges of the (capped) levels in the history.
     pub edges: [f64; 2],
     /// Transitions the counts were learnt from.
     pub transitions: usize,
@@ -133,15 +142,22 @@ impl NeedModel {
             return None;
         }
         seen.sort_by(f64::total_cmp);
-        let n_max = (quantile(&seen, MODELLED_QUANTILE) as u32).clamp(1, MAX_MODELLED);
+        let mean_need = seen.iter().sum::<f64>() / seen.len() as f64;
+        let top = quantile(&seen, MODELLED_QUANTILE);
+        let unit = ((top / f64::from(MAX_MODELLED)).ceil() as u32).max(1);
+        let level = |need: u32| need.div_ceil(unit);
+        let needs: Vec<Option<u32>> = needs.into_iter().map(|n| n.map(level)).collect();
+        let seen: Vec<f64> = seen.iter().map(|n| f64::from(level(*n as u32))).collect();
+        let n_max = ((top / f64::from(unit)) as u32).clamp(1, MAX_MODELLED);
         let capped: Vec<f64> = seen.iter().map(|n| n.min(f64::from(n_max))).collect();
         let edges = [quantile(&capped, 1.0 / 3.0), quantile(&capped, 2.0 / 3.0)];
         let n = n_max as usize;
         let mut model = Self {
+            unit,
             n_max,
             edges,
             transitions: 0,
-            mean_need: seen.iter().sum::<f64>() / seen.len() as f64,
+            mean_need,
             counts: Vec::new(),
         };
 
@@ -228,9 +244,15 @@ impl NeedModel {
         }
     }
 
-    /// The tercile (0, 1 or 2) of a need, by the history's edges.
-    pub fn tercile(&self, need: u32) -> usize {
-        let x = f64::from(need.min(self.n_max));
+    /// The level of a need of `need` replicas (see [`NeedModel::unit`]),
+    /// not capped.
+    pub fn level(&self, need: u32) -> u32 {
+        need.div_ceil(self.unit.max(1))
+    }
+
+    /// The tercile (0, 1 or 2) of a level, by the history's edges.
+    pub fn tercile(&self, level: u32) -> usize {
+        let x = f64::from(level.min(self.n_max));
         self.edges.iter().filter(|e| **e < x).count().min(2)
     }
 
@@ -349,7 +371,7 @@ mod tests {
         // would be 12 × 3 × 64² values, the model keeps one count per cell
         // seen.
         let values: Vec<f64> = (0..2_016)
-            .map(|i| f64::from((i * 37 % 640) as u32) + 5.0)
+            .map(|i| f64::from((i * 37 % 635) as u32) + 5.0)
             .collect();
         let spec = ten_per_replica();
         let m = NeedModel::fit(&series(values), &spec).unwrap();
@@ -374,6 +396,44 @@ mod tests {
         let argmax = (0..n).max_by(|x, y| row[*x].total_cmp(&row[*y])).unwrap();
         assert_eq!(argmax, b, "{row:?}");
         assert!(row[b] > 0.5, "{row:?}");
+    }
+
+    #[test]
+    fn large_needs_are_modelled_in_levels_of_several_replicas() {
+        // Needs alternate 150 and 250 replicas: the 99.5th percentile is
+        // 250, so levels of 4 replicas (250 / 64 rounded up), and 62 whole
+        // levels below it (250 / 4 = 62.5, rounded down as with one-replica
+        // levels).
+        let values = (0..2_000)
+            .map(|i| if i % 2 == 0 { 1_500.0 } else { 2_500.0 })
+            .collect();
+        let spec = NeedSpec {
+            target: 10.0,
+            min_replicas: 1,
+            max_replicas: 1_000,
+        };
+        let m = NeedModel::fit(&series(values), &spec).unwrap();
+        assert_eq!((m.unit, m.n_max), (4, 62));
+        assert_eq!((m.level(150), m.level(250)), (38, 63));
+        assert_eq!((m.level(148), m.level(149)), (37, 38));
+        assert!(
+            (m.mean_need - 200.0).abs() < 1e-9,
+            "prices stay in replicas"
+        );
+        // 250 is above the 62 levels modelled (248 replicas): capped, as a
+        // need above the 99.5th percentile always was.
+        let table = m.table();
+        let after_low = table.next(0, 38, m.tercile(62));
+        assert!(after_low[61] > 0.95, "{after_low:?}");
+        let after_high = table.next(0, 62, m.tercile(38));
+        assert!(after_high[37] > 0.95, "{after_high:?}");
+        // Up to 64 replicas, one level is one replica, as before levels.
+        let small = NeedModel::fit(
+            &series((0..2_000).map(|i| f64::from(i % 64 + 1) * 10.0).collect()),
+            &spec,
+        )
+        .unwrap();
+        assert_eq!((small.unit, small.n_max), (1, 64));
     }
 
     #[test]

@@ -97,9 +97,12 @@ pub struct Plan {
     first: DateTime<Utc>,
     /// The sample period.
     step: TimeDelta,
-    /// Modelled needs (and counts) are `1..=n`.
+    /// Modelled levels of need (and counts) are `1..=n`.
     n: usize,
-    /// Tercile of each need `1..=n` (the next state's "need before").
+    /// Replicas per level ([`NeedModel::unit`]): the plan's states and
+    /// tables are in levels, its inputs and answers in replicas.
+    unit: u32,
+    /// Tercile of each level `1..=n` (the next state's "need before").
     tercile_of: Vec<usize>,
     /// Per stored slot, the count index (count − 1) to hold when its sample
     /// lands, for each (need now, tercile before, count in force, direction
@@ -152,6 +155,8 @@ impl Plan {
             });
         }
         let n = model.n_max as usize;
+        let unit = model.unit.max(1);
+        let per_level = f64::from(unit);
         let table = model.table();
         let (pre, post) = (minutes(lead), minutes(step - lead));
         let (lu, lf) = (prices.short_minute, prices.flap);
@@ -159,7 +164,7 @@ impl Plan {
         let size = n * 3 * n * 3;
         let idx = |a: usize, t: usize, c: usize, d: usize| ((a * 3 + t) * n + c) * 3 + d;
         let short = |a: usize, c: usize| if a > c { lu } else { 0.0 };
-        let count = |c: usize| (c + 1) as f64;
+        let count = |c: usize| (c + 1) as f64 * per_level;
 
         let reach = Reach::new(n, tolerance);
         let slots = stored + lookahead + 1;
@@ -241,6 +246,7 @@ impl Plan {
                     &w,
                     &Costs {
                         unit: post,
+                        per_level,
                         short_now: startup * lu,
                         short_later: (post - startup) * lu,
                         flap: lf,
@@ -252,6 +258,7 @@ impl Plan {
                     &ev,
                     &Costs {
                         unit: pre,
+                        per_level,
                         short_now: pre * lu,
                         short_later: 0.0,
                         flap: lf,
@@ -264,6 +271,7 @@ impl Plan {
             first,
             step,
             n,
+            unit,
             tercile_of,
             landing,
             ahead,
@@ -278,9 +286,15 @@ impl Plan {
             + self.tercile_of.len() * std::mem::size_of::<usize>()
     }
 
-    /// The highest modelled need; a higher one is served when it lands.
+    /// The highest modelled need, in replicas; a higher one is served when
+    /// it lands.
     pub fn n_max(&self) -> u32 {
-        self.n as u32
+        self.n as u32 * self.unit
+    }
+
+    /// The level of `replicas`, within the modelled ones.
+    fn level(&self, replicas: u32) -> usize {
+        replicas.div_ceil(self.unit).clamp(1, self.n as u32) as usize
     }
 
     /// The slot whose sample is in force at `t`, with its landing time, if
@@ -301,7 +315,7 @@ impl Plan {
 
     /// The tercile of a need, for the next landing's "need before".
     pub fn tercile(&self, need: u32) -> usize {
-        self.tercile_of[need.clamp(1, self.n as u32) as usize - 1]
+        self.tercile_of[self.level(need) - 1]
     }
 
     /// The count to hold when slot `k`'s sample (of need `need`, after one in
@@ -329,16 +343,14 @@ impl Plan {
         dir: usize,
     ) -> u32 {
         let n = self.n;
-        let (s, p) = (
-            need.clamp(1, n as u32) as usize - 1,
-            count.clamp(1, n as u32) as usize - 1,
-        );
+        let (s, p) = (self.level(need) - 1, self.level(count) - 1);
         // Any other direction prices no flap, as none.
         let dir = if dir == UP || dir == DOWN { dir } else { NONE };
-        table
+        let level = table
             .get(k)
             .and_then(|t| t.get(((s * 3 + before.min(2)) * n + p) * 3 + dir))
-            .map_or(p as u32 + 1, |c| u32::from(*c) + 1)
+            .map_or(p as u32 + 1, |c| u32::from(*c) + 1);
+        level * self.unit
     }
 }
 
@@ -366,6 +378,8 @@ fn product(p: &[f64], next: &[f64], out: &mut [f64], n: usize) -> Result<(), Pla
 struct Costs {
     /// Minutes until the next decision.
     unit: f64,
+    /// Replicas per level.
+    per_level: f64,
     /// Price of being short until a rise is ready.
     short_now: f64,
     /// Price of being short for the rest of the period.
@@ -390,7 +404,9 @@ struct Costs {
 fn decisions(values: &[f64], k: &Costs, reach: &Reach) -> Vec<u8> {
     let n = reach.up_from.len();
     let mut out = vec![0u8; n * 3 * n * 3];
-    let unit: Vec<f64> = (0..n).map(|c| k.unit * (c + 1) as f64).collect();
+    let unit: Vec<f64> = (0..n)
+        .map(|c| k.unit * ((c + 1) as f64 * k.per_level))
+        .collect();
     let add = |on: bool, price: f64| if on { price } else { 0.0 };
     let short = k.short_now + k.short_later;
     // The least cost, and its lowest count, of a rise to each count or
@@ -712,7 +728,7 @@ mod tests {
         let (s, t, p, dir) = state;
         let row = &values[(s * 3 + t) * n * 3..][..n * 3];
         let flap = (c < p && dir == UP) || (c > p && dir == DOWN);
-        k.unit * (c + 1) as f64
+        k.unit * ((c + 1) as f64 * k.per_level)
             + if s > c.min(p) { k.short_now } else { 0.0 }
             + if s > c { k.short_later } else { 0.0 }
             + if flap { k.flap } else { 0.0 }
@@ -798,6 +814,7 @@ mod tests {
             let values: Vec<f64> = (0..n * 3 * n * 3).map(|_| num(40)).collect();
             let k = Costs {
                 unit: num(4),
+                per_level: [1.0, 3.0][trial % 5 / 4],
                 short_now: num(6),
                 short_later: if trial % 4 < 2 { num(6) } else { 0.0 },
                 flap: num(8),
@@ -865,6 +882,45 @@ mod tests {
     }
 
     #[test]
+    fn a_large_workload_is_planned_in_levels_and_answered_in_replicas() {
+        // Needs alternate 150 and 250 replicas: levels of 4 replicas.
+        let values = (0..2_000)
+            .map(|i| if i % 2 == 0 { 150.0 } else { 250.0 })
+            .collect();
+        let start = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
+        let s = Series::new(start, TimeDelta::minutes(5), values);
+        let spec = NeedSpec {
+            target: 1.0,
+            min_replicas: 1,
+            max_replicas: 1_000,
+        };
+        let m = NeedModel::fit(&s, &spec).unwrap();
+        assert_eq!(m.unit, 4);
+        // Priced in pod-minutes, as `holding_plan` turns the metadata's
+        // prices (in minutes of the average need, 200 here) into.
+        let cheap_flaps = plan(&m, prices(50.0 * 200.0, 0.0));
+        assert_eq!(cheap_flaps.n_max(), 248, "62 levels of 4");
+        // After a 150 lands, hold 152 (its level's count), then ask for the
+        // highest modelled count before a 250 lands; 250 itself is above the
+        // model and served as it lands, as before levels.
+        let c0 = cheap_flaps.at_landing(4, 150, 2, 248, NONE);
+        assert_eq!(c0, 152);
+        assert_eq!(cheap_flaps.before_next(4, 150, 2, c0, DOWN), 248);
+        // With flaps dear, the high count is held throughout.
+        let dear_flaps = plan(&m, prices(50.0 * 200.0, 1_000.0 * 200.0));
+        let c0 = dear_flaps.at_landing(4, 150, 2, 248, UP);
+        assert_eq!(c0, 248);
+        assert_eq!(dear_flaps.before_next(4, 150, 2, c0, NONE), 248);
+        // Every answer is a whole number of levels, never below the need.
+        for need in [1, 3, 4, 5, 150, 151, 200, 247] {
+            for held in [1, 7, 100, 248] {
+                let c = cheap_flaps.at_landing(4, need, 1, held, NONE);
+                assert_eq!(c % 4, 0, "{c} for need {need}, held {held}");
+            }
+        }
+    }
+
+    #[test]
     fn a_known_alternation_is_bought_ahead_or_held_by_the_flap_price() {
         // Needs alternate 2, 6, 2, 6: the next need is certain.
         let values = (0..2_000)
@@ -900,7 +956,7 @@ mod tests {
         // the HPA's 10% (9 / 10 - 1 = -0.1), so with the tolerance the plan
         // keeps 10 or moves at least to 8; without it, it drops to 9.
         let values = (0..2_000)
-            .map(|i| if i % 10 == 0 { 120.0 } else { 90.0 })
+            .map(|i| if i % 10 == 0 { 12.0 } else { 9.0 })
             .collect();
         let m = model(values);
         let priced = prices(50.0, 0.0);
