@@ -690,12 +690,18 @@ mod tests {
     use crate::domain::Series;
 
     fn model(values: Vec<f64>) -> NeedModel {
+        model_within(values, 100)
+    }
+
+    /// The need model of 5-minute `values` at one per replica, bounded by
+    /// `max_replicas`.
+    fn model_within(values: Vec<f64>, max_replicas: u32) -> NeedModel {
         let start = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
         let s = Series::new(start, TimeDelta::minutes(5), values);
         let spec = NeedSpec {
             target: 1.0,
             min_replicas: 1,
-            max_replicas: 100,
+            max_replicas,
         };
         NeedModel::fit(&s, &spec).unwrap()
     }
@@ -887,14 +893,7 @@ mod tests {
         let values = (0..2_000)
             .map(|i| if i % 2 == 0 { 150.0 } else { 250.0 })
             .collect();
-        let start = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
-        let s = Series::new(start, TimeDelta::minutes(5), values);
-        let spec = NeedSpec {
-            target: 1.0,
-            min_replicas: 1,
-            max_replicas: 1_000,
-        };
-        let m = NeedModel::fit(&s, &spec).unwrap();
+        let m = model_within(values, 1_000);
         assert_eq!(m.unit, 4);
         // Priced in pod-minutes, as `holding_plan` turns the metadata's
         // prices (in minutes of the average need, 200 here) into.
