@@ -148,7 +148,12 @@ impl NeedModel {
         let level = |need: u32| need.div_ceil(unit);
         let needs: Vec<Option<u32>> = needs.into_iter().map(|n| n.map(level)).collect();
         let seen: Vec<f64> = seen.iter().map(|n| f64::from(level(*n as u32))).collect();
-        let n_max = ((top / f64::from(unit)) as u32).clamp(1, MAX_MODELLED);
+        // The level that holds the 99.5th-percentile need (in whole
+        // replicas, as the notebook takes it at one replica per level).
+        // Dividing the fractional quantile by the unit and rounding down
+        // would model up to a level less, and serve a need at the quantile
+        // only as it lands. `top <= 64 × unit`, so this is at most 64.
+        let n_max = level(top as u32).clamp(1, MAX_MODELLED);
         let capped: Vec<f64> = seen.iter().map(|n| n.min(f64::from(n_max))).collect();
         let edges = [quantile(&capped, 1.0 / 3.0), quantile(&capped, 2.0 / 3.0)];
         let n = n_max as usize;
@@ -401,9 +406,8 @@ mod tests {
     #[test]
     fn large_needs_are_modelled_in_levels_of_several_replicas() {
         // Needs alternate 150 and 250 replicas: the 99.5th percentile is
-        // 250, so levels of 4 replicas (250 / 64 rounded up), and 62 whole
-        // levels below it (250 / 4 = 62.5, rounded down as with one-replica
-        // levels).
+        // 250, so levels of 4 replicas (250 / 64 rounded up), and 63 levels
+        // modelled: the 63rd (249..=252 replicas) holds 250.
         let values = (0..2_000)
             .map(|i| if i % 2 == 0 { 1_500.0 } else { 2_500.0 })
             .collect();
@@ -413,19 +417,18 @@ mod tests {
             max_replicas: 1_000,
         };
         let m = NeedModel::fit(&series(values), &spec).unwrap();
-        assert_eq!((m.unit, m.n_max), (4, 62));
+        assert_eq!((m.unit, m.n_max), (4, 63));
         assert_eq!((m.level(150), m.level(250)), (38, 63));
         assert_eq!((m.level(148), m.level(149)), (37, 38));
         assert!(
             (m.mean_need - 200.0).abs() < 1e-9,
             "prices stay in replicas"
         );
-        // 250 is above the 62 levels modelled (248 replicas): capped, as a
-        // need above the 99.5th percentile always was.
+        // 250 is modelled in its own level, not capped to the one below.
         let table = m.table();
-        let after_low = table.next(0, 38, m.tercile(62));
-        assert!(after_low[61] > 0.95, "{after_low:?}");
-        let after_high = table.next(0, 62, m.tercile(38));
+        let after_low = table.next(0, 38, m.tercile(63));
+        assert!(after_low[62] > 0.95, "{after_low:?}");
+        let after_high = table.next(0, 63, m.tercile(38));
         assert!(after_high[37] > 0.95, "{after_high:?}");
         // Up to 64 replicas, one level is one replica, as before levels.
         let small = NeedModel::fit(

@@ -898,21 +898,21 @@ mod tests {
         // Priced in pod-minutes, as `holding_plan` turns the metadata's
         // prices (in minutes of the average need, 200 here) into.
         let cheap_flaps = plan(&m, prices(50.0 * 200.0, 0.0));
-        assert_eq!(cheap_flaps.n_max(), 248, "62 levels of 4");
-        // After a 150 lands, hold 152 (its level's count), then ask for the
-        // highest modelled count before a 250 lands; 250 itself is above the
-        // model and served as it lands, as before levels.
-        let c0 = cheap_flaps.at_landing(4, 150, 2, 248, NONE);
+        assert_eq!(cheap_flaps.n_max(), 252, "63 levels of 4");
+        // After a 150 lands, hold 152 (its level's count), then ask for 252
+        // (the level holding 250) before a 250 lands: the rise is bought
+        // ahead, not served as it lands.
+        let c0 = cheap_flaps.at_landing(4, 150, 2, 252, NONE);
         assert_eq!(c0, 152);
-        assert_eq!(cheap_flaps.before_next(4, 150, 2, c0, DOWN), 248);
+        assert_eq!(cheap_flaps.before_next(4, 150, 2, c0, DOWN), 252);
         // With flaps dear, the high count is held throughout.
         let dear_flaps = plan(&m, prices(50.0 * 200.0, 1_000.0 * 200.0));
-        let c0 = dear_flaps.at_landing(4, 150, 2, 248, UP);
-        assert_eq!(c0, 248);
-        assert_eq!(dear_flaps.before_next(4, 150, 2, c0, NONE), 248);
+        let c0 = dear_flaps.at_landing(4, 150, 2, 252, UP);
+        assert_eq!(c0, 252);
+        assert_eq!(dear_flaps.before_next(4, 150, 2, c0, NONE), 252);
         // Every answer is a whole number of levels, never below the need.
-        for need in [1, 3, 4, 5, 150, 151, 200, 247] {
-            for held in [1, 7, 100, 248] {
+        for need in [1, 3, 4, 5, 150, 151, 200, 247, 250] {
+            for held in [1, 7, 100, 252] {
                 let c = cheap_flaps.at_landing(4, need, 1, held, NONE);
                 assert_eq!(c % 4, 0, "{c} for need {need}, held {held}");
             }
