@@ -78,6 +78,7 @@ fn the_plan_chooses_the_notebooks_counts() {
             prices,
             lead: TimeDelta::minutes(2),
             hpa_tolerance: 0.0,
+            max_replicas: 1_000,
         };
         let plan = Plan::new(&model, &spec, start, step, slots - 1, 0).unwrap();
         let (mut held, mut dir) = (need[1].min(model.n_max), 0);

@@ -59,6 +59,10 @@ pub struct PlanSpec {
     /// plan never counts on one: it would not happen, and the count the plan
     /// believes in force would drift from the real one.
     pub hpa_tolerance: f64,
+    /// The most replicas the plan may ask for (`maxReplicaCount`): counts
+    /// above the highest modelled need are planned up to it, see
+    /// [`Plan::new`].
+    pub max_replicas: u32,
 }
 
 /// Whether the downstream HPA applies a change from `from` to `to` pods,
@@ -97,8 +101,14 @@ pub struct Plan {
     first: DateTime<Utc>,
     /// The sample period.
     step: TimeDelta,
-    /// Modelled levels of need (and counts) are `1..=n`.
+    /// Modelled levels of need are `1..=n`.
     n: usize,
+    /// Levels of count the plan may hold, `1..=m`: above `n` by what a rise
+    /// to the top need takes to clear the downstream HPA's tolerance. With
+    /// counts capped at `n`, a count one level under the top could never
+    /// reach it (22 is within 10% of 21), and the plan bought it by
+    /// dropping to one pod before the sample landed and rising from there.
+    m: usize,
     /// Replicas per level ([`NeedModel::unit`]): the plan's states and
     /// tables are in levels, its inputs and answers in replicas.
     unit: u32,
@@ -106,7 +116,7 @@ pub struct Plan {
     tercile_of: Vec<usize>,
     /// Per stored slot, the count index (count − 1) to hold when its sample
     /// lands, for each (need now, tercile before, count in force, direction
-    /// of the last change).
+    /// of the last change): `n × 3 × m × 3` of them.
     landing: Vec<Vec<u8>>,
     /// Per stored slot, the count index to ask for `leadTime` before the next
     /// sample, for each (need now, tercile before, count chosen at the
@@ -156,17 +166,18 @@ impl Plan {
         }
         let n = model.n_max as usize;
         let unit = model.unit.max(1);
+        let m = counts_above(n, (spec.max_replicas / unit) as usize, tolerance);
         let per_level = f64::from(unit);
         let table = model.table();
         let (pre, post) = (minutes(lead), minutes(step - lead));
         let (lu, lf) = (prices.short_minute, prices.flap);
         let tercile_of: Vec<usize> = (1..=n as u32).map(|x| model.tercile(x)).collect();
-        let size = n * 3 * n * 3;
-        let idx = |a: usize, t: usize, c: usize, d: usize| ((a * 3 + t) * n + c) * 3 + d;
+        let size = n * 3 * m * 3;
+        let idx = |a: usize, t: usize, c: usize, d: usize| ((a * 3 + t) * m + c) * 3 + d;
         let short = |a: usize, c: usize| if a > c { lu } else { 0.0 };
         let count = |c: usize| (c + 1) as f64 * per_level;
 
-        let reach = Reach::new(n, tolerance);
+        let reach = Reach::new(m, tolerance);
         let slots = stored + lookahead + 1;
         let mut landing = vec![Vec::new(); stored];
         let mut ahead = vec![Vec::new(); stored];
@@ -175,7 +186,7 @@ impl Plan {
         let mut ev = vec![0.0; size];
         let mut w = vec![0.0; size];
         let (mut up, mut same, mut down, mut extra) =
-            (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            (vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]);
         for k in (0..slots - 1).rev() {
             let step_k1 = i32::try_from(k + 1).unwrap_or(i32::MAX);
             let bin = time_bin(first + step * step_k1);
@@ -192,6 +203,7 @@ impl Plan {
                     &u[idx(0, tp, 0, 0)..],
                     &mut ev[idx(a0, 0, 0, 0)..idx(a1, 0, 0, 0)],
                     n,
+                    m,
                 )?;
                 a0 = a1;
             }
@@ -199,7 +211,7 @@ impl Plan {
             // landing's count in force; this sample is served by the lower.
             for a in 0..n {
                 for t in 0..3 {
-                    for c in 0..n {
+                    for c in 0..m {
                         up[c] = pre * count(c) + ev[idx(a, t, c, UP)];
                         same[c] = pre * (count(c) + short(a, c)) + ev[idx(a, t, c, NONE)];
                         down[c] = pre * (count(c) + short(a, c)) + ev[idx(a, t, c, DOWN)];
@@ -212,7 +224,7 @@ impl Plan {
                         &extra,
                         lf,
                         &reach,
-                        &mut w[idx(a, t, 0, 0)..][..n * 3],
+                        &mut w[idx(a, t, 0, 0)..][..m * 3],
                     );
                 }
             }
@@ -221,7 +233,7 @@ impl Plan {
             let startup = pre;
             for a in 0..n {
                 for t in 0..3 {
-                    for c in 0..n {
+                    for c in 0..m {
                         up[c] =
                             post * count(c) + (post - startup) * short(a, c) + w[idx(a, t, c, UP)];
                         same[c] = post * (count(c) + short(a, c)) + w[idx(a, t, c, NONE)];
@@ -235,7 +247,7 @@ impl Plan {
                         &extra,
                         lf,
                         &reach,
-                        &mut u[idx(a, t, 0, 0)..][..n * 3],
+                        &mut u[idx(a, t, 0, 0)..][..m * 3],
                     );
                 }
             }
@@ -252,6 +264,7 @@ impl Plan {
                         flap: lf,
                     },
                     &reach,
+                    n,
                 );
                 // Before the next sample, only until it lands.
                 ahead[k] = decisions(
@@ -264,6 +277,7 @@ impl Plan {
                         flap: lf,
                     },
                     &reach,
+                    n,
                 );
             }
         }
@@ -271,6 +285,7 @@ impl Plan {
             first,
             step,
             n,
+            m,
             unit,
             tercile_of,
             landing,
@@ -292,9 +307,20 @@ impl Plan {
         self.n as u32 * self.unit
     }
 
-    /// The level of `replicas`, within the modelled ones.
+    /// The most replicas the plan asks for: a count in force above it is
+    /// read as this many.
+    pub fn max_count(&self) -> u32 {
+        self.m as u32 * self.unit
+    }
+
+    /// The level of a need of `replicas`, within the modelled ones.
     fn level(&self, replicas: u32) -> usize {
         replicas.div_ceil(self.unit).clamp(1, self.n as u32) as usize
+    }
+
+    /// The level of a count of `replicas`, within those planned.
+    fn count_level(&self, replicas: u32) -> usize {
+        replicas.div_ceil(self.unit).clamp(1, self.m as u32) as usize
     }
 
     /// The slot whose sample is in force at `t`, with its landing time, if
@@ -320,7 +346,8 @@ impl Plan {
 
     /// The count to hold when slot `k`'s sample (of need `need`, after one in
     /// tercile `before`) lands, with `held` in force after a change in
-    /// direction `dir` (0 none, 1 up, 2 down). Counts are `1..=n_max`.
+    /// direction `dir` (0 none, 1 up, 2 down). Counts are whole levels up to
+    /// [`Plan::max_count`].
     pub fn at_landing(&self, k: usize, need: u32, before: usize, held: u32, dir: usize) -> u32 {
         self.pick(&self.landing, k, need, before, held, dir)
     }
@@ -342,13 +369,13 @@ impl Plan {
         count: u32,
         dir: usize,
     ) -> u32 {
-        let n = self.n;
-        let (s, p) = (self.level(need) - 1, self.level(count) - 1);
+        let m = self.m;
+        let (s, p) = (self.level(need) - 1, self.count_level(count) - 1);
         // Any other direction prices no flap, as none.
         let dir = if dir == UP || dir == DOWN { dir } else { NONE };
         let level = table
             .get(k)
-            .and_then(|t| t.get(((s * 3 + before.min(2)) * n + p) * 3 + dir))
+            .and_then(|t| t.get(((s * 3 + before.min(2)) * m + p) * 3 + dir))
             .map_or(p as u32 + 1, |c| u32::from(*c) + 1);
         level * self.unit
     }
@@ -356,16 +383,16 @@ impl Plan {
 
 /// `out = p × next` for the backward induction: `p` holds the next need's
 /// distribution for some rows of (need now, tercile before), row-major with
-/// `n` columns; `next` the value at landing for every next need, `n` rows of
-/// `3n` (count, direction) every `9n` (the rows of one tercile before);
-/// `out` the expected values, `3n` per row.
-fn product(p: &[f64], next: &[f64], out: &mut [f64], n: usize) -> Result<(), PlanError> {
+/// `n` columns (needs); `next` the value at landing for every next need, `n`
+/// rows of `3m` (count, direction) every `9m` (the rows of one tercile
+/// before); `out` the expected values, `3m` per row.
+fn product(p: &[f64], next: &[f64], out: &mut [f64], n: usize, m: usize) -> Result<(), PlanError> {
     let rows = p.len() / n.max(1);
     let shape = |e: ndarray::ShapeError| PlanError::Shape(e.to_string());
     let p = ArrayView2::from_shape((rows, n).strides((n, 1)), p).map_err(shape)?;
-    let next = ArrayView2::from_shape((n, 3 * n).strides((9 * n, 1)), next).map_err(shape)?;
+    let next = ArrayView2::from_shape((n, 3 * m).strides((9 * m, 1)), next).map_err(shape)?;
     let mut out =
-        ArrayViewMut2::from_shape((rows, 3 * n).strides((3 * n, 1)), out).map_err(shape)?;
+        ArrayViewMut2::from_shape((rows, 3 * m).strides((3 * m, 1)), out).map_err(shape)?;
     general_mat_mul(1.0, &p, &next, 0.0, &mut out);
     Ok(())
 }
@@ -389,7 +416,8 @@ struct Costs {
 }
 
 /// The decision for every state of one slot against `values` (the
-/// expected value after it, by (need, tercile before, count, direction)):
+/// expected value after it, by (need, tercile before, count, direction),
+/// `n` needs and as many counts as `reach` covers):
 /// the count with the least cost among those the downstream HPA applies,
 /// the lowest of equal ones (`tests::decisions_are_the_argmin_over_every_count`).
 ///
@@ -401,9 +429,9 @@ struct Costs {
 /// minimum rounds differently from adding it to every candidate, so a
 /// decision may differ from a term-by-term scan between two counts whose
 /// costs agree to the last bits; with whole-number costs it is the scan's.
-fn decisions(values: &[f64], k: &Costs, reach: &Reach) -> Vec<u8> {
+fn decisions(values: &[f64], k: &Costs, reach: &Reach, needs: usize) -> Vec<u8> {
     let n = reach.up_from.len();
-    let mut out = vec![0u8; n * 3 * n * 3];
+    let mut out = vec![0u8; needs * 3 * n * 3];
     let unit: Vec<f64> = (0..n)
         .map(|c| k.unit * ((c + 1) as f64 * k.per_level))
         .collect();
@@ -414,7 +442,7 @@ fn decisions(values: &[f64], k: &Costs, reach: &Reach) -> Vec<u8> {
     // or below, before its flap term.
     let mut rise = vec![(0.0, 0usize); n];
     let mut drop = vec![(0.0, 0usize); n];
-    for s in 0..n {
+    for s in 0..needs {
         for t in 0..3 {
             let row = &values[(s * 3 + t) * n * 3..][..n * 3];
             let mut best = (f64::INFINITY, n);
@@ -453,7 +481,7 @@ fn decisions(values: &[f64], k: &Costs, reach: &Reach) -> Vec<u8> {
                             best = (v, c);
                         }
                     }
-                    // n ≤ MAX_MODELLED = 64.
+                    // n ≤ MAX_COUNTS = 255.
                     out[((s * 3 + t) * n + p) * 3 + dir] = best.1 as u8;
                 }
             }
@@ -461,6 +489,24 @@ fn decisions(values: &[f64], k: &Costs, reach: &Reach) -> Vec<u8> {
     }
     out
 }
+
+/// Levels of count a plan holds: at least the `n` modelled needs, and as
+/// many more as it takes for a count below the top need to rise past it
+/// through a downstream HPA that ignores changes within `tolerance`, but
+/// not above `bound` (the levels `maxReplicaCount` allows) nor
+/// [`MAX_COUNTS`]. Without a tolerance that is `n`.
+fn counts_above(n: usize, bound: usize, tolerance: f64) -> usize {
+    let top = bound.clamp(n, MAX_COUNTS.max(n));
+    (0..n.saturating_sub(1))
+        .filter_map(|p| (n - 1..top).find(|c| applied(p, *c, tolerance)))
+        .map(|c| c + 1)
+        .max()
+        .unwrap_or(n)
+        .max(n)
+}
+
+/// The most levels of count a plan holds: decisions are kept as bytes.
+const MAX_COUNTS: usize = 255;
 
 /// The counts each count in force can move to: the downstream HPA applies
 /// a rise to `up_from[p]` or more, and a drop to `down_to[p]` or less.
@@ -541,7 +587,7 @@ pub(super) struct HoldMemory {
     /// Whether that slot's second decision (`leadTime` before the next
     /// sample) was made.
     second_done: bool,
-    /// The modelled count in force (`1..=n_max`).
+    /// The planned count in force (up to [`Plan::max_count`]).
     held: u32,
     /// The direction of the last change of `held`: a reversal at the next
     /// instant is a flap.
@@ -587,6 +633,7 @@ pub fn holding_plan(b: &Behavior, f: &ForecastInput<'_>) -> Result<Plan, String>
         prices,
         lead: b.lead_time,
         hpa_tolerance: b.rules.hpa_tolerance,
+        max_replicas: b.max_replicas,
     };
     Plan::new(
         model,
@@ -641,7 +688,7 @@ pub(super) fn hold(
         };
         let (held, dir) = match mem.landed {
             Some(_) => (mem.held, mem.dir),
-            None => (current.unwrap_or(need).clamp(1, n), NONE),
+            None => (current.unwrap_or(need).clamp(1, plan.max_count()), NONE),
         };
         mem.before = plan.tercile(before);
         let c0 = plan.at_landing(k, need, mem.before, held, dir);
@@ -711,6 +758,7 @@ mod tests {
             prices,
             lead: TimeDelta::minutes(2),
             hpa_tolerance,
+            max_replicas: 1_000,
         }
     }
 
@@ -763,10 +811,11 @@ mod tests {
 
     #[test]
     fn the_matrix_product_is_the_sum_over_next_needs() {
-        // Every shape the plan hands it: n needs, a run of needs in one
-        // tercile (3 rows each), and each tercile's rows of the values.
-        for n in 1..=9usize {
-            let u: Vec<f64> = (0..9 * n * n)
+        // Every shape the plan hands it: n needs, m counts (n or more), a
+        // run of needs in one tercile (3 rows each), and each tercile's rows
+        // of the values.
+        for (n, m) in (1..=9usize).flat_map(|n| [(n, n), (n, n + 1), (n, n + 3)]) {
+            let u: Vec<f64> = (0..9 * n * m)
                 .map(|i| (i * 37 % 101) as f64 * 0.25)
                 .collect();
             for run in 1..=n {
@@ -774,17 +823,17 @@ mod tests {
                     .map(|i| (i * 13 % 17) as f64 / 17.0)
                     .collect();
                 for tp in 0..3 {
-                    let mut out = vec![f64::NAN; 3 * run * 3 * n];
-                    product(&p, &u[tp * 3 * n..], &mut out, n).unwrap();
+                    let mut out = vec![f64::NAN; 3 * run * 3 * m];
+                    product(&p, &u[tp * 3 * m..], &mut out, n, m).unwrap();
                     for r in 0..3 * run {
-                        for j in 0..3 * n {
+                        for j in 0..3 * m {
                             let want: f64 = (0..n)
-                                .map(|b| p[r * n + b] * u[(b * 3 + tp) * 3 * n + j])
+                                .map(|b| p[r * n + b] * u[(b * 3 + tp) * 3 * m + j])
                                 .sum();
-                            let got = out[r * 3 * n + j];
+                            let got = out[r * 3 * m + j];
                             assert!(
                                 (got - want).abs() <= 1e-9 * want.abs().max(1.0),
-                                "n {n}, run {run}, tercile {tp}, ({r}, {j}): {got} vs {want}"
+                                "n {n}, m {m}, run {run}, tercile {tp}, ({r}, {j}): {got} vs {want}"
                             );
                         }
                     }
@@ -806,7 +855,10 @@ mod tests {
             seed % m
         };
         for trial in 0..300 {
-            let n = 1 + next(12) as usize;
+            // Counts reach up to three levels above the needs, as a plan's
+            // do to clear a downstream tolerance.
+            let needs = 1 + next(12) as usize;
+            let n = needs + next(4) as usize;
             let tol = [0.0, 0.1, 0.3][trial % 3];
             let whole = trial % 2 == 0;
             let mut num = |m: u64| {
@@ -817,7 +869,7 @@ mod tests {
                     x * 0.37 + next(1_000) as f64 * 1e-3
                 }
             };
-            let values: Vec<f64> = (0..n * 3 * n * 3).map(|_| num(40)).collect();
+            let values: Vec<f64> = (0..needs * 3 * n * 3).map(|_| num(40)).collect();
             let k = Costs {
                 unit: num(4),
                 per_level: [1.0, 3.0][trial % 5 / 4],
@@ -826,8 +878,9 @@ mod tests {
                 flap: num(8),
             };
             let reach = Reach::new(n, tol);
-            let table = decisions(&values, &k, &reach);
-            for s in 0..n {
+            let table = decisions(&values, &k, &reach, needs);
+            assert_eq!(table.len(), needs * 3 * n * 3);
+            for s in 0..needs {
                 for t in 0..3 {
                     for p in 0..n {
                         for dir in [NONE, UP, DOWN] {
@@ -885,6 +938,63 @@ mod tests {
         let p = plan(&m, prices(20.0, 5.0));
         assert_eq!(p.at_landing(3, 4, 1, 4, NONE), 4);
         assert_eq!(p.before_next(3, 4, 1, 4, NONE), 4);
+    }
+
+    #[test]
+    fn the_top_need_is_reached_past_the_downstream_tolerance() {
+        // Needs of 21 with an occasional 20: 21 is the top modelled need,
+        // and from 20 pods a downstream HPA with a 10% tolerance ignores a
+        // rise to 21. With counts capped at the top need, the plan's only
+        // way up was to drop to one pod before the next sample and rise
+        // from there (a flap and two short minutes, seen on the taylor
+        // trace); counts above the modelled needs let it overshoot instead.
+        let values = (0..2_000)
+            .map(|i| if i % 10 == 0 { 20.0 } else { 21.0 })
+            .collect();
+        let m = model(values);
+        assert_eq!(m.n_max, 21);
+        let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
+        let p = Plan::new(
+            &m,
+            &spec(prices(4.0 * 21.0, 4.0 * 21.0), 0.1),
+            first,
+            TimeDelta::minutes(5),
+            12,
+            12,
+        )
+        .unwrap();
+        // 22 / 20 − 1 is just above 0.1 in f64, as the HPA computes it.
+        assert_eq!((p.n_max(), p.max_count()), (21, 22));
+        for k in 0..12 {
+            for dir in [NONE, UP, DOWN] {
+                let c0 = p.at_landing(k, 21, 2, 20, dir);
+                assert!(
+                    c0 >= 21 && applied(19, c0 as usize - 1, 0.1),
+                    "{k} {dir}: {c0}"
+                );
+                // Ahead of the next sample, never below what serves this one.
+                for held in [20, 21, 22, 23] {
+                    let c3 = p.before_next(k, 21, 2, held, dir);
+                    assert!(c3 >= held.min(21), "{k} {dir} {held}: {c3}");
+                }
+            }
+        }
+        // The bound caps the counts: with at most 21 replicas, 20 stays 20.
+        let capped = Plan::new(
+            &m,
+            &PlanSpec {
+                max_replicas: 21,
+                ..spec(prices(4.0 * 21.0, 4.0 * 21.0), 0.1)
+            },
+            first,
+            TimeDelta::minutes(5),
+            12,
+            12,
+        )
+        .unwrap();
+        assert_eq!(capped.max_count(), 21);
+        // No tolerance, no counts above the needs.
+        assert_eq!(plan(&m, prices(84.0, 84.0)).max_count(), 21);
     }
 
     #[test]
