@@ -251,7 +251,7 @@ fn defaults_and_keda_keys() {
     assert_eq!(spec.forecast_quantile, 0.9);
     assert_eq!(
         (spec.rules.short_minute_price, spec.rules.flap_price),
-        (4.0, 4.0)
+        (4.0, 64.0)
     );
 }
 

@@ -196,7 +196,10 @@ pub struct ScalingRules {
     /// for 4 minutes.
     pub short_minute_price: f64,
     /// `mode: holding`: what one flap (a change reversed less than a sample
-    /// period later) costs, in the same unit.
+    /// period later) costs, in the same unit. The default, 64, is where the
+    /// plan stopped flapping on the eight real traces (at 4 it flapped up
+    /// to 159 times where the HPA never did), for at most 0.015× of the
+    /// HPA's under-provisioned minutes and 0.001× of its replica-hours.
     pub flap_price: f64,
 }
 
@@ -221,7 +224,7 @@ impl Default for ScalingRules {
             latency_breach_duration: TimeDelta::minutes(5),
             max_forecast_mase: 1.5,
             short_minute_price: 4.0,
-            flap_price: 4.0,
+            flap_price: 64.0,
         }
     }
 }
