@@ -140,6 +140,7 @@ fn bench(c: &mut Criterion) {
                         lead: TimeDelta::minutes(2),
                         hpa_tolerance: 0.1,
                         max_replicas,
+                        serve_need: true,
                     };
                     Plan::new(m, &spec, first, series.step, 29, 12)
                         .expect("5-minute samples are further apart than 2 minutes")
