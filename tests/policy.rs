@@ -1181,6 +1181,78 @@ mod holding {
     }
 
     #[test]
+    fn a_rise_past_the_need_says_the_tolerance_made_it() {
+        // Needs of 20 with a 21 every tenth sample (values 200 and 210 at a
+        // target of 10). Short minutes are cheap (1), so the plan runs 20
+        // and rises when a 21 lands; from 20, a rise to 21 is within the
+        // downstream HPA's 10% tolerance and would be ignored, so it rises
+        // past the need, to 22, and the note says why.
+        let value = |slot: i64| if slot % 10 == 3 { 210.0 } else { 200.0 };
+        let series = Series::new(
+            t(0),
+            TimeDelta::seconds(STEP),
+            (0..HISTORY).map(value).collect(),
+        );
+        let spec = NeedSpec {
+            target: 10.0,
+            min_replicas: 1,
+            max_replicas: 100,
+        };
+        let m = NeedModel::fit(&series, &spec).unwrap();
+        let f = forecast();
+        let b = Behavior {
+            rules: ScalingRules {
+                hpa_tolerance: 0.1,
+                ..behavior(1.0, 64.0).rules
+            },
+            ..behavior(1.0, 64.0)
+        };
+        let mut state = PolicyState::default();
+        let mut seen = Vec::new();
+        for i in 0..60 * 4 {
+            let s = HISTORY * STEP + i * 15;
+            let metrics = vec![MetricInput {
+                kind: MetricKind::QueueDepth,
+                target: 10.0,
+                observed: Some(value(s / STEP)),
+                forecast: Some(ForecastInput {
+                    forecast: &f,
+                    scale: 10.0,
+                    validation_mase: Some(0.5),
+                    anchor: None,
+                    need: Some(&m),
+                    plan: None,
+                }),
+                forecast_note: None,
+            }];
+            let (d, next) = decide(&b, &obs(metrics), &state, t(s)).unwrap();
+            state = next;
+            seen.push(d);
+        }
+        let past: Vec<&Decision> = seen
+            .iter()
+            .filter(|d| {
+                d.notes
+                    .iter()
+                    .any(|n| n.contains("within the downstream HPA's tolerance"))
+            })
+            .collect();
+        assert!(!past.is_empty(), "no rise past the need in {seen:#?}");
+        for d in past {
+            assert_eq!(d.desired_replicas, 22, "{:?}", d.notes);
+            assert!(
+                d.notes
+                    .iter()
+                    .any(|n| n.contains("needs 21") && n.contains("a rise from 20 to 21")),
+                "{:?}",
+                d.notes
+            );
+        }
+        // Where 20 is needed, 20 is what runs: the rise is for the 21.
+        assert!(seen.iter().any(|d| d.desired_replicas == 20));
+    }
+
+    #[test]
     fn without_a_need_model_it_falls_back_and_says_why() {
         let d = run(&behavior(50.0, 0.0), 12, false, |_| false);
         match &d[0].prediction {

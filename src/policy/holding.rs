@@ -631,6 +631,11 @@ pub(super) struct HoldMemory {
     need: u32,
     /// The tercile of the need of the slot before it.
     before: usize,
+    /// The count a rise at this landing went past the need from, and the
+    /// count that serves the need, when the downstream HPA would ignore a
+    /// rise from one to the other: the note says why the count is above
+    /// the need.
+    past_tolerance: Option<(u32, u32)>,
 }
 
 /// The slots a plan stores past the forecast's start, and how far past the
@@ -728,6 +733,12 @@ pub(super) fn hold(
         };
         mem.before = plan.tercile(before);
         let c0 = plan.at_landing(k, need, mem.before, held, dir);
+        let serving = plan.level(need) as u32 * plan.unit;
+        let ignored = !applied(
+            plan.count_level(held) - 1,
+            plan.count_level(serving) - 1,
+            b.rules.hpa_tolerance,
+        );
         *mem = HoldMemory {
             plan: mem.plan.take(),
             landed: Some(landed),
@@ -736,6 +747,7 @@ pub(super) fn hold(
             dir: direction(held as usize, c0 as usize),
             need,
             before: mem.before,
+            past_tolerance: (c0 > serving && serving > held && ignored).then_some((held, serving)),
         };
     }
     let Some((_, plan)) = &mem.plan else {
@@ -749,8 +761,15 @@ pub(super) fn hold(
     }
     // A need above what the model plans for is served as it lands.
     let spike = if mem.need > n { mem.need } else { 0 };
+    let past = match mem.past_tolerance {
+        Some((from, to)) if !mem.second_done => format!(
+            " (above the need: a rise from {from} to {to} is within the downstream HPA's tolerance of {} and would be ignored)",
+            b.rules.hpa_tolerance
+        ),
+        _ => String::new(),
+    };
     let note = format!(
-        "holding plan: the sample in force needs {} ({}), {} {}",
+        "holding plan: the sample in force needs {} ({}), {} {}{past}",
         mem.need,
         if spike > 0 {
             format!("above the {n} modelled, so served as it lands")
