@@ -1060,7 +1060,8 @@ mod holding {
         if slot % 2 == 0 { 20.0 } else { 60.0 }
     }
 
-    fn model() -> NeedModel {
+    /// The need model of the training history of `value` (by slot).
+    fn model(value: impl Fn(i64) -> f64) -> NeedModel {
         let s = Series::new(
             t(0),
             TimeDelta::seconds(STEP),
@@ -1109,7 +1110,18 @@ mod holding {
         with_model: bool,
         stale: impl Fn(i64) -> bool,
     ) -> Vec<Decision> {
-        let (m, f) = (model(), forecast());
+        run_on(value, b, minutes, with_model, stale)
+    }
+
+    /// [`run`] on the series `value` (by slot) instead of the 2, 6, 2, 6.
+    fn run_on(
+        value: impl Fn(i64) -> f64 + Copy,
+        b: &Behavior,
+        minutes: i64,
+        with_model: bool,
+        stale: impl Fn(i64) -> bool,
+    ) -> Vec<Decision> {
+        let (m, f) = (model(value), forecast());
         let mut state = PolicyState::default();
         (0..minutes * 4)
             .map(|i| {
@@ -1188,18 +1200,6 @@ mod holding {
         // downstream HPA's 10% tolerance and would be ignored, so it rises
         // past the need, to 22, and the note says why.
         let value = |slot: i64| if slot % 10 == 3 { 210.0 } else { 200.0 };
-        let series = Series::new(
-            t(0),
-            TimeDelta::seconds(STEP),
-            (0..HISTORY).map(value).collect(),
-        );
-        let spec = NeedSpec {
-            target: 10.0,
-            min_replicas: 1,
-            max_replicas: 100,
-        };
-        let m = NeedModel::fit(&series, &spec).unwrap();
-        let f = forecast();
         let b = Behavior {
             rules: ScalingRules {
                 hpa_tolerance: 0.1,
@@ -1207,28 +1207,7 @@ mod holding {
             },
             ..behavior(1.0, 64.0)
         };
-        let mut state = PolicyState::default();
-        let mut seen = Vec::new();
-        for i in 0..60 * 4 {
-            let s = HISTORY * STEP + i * 15;
-            let metrics = vec![MetricInput {
-                kind: MetricKind::QueueDepth,
-                target: 10.0,
-                observed: Some(value(s / STEP)),
-                forecast: Some(ForecastInput {
-                    forecast: &f,
-                    scale: 10.0,
-                    validation_mase: Some(0.5),
-                    anchor: None,
-                    need: Some(&m),
-                    plan: None,
-                }),
-                forecast_note: None,
-            }];
-            let (d, next) = decide(&b, &obs(metrics), &state, t(s)).unwrap();
-            state = next;
-            seen.push(d);
-        }
+        let seen = run_on(value, &b, 60, true, |_| false);
         let past: Vec<&Decision> = seen
             .iter()
             .filter(|d| {

@@ -823,8 +823,14 @@ mod tests {
     }
 
     fn plan(m: &NeedModel, prices: Prices) -> Plan {
+        plan_with(m, &spec(prices, 0.0))
+    }
+
+    /// The plan of `m` under `spec`, over 12 five-minute slots and 12 more
+    /// of lookahead.
+    fn plan_with(m: &NeedModel, spec: &PlanSpec) -> Plan {
         let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
-        Plan::new(m, &spec(prices, 0.0), first, TimeDelta::minutes(5), 12, 12).unwrap()
+        Plan::new(m, spec, first, TimeDelta::minutes(5), 12, 12).unwrap()
     }
 
     /// The cost of moving to count `c` in `state`, summed term by term.
@@ -1018,16 +1024,7 @@ mod tests {
             .collect();
         let m = model(values);
         assert_eq!(m.n_max, 21);
-        let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
-        let p = Plan::new(
-            &m,
-            &spec(prices(4.0 * 21.0, 4.0 * 21.0), 0.1),
-            first,
-            TimeDelta::minutes(5),
-            12,
-            12,
-        )
-        .unwrap();
+        let p = plan_with(&m, &spec(prices(4.0 * 21.0, 4.0 * 21.0), 0.1));
         // 22 / 20 − 1 is just above 0.1 in f64, as the HPA computes it.
         assert_eq!((p.n_max(), p.max_count()), (21, 22));
         for k in 0..12 {
@@ -1045,18 +1042,13 @@ mod tests {
             }
         }
         // The bound caps the counts: with at most 21 replicas, 20 stays 20.
-        let capped = Plan::new(
+        let capped = plan_with(
             &m,
             &PlanSpec {
                 max_replicas: 21,
                 ..spec(prices(4.0 * 21.0, 4.0 * 21.0), 0.1)
             },
-            first,
-            TimeDelta::minutes(5),
-            12,
-            12,
-        )
-        .unwrap();
+        );
         assert_eq!(capped.max_count(), 21);
         // No tolerance, no counts above the needs.
         assert_eq!(plan(&m, prices(84.0, 84.0)).max_count(), 21);
@@ -1127,12 +1119,11 @@ mod tests {
         assert_eq!(p.at_landing(5, 2, 1, 5, NONE), 2);
         // Without the floor (the notebook's accounting), one pod: a short
         // minute that costs nothing is cheaper than any pod.
-        let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
         let free = PlanSpec {
             serve_need: false,
             ..spec(prices(0.0, 0.0), 0.0)
         };
-        let p = Plan::new(&m, &free, first, TimeDelta::minutes(5), 12, 12).unwrap();
+        let p = plan_with(&m, &free);
         assert_eq!(p.at_landing(5, 4, 1, 3, NONE), 1);
         assert_eq!(p.before_next(5, 4, 1, 1, DOWN), 1);
     }
@@ -1155,13 +1146,12 @@ mod tests {
         let m = model(values);
         let mean = m.mean_need;
         let prices = prices(4.0 * mean, 64.0 * mean);
-        let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
         let at = |serve_need: bool| {
             let spec = PlanSpec {
                 serve_need,
                 ..spec(prices, 0.1)
             };
-            let p = Plan::new(&m, &spec, first, TimeDelta::minutes(5), 12, 12).unwrap();
+            let p = plan_with(&m, &spec);
             (
                 p.at_landing(3, 24, 0, 2, NONE),
                 p.before_next(3, 24, 0, 24, UP),
@@ -1182,9 +1172,7 @@ mod tests {
             .collect();
         let m = model(values);
         let priced = prices(50.0, 0.0);
-        let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
-        let plan =
-            |tol| Plan::new(&m, &spec(priced, tol), first, TimeDelta::minutes(5), 12, 12).unwrap();
+        let plan = |tol| plan_with(&m, &spec(priced, tol));
         let t = m.tercile(9);
         assert_eq!(plan(0.0).at_landing(3, 9, t, 10, NONE), 9);
         let with = plan(0.1);
