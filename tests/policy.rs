@@ -1050,7 +1050,7 @@ fn a_widened_scale_up_keeps_the_configured_rate_on_average() {
 mod holding {
     use super::*;
     use foresight::domain::Series;
-    use foresight::forecast::{NeedModel, NeedSpec};
+    use foresight::forecast::{NeedModel, NeedSpec, time_bin};
 
     const STEP: i64 = 300;
     /// Samples in the training history; the forecast starts after them.
@@ -1229,6 +1229,47 @@ mod holding {
         }
         // Where 20 is needed, 20 is what runs: the rise is for the 21.
         assert!(seen.iter().any(|d| d.desired_replicas == 20));
+    }
+
+    #[test]
+    fn a_count_above_the_need_says_what_it_buys() {
+        // Free flaps: 2 until leadTime before the 6 lands, then 6. The rise
+        // is asked for while the sample in force needs 2, and the note gives
+        // the model's odds that the next sample needs more than 2 (the rise
+        // buys those) and more than 6 (what stays short).
+        let d = run(&behavior(50.0, 0.0), 5, true, |_| false);
+        let m = model(value);
+        let next = t((HISTORY + 1) * STEP);
+        // The sample in force (slot 576) needs 2, after a 6.
+        let row = m
+            .table()
+            .next(time_bin(next), m.level(2), m.tercile(6))
+            .to_vec();
+        let beyond = |l: usize| (row[l..].iter().sum::<f64>() + 0.0) * 100.0;
+        assert!(beyond(2) > 90.0, "{row:?}");
+        let want = format!(
+            "by the model, the next sample needs more than 2 with probability {:.0}% and more than 6 with {:.0}%",
+            beyond(2),
+            beyond(6)
+        );
+        assert!(want.ends_with("more than 6 with 0%"), "{want}");
+        let ahead: Vec<&Decision> = d.iter().filter(|d| d.desired_replicas == 6).collect();
+        assert!(!ahead.is_empty(), "{:?}", per_minute(&d));
+        for d in &ahead {
+            assert!(
+                d.notes.iter().any(|n| n.contains(&want)),
+                "{want} not in {:?}",
+                d.notes
+            );
+        }
+        // At the need, nothing is bought and nothing is said.
+        for d in d.iter().filter(|d| d.desired_replicas == 2) {
+            assert!(
+                !d.notes.iter().any(|n| n.contains("by the model")),
+                "{:?}",
+                d.notes
+            );
+        }
     }
 
     #[test]

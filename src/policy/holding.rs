@@ -636,6 +636,53 @@ pub(super) struct HoldMemory {
     /// rise from one to the other: the note says why the count is above
     /// the need.
     past_tolerance: Option<(u32, u32)>,
+    /// What the pods above the need buy, by the model, when the count in
+    /// force is above it: the note says so. Worked out when the count is
+    /// decided, not at every tick that reads it.
+    odds: Option<Odds>,
+}
+
+/// The model's odds that the next sample needs more than the need in force
+/// and more than the count held above it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Odds {
+    /// The most replicas the need in force's level stands for.
+    need: u32,
+    /// P(the next sample needs more than `need`).
+    above_need: f64,
+    /// The count held.
+    count: u32,
+    /// P(the next sample needs more than `count`).
+    above_count: f64,
+}
+
+impl Odds {
+    /// The odds of the sample after the one of need `need` (after one in
+    /// tercile `before`), due at `next`, when `count` is above its level;
+    /// `None` otherwise.
+    fn of(
+        model: &NeedModel,
+        next: DateTime<Utc>,
+        need: u32,
+        before: usize,
+        count: u32,
+    ) -> Option<Self> {
+        let unit = model.unit.max(1);
+        let (level, held) = (model.level(need), count / unit);
+        if held <= level || level > model.n_max {
+            return None;
+        }
+        let row = model.next_need(time_bin(next), level, before);
+        // An empty sum is -0.0, which would print as "-0%"; adding 0.0 makes
+        // it 0.0.
+        let beyond = |l: u32| row.iter().skip(l as usize).sum::<f64>() + 0.0;
+        Some(Self {
+            need: level * unit,
+            above_need: beyond(level),
+            count,
+            above_count: beyond(held),
+        })
+    }
 }
 
 /// The slots a plan stores past the forecast's start, and how far past the
@@ -720,6 +767,7 @@ pub(super) fn hold(
         .slot(now)
         .ok_or("the plan does not reach now (retraining overdue)")?;
     let n = plan.n_max();
+    let next_sample = landed + plan.step;
     if mem.landed != Some(landed) {
         let need = need_spec.need(value);
         let previous = plan.step;
@@ -748,7 +796,11 @@ pub(super) fn hold(
             need,
             before: mem.before,
             past_tolerance: (c0 > serving && serving > held && ignored).then_some((held, serving)),
+            odds: None,
         };
+        mem.odds = f
+            .need
+            .and_then(|m| Odds::of(m, next_sample, need, mem.before, c0));
     }
     let Some((_, plan)) = &mem.plan else {
         return Err("no plan".into());
@@ -758,6 +810,9 @@ pub(super) fn hold(
         mem.dir = direction(mem.held as usize, c3 as usize);
         mem.held = c3;
         mem.second_done = true;
+        mem.odds = f
+            .need
+            .and_then(|m| Odds::of(m, next_sample, mem.need, mem.before, c3));
     }
     // A need above what the model plans for is served as it lands.
     let spike = if mem.need > n { mem.need } else { 0 };
@@ -768,8 +823,20 @@ pub(super) fn hold(
         ),
         _ => String::new(),
     };
+    // Why pods above the need are worth their price: the chance the next
+    // sample needs them. A spike above the model has no such odds.
+    let odds = match mem.odds {
+        Some(o) if spike == 0 && past.is_empty() => format!(
+            "; by the model, the next sample needs more than {} with probability {:.0}% and more than {} with {:.0}%",
+            o.need,
+            o.above_need * 100.0,
+            o.count,
+            o.above_count * 100.0
+        ),
+        _ => String::new(),
+    };
     let note = format!(
-        "holding plan: the sample in force needs {} ({}), {} {}{past}",
+        "holding plan: the sample in force needs {} ({}), {} {}{past}{odds}",
         mem.need,
         if spike > 0 {
             format!("above the {n} modelled, so served as it lands")
