@@ -6,8 +6,8 @@
 //! README's command line (target per pod, value column, duplicates), at
 //! the defaults, with each cost preset (`model: noisy-cost-aware`,
 //! `model: seasonal-cost-aware`), in `mode: holding` at its default prices,
-//! and with its setting in the README's per-trace tables where it has one,
-//! two replays at a time. The HPA emulation
+//! and with its setting in the per-trace tables of `benches/README.md`
+//! where it has one, two replays at a time. The HPA emulation
 //! and the oracle are scored in the same replay, so the ratios are
 //! same-run ratios and do not depend on how busy the machine is.
 //!
@@ -37,15 +37,15 @@ struct Trace {
     target: &'static str,
     /// `--duplicates first`, for the traces with repeated timestamps.
     duplicates_first: bool,
-    /// Its setting in the README's per-trace tables (found by `--sweep`, or
-    /// for `twitter_amzn` the holding prices found by a grid; each meets both
-    /// goals there without flapping more than the HPA), replayed as a last
-    /// row.
+    /// Its setting in the per-trace tables of `benches/README.md` (found by
+    /// `--sweep`, or for `twitter_amzn` the holding prices found by a grid;
+    /// each meets both goals there without flapping more than the HPA),
+    /// replayed as a last row.
     tuned: Option<&'static [&'static str]>,
 }
 
 /// `scaleDownPercent: "100"` and the 5-minute stabilisation, which every
-/// per-trace setting of the README's table shares, then its own three keys.
+/// per-trace setting of `benches/README.md`'s table shares, then its own three keys.
 macro_rules! tuned {
     ($q:literal, $lookahead:literal, $tolerance:literal) => {
         Some(&[

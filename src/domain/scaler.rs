@@ -200,7 +200,7 @@ pub struct ScalingRules {
     /// plan stopped flapping on the eight real traces (at 4 it flapped up
     /// to 159 times where the HPA never did), for at most 0.005× more of
     /// the HPA's under-provisioned minutes and 0.007× of its replica-hours
-    /// than at 4 (README, Results on the real traces).
+    /// than at 4 (benches/README.md, Results on the real traces).
     pub flap_price: f64,
 }
 
