@@ -261,45 +261,6 @@ impl NeedModel {
         self.edges.iter().filter(|e| **e < x).count().min(2)
     }
 
-    /// The row [`NeedTable::next`] reads for `(bin, last, tercile)`, from the
-    /// counts alone: a decision's note reads one row per tick, and the dense
-    /// table is what the plan, built once per model, pays for. The same
-    /// shrinkage in the same order, so it equals the table's row exactly
-    /// (`tests::one_row_is_the_tables_row`).
-    pub fn next_need(&self, bin: usize, last: u32, tercile: usize) -> Vec<f64> {
-        let n = self.n_max as usize;
-        let a = last.clamp(1, self.n_max) as usize - 1;
-        let (bin, tercile) = (bin.min(TIME_BINS - 1), tercile.min(2));
-        let mut change = vec![0.0; 2 * n - 1];
-        let (mut top, mut coarse, mut fine) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-        for &(cell, k) in &self.counts {
-            let (cell, k) = (cell as usize, f64::from(k));
-            let (from, b) = ((cell / (3 * n)) % n, cell % n);
-            change[b + n - 1 - from] += k;
-            if from != a {
-                continue;
-            }
-            top[b] += k;
-            if cell / (3 * n * n) == bin {
-                coarse[b] += k;
-                if (cell / n) % 3 == tercile {
-                    fine[b] += k;
-                }
-            }
-        }
-        let total = (self.transitions as f64).max(1.0);
-        change.iter_mut().for_each(|c| *c /= total);
-        let kernel: Vec<f64> = (0..n).map(|b| change[b + n - 1 - a]).collect();
-        let ksum = kernel.iter().sum::<f64>().max(1e-12);
-        shrink(&mut top, |b| kernel[b] / ksum);
-        shrink(&mut coarse, |b| top[b]);
-        shrink(&mut fine, |b| coarse[b]);
-        if fine.iter().sum::<f64>() <= 0.0 {
-            fine[a] = 1.0;
-        }
-        fine
-    }
-
     /// Distinct cells the model stores: what it costs to keep.
     pub fn cells(&self) -> usize {
         self.counts.len()
@@ -440,34 +401,6 @@ mod tests {
         let argmax = (0..n).max_by(|x, y| row[*x].total_cmp(&row[*y])).unwrap();
         assert_eq!(argmax, b, "{row:?}");
         assert!(row[b] > 0.5, "{row:?}");
-    }
-
-    #[test]
-    fn one_row_is_the_tables_row() {
-        // Two shapes: needs wandering over 1..=64 (most cells empty, rows
-        // shrunk towards coarser ones), and a short history over a few
-        // levels whose rows are mostly prior.
-        let wander: Vec<f64> = (0..2_016)
-            .map(|i| f64::from((i * 37 % 635) as u32) + 5.0)
-            .collect();
-        let few: Vec<f64> = (0..300).map(|i| f64::from((i * 7 % 40) as u32)).collect();
-        for values in [wander, few] {
-            let m = NeedModel::fit(&series(values), &ten_per_replica()).unwrap();
-            let table = m.table();
-            for bin in 0..TIME_BINS {
-                for last in 1..=m.n_max {
-                    for t in 0..3 {
-                        assert_eq!(
-                            m.next_need(bin, last, t),
-                            table.next(bin, last, t),
-                            "bin {bin}, last {last}, tercile {t}"
-                        );
-                    }
-                }
-            }
-            // Out-of-range arguments are clamped as the table clamps them.
-            assert_eq!(m.next_need(99, 0, 7), table.next(99, 0, 7));
-        }
     }
 
     #[test]
