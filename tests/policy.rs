@@ -1245,7 +1245,8 @@ mod holding {
             .table()
             .next(time_bin(next), m.level(2), m.tercile(6))
             .to_vec();
-        let beyond = |l: usize| (row[l..].iter().sum::<f64>() + 0.0) * 100.0;
+        // In whole percent, as a note prints it.
+        let beyond = |l: usize| (row[l..].iter().sum::<f64>() * 100.0).round() + 0.0;
         assert!(beyond(2) > 90.0, "{row:?}");
         let want = format!(
             "by the model, the next sample needs more than 2 with probability {:.0}% and more than 6 with {:.0}%",

@@ -28,6 +28,7 @@
 //! [`Plan::before_next`]), so it is a pure function of the model, the slot
 //! and the state, as replica agreement needs.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -132,6 +133,16 @@ pub struct Plan {
     /// sample, for each (need now, tercile before, count chosen at the
     /// landing, direction of that change).
     ahead: Vec<Vec<u8>>,
+    /// The model's odds for the next sample, for a decision's note: per time
+    /// bin that a stored slot's next sample falls in, P(next level > `l`)
+    /// in whole percent for each (need now, tercile before) and `l` in
+    /// `0..=n`. Read from the table the plan is built on, so the note gives
+    /// the odds the plan priced; whole percent because that is what a note
+    /// prints, at a byte each (a few bins of `3 n (n + 1)`: 37 kB at 64
+    /// needs) rather than the model's counts, which a replay would have to
+    /// sum again at every decision (it made an evaluation tick 1.6 times
+    /// as long).
+    tails: Vec<(usize, Vec<u8>)>,
 }
 
 /// Why no plan could be made.
@@ -309,6 +320,30 @@ impl Plan {
                 );
             }
         }
+        let mut tails: Vec<(usize, Vec<u8>)> = Vec::new();
+        for k in 0..stored {
+            let bin = time_bin(first + step * i32::try_from(k + 1).unwrap_or(i32::MAX));
+            if tails.iter().any(|(b, _)| *b == bin) {
+                continue;
+            }
+            let mut tail = Vec::with_capacity(n * 3 * (n + 1));
+            for a in 0..n {
+                for t in 0..3 {
+                    let row = table.next(bin, (a + 1) as u32, t);
+                    // From the top down: P(level > l) for l = 0..=n.
+                    let mut above = vec![0.0; n + 1];
+                    for l in (0..n).rev() {
+                        above[l] = above[l + 1] + row[l];
+                    }
+                    tail.extend(
+                        above
+                            .iter()
+                            .map(|p| (p * 100.0).round().clamp(0.0, 100.0) as u8),
+                    );
+                }
+            }
+            tails.push((bin, tail));
+        }
         Ok(Self {
             first,
             step,
@@ -318,14 +353,18 @@ impl Plan {
             tercile_of,
             landing,
             ahead,
+            tails,
         })
     }
 
     /// Bytes the plan keeps on the heap: what `serve` pays to keep it.
     pub fn heap_bytes(&self) -> usize {
         let tables: usize = self.landing.iter().chain(&self.ahead).map(Vec::len).sum();
+        let tails: usize = self.tails.iter().map(|(_, t)| t.len()).sum();
         tables
+            + tails
             + (self.landing.len() + self.ahead.len()) * std::mem::size_of::<Vec<u8>>()
+            + self.tails.len() * std::mem::size_of::<(usize, Vec<u8>)>()
             + self.tercile_of.len() * std::mem::size_of::<usize>()
     }
 
@@ -385,6 +424,29 @@ impl Plan {
     /// `dir` from the count before it.
     pub fn before_next(&self, k: usize, need: u32, before: usize, landed: u32, dir: usize) -> u32 {
         self.pick(&self.ahead, k, need, before, landed, dir)
+    }
+
+    /// The model's odds for the sample after slot `k`'s (of need `need`,
+    /// after one in tercile `before`) when `count` is above the need's
+    /// level; `None` when it is not, when the need is above the model (a
+    /// spike served as it lands), or past the plan.
+    fn odds(&self, k: usize, need: u32, before: usize, count: u32) -> Option<Odds> {
+        let n = self.n;
+        let level = need.div_ceil(self.unit) as usize;
+        let held = (count / self.unit) as usize;
+        if held <= level || level > n || k >= self.landing.len() {
+            return None;
+        }
+        let bin = time_bin(self.first + self.step * i32::try_from(k + 1).ok()?);
+        let (_, tail) = self.tails.iter().find(|(b, _)| *b == bin)?;
+        let row = ((self.level(need) - 1) * 3 + before.min(2)) * (n + 1);
+        let above = |l: usize| tail.get(row + l.min(n)).copied();
+        Some(Odds {
+            need: level as u32 * self.unit,
+            above_need: above(level)?,
+            count,
+            above_count: above(held)?,
+        })
     }
 
     /// Reads one decision; a slot past the plan keeps the count in force.
@@ -648,41 +710,12 @@ pub(super) struct HoldMemory {
 struct Odds {
     /// The most replicas the need in force's level stands for.
     need: u32,
-    /// P(the next sample needs more than `need`).
-    above_need: f64,
+    /// P(the next sample needs more than `need`), in whole percent.
+    above_need: u8,
     /// The count held.
     count: u32,
-    /// P(the next sample needs more than `count`).
-    above_count: f64,
-}
-
-impl Odds {
-    /// The odds of the sample after the one of need `need` (after one in
-    /// tercile `before`), due at `next`, when `count` is above its level;
-    /// `None` otherwise.
-    fn of(
-        model: &NeedModel,
-        next: DateTime<Utc>,
-        need: u32,
-        before: usize,
-        count: u32,
-    ) -> Option<Self> {
-        let unit = model.unit.max(1);
-        let (level, held) = (model.level(need), count / unit);
-        if held <= level || level > model.n_max {
-            return None;
-        }
-        let row = model.next_need(time_bin(next), level, before);
-        // An empty sum is -0.0, which would print as "-0%"; adding 0.0 makes
-        // it 0.0.
-        let beyond = |l: u32| row.iter().skip(l as usize).sum::<f64>() + 0.0;
-        Some(Self {
-            need: level * unit,
-            above_need: beyond(level),
-            count,
-            above_count: beyond(held),
-        })
-    }
+    /// P(the next sample needs more than `count`), in whole percent.
+    above_count: u8,
 }
 
 /// The slots a plan stores past the forecast's start, and how far past the
@@ -767,7 +800,6 @@ pub(super) fn hold(
         .slot(now)
         .ok_or("the plan does not reach now (retraining overdue)")?;
     let n = plan.n_max();
-    let next_sample = landed + plan.step;
     if mem.landed != Some(landed) {
         let need = need_spec.need(value);
         let previous = plan.step;
@@ -781,6 +813,7 @@ pub(super) fn hold(
         };
         mem.before = plan.tercile(before);
         let c0 = plan.at_landing(k, need, mem.before, held, dir);
+        let odds = plan.odds(k, need, mem.before, c0);
         let serving = plan.level(need) as u32 * plan.unit;
         let ignored = !applied(
             plan.count_level(held) - 1,
@@ -796,11 +829,8 @@ pub(super) fn hold(
             need,
             before: mem.before,
             past_tolerance: (c0 > serving && serving > held && ignored).then_some((held, serving)),
-            odds: None,
+            odds,
         };
-        mem.odds = f
-            .need
-            .and_then(|m| Odds::of(m, next_sample, need, mem.before, c0));
     }
     let Some((_, plan)) = &mem.plan else {
         return Err("no plan".into());
@@ -810,47 +840,49 @@ pub(super) fn hold(
         mem.dir = direction(mem.held as usize, c3 as usize);
         mem.held = c3;
         mem.second_done = true;
-        mem.odds = f
-            .need
-            .and_then(|m| Odds::of(m, next_sample, mem.need, mem.before, c3));
+        mem.odds = plan.odds(k, mem.need, mem.before, c3);
     }
     // A need above what the model plans for is served as it lands.
     let spike = if mem.need > n { mem.need } else { 0 };
-    let past = match mem.past_tolerance {
-        Some((from, to)) if !mem.second_done => format!(
-            " (above the need: a rise from {from} to {to} is within the downstream HPA's tolerance of {} and would be ignored)",
-            b.rules.hpa_tolerance
-        ),
-        _ => String::new(),
+    let served = mem.held.max(spike);
+    // One buffer: a replay formats this note at every tick of its window,
+    // and only the last tick's is kept.
+    let mut note = format!("holding plan: the sample in force needs {} (", mem.need);
+    // Writing to a String cannot fail.
+    let _ = if spike > 0 {
+        write!(note, "above the {n} modelled, so served as it lands")
+    } else {
+        write!(note, "tercile {} before it", mem.before)
     };
-    // Why pods above the need are worth their price: the chance the next
-    // sample needs them. A spike above the model has no such odds.
-    let odds = match mem.odds {
-        Some(o) if spike == 0 && past.is_empty() => format!(
-            "; by the model, the next sample needs more than {} with probability {:.0}% and more than {} with {:.0}%",
-            o.need,
-            o.above_need * 100.0,
-            o.count,
-            o.above_count * 100.0
-        ),
-        _ => String::new(),
-    };
-    let note = format!(
-        "holding plan: the sample in force needs {} ({}), {} {}{past}{odds}",
-        mem.need,
-        if spike > 0 {
-            format!("above the {n} modelled, so served as it lands")
-        } else {
-            format!("tercile {} before it", mem.before)
-        },
+    let _ = write!(
+        note,
+        "), {} {served}",
         if mem.second_done {
             "asked for the next sample:"
         } else {
             "held since it landed:"
-        },
-        mem.held.max(spike)
+        }
     );
-    Ok((mem.held.max(spike), note))
+    match (mem.past_tolerance, mem.odds) {
+        (Some((from, to)), _) if !mem.second_done => {
+            let _ = write!(
+                note,
+                " (above the need: a rise from {from} to {to} is within the downstream HPA's tolerance of {} and would be ignored)",
+                b.rules.hpa_tolerance
+            );
+        }
+        // Why pods above the need are worth their price: the chance the
+        // next sample needs them. A spike above the model has no such odds.
+        (_, Some(o)) if spike == 0 => {
+            let _ = write!(
+                note,
+                "; by the model, the next sample needs more than {} with probability {}% and more than {} with {}%",
+                o.need, o.above_need, o.count, o.above_count
+            );
+        }
+        _ => {}
+    }
+    Ok((served, note))
 }
 
 #[cfg(test)]
@@ -1060,14 +1092,61 @@ mod tests {
                 .all(|t| t.len() == n * 3 * n * 3)
         );
         let tables = 2 * 12 * 9 * n * n;
+        // The odds of the one or two time bins the hour's next samples fall
+        // in, one byte per (need, tercile before, level).
+        let tails: usize = p.tails.iter().map(|(_, t)| t.len()).sum();
+        assert!((1..=2).contains(&p.tails.len()), "{} bins", p.tails.len());
+        assert_eq!(tails, p.tails.len() * n * 3 * (n + 1));
         assert!(
-            p.heap_bytes() >= tables && p.heap_bytes() < tables + 1_024,
+            p.heap_bytes() >= tables + tails && p.heap_bytes() < tables + tails + 1_024,
             "{}",
             p.heap_bytes()
         );
         // A slot past the plan keeps the count in force.
         assert_eq!(p.at_landing(12, 7, 0, 3, NONE), 3);
         assert_eq!(p.before_next(40, 7, 0, 5, UP), 5);
+    }
+
+    #[test]
+    fn the_odds_are_the_tails_of_the_table_the_plan_priced() {
+        // Levels of one and of three replicas: the odds are per level, and
+        // their thresholds in replicas.
+        for values in [
+            (0..2_000)
+                .map(|i| f64::from(i * 37 % 9 + 1))
+                .collect::<Vec<_>>(),
+            (0..2_000).map(|i| f64::from(i * 37 % 190 + 1)).collect(),
+        ] {
+            let m = model(values);
+            let p = plan(&m, prices(20.0, 5.0));
+            let (n, unit) = (p.n, p.unit);
+            let table = m.table();
+            let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
+            for k in 0..12 {
+                let bin = time_bin(first + TimeDelta::minutes(5) * (k as i32 + 1));
+                for level in 1..=n {
+                    for t in 0..3 {
+                        let row = table.next(bin, level as u32, t);
+                        let pct = |l: usize| (row[l.min(n)..].iter().sum::<f64>() * 100.0).round();
+                        let need = level as u32 * unit;
+                        // At the need's level nothing is bought: no odds.
+                        assert_eq!(p.odds(k, need, t, need), None);
+                        for held in level + 1..=n + 2 {
+                            let o = p.odds(k, need, t, held as u32 * unit).unwrap();
+                            assert_eq!(o.need, need);
+                            assert_eq!(f64::from(o.above_need), pct(level), "k {k}, level {level}");
+                            assert_eq!(f64::from(o.above_count), pct(held), "k {k}, held {held}");
+                        }
+                    }
+                }
+            }
+            // A spike above the model, and a slot past the plan, have none.
+            assert_eq!(
+                p.odds(0, (n as u32 + 1) * unit, 0, (n as u32 + 3) * unit),
+                None
+            );
+            assert_eq!(p.odds(12, unit, 0, 3 * unit), None);
+        }
     }
 
     #[test]
