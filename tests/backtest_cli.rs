@@ -744,6 +744,61 @@ fn on_a_noisy_trace_the_daily_season_pays_and_auto_finds_it_by_validation() {
     );
 }
 
+/// `--holdout` when no setting meets both goals before the split: the
+/// nearest (here the cheapest within the under-provisioning goal, as no run
+/// is within a replica-hours goal of 0.0001x) is still scored after it.
+#[test]
+fn a_held_out_sweep_that_meets_no_goal_checks_the_nearest() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = long_csv(dir.path());
+    let base = [&api(&input)[..], &FAST].concat();
+    let (stdout, sweep) = run_json(
+        &[
+            &base[..],
+            &[
+                "--sweep",
+                "forecastQuantile=0.75,0.9",
+                "--holdout",
+                "0.5",
+                "--goal-under-provisioned",
+                "1000",
+                "--goal-replica-hours",
+                "0.0001",
+            ],
+        ]
+        .concat(),
+        dir.path(),
+        "sweep.json",
+    );
+    assert!(stdout.contains("0 of 2 settings meet"), "{stdout}");
+    assert!(
+        stdout.contains("no setting met both goals before it; the nearest"),
+        "{stdout}"
+    );
+    let picks = sweep["holdout"]["picks"].as_array().unwrap();
+    assert_eq!(picks.len(), 1, "{sweep}");
+    assert_eq!(
+        picks[0]["picked_as"],
+        serde_json::json!(["nearest: cheapest within the under-provisioning goal"])
+    );
+    // The cheapest of the two runs before the split is the one held out.
+    let runs = sweep["runs"].as_array().unwrap();
+    let cost = |r: &serde_json::Value| {
+        r["report"]["policies"]["foresight"]["replica_hours"]
+            .as_f64()
+            .unwrap()
+    };
+    let cheapest = runs
+        .iter()
+        .min_by(|a, b| cost(a).total_cmp(&cost(b)))
+        .unwrap();
+    assert_eq!(picks[0]["run"]["settings"], cheapest["settings"]);
+    assert_eq!(
+        picks[0]["run"]["report"]["input"]["scored_from"],
+        sweep["holdout"]["split"]
+    );
+}
+
 /// `--holdout`: the sweep sees only the span before the split, and its picks
 /// are scored after it exactly as a run with the warm-up reaching the split
 /// would score them.

@@ -210,7 +210,8 @@ pub struct Holdout {
     /// First instant of the held-out part (RFC 3339); the runs above end
     /// before it, the picks below are scored from it.
     pub split: String,
-    /// One per distinct pick; empty when no run met the goals.
+    /// One per distinct pick (see [`SweepReport::picks`]); empty when no
+    /// run met either goal.
     pub picks: Vec<HeldOut>,
 }
 
@@ -219,11 +220,18 @@ pub struct Holdout {
 pub struct HeldOut {
     /// Why it was picked: `cheapest` (least replica-hours of the runs
     /// meeting the goals) and/or `calmest` (fewest flaps of them, then
-    /// least replica-hours).
+    /// least replica-hours); or, when none met both, one of the two
+    /// `nearest: ...` reasons.
     pub picked_as: Vec<String>,
     /// Its scores on the held-out part alone.
     pub run: SweepRun,
 }
+
+/// Why a run is held out when none met both goals: the fewest
+/// under-provisioned minutes within the replica-hours goal...
+const LEAST_SHORT_WITHIN_COST: &str = "nearest: least short within the cost goal";
+/// ...and the fewest replica-hours within the under-provisioning goal.
+const CHEAPEST_WITHIN_UNDER: &str = "nearest: cheapest within the under-provisioning goal";
 
 /// `a / b`, with 0 / 0 read as 0 (neither was short) and anything else over
 /// 0 as unknown.
@@ -268,13 +276,50 @@ impl SweepReport {
 
     /// The runs to hold out, by index, each with why it was picked: the
     /// cheapest and the calmest of those meeting the goals (one entry when
-    /// they are the same run). Empty when none meets them.
+    /// they are the same run). When none meets both, the nearest: the
+    /// least short of those within the cost goal and the cheapest of those
+    /// within the under-provisioning goal, so a sweep that falls short
+    /// still shows how its best tries fare on data they did not see. Empty
+    /// when no run meets either goal.
     pub fn picks(&self) -> Vec<(Vec<String>, usize)> {
         let met: Vec<usize> = (0..self.runs.len())
             .filter(|&i| self.runs[i].meets_goals)
             .collect();
         let cost = |i: &usize| self.runs[*i].report.policies.foresight.replica_hours;
         let flaps = |i: &usize| self.runs[*i].report.policies.foresight.flaps;
+        if met.is_empty() {
+            let short = |i: &usize| {
+                self.runs[*i]
+                    .report
+                    .policies
+                    .foresight
+                    .under_provisioned_minutes
+            };
+            let within = |ratio: Option<f64>, goal: f64| ratio.is_some_and(|r| r <= goal);
+            let least_short = (0..self.runs.len())
+                .filter(|&i| {
+                    within(
+                        self.runs[i].replica_hours_ratio,
+                        self.goals.replica_hours_ratio,
+                    )
+                })
+                .min_by(|a, b| short(a).total_cmp(&short(b)).then(flaps(a).cmp(&flaps(b))));
+            let cheapest = (0..self.runs.len())
+                .filter(|&i| {
+                    within(
+                        self.runs[i].under_provisioned_ratio,
+                        self.goals.under_provisioned_ratio,
+                    )
+                })
+                .min_by(|a, b| cost(a).total_cmp(&cost(b)).then(flaps(a).cmp(&flaps(b))));
+            return [
+                (LEAST_SHORT_WITHIN_COST, least_short),
+                (CHEAPEST_WITHIN_UNDER, cheapest),
+            ]
+            .into_iter()
+            .filter_map(|(why, i)| Some((vec![why.to_string()], i?)))
+            .collect();
+        }
         let cheapest = met
             .iter()
             .copied()
@@ -329,14 +374,19 @@ impl SweepReport {
         if h.picks.is_empty() {
             let _ = writeln!(
                 t,
-                "\nHeld out from {}: nothing to check, as no setting met the goals before it.",
+                "\nHeld out from {}: nothing to check, as no setting met either goal before it.",
                 h.split
             );
             return t;
         }
+        let which = if met > 0 {
+            "the picks above"
+        } else {
+            "no setting met both goals before it; the nearest"
+        };
         let _ = writeln!(
             t,
-            "\nHeld out from {}: the picks above, replayed over the whole series and scored from there on alone.",
+            "\nHeld out from {}: {which}, replayed over the whole series and scored from there on alone.",
             h.split
         );
         let _ = writeln!(t, "{}", header(width, "pick"));
@@ -346,8 +396,9 @@ impl SweepReport {
         let held_met = h.picks.iter().filter(|p| p.run.meets_goals).count();
         let _ = writeln!(
             t,
-            "{held_met} of {} picks still meet the goals on the held-out span.",
-            h.picks.len()
+            "{held_met} of {} picks {} the goals on the held-out span.",
+            h.picks.len(),
+            if met > 0 { "still meet" } else { "meet" }
         );
         t
     }
@@ -510,7 +561,32 @@ mod tests {
             sweep(&[(10.0, 1000.0, 0), (10.0, 1050.0, 3)]).picks(),
             [(names(&["cheapest", "calmest"]), 0)]
         );
-        assert!(sweep(&[(50.0, 1000.0, 0)]).picks().is_empty());
+        // None meets both: the nearest on each side are held out instead,
+        // the least short within the cost goal (row 1 is as short as row 0
+        // but flaps less; row 2 is shorter but over the cost) and the
+        // cheapest within the under-provisioning goal (rows 3 and 4 are
+        // within it; row 4 costs less).
+        let near = sweep(&[
+            (50.0, 1000.0, 9),
+            (50.0, 1090.0, 2),
+            (40.0, 1200.0, 0),
+            (10.0, 1300.0, 0),
+            (15.0, 1150.0, 4),
+        ]);
+        assert_eq!(
+            near.picks(),
+            [
+                (names(&[LEAST_SHORT_WITHIN_COST]), 1),
+                (names(&[CHEAPEST_WITHIN_UNDER]), 4)
+            ]
+        );
+        // Within neither goal: nothing to hold out.
+        assert!(sweep(&[(50.0, 1200.0, 0)]).picks().is_empty());
+        // Within one only: that side's nearest alone.
+        assert_eq!(
+            sweep(&[(50.0, 1000.0, 0), (60.0, 900.0, 0)]).picks(),
+            [(names(&[LEAST_SHORT_WITHIN_COST]), 0)]
+        );
 
         // The held-out section shows each pick's own scores.
         report.holdout = Some(Holdout {
