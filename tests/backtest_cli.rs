@@ -744,6 +744,28 @@ fn on_a_noisy_trace_the_daily_season_pays_and_auto_finds_it_by_validation() {
     );
 }
 
+/// A sweep of two quantiles over `long_csv`'s `api` series with the last
+/// half of its scored span held out, under the given goals.
+fn held_out_sweep(
+    input: &Path,
+    dir: &Path,
+    goal_under: &str,
+    goal_cost: &str,
+) -> (String, serde_json::Value) {
+    let base = [&api(input)[..], &FAST].concat();
+    let sweep = [
+        "--sweep",
+        "forecastQuantile=0.75,0.9",
+        "--holdout",
+        "0.5",
+        "--goal-under-provisioned",
+        goal_under,
+        "--goal-replica-hours",
+        goal_cost,
+    ];
+    run_json(&[&base[..], &sweep[..]].concat(), dir, "sweep.json")
+}
+
 /// `--holdout` when no setting meets both goals before the split: the
 /// nearest (here the cheapest within the under-provisioning goal, as no run
 /// is within a replica-hours goal of 0.0001x) is still scored after it.
@@ -751,25 +773,7 @@ fn on_a_noisy_trace_the_daily_season_pays_and_auto_finds_it_by_validation() {
 fn a_held_out_sweep_that_meets_no_goal_checks_the_nearest() {
     let dir = tempfile::tempdir().unwrap();
     let input = long_csv(dir.path());
-    let base = [&api(&input)[..], &FAST].concat();
-    let (stdout, sweep) = run_json(
-        &[
-            &base[..],
-            &[
-                "--sweep",
-                "forecastQuantile=0.75,0.9",
-                "--holdout",
-                "0.5",
-                "--goal-under-provisioned",
-                "1000",
-                "--goal-replica-hours",
-                "0.0001",
-            ],
-        ]
-        .concat(),
-        dir.path(),
-        "sweep.json",
-    );
+    let (stdout, sweep) = held_out_sweep(&input, dir.path(), "1000", "0.0001");
     assert!(stdout.contains("0 of 2 settings meet"), "{stdout}");
     assert!(
         stdout.contains("no setting met both goals before it; the nearest"),
@@ -806,26 +810,8 @@ fn a_held_out_sweep_that_meets_no_goal_checks_the_nearest() {
 fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let input = long_csv(dir.path());
-    let base = [&api(&input)[..], &FAST].concat();
     // Goals every run meets, so there is something to hold out.
-    let (stdout, sweep) = run_json(
-        &[
-            &base[..],
-            &[
-                "--sweep",
-                "forecastQuantile=0.75,0.9",
-                "--holdout",
-                "0.5",
-                "--goal-under-provisioned",
-                "1000",
-                "--goal-replica-hours",
-                "1000",
-            ],
-        ]
-        .concat(),
-        dir.path(),
-        "sweep.json",
-    );
+    let (stdout, sweep) = held_out_sweep(&input, dir.path(), "1000", "1000");
     assert!(stdout.contains("Held out from"), "{stdout}");
     assert!(stdout.contains("picks still meet the goals"), "{stdout}");
 
@@ -876,6 +862,7 @@ fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
     }
 
     // Bad holdouts fail clearly and write nothing.
+    let base = [&api(&input)[..], &FAST].concat();
     let bad = dir.path().join("bad.json");
     for (extra, expect) in [
         (
