@@ -285,33 +285,32 @@ impl SweepReport {
         let met: Vec<usize> = (0..self.runs.len())
             .filter(|&i| self.runs[i].meets_goals)
             .collect();
-        let cost = |i: &usize| self.runs[*i].report.policies.foresight.replica_hours;
-        let flaps = |i: &usize| self.runs[*i].report.policies.foresight.flaps;
+        let foresight = |i: usize| &self.runs[i].report.policies.foresight;
+        // The run of `among` least by `key`, ties to the fewest flaps.
+        let least = |among: &mut dyn Iterator<Item = usize>, key: &dyn Fn(usize) -> f64| {
+            among.min_by(|&a, &b| {
+                key(a)
+                    .total_cmp(&key(b))
+                    .then(foresight(a).flaps.cmp(&foresight(b).flaps))
+            })
+        };
+        let cost = |i: usize| foresight(i).replica_hours;
         if met.is_empty() {
-            let short = |i: &usize| {
-                self.runs[*i]
-                    .report
-                    .policies
-                    .foresight
-                    .under_provisioned_minutes
+            let within = |ratio: fn(&SweepRun) -> Option<f64>, goal: f64| {
+                (0..self.runs.len())
+                    .filter(move |&i| ratio(&self.runs[i]).is_some_and(|r| r <= goal))
             };
-            let within = |ratio: Option<f64>, goal: f64| ratio.is_some_and(|r| r <= goal);
-            let least_short = (0..self.runs.len())
-                .filter(|&i| {
-                    within(
-                        self.runs[i].replica_hours_ratio,
-                        self.goals.replica_hours_ratio,
-                    )
-                })
-                .min_by(|a, b| short(a).total_cmp(&short(b)).then(flaps(a).cmp(&flaps(b))));
-            let cheapest = (0..self.runs.len())
-                .filter(|&i| {
-                    within(
-                        self.runs[i].under_provisioned_ratio,
-                        self.goals.under_provisioned_ratio,
-                    )
-                })
-                .min_by(|a, b| cost(a).total_cmp(&cost(b)).then(flaps(a).cmp(&flaps(b))));
+            let least_short = least(
+                &mut within(|r| r.replica_hours_ratio, self.goals.replica_hours_ratio),
+                &|i| foresight(i).under_provisioned_minutes,
+            );
+            let cheapest = least(
+                &mut within(
+                    |r| r.under_provisioned_ratio,
+                    self.goals.under_provisioned_ratio,
+                ),
+                &cost,
+            );
             return [
                 (LEAST_SHORT_WITHIN_COST, least_short),
                 (CHEAPEST_WITHIN_UNDER, cheapest),
@@ -320,14 +319,13 @@ impl SweepReport {
             .filter_map(|(why, i)| Some((vec![why.to_string()], i?)))
             .collect();
         }
-        let cheapest = met
-            .iter()
-            .copied()
-            .min_by(|a, b| cost(a).total_cmp(&cost(b)).then(flaps(a).cmp(&flaps(b))));
-        let calmest = met
-            .iter()
-            .copied()
-            .min_by(|a, b| flaps(a).cmp(&flaps(b)).then(cost(a).total_cmp(&cost(b))));
+        let cheapest = least(&mut met.iter().copied(), &cost);
+        let calmest = met.iter().copied().min_by(|&a, &b| {
+            foresight(a)
+                .flaps
+                .cmp(&foresight(b).flaps)
+                .then(cost(a).total_cmp(&cost(b)))
+        });
         match (cheapest, calmest) {
             (Some(a), Some(b)) if a == b => vec![(vec!["cheapest".into(), "calmest".into()], a)],
             (Some(a), Some(b)) => vec![(vec!["cheapest".into()], a), (vec!["calmest".into()], b)],

@@ -140,8 +140,8 @@ pub struct Plan {
     /// the odds the plan priced; whole percent because that is what a note
     /// prints, at a byte each (a few bins of `3 n (n + 1)`: 37 kB at 64
     /// needs) rather than the model's counts, which a replay would have to
-    /// sum again at every decision (it made an evaluation tick 1.6 times
-    /// as long).
+    /// sum again at every decision (in the evaluation bench that took a
+    /// holding tick from about 6.0 to 8.1 ms).
     tails: Vec<(usize, Vec<u8>)>,
 }
 
