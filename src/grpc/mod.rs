@@ -1,7 +1,7 @@
 //! The KEDA external-scaler gRPC adapter.
 //!
 //! Thin by design: it validates the request's identity, calls the
-//! [`ScalerCore`], converts domain types to proto types with free functions,
+//! [`ScalerCore`](crate::runtime::ScalerCore), converts domain types to proto types with free functions,
 //! and maps errors to `Status` here and nowhere else. Proto types never leave
 //! this module (except [`proto`], exported for clients and tests).
 

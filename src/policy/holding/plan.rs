@@ -1,42 +1,12 @@
-//! The holding policy (`mode: holding`): counts chosen by backward induction
-//! over a learnt model of the next sample's need.
-//!
-//! For a series sampled every few minutes, each sample's need is known only
-//! when it lands, and the forecast's upper quantile must either buy capacity
-//! for every possible jump (costly) or release it after each sample (a flap
-//! per sample). The holding policy instead prices both: it decides twice per
-//! sample period, when a sample lands and `leadTime` before the next one, and
-//! picks the count that minimises expected pod-minutes + `shortMinutePrice` ×
-//! short minutes + `flapPrice` × flaps over the next hour, for the
-//! distribution of the next need that [`NeedModel`] learnt from history.
-//! Both prices are given in minutes of the average need, and turned into
-//! pod-minutes with the model's mean need.
-//! `notebooks/goal_feasibility.ipynb` derived it and measured what it can
-//! reach on the real traces; this is its Rust form, with the same accounting:
-//!
-//! * a rise is ready `leadTime` after it is asked for and paid from the ask;
-//!   a drop is immediate;
-//! * a reversal of the previous change at the next decision instant (less
-//!   than a period later) is a flap, one a whole period later is not;
-//! * the state carried between instants is the count in force and the
-//!   direction of the last change.
-//!
-//! A plan is computed once per trained model ([`Plan::new`]): backward
-//! induction gives the expected values per future sample slot, and the plan
-//! keeps, for every state of every slot, the count with the least cost
-//! against them. A decision reads it ([`Plan::at_landing`],
-//! [`Plan::before_next`]), so it is a pure function of the model, the slot
-//! and the state, as replica agreement needs.
-
-use std::fmt::Write as _;
-use std::sync::Arc;
+//! A [`Plan`]: the decisions of one trained model for every state of every
+//! sample slot it serves, built by backward induction over the model's
+//! distribution of the next need ([`induction`](super::induction) does the
+//! arithmetic), and read by lookups.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
-use super::{Behavior, ForecastInput};
-use crate::forecast::{NeedModel, NeedSpec, time_bin};
+use super::induction::{Costs, DOWN, NONE, Reach, UP, best, counts_above, decisions, product};
+use crate::forecast::{NeedModel, time_bin};
 
 /// What the plan trades off, in pod-minutes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,25 +46,6 @@ pub struct PlanSpec {
     pub serve_need: bool,
 }
 
-/// Whether the downstream HPA applies a change from `from` to `to` pods,
-/// compared in f64 exactly as it does (11 / 10 − 1 is just above 0.1).
-fn applied(from: usize, to: usize, tolerance: f64) -> bool {
-    from == to || ((to + 1) as f64 / (from + 1) as f64 - 1.0).abs() > tolerance
-}
-
-/// Direction of the last change: none, up or down (the table's last axis).
-const NONE: usize = 0;
-const UP: usize = 1;
-const DOWN: usize = 2;
-
-fn direction(from: usize, to: usize) -> usize {
-    match to.cmp(&from) {
-        std::cmp::Ordering::Greater => UP,
-        std::cmp::Ordering::Less => DOWN,
-        std::cmp::Ordering::Equal => NONE,
-    }
-}
-
 /// Minutes of a duration, as the plan's unit of time.
 fn minutes(d: TimeDelta) -> f64 {
     d.num_milliseconds() as f64 / 60_000.0
@@ -111,7 +62,7 @@ pub struct Plan {
     /// Landing time of slot 0: the last sample of the training history.
     first: DateTime<Utc>,
     /// The sample period.
-    step: TimeDelta,
+    pub(super) step: TimeDelta,
     /// Modelled levels of need are `1..=n`.
     n: usize,
     /// Levels of count the plan may hold, `1..=m`: above `n` by what a rise
@@ -122,7 +73,7 @@ pub struct Plan {
     m: usize,
     /// Replicas per level ([`NeedModel::unit`]): the plan's states and
     /// tables are in levels, its inputs and answers in replicas.
-    unit: u32,
+    pub(super) unit: u32,
     /// Tercile of each level `1..=n` (the next state's "need before").
     tercile_of: Vec<usize>,
     /// Per stored slot, the count index (count − 1) to hold when its sample
@@ -381,12 +332,12 @@ impl Plan {
     }
 
     /// The level of a need of `replicas`, within the modelled ones.
-    fn level(&self, replicas: u32) -> usize {
+    pub(super) fn level(&self, replicas: u32) -> usize {
         replicas.div_ceil(self.unit).clamp(1, self.n as u32) as usize
     }
 
     /// The level of a count of `replicas`, within those planned.
-    fn count_level(&self, replicas: u32) -> usize {
+    pub(super) fn count_level(&self, replicas: u32) -> usize {
         replicas.div_ceil(self.unit).clamp(1, self.m as u32) as usize
     }
 
@@ -430,7 +381,7 @@ impl Plan {
     /// after one in tercile `before`) when `count` is above the need's
     /// level; `None` when it is not, when the need is above the model (a
     /// spike served as it lands), or past the plan.
-    fn odds(&self, k: usize, need: u32, before: usize, count: u32) -> Option<Odds> {
+    pub(super) fn odds(&self, k: usize, need: u32, before: usize, count: u32) -> Option<Odds> {
         let n = self.n;
         let level = need.div_ceil(self.unit) as usize;
         let held = (count / self.unit) as usize;
@@ -471,424 +422,26 @@ impl Plan {
     }
 }
 
-/// `out = p × next` for the backward induction: `p` holds the next need's
-/// distribution for some rows of (need now, tercile before), row-major with
-/// `n` columns (needs); `next` the value at landing for every next need, `n`
-/// rows of `3m` (count, direction) every `9m` (the rows of one tercile
-/// before); `out` the expected values, `3m` per row.
-fn product(p: &[f64], next: &[f64], out: &mut [f64], n: usize, m: usize) -> Result<(), PlanError> {
-    let rows = p.len() / n.max(1);
-    let shape = |e: ndarray::ShapeError| PlanError::Shape(e.to_string());
-    let p = ArrayView2::from_shape((rows, n).strides((n, 1)), p).map_err(shape)?;
-    let next = ArrayView2::from_shape((n, 3 * m).strides((9 * m, 1)), next).map_err(shape)?;
-    let mut out =
-        ArrayViewMut2::from_shape((rows, 3 * m).strides((3 * m, 1)), out).map_err(shape)?;
-    general_mat_mul(1.0, &p, &next, 0.0, &mut out);
-    Ok(())
-}
-
-/// The terms of a decision's cost besides the value after it, in
-/// pod-minutes: `unit` minutes of the count asked for, `short_now` if the
-/// need is above the lower of it and the count in force (what is ready
-/// now), `short_later` if it is above the count asked for, and `flap` for a
-/// reversal of the last change.
-struct Costs {
-    /// Minutes until the next decision.
-    unit: f64,
-    /// Replicas per level.
-    per_level: f64,
-    /// Price of being short until a rise is ready.
-    short_now: f64,
-    /// Price of being short for the rest of the period.
-    short_later: f64,
-    /// Price of a flap.
-    flap: f64,
-    /// Counts below the need are barred ([`PlanSpec::serve_need`]).
-    serve_need: bool,
-}
-
-/// The decision for every state of one slot against `values` (the
-/// expected value after it, by (need, tercile before, count, direction),
-/// `n` needs and as many counts as `reach` covers):
-/// the count with the least cost among those the downstream HPA applies,
-/// the lowest of equal ones (`tests::decisions_are_the_argmin_over_every_count`).
-///
-/// A rise from `p` costs the same for every `p` below it but for the
-/// short-now and flap terms, which depend on `p` and the direction only, so
-/// the least rise from `p` is the least of a suffix plus those terms; a drop
-/// likewise a prefix plus the flap. That makes a slot O(n²) instead of an
-/// O(n³) scan, with one running minimum each way. Adding a term after the
-/// minimum rounds differently from adding it to every candidate, so a
-/// decision may differ from a term-by-term scan between two counts whose
-/// costs agree to the last bits; with whole-number costs it is the scan's.
-fn decisions(values: &[f64], k: &Costs, reach: &Reach, needs: usize) -> Vec<u8> {
-    let n = reach.up_from.len();
-    let mut out = vec![0u8; needs * 3 * n * 3];
-    let unit: Vec<f64> = (0..n)
-        .map(|c| k.unit * ((c + 1) as f64 * k.per_level))
-        .collect();
-    let add = |on: bool, price: f64| if on { price } else { 0.0 };
-    let short = k.short_now + k.short_later;
-    let barred = |s: usize, c: usize| add(k.serve_need && c < s, f64::INFINITY);
-    // The least cost, and its lowest count, of a rise to each count or
-    // above, before its short-now and flap terms; of a drop to each count
-    // or below, before its flap term.
-    let mut rise = vec![(0.0, 0usize); n];
-    let mut drop = vec![(0.0, 0usize); n];
-    for s in 0..needs {
-        for t in 0..3 {
-            let row = &values[(s * 3 + t) * n * 3..][..n * 3];
-            let mut best = (f64::INFINITY, n);
-            for c in (0..n).rev() {
-                let v = unit[c] + add(s > c, k.short_later) + row[c * 3 + UP] + barred(s, c);
-                // Equal costs go to the lower count, as a scan upwards.
-                if v <= best.0 {
-                    best = (v, c);
-                }
-                rise[c] = best;
-            }
-            let mut best = (f64::INFINITY, n);
-            for c in 0..n {
-                let v = unit[c] + add(s > c, short) + row[c * 3 + DOWN] + barred(s, c);
-                if v < best.0 {
-                    best = (v, c);
-                }
-                drop[c] = best;
-            }
-            for p in 0..n {
-                let stay = unit[p] + add(s > p, short) + row[p * 3 + NONE] + barred(s, p);
-                let below = reach.down_to[p].map(|x| drop[x]);
-                let above = reach.up_from.get(p).filter(|x| **x < n).map(|x| rise[*x]);
-                let short_now = add(s > p, k.short_now);
-                for dir in [NONE, UP, DOWN] {
-                    let mut best = (f64::INFINITY, p);
-                    // A barred drop costs infinity and is never taken.
-                    if let Some((v, c)) = below {
-                        let v = v + add(dir == UP, k.flap);
-                        if v < best.0 {
-                            best = (v, c);
-                        }
-                    }
-                    if stay < best.0 {
-                        best = (stay, p);
-                    }
-                    if let Some((v, c)) = above {
-                        let v = v + short_now + add(dir == DOWN, k.flap);
-                        if v < best.0 {
-                            best = (v, c);
-                        }
-                    }
-                    // n ≤ MAX_COUNTS = 255.
-                    out[((s * 3 + t) * n + p) * 3 + dir] = best.1 as u8;
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Levels of count a plan holds: at least the `n` modelled needs, and as
-/// many more as it takes for a count below the top need to rise past it
-/// through a downstream HPA that ignores changes within `tolerance`, but
-/// not above `bound` (the levels `maxReplicaCount` allows) nor
-/// [`MAX_COUNTS`]. Without a tolerance that is `n`.
-fn counts_above(n: usize, bound: usize, tolerance: f64) -> usize {
-    let top = bound.clamp(n, MAX_COUNTS.max(n));
-    (0..n.saturating_sub(1))
-        .filter_map(|p| (n - 1..top).find(|c| applied(p, *c, tolerance)))
-        .map(|c| c + 1)
-        .max()
-        .unwrap_or(n)
-        .max(n)
-}
-
-/// The most levels of count a plan holds: decisions are kept as bytes.
-const MAX_COUNTS: usize = 255;
-
-/// The counts each count in force can move to: the downstream HPA applies
-/// a rise to `up_from[p]` or more, and a drop to `down_to[p]` or less.
-struct Reach {
-    /// The least count above `p` that is applied (`n` if none).
-    up_from: Vec<usize>,
-    /// The greatest count below `p` that is applied.
-    down_to: Vec<Option<usize>>,
-}
-
-impl Reach {
-    /// For each of the counts `0..n` in force, the nearest counts above and
-    /// below it that a downstream HPA with `tolerance` applies.
-    fn new(n: usize, tolerance: f64) -> Self {
-        Self {
-            up_from: (0..n)
-                .map(|p| (p + 1..n).find(|c| applied(p, *c, tolerance)).unwrap_or(n))
-                .collect(),
-            down_to: (0..n)
-                .map(|p| (0..p).rev().find(|c| applied(p, *c, tolerance)))
-                .collect(),
-        }
-    }
-}
-
-/// The least value over the new count, for each count in force `p` and
-/// direction of the last change, into `out[p * 3 + dir]`: rising to any
-/// count above `p` that `reach` allows (`up`, plus `up_extra[p]`, what a
-/// rise costs while it is not yet ready), staying (`same`), or dropping to
-/// any count below it allows (`down`); a reversal of the last change adds
-/// `flap`.
-#[allow(clippy::too_many_arguments)]
-fn best(
-    up: &mut [f64],
-    same: &[f64],
-    down: &mut [f64],
-    up_extra: &[f64],
-    flap: f64,
-    reach: &Reach,
-    out: &mut [f64],
-) {
-    let n = up.len();
-    // In place, so the plan's inner loop allocates nothing: up[c] becomes
-    // the min over c' >= c, down[c] the min over c' <= c.
-    for c in (0..n.saturating_sub(1)).rev() {
-        up[c] = least(up[c], up[c + 1]);
-    }
-    for c in 1..n {
-        down[c] = least(down[c], down[c - 1]);
-    }
-    for p in 0..n {
-        let rise = up
-            .get(reach.up_from[p])
-            .map_or(f64::INFINITY, |u| u + up_extra[p]);
-        let below = reach.down_to[p].map_or(f64::INFINITY, |c| down[c]);
-        out[p * 3 + NONE] = least(least(rise, below), same[p]);
-        out[p * 3 + UP] = least(least(rise, below + flap), same[p]);
-        out[p * 3 + DOWN] = least(least(rise + flap, below), same[p]);
-    }
-}
-
-/// The lesser of two costs. Costs are never NaN, so this skips the NaN
-/// handling of `f64::min`, which doubles the latency of the running minima
-/// that dominate [`best`].
-fn least(a: f64, b: f64) -> f64 {
-    if b < a { b } else { a }
-}
-
-/// What one signal's holding policy remembers between ticks.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct HoldMemory {
-    /// The plan of the model in force, keyed by its forecast's start (one
-    /// plan per trained model, built at its first use unless the caller
-    /// handed one in).
-    plan: Option<(DateTime<Utc>, Arc<Plan>)>,
-    /// Landing time of the slot whose decisions were made last.
-    landed: Option<DateTime<Utc>>,
-    /// Whether that slot's second decision (`leadTime` before the next
-    /// sample) was made.
-    second_done: bool,
-    /// The planned count in force (up to [`Plan::max_count`]).
-    held: u32,
-    /// The direction of the last change of `held`: a reversal at the next
-    /// instant is a flap.
-    dir: usize,
-    /// The need of the landed slot (uncapped, to serve spikes above the model).
-    need: u32,
-    /// The tercile of the need of the slot before it.
-    before: usize,
-    /// The count a rise at this landing went past the need from, and the
-    /// count that serves the need, when the downstream HPA would ignore a
-    /// rise from one to the other: the note says why the count is above
-    /// the need.
-    past_tolerance: Option<(u32, u32)>,
-    /// What the pods above the need buy, by the model, when the count in
-    /// force is above it: the note says so. Worked out when the count is
-    /// decided, not at every tick that reads it.
-    odds: Option<Odds>,
-}
-
 /// The model's odds that the next sample needs more than the need in force
 /// and more than the count held above it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Odds {
+pub(super) struct Odds {
     /// The most replicas the need in force's level stands for.
-    need: u32,
+    pub(super) need: u32,
     /// P(the next sample needs more than `need`), in whole percent.
-    above_need: u8,
+    pub(super) above_need: u8,
     /// The count held.
-    count: u32,
+    pub(super) count: u32,
     /// P(the next sample needs more than `count`), in whole percent.
-    above_count: u8,
-}
-
-/// The slots a plan stores past the forecast's start, and how far past the
-/// last of them it looks: a model serves until the next training's is
-/// active, which the forecast's horizon covers; an hour further ahead
-/// changed no count in the notebook's runs (1, 3 and 12 hours agreed).
-const LOOKAHEAD: TimeDelta = TimeDelta::hours(1);
-/// ...but at most this many samples: the plan's cost grows with its slots,
-/// and on 10-second samples an hour is 360 of them (a second per plan at 40
-/// modelled needs, which made a live server's ticks lag). Twelve is the
-/// hour at 5-minute samples, where it was measured.
-const MAX_LOOKAHEAD_SLOTS: usize = 12;
-
-/// The plan `mode: holding` follows while `f`'s model is in force, under
-/// `b`'s prices and bounds. A pure function of its inputs: `serve`, which
-/// replays its window at every evaluation, builds it once per model and
-/// passes it back in [`ForecastInput::plan`].
-pub fn holding_plan(b: &Behavior, f: &ForecastInput<'_>) -> Result<Plan, String> {
-    let model = f
-        .need
-        .ok_or("the training history held no transitions to learn the next need from")?;
-    // Priced in minutes of the average fleet: a fixed number of pod-minutes
-    // would make a short minute cheaper than serving a large need, and the
-    // plan would under-provision every workload above that size.
-    let prices = Prices {
-        short_minute: b.rules.short_minute_price * model.mean_need,
-        flap: b.rules.flap_price * model.mean_need,
-    };
-    let step = f.forecast.step;
-    let per = step.num_milliseconds().max(1);
-    let lookahead = usize::try_from((LOOKAHEAD.num_milliseconds() + per - 1) / per)
-        .unwrap_or(MAX_LOOKAHEAD_SLOTS)
-        .min(MAX_LOOKAHEAD_SLOTS);
-    let spec = PlanSpec {
-        prices,
-        lead: b.lead_time,
-        hpa_tolerance: b.rules.hpa_tolerance,
-        max_replicas: b.max_replicas,
-        serve_need: true,
-    };
-    Plan::new(
-        model,
-        &spec,
-        f.forecast.start - step,
-        step,
-        f.forecast.point.len() + 1,
-        lookahead,
-    )
-    .map_err(|e| e.to_string())
-}
-
-/// The holding count at `now` for a signal whose value is `value`, with a
-/// note explaining it, updating `mem`; `Err` says why there is none (the
-/// caller falls back).
-pub(super) fn hold(
-    mem: &mut HoldMemory,
-    b: &Behavior,
-    f: &ForecastInput<'_>,
-    target: f64,
-    value: f64,
-    current: Option<u32>,
-    now: DateTime<Utc>,
-) -> Result<(u32, String), String> {
-    let need_spec = NeedSpec {
-        target,
-        min_replicas: b.min_replicas,
-        max_replicas: b.max_replicas,
-    };
-    let lead = b.lead_time;
-    let key = f.forecast.start;
-    if mem.plan.as_ref().is_none_or(|(k, _)| *k != key) {
-        let plan = match f.plan {
-            Some(p) => Arc::clone(p),
-            None => Arc::new(holding_plan(b, f)?),
-        };
-        mem.plan = Some((key, plan));
-    }
-    let Some((_, plan)) = &mem.plan else {
-        return Err("no plan".into());
-    };
-    let (k, landed) = plan
-        .slot(now)
-        .ok_or("the plan does not reach now (retraining overdue)")?;
-    let n = plan.n_max();
-    if mem.landed != Some(landed) {
-        let need = need_spec.need(value);
-        let previous = plan.step;
-        let before = match mem.landed {
-            Some(t) if t + previous == landed => mem.need,
-            _ => need,
-        };
-        let (held, dir) = match mem.landed {
-            Some(_) => (mem.held, mem.dir),
-            None => (current.unwrap_or(need).clamp(1, plan.max_count()), NONE),
-        };
-        mem.before = plan.tercile(before);
-        let c0 = plan.at_landing(k, need, mem.before, held, dir);
-        let odds = plan.odds(k, need, mem.before, c0);
-        let serving = plan.level(need) as u32 * plan.unit;
-        let ignored = !applied(
-            plan.count_level(held) - 1,
-            plan.count_level(serving) - 1,
-            b.rules.hpa_tolerance,
-        );
-        *mem = HoldMemory {
-            plan: mem.plan.take(),
-            landed: Some(landed),
-            second_done: false,
-            held: c0,
-            dir: direction(held as usize, c0 as usize),
-            need,
-            before: mem.before,
-            past_tolerance: (c0 > serving && serving > held && ignored).then_some((held, serving)),
-            odds,
-        };
-    }
-    let Some((_, plan)) = &mem.plan else {
-        return Err("no plan".into());
-    };
-    if !mem.second_done && now >= plan.second_decision(landed, lead) {
-        let c3 = plan.before_next(k, mem.need, mem.before, mem.held, mem.dir);
-        mem.dir = direction(mem.held as usize, c3 as usize);
-        mem.held = c3;
-        mem.second_done = true;
-        mem.odds = plan.odds(k, mem.need, mem.before, c3);
-    }
-    // A need above what the model plans for is served as it lands.
-    let spike = if mem.need > n { mem.need } else { 0 };
-    let served = mem.held.max(spike);
-    // One buffer: a replay formats this note at every tick of its window,
-    // and only the last tick's is kept.
-    let mut note = format!("holding plan: the sample in force needs {} (", mem.need);
-    // Writing to a String cannot fail.
-    let _ = if spike > 0 {
-        write!(note, "above the {n} modelled, so served as it lands")
-    } else {
-        write!(note, "tercile {} before it", mem.before)
-    };
-    let _ = write!(
-        note,
-        "), {} {served}",
-        if mem.second_done {
-            "asked for the next sample:"
-        } else {
-            "held since it landed:"
-        }
-    );
-    match (mem.past_tolerance, mem.odds) {
-        (Some((from, to)), _) if !mem.second_done => {
-            let _ = write!(
-                note,
-                " (above the need: a rise from {from} to {to} is within the downstream HPA's tolerance of {} and would be ignored)",
-                b.rules.hpa_tolerance
-            );
-        }
-        // Why pods above the need are worth their price: the chance the
-        // next sample needs them. A spike above the model has no such odds.
-        (_, Some(o)) if spike == 0 => {
-            let _ = write!(
-                note,
-                "; by the model, the next sample needs more than {} with probability {}% and more than {} with {}%",
-                o.need, o.above_need, o.count, o.above_count
-            );
-        }
-        _ => {}
-    }
-    Ok((served, note))
+    pub(super) above_count: u8,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::Series;
+    use crate::forecast::NeedSpec;
+    use crate::policy::holding::induction::applied;
 
     fn model(values: Vec<f64>) -> NeedModel {
         model_within(values, 100)
@@ -930,152 +483,6 @@ mod tests {
     fn plan_with(m: &NeedModel, spec: &PlanSpec) -> Plan {
         let first = DateTime::from_timestamp(1_700_438_400, 0).unwrap();
         Plan::new(m, spec, first, TimeDelta::minutes(5), 12, 12).unwrap()
-    }
-
-    /// The cost of moving to count `c` in `state`, summed term by term.
-    fn cost(
-        values: &[f64],
-        k: &Costs,
-        n: usize,
-        state: (usize, usize, usize, usize),
-        c: usize,
-    ) -> f64 {
-        let (s, t, p, dir) = state;
-        let row = &values[(s * 3 + t) * n * 3..][..n * 3];
-        let flap = (c < p && dir == UP) || (c > p && dir == DOWN);
-        k.unit * ((c + 1) as f64 * k.per_level)
-            + if s > c.min(p) { k.short_now } else { 0.0 }
-            + if s > c { k.short_later } else { 0.0 }
-            + if flap { k.flap } else { 0.0 }
-            + row[c * 3 + direction(p, c)]
-    }
-
-    /// The decision as a plain argmin over every count the downstream HPA
-    /// applies, in ascending order, and its cost.
-    fn scan(
-        values: &[f64],
-        k: &Costs,
-        tol: f64,
-        n: usize,
-        state: (usize, usize, usize, usize),
-    ) -> (usize, f64) {
-        let (s, p) = (state.0, state.2);
-        let mut best = (0, f64::INFINITY);
-        let allowed = |c: &usize| applied(p, *c, tol) && !(k.serve_need && *c < s);
-        for c in (0..n).filter(allowed) {
-            let v = cost(values, k, n, state, c);
-            if v < best.1 {
-                best = (c, v);
-            }
-        }
-        best
-    }
-
-    #[test]
-    fn the_matrix_product_is_the_sum_over_next_needs() {
-        // Every shape the plan hands it: n needs, m counts (n or more), a
-        // run of needs in one tercile (3 rows each), and each tercile's rows
-        // of the values.
-        for (n, m) in (1..=9usize).flat_map(|n| [(n, n), (n, n + 1), (n, n + 3)]) {
-            let u: Vec<f64> = (0..9 * n * m)
-                .map(|i| (i * 37 % 101) as f64 * 0.25)
-                .collect();
-            for run in 1..=n {
-                let p: Vec<f64> = (0..3 * run * n)
-                    .map(|i| (i * 13 % 17) as f64 / 17.0)
-                    .collect();
-                for tp in 0..3 {
-                    let mut out = vec![f64::NAN; 3 * run * 3 * m];
-                    product(&p, &u[tp * 3 * m..], &mut out, n, m).unwrap();
-                    for r in 0..3 * run {
-                        for j in 0..3 * m {
-                            let want: f64 = (0..n)
-                                .map(|b| p[r * n + b] * u[(b * 3 + tp) * 3 * m + j])
-                                .sum();
-                            let got = out[r * 3 * m + j];
-                            assert!(
-                                (got - want).abs() <= 1e-9 * want.abs().max(1.0),
-                                "n {n}, m {m}, run {run}, tercile {tp}, ({r}, {j}): {got} vs {want}"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn decisions_are_the_argmin_over_every_count() {
-        // Small whole values and prices make ties common, so the lowest of
-        // equal counts is checked as well as the least cost; fractional ones
-        // check the order of the sums.
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |m: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % m
-        };
-        for trial in 0..300 {
-            // Counts reach up to three levels above the needs, as a plan's
-            // do to clear a downstream tolerance.
-            let needs = 1 + next(12) as usize;
-            let n = needs + next(4) as usize;
-            let tol = [0.0, 0.1, 0.3][trial % 3];
-            let whole = trial % 2 == 0;
-            let mut num = |m: u64| {
-                let x = next(m) as f64;
-                if whole {
-                    x
-                } else {
-                    x * 0.37 + next(1_000) as f64 * 1e-3
-                }
-            };
-            let values: Vec<f64> = (0..needs * 3 * n * 3).map(|_| num(40)).collect();
-            let k = Costs {
-                unit: num(4),
-                per_level: [1.0, 3.0][trial % 5 / 4],
-                short_now: num(6),
-                short_later: if trial % 4 < 2 { num(6) } else { 0.0 },
-                flap: num(8),
-                serve_need: trial % 3 == 1,
-            };
-            let reach = Reach::new(n, tol);
-            let table = decisions(&values, &k, &reach, needs);
-            assert_eq!(table.len(), needs * 3 * n * 3);
-            for s in 0..needs {
-                for t in 0..3 {
-                    for p in 0..n {
-                        for dir in [NONE, UP, DOWN] {
-                            let state = (s, t, p, dir);
-                            let got = table[((s * 3 + t) * n + p) * 3 + dir] as usize;
-                            let (want, least) = scan(&values, &k, tol, n, state);
-                            if least.is_infinite() {
-                                // Every count is barred or out of reach (a
-                                // plan's counts reach past its top need, these
-                                // random ones need not): the count in force.
-                                assert_eq!(got, p, "trial {trial}, n {n}, state {state:?}");
-                                continue;
-                            }
-                            if whole {
-                                // Whole-number sums are exact in any order.
-                                assert_eq!(got, want, "trial {trial}, n {n}, state {state:?}");
-                            } else {
-                                let cost = cost(&values, &k, n, state, got);
-                                assert!(
-                                    applied(p, got, tol),
-                                    "trial {trial}, n {n}, state {state:?}: {got} is not applied"
-                                );
-                                assert!(
-                                    (cost - least).abs() <= 1e-12 * least.abs().max(1.0),
-                                    "trial {trial}, n {n}, state {state:?}: {got} costs {cost}, {want} {least}"
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-        }
     }
 
     #[test]
