@@ -9,15 +9,18 @@
 //!   the ScaledObject's window ([`evaluate`]) on a blocking thread. The
 //!   decision is thus a pure function of tick-aligned data, identical on
 //!   every replica of foresight.
-//! * A **training loop** that fits models on history ending at aligned
-//!   boundaries ([`models`]), on blocking threads, shared between
+//! * A **training loop** ([`training`]) that fits models on history ending
+//!   at aligned boundaries ([`models`]), on blocking threads, shared between
 //!   ScaledObjects that ask for the same forecast, keeping the previous model
 //!   when a retrain fails.
 //! * **Signals** for remediation go to a broadcast channel and the log.
+//! * **Calls** from KEDA and the HTTP endpoints ([`calls`]) read the
+//!   registry's channels and the telemetry, never the source.
 //!
 //! Both loops stop when the shutdown future passed to [`Runtime::run`]
 //! completes.
 
+mod calls;
 mod core;
 mod evaluate;
 mod models;
@@ -25,6 +28,7 @@ mod observations;
 mod registry;
 mod state;
 mod telemetry;
+mod training;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -33,20 +37,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
 pub use self::core::{CoreError, METRIC_NAME, MetricTarget, Readiness, ScalerCore};
-use self::models::{ModelKey, ModelTable, activation_delay, to_delta};
+use self::models::{ModelTable, to_delta};
 use self::observations::ObservationCache;
 use self::registry::{Configured, Fault, Registration, fingerprint};
 use self::state::SelectionStore;
 pub use self::telemetry::Telemetry;
 use crate::config::parse_metadata;
-use crate::domain::{Decision, Mode, ScaledObjectKey, Signal};
-use crate::forecast::{Choice, Trained};
-use crate::policy::Plan;
-use crate::sources::{BreakerState, HistoryCache, HistoryFetch, MetricSource, fmt_wait};
+use crate::domain::{Decision, ScaledObjectKey, Signal};
+use crate::sources::{BreakerState, HistoryCache, MetricSource, fmt_wait};
 
 /// Tunables of the live driver.
 #[derive(Debug, Clone, PartialEq)]
@@ -667,416 +669,5 @@ impl<S: MetricSource> Runtime<S> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .trim(at - longest - self.tick(), |q| used.contains(q));
-    }
-
-    async fn training_loop(&self, trainings: &mut tokio::task::JoinSet<()>) {
-        let permits = Arc::new(Semaphore::new(
-            self.shared.config.training_parallelism.max(1),
-        ));
-        let mut generation = self.shared.generation.subscribe();
-        loop {
-            while trainings.try_join_next().is_some() {}
-            let regs = self.registrations();
-            let wanted: HashSet<ModelKey> = regs
-                .iter()
-                .flat_map(|r| {
-                    r.configured()
-                        .model_keys
-                        .iter()
-                        .flatten()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            let replay = regs
-                .iter()
-                .map(|r| r.configured().replay)
-                .max()
-                .unwrap_or_default();
-            self.shared.history.retain(|query, step, span| {
-                wanted
-                    .iter()
-                    .any(|k| k.query == query && k.step == step && k.history == span)
-            });
-            let ids: HashSet<String> = wanted.iter().map(|k| format!("{k:?}")).collect();
-            self.shared.selections.retain(|k| ids.contains(k));
-            let due = {
-                let mut models = self.models();
-                models.retain_only(&wanted);
-                models.take_due(&wanted, Utc::now(), replay)
-            };
-            for (key, boundary) in due {
-                let this = self.clone();
-                let permits = Arc::clone(&permits);
-                trainings.spawn(async move {
-                    let Ok(_permit) = permits.acquire_owned().await else {
-                        return;
-                    };
-                    this.train(key, boundary).await;
-                });
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(5)) => {}
-                changed = generation.changed() => if changed.is_err() { return },
-            }
-        }
-    }
-
-    /// The model selected at `at` for `key`: made earlier by this process,
-    /// restored from the state directory for the same window, or selected
-    /// now on the history window ending at `at` (so a replica that started
-    /// after `at` makes the same choice as one that was running then).
-    /// `None` when the history cannot be read or nothing fits: the caller
-    /// then selects on its own window.
-    async fn selection(&self, key: &ModelKey, at: DateTime<Utc>) -> Option<Choice> {
-        let id = format!("{key:?}");
-        if let Some(c) = self.shared.selections.get(&id, at, None) {
-            return Some(c);
-        }
-        let series = match self
-            .shared
-            .source
-            .history(&key.query, at - key.history, at, key.step)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(query = %key.query, selected_at = %at, error = %e, "history for model selection failed; selecting on the current window");
-                return None;
-            }
-        };
-        let fp = state::fingerprint(&series);
-        if let Some(c) = self.shared.selections.get(&id, at, Some(&fp)) {
-            info!(query = %key.query, selected_at = %at, model = %c.model, "model selection restored from the state directory");
-            return Some(c);
-        }
-        let spec = key.train_spec(&series, &self.shared.config);
-        let trained = tokio::task::spawn_blocking(move || crate::forecast::train(&series, &spec))
-            .await
-            .ok()?
-            .ok()?;
-        let choice = trained.choice();
-        self.store_selection(&id, at, fp, choice.clone());
-        Some(choice)
-    }
-
-    fn store_selection(&self, id: &str, at: DateTime<Utc>, fingerprint: String, choice: Choice) {
-        if let Err(e) = self.shared.selections.put(id, at, fingerprint, choice) {
-            warn!(selected_at = %at, error = %e, "cannot write the model selection to the state directory; it is kept in memory");
-        }
-    }
-
-    /// Trains `key` on the history window ending at `boundary`.
-    async fn train(&self, key: ModelKey, boundary: DateTime<Utc>) {
-        // Only the tail since the last fetch of this window is fetched.
-        let history = self
-            .shared
-            .history
-            .history(
-                &self.shared.source,
-                &key.query,
-                boundary - key.history,
-                boundary,
-                key.step,
-            )
-            .await;
-        let series = match history {
-            Ok((s, how)) => {
-                match how {
-                    HistoryFetch::Full => {
-                        debug!(query = %key.query, points = s.len(), "history fetched whole")
-                    }
-                    HistoryFetch::Tail { from, points } => {
-                        debug!(query = %key.query, from = %from, tail = points, points = s.len(), "history tail fetched")
-                    }
-                }
-                s
-            }
-            Err(e) => {
-                warn!(query = %key.query, error = %e, "history fetch failed; keeping the previous model");
-                self.shared
-                    .telemetry
-                    .observe_training(Duration::ZERO, false);
-                self.models()
-                    .finish(&key, boundary, Err(e.to_string()), Utc::now());
-                return;
-            }
-        };
-        let spec = key.train_spec(&series, &self.shared.config);
-        let started = std::time::Instant::now();
-        let selected_at = crate::forecast::plan::selection_boundary(
-            boundary,
-            to_delta(self.shared.config.retrain),
-            to_delta(self.shared.config.reselect),
-        );
-        let id = format!("{key:?}");
-        let fp = (selected_at == boundary).then(|| state::fingerprint(&series));
-        let chosen = match &fp {
-            // A restart at a selection boundary reuses the stored selection
-            // if the source returned the same window.
-            Some(fp) => {
-                let c = self.shared.selections.get(&id, boundary, Some(fp));
-                if let Some(c) = &c {
-                    info!(query = %key.query, selected_at = %boundary, model = %c.model, "model selection restored from the state directory");
-                }
-                c
-            }
-            None => self.selection(&key, selected_at).await,
-        };
-        let refitted = chosen.is_some();
-        let result = tokio::task::spawn_blocking(move || match chosen {
-            Some(c) => crate::forecast::refit(&series, &spec, &c),
-            None => crate::forecast::train(&series, &spec),
-        })
-        .await;
-        let elapsed = started.elapsed();
-        let result = match result {
-            Ok(r) => r.map(Arc::new).map_err(|e| e.to_string()),
-            Err(join) => Err(format!("training task failed: {join}")),
-        };
-        if let (Some(fp), Ok(t), false) = (fp, &result, refitted) {
-            self.store_selection(&id, boundary, fp, t.choice());
-        }
-        self.shared
-            .telemetry
-            .observe_training(elapsed, result.is_ok());
-        match &result {
-            Ok(t) => {
-                info!(query = %key.query, boundary = %boundary, model = %t.model, mase = ?t.validation_mase, observations = t.observations, ms = elapsed.as_millis() as u64, refitted, selected_at = %selected_at, "model trained")
-            }
-            Err(e) => {
-                warn!(query = %key.query, boundary = %boundary, error = %e, "training failed; keeping the previous model")
-            }
-        }
-        let built = match &result {
-            Ok(t) if t.need.is_some() => self.build_plans(&key, t).await,
-            _ => Vec::new(),
-        };
-        let now = Utc::now();
-        {
-            // The plans are published with their model, under the locks an
-            // evaluation holds (models, then plans), so no replay sees the
-            // model without them.
-            let mut models = self.models();
-            let mut plans = self.shared.plans.lock().unwrap_or_else(|e| e.into_inner());
-            if let Ok(t) = &result {
-                for (fingerprint, index, plan) in built {
-                    plans.insert_built(fingerprint, index, t, plan);
-                }
-            }
-            models.finish(&key, boundary, result, now);
-        }
-        // Decisions that use this model are re-evaluated for the current
-        // tick. One that is not active yet is used by no decision so far
-        // (the tick it activates at is evaluated anyway), and marking for it
-        // would hold readiness at every boundary for nothing.
-        let active = boundary + activation_delay(self.shared.config.retrain) <= now;
-        for reg in self.registrations() {
-            if active
-                && reg
-                    .configured()
-                    .model_keys
-                    .iter()
-                    .flatten()
-                    .any(|k| *k == key)
-            {
-                reg.mark_for_evaluation();
-            }
-        }
-        self.shared.generation.send_modify(|g| *g += 1);
-    }
-
-    /// Builds, on a blocking thread (under the caller's training permit),
-    /// the `mode: holding` plans of every registered configuration whose
-    /// signals use `key`'s model, for its new model `trained`: an evaluation
-    /// would otherwise build them at the first tick that uses the model,
-    /// 1-35 ms each (16-64 modelled needs), for every configuration at
-    /// once after each hourly training.
-    async fn build_plans(&self, key: &ModelKey, trained: &Arc<Trained>) -> Vec<(u64, usize, Plan)> {
-        let mut seen = HashSet::new();
-        let mut targets: Vec<(Arc<Configured>, usize)> = Vec::new();
-        for reg in self.registrations() {
-            let cfg = reg.configured();
-            if cfg.behavior.mode != Mode::Holding || !seen.insert(cfg.fingerprint) {
-                continue;
-            }
-            for (index, k) in cfg.model_keys.iter().enumerate() {
-                if k.as_ref() == Some(key) {
-                    targets.push((Arc::clone(&cfg), index));
-                }
-            }
-        }
-        if targets.is_empty() {
-            return Vec::new();
-        }
-        let trained = Arc::clone(trained);
-        let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || {
-            targets
-                .into_iter()
-                .filter_map(|(cfg, index)| {
-                    let started = std::time::Instant::now();
-                    let plan = evaluate::build_plan(&cfg, &trained)?;
-                    shared.telemetry.observe_plan_build(true, started.elapsed());
-                    Some((cfg.fingerprint, index, plan))
-                })
-                .collect()
-        })
-        .await
-        .unwrap_or_else(|e| {
-            warn!(error = %e, "building holding plans failed; evaluations will build them");
-            Vec::new()
-        })
-    }
-}
-
-impl<S: MetricSource> ScalerCore for Runtime<S> {
-    fn metric_target(
-        &self,
-        key: &ScaledObjectKey,
-        metadata: &HashMap<String, String>,
-    ) -> Result<MetricTarget, CoreError> {
-        self.register(key, metadata)
-            .map(|reg| reg.target_rx().borrow().clone())
-    }
-
-    async fn decision(
-        &self,
-        key: &ScaledObjectKey,
-        metadata: &HashMap<String, String>,
-    ) -> Result<Arc<Decision>, CoreError> {
-        let reg = self.register(key, metadata)?;
-        let mut decisions = reg.decisions_rx();
-        let mut faults = reg.fault_rx();
-        // A ScaledObject seen for the first time waits, boundedly, for its
-        // first evaluation: a decision, or a fault (a rejected query).
-        let deadline = tokio::time::Instant::now() + self.shared.config.first_answer_timeout;
-        loop {
-            let fault = faults.borrow_and_update().clone();
-            match fault {
-                Some(Fault::Rejected(source)) => {
-                    return Err(CoreError::InvalidQuery {
-                        key: key.clone(),
-                        source: Box::new(source),
-                    });
-                }
-                Some(Fault::Stale { age, max, cause }) => {
-                    return Err(CoreError::Stale {
-                        key: key.clone(),
-                        age,
-                        max,
-                        cause,
-                    });
-                }
-                None => {}
-            }
-            if let Some(d) = decisions.borrow_and_update().clone() {
-                return Ok(d);
-            }
-            tokio::select! {
-                changed = decisions.changed() => if changed.is_err() { break },
-                changed = faults.changed() => if changed.is_err() { break },
-                () = tokio::time::sleep_until(deadline) => break,
-            }
-        }
-        Err(CoreError::NotReady {
-            key: key.clone(),
-            reason: reg.waiting_reason(),
-        })
-    }
-
-    fn watch_decisions(
-        &self,
-        key: &ScaledObjectKey,
-        metadata: &HashMap<String, String>,
-    ) -> Result<watch::Receiver<Option<Arc<Decision>>>, CoreError> {
-        self.register(key, metadata).map(|r| r.decisions_rx())
-    }
-
-    fn watch_target(
-        &self,
-        key: &ScaledObjectKey,
-        metadata: &HashMap<String, String>,
-    ) -> Result<watch::Receiver<MetricTarget>, CoreError> {
-        self.register(key, metadata).map(|r| r.target_rx())
-    }
-
-    fn explain(&self, key: &ScaledObjectKey) -> Option<Arc<Decision>> {
-        self.read_registry()
-            .get(key)?
-            .decisions_rx()
-            .borrow()
-            .clone()
-    }
-
-    fn readiness(&self) -> Readiness {
-        let probe = self
-            .shared
-            .source_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let (source_ok, source_error) = match probe {
-            None => (false, Some("not probed yet".to_string())),
-            Some(None) => (true, None),
-            Some(Some(e)) => (false, Some(e)),
-        };
-        let regs = self.registrations();
-        let (mut awaiting, mut stale, mut invalid) = (Vec::new(), Vec::new(), Vec::new());
-        for r in &regs {
-            match r.fault() {
-                // One bad ScaledObject does not hold readiness for the others.
-                Some(Fault::Rejected(e)) => invalid.push(format!("{}: {e}", r.key())),
-                Some(Fault::Stale { age, max, .. }) => stale.push(format!(
-                    "{}: data {} old, beyond maxStaleness {}",
-                    r.key(),
-                    fmt_wait(age.to_std().unwrap_or_default()),
-                    fmt_wait(max.to_std().unwrap_or_default())
-                )),
-                // A decision made before the last model arrived may differ
-                // from a peer's; its re-evaluation is moments away.
-                None if r.latest().is_none() || !r.up_to_date() => {
-                    awaiting.push(r.key().to_string())
-                }
-                None => {}
-            }
-        }
-        awaiting.sort();
-        stale.sort();
-        invalid.sort();
-        let models_pending = self.models().pending(Utc::now());
-        let health = self.shared.source.health();
-        let breaker = health.breaker.as_ref();
-        // The probe may predate the breaker opening (a tick ago).
-        let open = breaker.is_some_and(|b| b.state == BreakerState::Open);
-        Readiness {
-            ready: source_ok
-                && !open
-                && awaiting.is_empty()
-                && stale.is_empty()
-                && models_pending == 0,
-            source: self.shared.source.describe(),
-            source_ok,
-            source_error,
-            scaled_objects: regs.len(),
-            awaiting_decision: awaiting,
-            models_pending,
-            breaker: breaker.map(|b| b.state.label()),
-            consecutive_failures: breaker.map_or(0, |b| b.consecutive_failures),
-            retry_in_seconds: breaker.and_then(|b| b.retry_in).map(|d| d.as_secs_f64()),
-            stale,
-            invalid,
-        }
-    }
-
-    fn metrics_text(&self) -> String {
-        self.shared
-            .telemetry
-            .observe_source(&self.shared.source.health());
-        self.shared.telemetry.render()
-    }
-
-    fn telemetry(&self) -> &Telemetry {
-        &self.shared.telemetry
     }
 }
