@@ -779,11 +779,53 @@ fn a_held_out_sweep_that_meets_no_goal_checks_the_nearest() {
         stdout.contains("no setting met both goals before it; the nearest"),
         "{stdout}"
     );
-    let picks = sweep["holdout"]["picks"].as_array().unwrap();
+    let held = sweep["holdout"]["picks"].as_array().unwrap();
+    // The pick, then the rest of the front: every run no other beat on
+    // both ratios before the split is held out too.
+    let picks: Vec<_> = held
+        .iter()
+        .filter(|p| {
+            p["picked_as"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w != "front")
+        })
+        .collect();
     assert_eq!(picks.len(), 1, "{sweep}");
+    let why = picks[0]["picked_as"].as_array().unwrap();
     assert_eq!(
-        picks[0]["picked_as"],
-        serde_json::json!(["nearest: cheapest within the under-provisioning goal"])
+        why[0], "nearest: cheapest within the under-provisioning goal",
+        "{sweep}"
+    );
+    let front: Vec<_> = sweep["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["pareto"] == true)
+        .map(|r| &r["settings"])
+        .collect();
+    assert!(!front.is_empty());
+    for settings in &front {
+        let entry = held.iter().find(|p| &&p["run"]["settings"] == settings);
+        let entry = entry.unwrap_or_else(|| panic!("front run {settings} not held out: {sweep}"));
+        assert!(
+            entry["picked_as"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w == "front"),
+            "{entry}"
+        );
+    }
+    assert_eq!(
+        held.len(),
+        1 + front.len() - usize::from(why.len() == 2),
+        "{sweep}"
+    );
+    assert!(
+        stdout.contains("settings on the front before the split meet the goals after it."),
+        "{stdout}"
     );
     // The cheapest of the two runs before the split is the one held out.
     let runs = sweep["runs"].as_array().unwrap();

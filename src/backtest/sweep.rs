@@ -210,18 +210,19 @@ pub struct Holdout {
     /// First instant of the held-out part (RFC 3339); the runs above end
     /// before it, the picks below are scored from it.
     pub split: String,
-    /// One per distinct pick (see [`SweepReport::picks`]); empty when no
-    /// run met either goal.
+    /// One per run held out (see [`SweepReport::held_out`]): the picks
+    /// first, then the rest of the front.
     pub picks: Vec<HeldOut>,
 }
 
 /// One pick, replayed over the whole series and scored after the split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeldOut {
-    /// Why it was picked: `cheapest` (least replica-hours of the runs
+    /// Why it was held out: `cheapest` (least replica-hours of the runs
     /// meeting the goals) and/or `calmest` (fewest flaps of them, then
     /// least replica-hours); or, when none met both, one of the two
-    /// `nearest: ...` reasons.
+    /// `nearest: ...` reasons; and `front` when no run before the split
+    /// beat it on both ratios.
     pub picked_as: Vec<String>,
     /// Its scores on the held-out part alone.
     pub run: SweepRun,
@@ -232,6 +233,8 @@ pub struct HeldOut {
 const LEAST_SHORT_WITHIN_COST: &str = "nearest: least short within the cost goal";
 /// ...and the fewest replica-hours within the under-provisioning goal.
 const CHEAPEST_WITHIN_UNDER: &str = "nearest: cheapest within the under-provisioning goal";
+/// Why a run is held out when it is on the front before the split.
+const FRONT: &str = "front";
 
 /// `a / b`, with 0 / 0 read as 0 (neither was short) and anything else over
 /// 0 as unknown.
@@ -333,6 +336,28 @@ impl SweepReport {
         }
     }
 
+    /// The runs `--holdout` replays after the split, by index, each with
+    /// why: the [picks](Self::picks), then the rest of the front from the
+    /// cheapest up. A pick is the one setting a user would take, but the
+    /// front shows whether the whole trade-off holds on data it did not
+    /// see: where a pick scrapes past a goal before the split, a neighbour
+    /// with more margin may be the safer choice after it.
+    pub fn held_out(&self) -> Vec<(Vec<String>, usize)> {
+        let mut out = self.picks();
+        for (why, i) in &mut out {
+            if self.runs[*i].pareto {
+                why.push(FRONT.to_string());
+            }
+        }
+        let mut rest: Vec<usize> = (0..self.runs.len())
+            .filter(|&i| self.runs[i].pareto && !out.iter().any(|(_, j)| *j == i))
+            .collect();
+        let cost = |i: usize| self.runs[i].report.policies.foresight.replica_hours;
+        rest.sort_by(|&a, &b| cost(a).total_cmp(&cost(b)));
+        out.extend(rest.into_iter().map(|i| (vec![FRONT.to_string()], i)));
+        out
+    }
+
     /// The terminal table: one row per run, then the held-out picks.
     pub fn table(&self) -> String {
         let labels: Vec<String> = self.runs.iter().map(SweepRun::label).collect();
@@ -370,17 +395,17 @@ impl SweepReport {
             return t;
         };
         if h.picks.is_empty() {
-            let _ = writeln!(
-                t,
-                "\nHeld out from {}: nothing to check, as no setting met either goal before it.",
-                h.split
-            );
+            let _ = writeln!(t, "\nHeld out from {}: nothing to check.", h.split);
             return t;
         }
-        let which = if met > 0 {
-            "the picks above"
-        } else {
-            "no setting met both goals before it; the nearest"
+        let is_pick = |p: &&HeldOut| p.picked_as.iter().any(|w| w != FRONT);
+        let picks = h.picks.iter().filter(is_pick).count();
+        let which = match (met > 0, picks > 0) {
+            (true, _) => "the picks above and the rest of the front",
+            (false, true) => {
+                "no setting met both goals before it; the nearest and the rest of the front"
+            }
+            (false, false) => "no setting met either goal before it; the front",
         };
         let _ = writeln!(
             t,
@@ -391,12 +416,30 @@ impl SweepReport {
         for (p, s) in h.picks.iter().zip(&held) {
             let _ = writeln!(t, "{}", p.run.row(s, width, &p.picked_as.join(", ")));
         }
-        let held_met = h.picks.iter().filter(|p| p.run.meets_goals).count();
+        if picks > 0 {
+            let held_met = h
+                .picks
+                .iter()
+                .filter(is_pick)
+                .filter(|p| p.run.meets_goals)
+                .count();
+            let _ = writeln!(
+                t,
+                "{held_met} of {picks} picks {} the goals on the held-out span.",
+                if met > 0 { "still meet" } else { "meet" }
+            );
+        }
+        let on_front = |p: &&HeldOut| p.picked_as.iter().any(|w| w == FRONT);
+        let front = h.picks.iter().filter(on_front).count();
+        let front_met = h
+            .picks
+            .iter()
+            .filter(on_front)
+            .filter(|p| p.run.meets_goals)
+            .count();
         let _ = writeln!(
             t,
-            "{held_met} of {} picks {} the goals on the held-out span.",
-            h.picks.len(),
-            if met > 0 { "still meet" } else { "meet" }
+            "{front_met} of the {front} settings on the front before the split meet the goals after it."
         );
         t
     }
@@ -578,8 +621,32 @@ mod tests {
                 (names(&[CHEAPEST_WITHIN_UNDER]), 4)
             ]
         );
-        // Within neither goal: nothing to hold out.
+        // Held out with the picks: the rest of the front, cheapest first
+        // (row 0 is the cheapest of all; row 3 the least short), and
+        // `front` added to a pick on it.
+        assert_eq!(
+            near.held_out(),
+            [
+                (names(&[LEAST_SHORT_WITHIN_COST]), 1),
+                (names(&[CHEAPEST_WITHIN_UNDER, FRONT]), 4),
+                (names(&[FRONT]), 0),
+                (names(&[FRONT]), 3),
+            ]
+        );
+        assert_eq!(
+            report.held_out(),
+            [
+                (names(&["cheapest", FRONT]), 1),
+                (names(&["calmest"]), 2),
+                (names(&[FRONT]), 0),
+            ]
+        );
+        // Within neither goal: no pick, but the front is still held out.
         assert!(sweep(&[(50.0, 1200.0, 0)]).picks().is_empty());
+        assert_eq!(
+            sweep(&[(50.0, 1200.0, 0)]).held_out(),
+            [(names(&[FRONT]), 0)]
+        );
         // Within one only: that side's nearest alone.
         assert_eq!(
             sweep(&[(50.0, 1000.0, 0), (60.0, 900.0, 0)]).picks(),
@@ -589,14 +656,24 @@ mod tests {
         // The held-out section shows each pick's own scores.
         report.holdout = Some(Holdout {
             split: "2026-01-02T00:00:00+00:00".into(),
-            picks: vec![HeldOut {
-                picked_as: names(&["cheapest"]),
-                run: SweepRun::scored(
-                    goals,
-                    report.runs[1].settings.clone(),
-                    with_flaps(25.0, 1000.0, 7),
-                ),
-            }],
+            picks: vec![
+                HeldOut {
+                    picked_as: names(&["cheapest", FRONT]),
+                    run: SweepRun::scored(
+                        goals,
+                        report.runs[1].settings.clone(),
+                        with_flaps(25.0, 1000.0, 7),
+                    ),
+                },
+                HeldOut {
+                    picked_as: names(&[FRONT]),
+                    run: SweepRun::scored(
+                        goals,
+                        report.runs[0].settings.clone(),
+                        with_flaps(15.0, 950.0, 0),
+                    ),
+                },
+            ],
         });
         let table = report.table();
         assert!(
@@ -608,6 +685,14 @@ mod tests {
             table.contains("0 of 1 picks still meet the goals"),
             "{table}"
         );
+        // Row 0 missed the goals before the split and meets them after it.
+        assert!(
+            table.contains(
+                "1 of the 2 settings on the front before the split meet the goals after it."
+            ),
+            "{table}"
+        );
+        assert!(table.contains("cheapest, front"), "{table}");
         let back: SweepReport =
             serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
         assert_eq!(back, report);

@@ -290,8 +290,9 @@ pub struct BacktestArgs {
 
     /// With --sweep: hold out this fraction of the scored span, e.g. 0.5.
     /// The sweep runs on the part before it; the cheapest and the calmest
-    /// settings that meet the goals there are then replayed over the whole
-    /// series and scored on the held-out part alone.
+    /// settings that meet the goals there (or the nearest, when none does)
+    /// and the rest of the front are then replayed over the whole series
+    /// and scored on the held-out part alone.
     #[arg(long, value_name = "FRACTION", requires = "sweep")]
     pub holdout: Option<f64>,
 }

@@ -257,31 +257,48 @@ struct Sweep<'a> {
 }
 
 impl Sweep<'_> {
-    /// `--holdout`: replays each of `report`'s picks over the whole series,
-    /// scored from sample `k` on. The models and the policy's state before
+    /// `--holdout`: replays each of `report`'s picks and the rest of its
+    /// front ([`SweepReport::held_out`]) over the whole series, scored from
+    /// sample `k` on. The models and the policy's state before
     /// the split are exactly as they were when the pick was made; picks that
     /// train alike share their models.
     fn check_picks(&self, report: &SweepReport, goals: Goals, k: usize) -> Result<Holdout> {
         let from = self.series.timestamp(k);
         let bars = Bars::new();
         let mut cache = ModelCache::default();
-        let mut picks = Vec::new();
-        for (picked_as, i) in report.picks() {
-            let settings = report.runs[i].settings.clone();
+        let held = report.held_out();
+        let mut runs = Vec::with_capacity(held.len());
+        for (_, i) in &held {
             let mut m = self.base.clone();
-            m.extend(settings.clone());
+            m.extend(report.runs[*i].settings.clone());
             let mut b = backtest(self.args, self.series, self.id, self.source.to_string(), m)?;
             b.warmup = from - self.series.start;
-            let name = picked_as.join(", ");
-            eprintln!("held out: {name}");
-            let out = b
-                .run_cached(&mut cache, &bars)
-                .with_context(|| format!("the held-out replay of the {name} pick failed"))?;
-            picks.push(HeldOut {
-                picked_as,
-                run: SweepRun::scored(goals, settings, out.report),
-            });
+            runs.push(b);
         }
+        // As in the sweep: runs that train alike back to back, so the
+        // cache trains each set of models once.
+        let mut order: Vec<usize> = (0..runs.len()).collect();
+        order.sort_by_cached_key(|&j| runs[j].training_key());
+        let mut reports = vec![None; runs.len()];
+        for j in order {
+            let (picked_as, i) = &held[j];
+            let settings = label(&report.runs[*i].settings);
+            eprintln!("held out: {settings} ({})", picked_as.join(", "));
+            let out = runs[j]
+                .run_cached(&mut cache, &bars)
+                .with_context(|| format!("the held-out replay of {settings} failed"))?;
+            reports[j] = Some(out.report);
+        }
+        let picks = held
+            .into_iter()
+            .zip(reports)
+            .filter_map(|((picked_as, i), r)| {
+                Some(HeldOut {
+                    picked_as,
+                    run: SweepRun::scored(goals, report.runs[i].settings.clone(), r?),
+                })
+            })
+            .collect();
         bars.finish();
         Ok(Holdout {
             split: from.to_rfc3339(),
