@@ -3,16 +3,11 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Behavior;
-use super::holding::{self, Plan};
-use super::memory::{
-    DEMAND_TREND_WINDOW, GATE_REOPEN_FRACTION, LAG_TREND_WINDOW, LIVE_ERROR_WINDOW, PolicyState,
-    ScaleUp, trim,
-};
+use super::holding::Plan;
+use super::memory::{DEMAND_TREND_WINDOW, PolicyState, ScaleUp, trim};
+use super::requirements::Requirements;
 use super::signals::{due, not_keeping_up, responds_to_replicas};
-use crate::domain::{
-    Anchor, Between, Decision, Forecast, Limiter, MetricKind, MetricReading, Mode, Prediction,
-    ScalingRules, Signal,
-};
+use crate::domain::{Anchor, Decision, Forecast, Limiter, MetricKind, Mode, ScalingRules, Signal};
 use crate::forecast::{NeedModel, Trained};
 
 /// A forecast and what is known about its accuracy.
@@ -87,47 +82,6 @@ pub enum PolicyError {
     NoData,
 }
 
-/// The HPA's rule for one metric: `ceil(value / target)`, unless the usage
-/// ratio against the current count is within the tolerance of its
-/// direction, in which case the count stays.
-fn requirement(value: f64, target: f64, current: Option<u32>, rules: &ScalingRules) -> u32 {
-    if let Some(c) = current.filter(|c| *c > 0) {
-        let ratio = value / (target * f64::from(c));
-        let within = if ratio >= 1.0 {
-            ratio - 1.0 <= rules.scale_up_tolerance
-        } else {
-            1.0 - ratio <= rules.tolerance
-        };
-        if within {
-            return c;
-        }
-    }
-    ceil_div(value, target)
-}
-
-fn ceil_div(value: f64, target: f64) -> u32 {
-    let r = (value / target).ceil();
-    if r.is_finite() && r > 0.0 {
-        r.min(f64::from(u32::MAX)) as u32
-    } else {
-        0
-    }
-}
-
-/// What the forecast contributes for one signal.
-struct Predicted {
-    /// Forecast maximum over `[now, now + leadTime]`.
-    window_max: Option<f64>,
-    /// Replicas for that maximum.
-    replicas: Option<u32>,
-    /// Replicas for the peak within the scale-down lookahead.
-    ahead: Option<u32>,
-    /// Why the confidence gate is closed, if it is.
-    gated: Option<String>,
-    /// Whether `window_max` was corrected by the observation at the tick.
-    anchored: bool,
-}
-
 /// Decides the replica count at `now` from the observation and the state.
 pub fn decide(
     b: &Behavior,
@@ -141,236 +95,28 @@ pub fn decide(
     }
     let mut next = state.clone();
     let current = state.current;
-    let base = current.unwrap_or(b.min_replicas).max(1);
-    let use_prediction = b.mode == Mode::Predictive;
 
-    let mut notes = Vec::new();
-    let mut signals = Vec::new();
-    let mut readings = Vec::with_capacity(obs.metrics.len());
-    let (mut reactive_max, mut predictive_max) = (0u32, None::<u32>);
-    let (mut recommendation, mut driver) = (None::<u32>, None::<MetricKind>);
-    let mut ahead_max = None::<u32>;
-    let (mut used, mut gated, mut unavailable) = (false, Vec::new(), Vec::new());
-
+    // 1. What each signal asks for.
+    let mut req = Requirements::default();
     for m in &obs.metrics {
-        let mem = next.metrics.entry(m.kind).or_default();
-        // Lag drained between ticks at a steady count tells us how much one
-        // replica can work off (a lower bound, since arrivals continue).
-        if m.kind == MetricKind::ConsumerLag
-            && let (Some(v), Some((t_prev, v_prev)), Some(c)) =
-                (m.observed, mem.values.back().copied(), current)
-        {
-            let dt = (now - t_prev).num_milliseconds() as f64 / 1000.0;
-            if dt > 0.0 && v < v_prev && c > 0 {
-                let rate = (v_prev - v) / dt / f64::from(c);
-                mem.drain_per_replica = Some(mem.drain_per_replica.map_or(rate, |r| r.max(rate)));
-            }
-        }
-        if let Some(v) = m.observed {
-            mem.values.push_back((now, v));
-        }
-        trim(&mut mem.values, now, LAG_TREND_WINDOW);
-        if let (Some(v), Some(f)) = (m.observed, &m.forecast)
-            && let Some((slot, p)) = f.forecast.slot_at(now)
-            && f.scale > 0.0
-            && mem.last_scored_slot != Some(slot)
-        {
-            mem.last_scored_slot = Some(slot);
-            mem.errors.push_back((now, (v - p).abs() / f.scale));
-        }
-        trim(&mut mem.errors, now, LIVE_ERROR_WINDOW);
-        let live_mase = mem.live_mase();
-        let max_mase = rules.max_forecast_mase;
-        mem.live_gate_closed = match live_mase {
-            Some(l) if l > max_mase => true,
-            Some(l) => mem.live_gate_closed && l > max_mase * GATE_REOPEN_FRACTION,
-            None => false,
-        };
-        let live_closed = mem.live_gate_closed;
-
-        // Reactive requirement.
-        let mut lag_drain = None;
-        let reactive = match (m.kind, m.observed) {
-            (_, None) => {
-                notes.push(format!("{}: no fresh data, holding", m.kind));
-                None
-            }
-            (MetricKind::P99Latency, Some(v)) => {
-                if v > m.target {
-                    let since = *mem.breach_since.get_or_insert(now);
-                    if now - since >= rules.latency_breach_duration {
-                        signals.push(Signal::LatencySloBreach {
-                            at: now,
-                            since,
-                            p99: v,
-                            target: m.target,
-                        });
-                    }
-                } else {
-                    mem.breach_since = None;
-                }
-                // Not additive: beyond the tolerance, scale by the breach
-                // ratio as the HPA does for utilisation, bounded per
-                // decision; within it, hold (a breach must not let other
-                // signals scale down); under target, no opinion, so latency
-                // never scales down on its own.
-                let ratio = v / m.target;
-                if ratio > 1.0 + rules.tolerance {
-                    Some((f64::from(base) * ratio.min(b.max_latency_step_ratio)).ceil() as u32)
-                } else if ratio > 1.0 {
-                    Some(base)
-                } else {
-                    None
-                }
-            }
-            (MetricKind::ConsumerLag, Some(v)) => {
-                let plain = requirement(v, m.target, current, rules);
-                match mem.growth_per_second() {
-                    Some(growth) => {
-                        // Capacity to stop the growth and drain the backlog
-                        // within lagDrainTime, on top of what runs now. Without
-                        // an observed drain rate, assume one replica works off
-                        // its target's worth of lag per lagDrainTime.
-                        let drain_s = rules.lag_drain_time.num_seconds().max(1) as f64;
-                        let per_replica = mem
-                            .drain_per_replica
-                            .filter(|r| *r > 0.0)
-                            .unwrap_or(m.target / drain_s);
-                        let extra = ((growth + v / drain_s) / per_replica).ceil().max(1.0) as u32;
-                        lag_drain = Some(extra);
-                        Some(plain.max(base.saturating_add(extra)))
-                    }
-                    None => Some(plain),
-                }
-            }
-            (_, Some(v)) => Some(requirement(v, m.target, current, rules)),
-        };
-
-        // Predictive requirement.
-        let predicted = match (
-            &m.forecast,
-            b.mode != Mode::Reactive && m.kind.is_additive(),
-        ) {
-            (Some(f), true) => Some(predict(
-                b,
-                m,
-                f,
-                (live_mase, live_closed),
-                current,
-                now,
-                &mut signals,
-            )),
-            (None, true) => {
-                unavailable.push(format!(
-                    "{}: {}",
-                    m.kind,
-                    m.forecast_note.as_deref().unwrap_or("no forecast")
-                ));
-                None
-            }
-            (_, false) => None,
-        };
-        let mut predictive = None;
-        if let Some(p) = &predicted {
-            predictive = p.replicas;
-            match (&p.gated, p.replicas) {
-                (Some(why), _) => gated.push(format!("{}: {why}", m.kind)),
-                (None, None) => unavailable.push(format!(
-                    "{}: forecast does not reach now + leadTime (retraining overdue)",
-                    m.kind
-                )),
-                (None, Some(_)) if use_prediction => {
-                    used = true;
-                    ahead_max = ahead_max.max(p.ahead);
-                    if p.anchored {
-                        notes.push(format!(
-                            "{}: forecast corrected by the latest observation",
-                            m.kind
-                        ));
-                    }
-                }
-                (None, Some(_)) => {}
-            }
-        }
-        let served_prediction = predicted
-            .as_ref()
-            .filter(|p| use_prediction && p.gated.is_none())
-            .and_then(|p| p.replicas);
-        // `mode: holding` serves its plan's count instead of the reactive and
-        // predictive requirements, and falls back to them without one.
-        let mut held = None;
-        if b.mode == Mode::Holding
-            && m.kind.is_additive()
-            && let Some(v) = m.observed
-        {
-            match &m.forecast {
-                Some(f) => match holding::hold(&mut mem.holding, b, f, m.target, v, current, now) {
-                    Ok((h, note)) => {
-                        held = Some(h);
-                        used = true;
-                        notes.push(format!("{}: {note}", m.kind));
-                    }
-                    Err(why) => unavailable.push(format!("{}: {why}", m.kind)),
-                },
-                None => unavailable.push(format!(
-                    "{}: {}",
-                    m.kind,
-                    m.forecast_note.as_deref().unwrap_or("no forecast")
-                )),
-            }
-        }
-
-        reactive_max = reactive_max.max(reactive.unwrap_or(0));
-        if let Some(p) = predictive {
-            predictive_max = Some(predictive_max.unwrap_or(0).max(p));
-        }
-        let need = match (held, reactive, served_prediction) {
-            (Some(h), _, _) => Some(h),
-            (None, Some(r), Some(p)) => Some(r.max(p)),
-            (None, r, p) => r.or(p),
-        };
-        if let Some(n) = need
-            && recommendation.is_none_or(|r| n > r)
-        {
-            recommendation = Some(n);
-            driver = Some(m.kind);
-        }
-        readings.push(MetricReading {
-            kind: m.kind,
-            observed: m.observed,
-            forecast_max: predicted.as_ref().and_then(|p| p.window_max),
-            reactive,
-            predictive,
-            lag_drain,
-            live_mase,
-        });
+        req.add(b, m, next.metrics.entry(m.kind).or_default(), current, now);
     }
-
-    let prediction = match b.mode {
-        Mode::Reactive => Prediction::Off,
-        Mode::ForecastOnly => Prediction::RecordedOnly,
-        Mode::Holding if used => Prediction::Used,
-        Mode::Holding => Prediction::Unavailable {
-            reason: if unavailable.is_empty() {
-                "no fresh data to plan on".into()
-            } else {
-                unavailable.join("; ")
-            },
-        },
-        Mode::Predictive if used => Prediction::Used,
-        Mode::Predictive if !gated.is_empty() => Prediction::Gated {
-            reason: gated.join("; "),
-        },
-        Mode::Predictive if !unavailable.is_empty() => Prediction::Unavailable {
-            reason: unavailable.join("; "),
-        },
-        Mode::Predictive => Prediction::Unavailable {
-            reason: "p99 latency is never forecast: it is not additive".into(),
-        },
-    };
+    let prediction = req.prediction(b.mode);
+    let used = req.used;
     if !used && matches!(b.mode, Mode::Predictive | Mode::Holding) {
-        notes.push("prediction not used: reactive only".into());
+        req.notes.push("prediction not used: reactive only".into());
     }
+    let Requirements {
+        readings,
+        mut notes,
+        mut signals,
+        reactive_max,
+        predictive_max,
+        recommendation,
+        ahead_max,
+        ..
+    } = req;
+    let driver = recommendation.map(|(_, kind)| kind);
     // The plan prices flaps and short minutes itself: rate limits and the
     // stabilisation window would only move it off its counts.
     let holding = b.mode == Mode::Holding && used;
@@ -380,8 +126,9 @@ pub fn decide(
             || (used && r.forecast_max.is_some_and(|f| f > b.activation_threshold))
     });
 
-    // With no opinion at all (e.g. only latency, under target), hold.
-    let raw = recommendation.unwrap_or(current.unwrap_or(b.min_replicas));
+    // 2. The highest requirement, within the bounds. With no opinion at all
+    // (e.g. only latency, under target), hold.
+    let raw = recommendation.map_or(current.unwrap_or(b.min_replicas), |(r, _)| r);
     let rising = next
         .demand
         .front()
@@ -413,87 +160,50 @@ pub fn decide(
     let period = rules.scale_up_period.max(rules.scale_down_period);
     trim(&mut next.changes, now, period);
 
+    // 3. The asymmetric limits.
     let stale = obs.metrics.iter().any(|m| m.observed.is_none());
     let cooling = obs
         .last_remediation
         .is_some_and(|t| now >= t && now - t < rules.cooldown);
-    // The lowest count scale-down would reach without its rate limit.
-    let mut down_to = None::<u32>;
-    // Whether scale-down followed the shorter release window.
-    let mut release_applied = false;
-    let desired = match current {
-        None => clamped,
+    let step = match current {
+        None => Limited::to(clamped),
         Some(c) if holding => {
             if clamped < c && stale {
                 limiter = Limiter::StaleData;
-                c
+                Limited::to(c)
             } else if clamped < c && cooling {
                 limiter = Limiter::Cooldown;
-                c
+                Limited::to(c)
             } else {
-                clamped
+                Limited::to(clamped)
             }
         }
-        Some(c) if clamped > c => {
-            let limit = scale_up_limit(b, c, &next, now);
-            if clamped > limit {
-                limiter = Limiter::ScaleUpRate;
-                limit
-            } else {
-                clamped
-            }
-        }
-        Some(c) if clamped < c => {
-            let ahead = ahead_max.unwrap_or(0).min(b.max_replicas);
-            let release = released(rules, &next, c, ahead, now);
-            let stabilized = release
-                .or_else(|| window_max(&next, now, rules.scale_down_stabilization))
-                .unwrap_or(clamped);
-            if stale {
-                limiter = Limiter::StaleData;
-                c
-            } else if cooling {
-                limiter = Limiter::Cooldown;
-                c
-            } else if stabilized >= c {
-                limiter = Limiter::Stabilization;
-                c
-            } else if ahead >= c {
-                limiter = Limiter::PeakAhead;
-                c
-            } else {
-                let wanted = stabilized.max(ahead);
-                down_to = Some(wanted);
-                release_applied = release.is_some();
-                let floor = scale_down_floor(b, c, &next, now);
-                if wanted < floor {
-                    limiter = Limiter::ScaleDownRate;
-                    floor
-                } else {
-                    if wanted > clamped {
-                        limiter = if ahead > stabilized {
-                            Limiter::PeakAhead
-                        } else {
-                            Limiter::Stabilization
-                        };
-                    }
-                    wanted
-                }
-            }
-        }
-        Some(c) => c,
+        Some(c) => limit(
+            b,
+            &next,
+            c,
+            clamped,
+            Hold {
+                stale,
+                cooling,
+                ahead: ahead_max,
+            },
+            now,
+            &mut limiter,
+        ),
     };
     // Periods a step wider than one period's allowance uses up, when the
     // HPA's tolerance made it necessary.
     let mut paced = None::<i32>;
     let desired = match current {
-        Some(_) if holding => desired,
+        Some(_) if holding => step.desired,
         Some(c) => {
-            let (d, n) = pass_hpa_tolerance(b, c, desired, down_to, &next, now, &mut limiter);
+            let (d, n) =
+                pass_hpa_tolerance(b, c, step.desired, step.down_to, &next, now, &mut limiter);
             paced = n;
             d
         }
-        None => desired,
+        None => step.desired,
     };
     // Bounds win over rate limits and stabilisation, as in the HPA: a lowered
     // maxReplicaCount applies at once.
@@ -510,7 +220,7 @@ pub fn decide(
     // Counted from the served count: a rate limit or the downstream HPA's
     // tolerance may have held back part of what the release allowed.
     let released_early = match current {
-        Some(c) if release_applied && desired < c => Some(c - desired),
+        Some(c) if step.released && desired < c => Some(c - desired),
         _ => None,
     };
     if let Some(n) = released_early {
@@ -526,7 +236,161 @@ pub fn decide(
         limiter = Limiter::StaleData;
     }
 
-    // Did earlier scale-ups help?
+    // 4. Whether earlier scale-ups helped, and what this one changes.
+    record(
+        b,
+        obs,
+        &mut next,
+        current,
+        desired,
+        paced,
+        now,
+        &mut signals,
+        &mut notes,
+    );
+
+    Ok((
+        Decision {
+            at: now,
+            desired_replicas: desired,
+            active,
+            reactive: reactive_max,
+            predictive: predictive_max,
+            recommendation: clamped,
+            driver,
+            limiter,
+            released_early,
+            mode: b.mode,
+            prediction,
+            forecast_quantile: b.forecast_quantile,
+            readings,
+            signals,
+            notes,
+        },
+        next,
+    ))
+}
+
+/// Where the limits leave a change.
+struct Limited {
+    /// The count they allow.
+    desired: u32,
+    /// The lowest count scale-down would reach without its rate limit, for
+    /// [`pass_hpa_tolerance`]; `None` unless scaling down.
+    down_to: Option<u32>,
+    /// Whether scale-down followed the shorter release window
+    /// (`scaleDownReleaseSurplus`), for the decision's note.
+    released: bool,
+}
+
+impl Limited {
+    /// A count no scale-down limit shaped.
+    fn to(desired: u32) -> Self {
+        Self {
+            desired,
+            down_to: None,
+            released: false,
+        }
+    }
+}
+
+/// What holds the count in force whatever the requirements say.
+struct Hold {
+    /// A signal has no fresh data: never scale down on it.
+    stale: bool,
+    /// A remediation action's cooldown is running.
+    cooling: bool,
+    /// The highest forecast peak within the scale-down lookahead.
+    ahead: Option<u32>,
+}
+
+/// The predictive and reactive modes' limits on a change from `c` to the
+/// clamped recommendation: scale-up at most the rate allows; scale-down only
+/// when the stabilisation window's highest recommendation, the peak ahead,
+/// fresh data and the cooldown all allow it, then at the configured rate.
+/// Sets `limiter` to what held the change back.
+fn limit(
+    b: &Behavior,
+    next: &PolicyState,
+    c: u32,
+    clamped: u32,
+    hold: Hold,
+    now: DateTime<Utc>,
+    limiter: &mut Limiter,
+) -> Limited {
+    let rules = &b.rules;
+    if clamped > c {
+        let limit = scale_up_limit(b, c, next, now);
+        if clamped > limit {
+            *limiter = Limiter::ScaleUpRate;
+            return Limited::to(limit);
+        }
+        return Limited::to(clamped);
+    }
+    if clamped == c {
+        return Limited::to(c);
+    }
+    let ahead = hold.ahead.unwrap_or(0).min(b.max_replicas);
+    let release = released(rules, next, c, ahead, now);
+    let stabilized = release
+        .or_else(|| window_max(next, now, rules.scale_down_stabilization))
+        .unwrap_or(clamped);
+    if hold.stale {
+        *limiter = Limiter::StaleData;
+        return Limited::to(c);
+    }
+    if hold.cooling {
+        *limiter = Limiter::Cooldown;
+        return Limited::to(c);
+    }
+    if stabilized >= c {
+        *limiter = Limiter::Stabilization;
+        return Limited::to(c);
+    }
+    if ahead >= c {
+        *limiter = Limiter::PeakAhead;
+        return Limited::to(c);
+    }
+    let wanted = stabilized.max(ahead);
+    let floor = scale_down_floor(b, c, next, now);
+    let desired = if wanted < floor {
+        *limiter = Limiter::ScaleDownRate;
+        floor
+    } else {
+        if wanted > clamped {
+            *limiter = if ahead > stabilized {
+                Limiter::PeakAhead
+            } else {
+                Limiter::Stabilization
+            };
+        }
+        wanted
+    };
+    Limited {
+        desired,
+        down_to: Some(wanted),
+        released: release.is_some(),
+    }
+}
+
+/// The bookkeeping after a decision of `desired` (from `current`): scale-ups due for their
+/// check raise `NotKeepingUp` when the signal did not respond; a change is
+/// recorded for the rate limits and its pacing (with a note when the
+/// downstream HPA's tolerance widened it to `paced` periods); a scale-up is
+/// remembered for its own check. Sets the count in force.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    b: &Behavior,
+    obs: &Observation<'_>,
+    next: &mut PolicyState,
+    current: Option<u32>,
+    desired: u32,
+    paced: Option<i32>,
+    now: DateTime<Utc>,
+    signals: &mut Vec<Signal>,
+    notes: &mut Vec<String>,
+) {
+    let rules = &b.rules;
     let observed = |kind: MetricKind| {
         obs.metrics
             .iter()
@@ -580,102 +444,6 @@ pub fn decide(
         }
     }
     next.current = Some(desired);
-
-    Ok((
-        Decision {
-            at: now,
-            desired_replicas: desired,
-            active,
-            reactive: reactive_max,
-            predictive: predictive_max,
-            recommendation: clamped,
-            driver,
-            limiter,
-            released_early,
-            mode: b.mode,
-            prediction,
-            forecast_quantile: b.forecast_quantile,
-            readings,
-            signals,
-            notes,
-        },
-        next,
-    ))
-}
-
-/// The forecast's part for one additive signal, with the confidence gate.
-fn predict(
-    b: &Behavior,
-    m: &MetricInput<'_>,
-    f: &ForecastInput<'_>,
-    (live_mase, live_closed): (Option<f64>, bool),
-    current: Option<u32>,
-    now: DateTime<Utc>,
-    signals: &mut Vec<Signal>,
-) -> Predicted {
-    let max = b.rules.max_forecast_mase;
-    let gated = match (f.validation_mase, live_mase) {
-        (None, _) => Some("too little history to validate the forecaster".to_string()),
-        (Some(v), _) if v > max => Some(format!("validation MASE {v:.2} > maxForecastMase {max}")),
-        (_, Some(l)) if l > max => Some(format!("live MASE {l:.2} > maxForecastMase {max}")),
-        (_, Some(l)) if live_closed => Some(format!(
-            "live MASE {l:.2} has not fallen below {:.2} ({GATE_REOPEN_FRACTION} x maxForecastMase {max}) since it exceeded it",
-            max * GATE_REOPEN_FRACTION
-        )),
-        _ => None,
-    };
-    let between = b.forecast_between;
-    let anchor = f.anchor.filter(|_| b.forecast_anchor);
-    // The highest bound over [now, to], and whether the anchor gave it.
-    // Corrected by what is observed now where the errors persist (narrower
-    // than the plain band, which must also cover how far off the forecast
-    // may be at this moment); under held samples the one in force has been
-    // observed and only the slots still to come need the band; the plain
-    // band otherwise.
-    let bound = |to: DateTime<Utc>| {
-        let anchored = match (anchor, m.observed) {
-            (Some(a), Some(v)) => f.forecast.anchored_window_max(a, v, now, to, between),
-            _ => None,
-        };
-        let max = anchored
-            .or_else(|| match (between, m.observed) {
-                (Between::Hold, Some(v)) => f.forecast.observed_window_max(v, now, to, between),
-                _ => None,
-            })
-            .or_else(|| f.forecast.window_max_upper(now, to, between));
-        (max, anchored.is_some())
-    };
-    let (window_max, anchored) = bound(now + b.lead_time);
-    // The peak ahead is read the way the requirement is: judged by the plain
-    // band while the requirement used the anchored one, a release looked
-    // safe whenever demand ran above the forecast, and was undone at the
-    // next tick when the anchored bound crossed the count again.
-    let ahead = (b.rules.scale_down_lookahead > TimeDelta::zero())
-        .then(|| {
-            let last = f.forecast.last_timestamp()?;
-            bound((now + b.rules.scale_down_lookahead).min(last)).0
-        })
-        .flatten()
-        .map(|v| ceil_div(v, m.target));
-    if gated.is_none() {
-        let capacity = f64::from(b.max_replicas) * m.target;
-        if let Some((breach_at, peak)) = f.forecast.first_above(now, capacity) {
-            signals.push(Signal::CapacityExhaustionPredicted {
-                at: now,
-                kind: m.kind,
-                breach_at,
-                peak,
-                capacity,
-            });
-        }
-    }
-    Predicted {
-        window_max,
-        replicas: window_max.map(|v| requirement(v, m.target, current, &b.rules)),
-        ahead,
-        gated,
-        anchored,
-    }
 }
 
 /// Makes a change survive the HPA that sits between foresight and the

@@ -16,6 +16,10 @@
 //!    period; missing data never lowers the count;
 //! 4. signals tell remediation when scaling cannot keep up.
 //!
+//! [`requirements`] gathers step 1 signal by signal; [`decide`] runs the
+//! rest: the combination, the bounds, the limits and the bookkeeping a
+//! replay carries from tick to tick ([`PolicyState`]).
+//!
 //! `mode: holding` replaces steps 1-3 for additive signals with
 //! [`holding`]'s counts: planned by backward induction over a learnt model
 //! of the next sample's need, with short minutes and flaps priced instead of
@@ -25,6 +29,7 @@ mod behavior;
 mod decide;
 mod holding;
 mod memory;
+mod requirements;
 mod signals;
 
 pub use behavior::Behavior;
