@@ -1,0 +1,164 @@
+//! One policy's replica count meeting the recorded demand, tick by tick:
+//! the pods it runs, the work they leave unserved, and the scores the
+//! report gives it.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::{Pods, PolicyScore};
+
+/// A change that undoes the previous one sooner than this is a flap: the
+/// HPA's default scale-down stabilisation, the span it exists to damp.
+const FLAP_WINDOW: TimeDelta = TimeDelta::minutes(5);
+
+/// What every lane needs to serve one tick.
+#[derive(Clone, Copy)]
+pub(super) struct Tick {
+    /// The instant.
+    pub(super) t: DateTime<Utc>,
+    /// Pod start-up delay.
+    pub(super) startup: TimeDelta,
+    /// Recorded demand, `None` in a gap.
+    pub(super) demand: Option<f64>,
+    /// Per-pod capacity.
+    pub(super) target: f64,
+    /// Whether unserved work carries over.
+    pub(super) queue: bool,
+    /// Whether the tick counts towards the score.
+    pub(super) scored: bool,
+    /// Tick length in seconds.
+    pub(super) seconds: f64,
+}
+
+/// One policy's simulated Deployment and running score.
+#[derive(Default)]
+pub(super) struct Lane {
+    /// Its pods.
+    pub(super) pods: Pods,
+    /// Work carried over (queue-like signals only).
+    pub(super) backlog: f64,
+    /// Seconds under-provisioned.
+    under_s: f64,
+    /// Pod-seconds paid for.
+    pod_s: f64,
+    /// Count changes.
+    events: u32,
+    /// Count changes that reversed the previous one within [`FLAP_WINDOW`].
+    flaps: u32,
+    /// The previous change: when, and whether it went up.
+    last_change: Option<(DateTime<Utc>, bool)>,
+    /// Largest count.
+    max: u32,
+    /// Unserved work at each scored tick, for the percentile.
+    unserved: Vec<f64>,
+}
+
+impl Lane {
+    /// What this lane's scaler observes: demand, plus its own backlog for a
+    /// queue-like signal.
+    pub(super) fn load(&self, demand: Option<f64>) -> Option<f64> {
+        demand.map(|d| d + self.backlog)
+    }
+
+    /// Applies the count chosen at the tick, serves the tick and scores it.
+    /// Returns the count and the ready pods.
+    pub(super) fn serve(&mut self, count: u32, k: &Tick) -> (u32, u32) {
+        let Tick {
+            t,
+            startup,
+            demand,
+            target,
+            queue,
+            scored,
+            seconds: tick_s,
+        } = *k;
+        let before = self.pods.total();
+        if count != before {
+            let up = count > before;
+            if scored {
+                self.events += 1;
+                if self
+                    .last_change
+                    .is_some_and(|(at, was_up)| was_up != up && t - at < FLAP_WINDOW)
+                {
+                    self.flaps += 1;
+                }
+            }
+            self.last_change = Some((t, up));
+        }
+        self.pods.scale(count, t, startup);
+        let ready = self.pods.ready(t);
+        let Some(load) = self.load(demand) else {
+            if scored {
+                self.pod_s += f64::from(count) * tick_s;
+            }
+            return (count, ready);
+        };
+        let capacity = f64::from(ready) * target;
+        let short = (load - capacity).max(0.0);
+        if queue {
+            self.backlog = short;
+        }
+        if scored {
+            // A shortfall below a millionth of the load is float noise.
+            if short > 1e-6 * load.max(1.0) {
+                self.under_s += tick_s;
+            }
+            self.pod_s += f64::from(count) * tick_s;
+            self.max = self.max.max(count);
+            self.unserved.push(short);
+        }
+        (count, ready)
+    }
+
+    pub(super) fn score(&self) -> PolicyScore {
+        PolicyScore {
+            under_provisioned_minutes: self.under_s / 60.0,
+            replica_hours: self.pod_s / 3600.0,
+            scale_events: self.events,
+            flaps: self.flaps,
+            max_replicas: self.max,
+            p95_backlog: percentile(&self.unserved, 0.95),
+        }
+    }
+}
+
+fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((s.len() as f64) * q).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_undone_within_five_minutes_is_a_flap() {
+        let t0 = DateTime::from_timestamp(0, 0).unwrap();
+        let tick = |m: i64| Tick {
+            t: t0 + TimeDelta::minutes(m),
+            startup: TimeDelta::minutes(2),
+            demand: Some(100.0),
+            target: 100.0,
+            queue: false,
+            scored: true,
+            seconds: 60.0,
+        };
+        let mut lane = Lane {
+            pods: Pods::warm(2, t0),
+            ..Lane::default()
+        };
+        // Up, then down a minute later: a flap. Down again: same direction.
+        // Up eight minutes after the last change: not a flap; down a minute
+        // after that: a flap. Holding is no change at all.
+        for (m, n) in [(1, 5), (2, 3), (3, 2), (11, 4), (12, 3), (13, 3)] {
+            lane.serve(n, &tick(m));
+        }
+        let score = lane.score();
+        assert_eq!((score.scale_events, score.flaps), (5, 2));
+    }
+}
