@@ -32,7 +32,7 @@ fn ceil_div(v: f64, target: f64) -> u32 {
 }
 
 impl Backtest<'_> {
-    /// Replays the series with `models`, which [`train_all`] trained for
+    /// Replays the series with `models`, which [`train_all`](super::train_all) trained for
     /// this backtest's training key, as the signal and target
     /// [`Backtest::validate`] returned.
     pub(super) fn replay(
