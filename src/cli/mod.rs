@@ -8,6 +8,7 @@ mod eval;
 mod explain;
 mod forecast;
 mod incidents;
+mod inspect;
 mod restart;
 mod rollback;
 mod serve;
