@@ -4,12 +4,13 @@
 //! leave this module. [`train`] is the entry point: it prepares the history
 //! ([`prep`]), picks seasonal periods ([`seasonality`]), chooses a model by
 //! holdout validation ([`select`]) and calibrates an empirical prediction
-//! interval from the holdout errors, because augurs' MSTL intervals come from
+//! interval from the holdout errors ([`interval`]), because augurs' MSTL intervals come from
 //! the trend model alone and ignore seasonal uncertainty. For `mode: holding`
 //! it also learns [`NeedModel`], the distribution of the next sample's
 //! replica need, from the same history.
 
 mod error;
+mod interval;
 mod metrics;
 mod models;
 mod naive2;
