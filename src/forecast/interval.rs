@@ -7,12 +7,12 @@ use crate::domain::Anchor;
 /// Widening applied to the calibrated interval half-width.
 ///
 /// The calibration already removes the bias of choosing a model on the
-/// windows it is scored on (see the selection's `validate`), yet held-out values still
-/// fall outside more often than the validation windows predict: the newest
-/// data is where a series changes, and validation windows end before it.
-/// 10% was chosen on the M4 Hourly holdout (91.2% → 93.3% coverage at a
-/// nominal 95%) and checked on the real traces in the README, which were not
-/// used to choose it.
+/// windows it is scored on (see the selection's `validate`), yet held-out
+/// values still fall outside more often than the validation windows
+/// predict: the newest data is where a series changes, and validation
+/// windows end before it. 10% was chosen on the M4 Hourly holdout (91.2% →
+/// 93.3% coverage at a nominal 95%) and checked on the real traces in the
+/// README, which were not used to choose it.
 pub(super) const WIDEN: f64 = 1.1;
 
 /// Steps ahead an anchor is calibrated for: 30 minutes of 1-minute data,
