@@ -924,6 +924,118 @@ fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
     }
 }
 
+/// `--folds 2`: the held-out half is scored in two parts, each on a pick
+/// made on everything before it (the sweep runs again for the second), and
+/// each part's scores are exactly a plain run's over the series up to the
+/// part's end with the warm-up reaching its start.
+#[test]
+fn held_out_folds_pick_on_the_past_and_score_each_part_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = long_csv(dir.path());
+    let base = [&api(&input)[..], &FAST].concat();
+    let sweep = [
+        "--sweep",
+        "forecastQuantile=0.75,0.9",
+        "--holdout",
+        "0.5",
+        "--folds",
+        "2",
+        "--goal-under-provisioned",
+        "1000",
+        "--goal-replica-hours",
+        "1000",
+    ];
+    let (stdout, report) = run_json(&[&base[..], &sweep[..]].concat(), dir.path(), "folds.json");
+    assert!(stdout.contains("Held out fold 1 of 2, from"), "{stdout}");
+    assert!(stdout.contains("Held out fold 2 of 2, from"), "{stdout}");
+    assert!(stdout.contains("Across the 2 folds:"), "{stdout}");
+
+    // 864 scored samples, 432 held out: folds from sample 720 and 936.
+    let start = 1_700_006_400;
+    let at = |k: i64| chrono::DateTime::from_timestamp(start + k * 300, 0).unwrap();
+    let time = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .to_utc()
+    };
+    let first = &report["holdout"];
+    let folds = report["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 1, "{report}");
+    let second = &folds[0];
+    assert_eq!(time(&first["split"]), at(720));
+    assert_eq!(time(&first["until"]), at(936));
+    assert_eq!(time(&second["split"]), at(936));
+    assert!(second.get("until").is_none(), "{second}");
+
+    // Each part's picks against a plain run: the first over a file cut at
+    // the second part's start, the second over the whole file.
+    let cut = dir.path().join("cut.csv");
+    let text = std::fs::read_to_string(&input).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.split(',')
+                .nth(1)
+                .and_then(|t| t.parse::<i64>().ok())
+                .is_none_or(|t| t < start + 936 * 300)
+        })
+        .collect();
+    std::fs::write(&cut, kept.join("\n") + "\n").unwrap();
+    for (part, file, from) in [(first, &cut, 720), (second, &input, 936)] {
+        let picks = part["picks"].as_array().unwrap();
+        assert!(!picks.is_empty(), "{part}");
+        for p in picks {
+            let held = &p["run"]["report"];
+            assert_eq!(time(&held["input"]["scored_from"]), at(from));
+            let q = format!(
+                "forecastQuantile={}",
+                p["run"]["settings"]["forecastQuantile"].as_str().unwrap()
+            );
+            let warmup = format!("{}s", from * 300);
+            let (_, single) = run_json(
+                &[
+                    &api(file)[..],
+                    &[
+                        "--retrain",
+                        "12h",
+                        "--warmup",
+                        &warmup,
+                        "--metadata",
+                        "history=3d",
+                        "--metadata",
+                        &q,
+                    ],
+                ]
+                .concat(),
+                dir.path(),
+                "single.json",
+            );
+            assert_eq!(held["policies"], single["policies"], "{q} from {from}");
+            assert_eq!(held["input"]["to"], single["input"]["to"]);
+        }
+    }
+
+    // Folds that cannot hold two samples each are refused.
+    let o = run(&[
+        &base[..],
+        &[
+            "--sweep",
+            "forecastQuantile=0.9",
+            "--holdout",
+            "0.5",
+            "--folds",
+            "500",
+        ][..],
+    ]
+    .concat());
+    assert!(!o.status.success());
+    assert!(
+        crate::text(&o).contains("--folds 500 cannot split"),
+        "{}",
+        crate::text(&o)
+    );
+}
+
 /// A claim the README makes, kept true: on twitter_amzn (the README's
 /// command) `mode: holding` at the README's prices meets both of issue #5's
 /// goals without flapping more than the HPA, where no quantile setting

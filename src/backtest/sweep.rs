@@ -197,9 +197,14 @@ pub struct SweepReport {
     pub goals: Goals,
     /// One per combination, in the order of [`combinations`].
     pub runs: Vec<SweepRun>,
-    /// With `--holdout`: the picks, scored on the span the runs did not see.
+    /// With `--holdout`: the picks, scored on the span the runs did not see
+    /// (with `--folds`, its first fold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout: Option<Holdout>,
+    /// With `--folds K`: folds 2 to K, each picked on a sweep of everything
+    /// before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folds: Vec<Holdout>,
 }
 
 /// The picks of a sweep run on the first part of a span, scored on the
@@ -210,6 +215,10 @@ pub struct Holdout {
     /// First instant of the held-out part (RFC 3339); the runs above end
     /// before it, the picks below are scored from it.
     pub split: String,
+    /// With `--folds`, the first instant after the part (the next fold's
+    /// split); absent when it runs to the end of the series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
     /// One per run held out (see [`SweepReport::held_out`]): the picks
     /// first, then the rest of the front.
     pub picks: Vec<HeldOut>,
@@ -274,6 +283,7 @@ impl SweepReport {
             goals,
             runs: out,
             holdout: None,
+            folds: Vec::new(),
         }
     }
 
@@ -361,15 +371,11 @@ impl SweepReport {
     /// The terminal table: one row per run, then the held-out picks.
     pub fn table(&self) -> String {
         let labels: Vec<String> = self.runs.iter().map(SweepRun::label).collect();
-        let held: Vec<String> = self
-            .holdout
-            .iter()
-            .flat_map(|h| &h.picks)
-            .map(|p| p.run.label())
-            .collect();
+        let folds: Vec<&Holdout> = self.holdout.iter().chain(&self.folds).collect();
         let width = labels
             .iter()
-            .chain(&held)
+            .cloned()
+            .chain(folds.iter().flat_map(|h| &h.picks).map(|p| p.run.label()))
             .map(|s| s.chars().count())
             .max()
             .unwrap_or(0)
@@ -387,62 +393,139 @@ impl SweepReport {
             self.goals.under_provisioned_ratio,
             self.goals.replica_hours_ratio
         );
-        let Some(h) = &self.holdout else {
+        if folds.is_empty() {
             let _ = writeln!(
                 t,
                 "Settings picked here fit this span: confirm them on a later one (--holdout does), or run mode: forecastOnly first."
             );
             return t;
-        };
-        if h.picks.is_empty() {
-            let _ = writeln!(t, "\nHeld out from {}: nothing to check.", h.split);
-            return t;
         }
-        let is_pick = |p: &&HeldOut| p.picked_as.iter().any(|w| w != FRONT);
-        let picks = h.picks.iter().filter(is_pick).count();
-        let which = match (met > 0, picks > 0) {
-            (true, _) => "the picks above and the rest of the front",
-            (false, true) => {
-                "no setting met both goals before it; the nearest and the rest of the front"
-            }
-            (false, false) => "no setting met either goal before it; the front",
-        };
+        let many = folds.len() > 1;
+        for (j, h) in folds.iter().enumerate() {
+            let fold = if many {
+                format!("fold {} of {}, ", j + 1, folds.len())
+            } else {
+                String::new()
+            };
+            held_out_section(&mut t, h, width, &fold);
+        }
+        if many {
+            fold_summary(&mut t, &folds);
+        }
+        t
+    }
+}
+
+/// Why a held-out row is there besides being on the front.
+fn is_pick(p: &&HeldOut) -> bool {
+    p.picked_as.iter().any(|w| w != FRONT)
+}
+
+/// Whether a held-out row was on the front before its split.
+fn on_front(p: &&HeldOut) -> bool {
+    p.picked_as.iter().any(|w| w == FRONT)
+}
+
+/// One held-out part's rows and what they show, into `t`; `fold` names the
+/// part when there are several.
+fn held_out_section(t: &mut String, h: &Holdout, width: usize, fold: &str) {
+    let span = match &h.until {
+        Some(u) => format!("from {} to {u}", h.split),
+        None => format!("from {}", h.split),
+    };
+    if h.picks.is_empty() {
+        let _ = writeln!(t, "\nHeld out {fold}{span}: nothing to check.");
+        return;
+    }
+    // What the sweep before the split found, as the reasons say: the
+    // cheapest and calmest exist only when a run met both goals.
+    let met_before = h.picks.iter().any(|p| {
+        p.picked_as
+            .iter()
+            .any(|w| w == "cheapest" || w == "calmest")
+    });
+    let picks = h.picks.iter().filter(is_pick).count();
+    let which = match (met_before, picks > 0) {
+        (true, _) => "the picks and the rest of the front",
+        (false, true) => {
+            "no setting met both goals before it; the nearest and the rest of the front"
+        }
+        (false, false) => "no setting met either goal before it; the front",
+    };
+    let _ = writeln!(
+        t,
+        "\nHeld out {fold}{span}: {which}, replayed and scored on this part alone."
+    );
+    let _ = writeln!(t, "{}", header(width, "pick"));
+    for p in &h.picks {
         let _ = writeln!(
             t,
-            "\nHeld out from {}: {which}, replayed over the whole series and scored from there on alone.",
-            h.split
+            "{}",
+            p.run.row(&p.run.label(), width, &p.picked_as.join(", "))
         );
-        let _ = writeln!(t, "{}", header(width, "pick"));
-        for (p, s) in h.picks.iter().zip(&held) {
-            let _ = writeln!(t, "{}", p.run.row(s, width, &p.picked_as.join(", ")));
-        }
-        if picks > 0 {
-            let held_met = h
-                .picks
-                .iter()
-                .filter(is_pick)
-                .filter(|p| p.run.meets_goals)
-                .count();
-            let _ = writeln!(
-                t,
-                "{held_met} of {picks} picks {} the goals on the held-out span.",
-                if met > 0 { "still meet" } else { "meet" }
-            );
-        }
-        let on_front = |p: &&HeldOut| p.picked_as.iter().any(|w| w == FRONT);
-        let front = h.picks.iter().filter(on_front).count();
-        let front_met = h
+    }
+    if picks > 0 {
+        let held_met = h
             .picks
             .iter()
-            .filter(on_front)
+            .filter(is_pick)
             .filter(|p| p.run.meets_goals)
             .count();
         let _ = writeln!(
             t,
-            "{front_met} of the {front} settings on the front before the split meet the goals after it."
+            "{held_met} of {picks} picks {} the goals on the held-out span.",
+            if met_before { "still meet" } else { "meet" }
         );
-        t
     }
+    let front = h.picks.iter().filter(on_front).count();
+    let front_met = h
+        .picks
+        .iter()
+        .filter(on_front)
+        .filter(|p| p.run.meets_goals)
+        .count();
+    let _ = writeln!(
+        t,
+        "{front_met} of the {front} settings on the front before the split meet the goals after it."
+    );
+}
+
+/// Across folds: how often each kind of pick, and the front, met the goals
+/// on the part after it.
+fn fold_summary(t: &mut String, folds: &[&Holdout]) {
+    let _ = writeln!(t, "\nAcross the {} folds:", folds.len());
+    for why in [
+        "cheapest",
+        "calmest",
+        LEAST_SHORT_WITHIN_COST,
+        CHEAPEST_WITHIN_UNDER,
+    ] {
+        let rows: Vec<&HeldOut> = folds
+            .iter()
+            .flat_map(|h| &h.picks)
+            .filter(|p| p.picked_as.iter().any(|w| w == why))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let met = rows.iter().filter(|p| p.run.meets_goals).count();
+        let _ = writeln!(
+            t,
+            "  {why}: met the goals in {met} of the {} folds it was picked in",
+            rows.len()
+        );
+    }
+    let front: Vec<&HeldOut> = folds
+        .iter()
+        .flat_map(|h| &h.picks)
+        .filter(on_front)
+        .collect();
+    let met = front.iter().filter(|p| p.run.meets_goals).count();
+    let _ = writeln!(
+        t,
+        "  front: {met} of {} held-out rows met the goals",
+        front.len()
+    );
 }
 
 #[cfg(test)]
@@ -656,6 +739,7 @@ mod tests {
         // The held-out section shows each pick's own scores.
         report.holdout = Some(Holdout {
             split: "2026-01-02T00:00:00+00:00".into(),
+            until: None,
             picks: vec![
                 HeldOut {
                     picked_as: names(&["cheapest", FRONT]),
@@ -693,6 +777,39 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("cheapest, front"), "{table}");
+
+        // A second fold, picked again: each fold has its own section, then
+        // how often each kind of pick met the goals across them.
+        let mut folded = report.clone();
+        if let Some(h) = folded.holdout.as_mut() {
+            h.until = Some("2026-01-03T00:00:00+00:00".into());
+        }
+        folded.folds = vec![Holdout {
+            split: "2026-01-03T00:00:00+00:00".into(),
+            until: None,
+            picks: vec![HeldOut {
+                picked_as: names(&["cheapest", "calmest", FRONT]),
+                run: SweepRun::scored(
+                    goals,
+                    folded.runs[1].settings.clone(),
+                    with_flaps(15.0, 1000.0, 1),
+                ),
+            }],
+        }];
+        let table = folded.table();
+        for want in [
+            "Held out fold 1 of 2, from 2026-01-02T00:00:00+00:00 to 2026-01-03T00:00:00+00:00",
+            "Held out fold 2 of 2, from 2026-01-03T00:00:00+00:00:",
+            "Across the 2 folds:",
+            "cheapest: met the goals in 1 of the 2 folds it was picked in",
+            "calmest: met the goals in 1 of the 1 folds it was picked in",
+            "front: 2 of 3 held-out rows met the goals",
+        ] {
+            assert!(table.contains(want), "{want}: {table}");
+        }
+        let back: SweepReport =
+            serde_json::from_str(&serde_json::to_string(&folded).unwrap()).unwrap();
+        assert_eq!(back, folded);
         let back: SweepReport =
             serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
         assert_eq!(back, report);

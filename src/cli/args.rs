@@ -295,6 +295,13 @@ pub struct BacktestArgs {
     /// and scored on the held-out part alone.
     #[arg(long, value_name = "FRACTION", requires = "sweep")]
     pub holdout: Option<f64>,
+
+    /// With --holdout: split the held-out part into this many consecutive
+    /// folds, each picked on everything before it (the sweep runs again)
+    /// and scored on itself alone: several out-of-sample checks instead of
+    /// one, at the cost of a sweep per fold.
+    #[arg(long, default_value_t = 1, value_name = "K", requires = "holdout")]
+    pub folds: usize,
 }
 
 fn parse_delta(s: &str) -> Result<chrono::TimeDelta, String> {

@@ -14,7 +14,7 @@ use super::args::{BacktestArgs, BacktestFormat, SignalArg};
 use crate::backtest::sweep::{
     Axis, Goals, HeldOut, Holdout, SweepReport, SweepRun, combinations, label,
 };
-use crate::backtest::{Backtest, ModelCache, Progress, write_timeline};
+use crate::backtest::{Backtest, ModelCache, Progress, Report, write_timeline};
 use crate::config::parse_metadata;
 use crate::domain::{MetricKind, Series};
 use crate::sources::{
@@ -149,50 +149,25 @@ fn sweep(
         }
     }
     let combos = combinations(&axes)?;
-    // With --holdout the runs see only the series before the split.
-    let split = args
-        .holdout
-        .map(|f| holdout_split(series, args.warmup, f))
-        .transpose()?;
-    let head;
-    let picked_on = match split {
-        Some(k) => {
-            head = Series::new(series.start, series.step, series.values[..k].to_vec());
-            &head
-        }
-        None => series,
+    let goals = Goals {
+        under_provisioned_ratio: args.goal_under_provisioned,
+        replica_hours_ratio: args.goal_replica_hours,
     };
-    // Every combination is parsed before any runs, so every bad value is
-    // reported at once rather than after the first few replays.
-    let mut runs = Vec::new();
-    let mut problems = Vec::new();
-    for c in &combos {
-        let mut m = base.clone();
-        m.extend(c.clone());
-        match backtest(args, picked_on, id, source.to_string(), m) {
-            Ok(b) => runs.push(b),
-            Err(e) => problems.push(format!("{}: {e:#}", label(c))),
-        }
-    }
-    if !problems.is_empty() {
-        bail!("invalid --sweep settings:\n{}", problems.join("\n"));
-    }
-    // Runs that share a training key run back to back, so each set of
-    // models is trained once.
-    let mut order: Vec<usize> = (0..runs.len()).collect();
-    order.sort_by_cached_key(|&i| runs[i].training_key());
-    let mut cache = ModelCache::default();
-    let bars = Bars::new();
-    let mut reports = vec![None; runs.len()];
-    for (n, &i) in order.iter().enumerate() {
-        eprintln!("[{}/{}] {}", n + 1, runs.len(), label(&combos[i]));
-        let out = runs[i]
-            .run_cached(&mut cache, &bars)
-            .with_context(|| format!("backtest with {} failed", label(&combos[i])))?;
-        reports[i] = Some(out.report);
-    }
-    bars.finish();
-    let reports: Vec<_> = reports.into_iter().flatten().collect();
+    let sw = Sweep {
+        args,
+        series,
+        id,
+        source,
+        base: &base,
+    };
+    // With --holdout the runs see only the series before the first split;
+    // with --folds each later fold is picked on everything before it.
+    let splits = args
+        .holdout
+        .map(|f| holdout_splits(series, args.warmup, f, args.folds))
+        .transpose()?;
+    let first_end = splits.as_ref().map_or(series.len(), |s| s[0]);
+    let reports = sw.run_all(&combos, first_end)?;
     if let Some(first) = reports.first() {
         let (p, i) = (&first.policies, &first.input);
         println!(
@@ -206,10 +181,10 @@ fn sweep(
             "hpa: under-provisioned {:.1} min, {:.1} replica-hours; oracle: {:.1} replica-hours",
             p.hpa.under_provisioned_minutes, p.hpa.replica_hours, p.oracle.replica_hours
         );
-        if let Some(k) = split {
+        if let Some(s) = &splits {
             println!(
                 "holdout: these runs (and the figures above) end before {}; the settings picked on them are checked after it",
-                series.timestamp(k).to_rfc3339()
+                series.timestamp(s[0]).to_rfc3339()
             );
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -220,20 +195,37 @@ fn sweep(
         }
         println!();
     }
-    let goals = Goals {
-        under_provisioned_ratio: args.goal_under_provisioned,
-        replica_hours_ratio: args.goal_replica_hours,
-    };
-    let mut report = SweepReport::new(goals, combos.into_iter().zip(reports).collect());
-    if let Some(k) = split {
-        let held = Sweep {
-            args,
-            series,
-            id,
-            source,
-            base: &base,
-        };
-        report.holdout = Some(held.check_picks(&report, goals, k)?);
+    let mut report = SweepReport::new(goals, combos.iter().cloned().zip(reports).collect());
+    if let Some(splits) = &splits {
+        for (j, &k) in splits.iter().enumerate() {
+            let end = splits.get(j + 1).copied().unwrap_or(series.len());
+            let fold = if j == 0 {
+                sw.check_picks(&report, goals, k, end)?
+            } else {
+                // Picked again on everything before this fold, as a user
+                // re-running the sweep then would.
+                eprintln!(
+                    "fold {} of {}: the sweep again, up to {}",
+                    j + 1,
+                    splits.len(),
+                    series.timestamp(k).to_rfc3339()
+                );
+                let again = SweepReport::new(
+                    goals,
+                    combos
+                        .iter()
+                        .cloned()
+                        .zip(sw.run_all(&combos, k)?)
+                        .collect(),
+                );
+                sw.check_picks(&again, goals, k, end)?
+            };
+            if j == 0 {
+                report.holdout = Some(fold);
+            } else {
+                report.folds.push(fold);
+            }
+        }
     }
     print!("{}", report.table());
     if let Some(path) = &args.output {
@@ -257,13 +249,70 @@ struct Sweep<'a> {
 }
 
 impl Sweep<'_> {
+    /// One replay per combination over the first `end` samples, in the
+    /// order of `combos`. Every combination is parsed before any runs, so
+    /// every bad value is reported at once rather than after the first few
+    /// replays.
+    fn run_all(&self, combos: &[BTreeMap<String, String>], end: usize) -> Result<Vec<Report>> {
+        let head = self.up_to(end);
+        let series = head.as_ref().unwrap_or(self.series);
+        let mut runs = Vec::new();
+        let mut problems = Vec::new();
+        for c in combos {
+            let mut m = self.base.clone();
+            m.extend(c.clone());
+            match backtest(self.args, series, self.id, self.source.to_string(), m) {
+                Ok(b) => runs.push(b),
+                Err(e) => problems.push(format!("{}: {e:#}", label(c))),
+            }
+        }
+        if !problems.is_empty() {
+            bail!("invalid --sweep settings:\n{}", problems.join("\n"));
+        }
+        // Runs that share a training key run back to back, so each set of
+        // models is trained once.
+        let mut order: Vec<usize> = (0..runs.len()).collect();
+        order.sort_by_cached_key(|&i| runs[i].training_key());
+        let mut cache = ModelCache::default();
+        let bars = Bars::new();
+        let mut reports = vec![None; runs.len()];
+        for (n, &i) in order.iter().enumerate() {
+            eprintln!("[{}/{}] {}", n + 1, runs.len(), label(&combos[i]));
+            let out = runs[i]
+                .run_cached(&mut cache, &bars)
+                .with_context(|| format!("backtest with {} failed", label(&combos[i])))?;
+            reports[i] = Some(out.report);
+        }
+        bars.finish();
+        Ok(reports.into_iter().flatten().collect())
+    }
+
+    /// The series' first `end` samples, when that is not all of it.
+    fn up_to(&self, end: usize) -> Option<Series> {
+        (end < self.series.len()).then(|| {
+            Series::new(
+                self.series.start,
+                self.series.step,
+                self.series.values[..end].to_vec(),
+            )
+        })
+    }
+
     /// `--holdout`: replays each of `report`'s picks and the rest of its
-    /// front ([`SweepReport::held_out`]) over the whole series, scored from
-    /// sample `k` on. The models and the policy's state before
-    /// the split are exactly as they were when the pick was made; picks that
-    /// train alike share their models.
-    fn check_picks(&self, report: &SweepReport, goals: Goals, k: usize) -> Result<Holdout> {
+    /// front ([`SweepReport::held_out`]) over the series' first `end`
+    /// samples, scored from sample `k` on. The models and the policy's
+    /// state before the split are exactly as they were when the pick was
+    /// made; picks that train alike share their models.
+    fn check_picks(
+        &self,
+        report: &SweepReport,
+        goals: Goals,
+        k: usize,
+        end: usize,
+    ) -> Result<Holdout> {
         let from = self.series.timestamp(k);
+        let head = self.up_to(end);
+        let series = head.as_ref().unwrap_or(self.series);
         let bars = Bars::new();
         let mut cache = ModelCache::default();
         let held = report.held_out();
@@ -271,7 +320,7 @@ impl Sweep<'_> {
         for (_, i) in &held {
             let mut m = self.base.clone();
             m.extend(report.runs[*i].settings.clone());
-            let mut b = backtest(self.args, self.series, self.id, self.source.to_string(), m)?;
+            let mut b = backtest(self.args, series, self.id, self.source.to_string(), m)?;
             b.warmup = from - self.series.start;
             runs.push(b);
         }
@@ -302,9 +351,30 @@ impl Sweep<'_> {
         bars.finish();
         Ok(Holdout {
             split: from.to_rfc3339(),
+            until: (end < self.series.len()).then(|| self.series.timestamp(end).to_rfc3339()),
             picks,
         })
     }
+}
+
+/// The first sample of each of `folds` consecutive held-out parts that
+/// together make the last `fraction` of the scored span: fold `j` runs from
+/// its split to the next one (the last to the end).
+fn holdout_splits(
+    series: &Series,
+    warmup: TimeDelta,
+    fraction: f64,
+    folds: usize,
+) -> Result<Vec<usize>> {
+    let k = holdout_split(series, warmup, fraction)?;
+    let held = series.len() - k;
+    if folds == 0 || folds > held / 2 {
+        bail!(
+            "--folds {folds} cannot split the {held} held-out samples into parts of at least two; use between 1 and {}",
+            (held / 2).max(1)
+        );
+    }
+    Ok((0..folds).map(|j| k + held * j / folds).collect())
 }
 
 /// The index of the first held-out sample: the last `fraction` of the span
