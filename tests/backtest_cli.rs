@@ -766,6 +766,23 @@ fn held_out_sweep(
     run_json(&[&base[..], &sweep[..]].concat(), dir, "sweep.json")
 }
 
+/// A plain run of `file`'s `api` series with the sweep's settings and
+/// `setting`, scored from sample `from` on: what a held-out part must equal.
+fn plain_run(file: &Path, from: i64, setting: &str, dir: &Path) -> serde_json::Value {
+    let warmup = format!("{}s", from * 300);
+    let flags = [
+        "--retrain",
+        "12h",
+        "--warmup",
+        &warmup,
+        "--metadata",
+        "history=3d",
+        "--metadata",
+        setting,
+    ];
+    run_json(&[&api(file)[..], &flags[..]].concat(), dir, "single.json").1
+}
+
 /// `--holdout` when no setting meets both goals before the split: the
 /// nearest (here the cheapest within the under-provisioning goal, as no run
 /// is within a replica-hours goal of 0.0001x) is still scored after it.
@@ -880,25 +897,7 @@ fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
             "forecastQuantile={}",
             p["run"]["settings"]["forecastQuantile"].as_str().unwrap()
         );
-        let warmup = format!("{}s", 720 * 300);
-        let (_, single) = run_json(
-            &[
-                &api(&input)[..],
-                &[
-                    "--retrain",
-                    "12h",
-                    "--warmup",
-                    &warmup,
-                    "--metadata",
-                    "history=3d",
-                    "--metadata",
-                    &q,
-                ],
-            ]
-            .concat(),
-            dir.path(),
-            "single.json",
-        );
+        let single = plain_run(&input, 720, &q, dir.path());
         assert_eq!(held["policies"], single["policies"], "{q}");
         assert_eq!(held["input"]["scored_from"], single["input"]["scored_from"]);
     }
@@ -991,25 +990,7 @@ fn held_out_folds_pick_on_the_past_and_score_each_part_alone() {
                 "forecastQuantile={}",
                 p["run"]["settings"]["forecastQuantile"].as_str().unwrap()
             );
-            let warmup = format!("{}s", from * 300);
-            let (_, single) = run_json(
-                &[
-                    &api(file)[..],
-                    &[
-                        "--retrain",
-                        "12h",
-                        "--warmup",
-                        &warmup,
-                        "--metadata",
-                        "history=3d",
-                        "--metadata",
-                        &q,
-                    ],
-                ]
-                .concat(),
-                dir.path(),
-                "single.json",
-            );
+            let single = plain_run(file, from, &q, dir.path());
             assert_eq!(held["policies"], single["policies"], "{q} from {from}");
             assert_eq!(held["input"]["to"], single["input"]["to"]);
         }

@@ -464,13 +464,15 @@ fn held_out_section(t: &mut String, h: &Holdout, width: usize, fold: &str) {
             p.run.row(&p.run.label(), width, &p.picked_as.join(", "))
         );
     }
-    if picks > 0 {
-        let held_met = h
-            .picks
+    let met = |which: fn(&&HeldOut) -> bool| {
+        h.picks
             .iter()
-            .filter(is_pick)
+            .filter(which)
             .filter(|p| p.run.meets_goals)
-            .count();
+            .count()
+    };
+    if picks > 0 {
+        let held_met = met(is_pick);
         let _ = writeln!(
             t,
             "{held_met} of {picks} picks {} the goals on the held-out span.",
@@ -478,12 +480,7 @@ fn held_out_section(t: &mut String, h: &Holdout, width: usize, fold: &str) {
         );
     }
     let front = h.picks.iter().filter(on_front).count();
-    let front_met = h
-        .picks
-        .iter()
-        .filter(on_front)
-        .filter(|p| p.run.meets_goals)
-        .count();
+    let front_met = met(on_front);
     let _ = writeln!(
         t,
         "{front_met} of the {front} settings on the front before the split meet the goals after it."
