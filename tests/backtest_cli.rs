@@ -862,6 +862,67 @@ fn a_held_out_sweep_that_meets_no_goal_checks_the_nearest() {
     );
 }
 
+/// `--goal-flaps`: a row meets the goals only if it also flaps no more
+/// than the given multiple of the HPA's, and the JSON records the goal.
+#[test]
+fn a_flap_goal_is_part_of_meeting_the_goals() {
+    let dir = tempfile::tempdir().unwrap();
+    // One-minute samples that jump between two levels every two minutes:
+    // a scale-down with no stabilisation follows them and flaps; the HPA's
+    // five-minute window, and the same setting at 300 s, do not.
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..3 * 1440 {
+        let v = if (i / 2) % 2 == 0 { 200 } else { 800 };
+        csv.push_str(&format!("{},{v}\n", 1_700_006_400 + i * 60));
+    }
+    let input = dir.path().join("jumpy.csv");
+    std::fs::write(&input, csv).unwrap();
+    let flags = [
+        "--input",
+        input.to_str().unwrap(),
+        "--value-column",
+        "value",
+        "--target-per-pod",
+        "100",
+        "--retrain",
+        "12h",
+        "--warmup",
+        "1d",
+        "--metadata",
+        "history=2d",
+        "--metadata",
+        "mode=reactive",
+        "--metadata",
+        "scaleDownPercent=100",
+        "--metadata",
+        "scaleDownLookahead=0s",
+        "--sweep",
+        "scaleDownStabilization=0s,300s",
+        "--goal-under-provisioned",
+        "1000",
+        "--goal-replica-hours",
+        "1000",
+        "--goal-flaps",
+        "1",
+    ];
+    let (stdout, sweep) = run_json(&flags, dir.path(), "calm.json");
+    assert_eq!(sweep["goals"]["flaps_ratio"], 1.0, "{sweep}");
+    assert!(stdout.contains("flaps <= 1.00x the HPA's"), "{stdout}");
+    let runs = sweep["runs"].as_array().unwrap();
+    let flaps =
+        |r: &serde_json::Value, who: &str| r["report"]["policies"][who]["flaps"].as_u64().unwrap();
+    let by = |stabilization: &str| {
+        runs.iter()
+            .find(|r| r["settings"]["scaleDownStabilization"] == stabilization)
+            .unwrap()
+    };
+    let (jumpy, calm) = (by("0s"), by("300s"));
+    assert!(flaps(jumpy, "foresight") > flaps(jumpy, "hpa"), "{jumpy}");
+    assert_eq!(jumpy["meets_goals"], false);
+    assert!(flaps(calm, "foresight") <= flaps(calm, "hpa"), "{calm}");
+    assert_eq!(calm["meets_goals"], true);
+}
+
 /// `--holdout`: the sweep sees only the span before the split, and its picks
 /// are scored after it exactly as a run with the warm-up reaching the split
 /// would score them.
@@ -915,6 +976,10 @@ fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
             "nothing to pick or nothing to check",
         ),
         (&["--holdout", "0.5"][..], "--sweep"),
+        (
+            &["--sweep", "forecastQuantile=0.9", "--goal-flaps=-1"][..],
+            "--goal-flaps must be",
+        ),
     ] {
         let o = run(&[&base[..], extra, &["--output", bad.to_str().unwrap()]].concat());
         assert!(!o.status.success(), "{extra:?}");

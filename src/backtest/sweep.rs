@@ -107,6 +107,20 @@ pub struct Goals {
     pub under_provisioned_ratio: f64,
     /// Largest acceptable replica-hours, as a ratio.
     pub replica_hours_ratio: f64,
+    /// Largest acceptable flaps, as a multiple of the HPA's (`1` is issue
+    /// #4's "no more flapping than the HPA"); `None` leaves flaps out of
+    /// the goals, as issue #5's pair does. An HPA that never flaps allows
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flaps_ratio: Option<f64>,
+}
+
+impl Goals {
+    /// Whether `flaps` against the HPA's `hpa` meet the flap goal, if any.
+    fn calm_enough(&self, flaps: u32, hpa: u32) -> bool {
+        self.flaps_ratio
+            .is_none_or(|r| f64::from(flaps) <= r * f64::from(hpa))
+    }
 }
 
 /// One combination's outcome.
@@ -119,7 +133,8 @@ pub struct SweepRun {
     pub under_provisioned_ratio: Option<f64>,
     /// foresight's replica-hours over the HPA's.
     pub replica_hours_ratio: Option<f64>,
-    /// Whether both ratios are within the goals.
+    /// Whether both ratios are within the goals (and the flaps, when
+    /// [`Goals::flaps_ratio`] is set).
     pub meets_goals: bool,
     /// Whether no other run is at least as good on both ratios and better
     /// on one.
@@ -136,7 +151,8 @@ impl SweepRun {
         let under = ratio(f.under_provisioned_minutes, h.under_provisioned_minutes);
         let cost = ratio(f.replica_hours, h.replica_hours);
         let meets_goals = under.is_some_and(|u| u <= goals.under_provisioned_ratio)
-            && cost.is_some_and(|c| c <= goals.replica_hours_ratio);
+            && cost.is_some_and(|c| c <= goals.replica_hours_ratio)
+            && goals.calm_enough(f.flaps, h.flaps);
         SweepRun {
             settings,
             under_provisioned_ratio: under,
@@ -386,9 +402,14 @@ impl SweepReport {
             let _ = writeln!(t, "{}", r.row(s, width, if r.pareto { "*" } else { "" }));
         }
         let met = self.runs.iter().filter(|r| r.meets_goals).count();
+        let flaps = self
+            .goals
+            .flaps_ratio
+            .map(|r| format!(", flaps <= {r:.2}x"))
+            .unwrap_or_default();
         let _ = writeln!(
             t,
-            "\n{met} of {} settings meet under-provisioned <= {:.2}x and replica-hours <= {:.2}x the HPA's; * marks those no other setting beats on both.",
+            "\n{met} of {} settings meet under-provisioned <= {:.2}x and replica-hours <= {:.2}x{flaps} the HPA's; * marks those no other setting beats on both.",
             self.runs.len(),
             self.goals.under_provisioned_ratio,
             self.goals.replica_hours_ratio
@@ -604,6 +625,7 @@ mod tests {
         let goals = Goals {
             under_provisioned_ratio: 0.2,
             replica_hours_ratio: 1.1,
+            flaps_ratio: None,
         };
         let runs = [
             (10.0, 1200.0), // 0.10x / 1.20x: cheapest at its violations
@@ -639,10 +661,53 @@ mod tests {
     }
 
     #[test]
+    fn a_flap_goal_counts_only_when_set_and_is_measured_against_the_hpa() {
+        let with = |flaps: u32, hpa_flaps: u32| {
+            let mut r = report(15.0, 1050.0);
+            r.policies.foresight.flaps = flaps;
+            r.policies.hpa.flaps = hpa_flaps;
+            r
+        };
+        let goals = |flaps_ratio| Goals {
+            under_provisioned_ratio: 0.2,
+            replica_hours_ratio: 1.1,
+            flaps_ratio,
+        };
+        let meets = |g: Goals, flaps, hpa| {
+            SweepRun::scored(g, BTreeMap::new(), with(flaps, hpa)).meets_goals
+        };
+        // Unset: flaps are not a goal, however many.
+        assert!(meets(goals(None), 500, 10));
+        // No more than the HPA: equal passes, one more fails, and an HPA
+        // that never flaps allows none.
+        assert!(meets(goals(Some(1.0)), 10, 10));
+        assert!(!meets(goals(Some(1.0)), 11, 10));
+        assert!(meets(goals(Some(1.0)), 0, 0));
+        assert!(!meets(goals(Some(1.0)), 1, 0));
+        // A looser multiple.
+        assert!(meets(goals(Some(2.0)), 20, 10));
+        // The ratios still count with it.
+        let mut short = with(0, 10);
+        short.policies.foresight.under_provisioned_minutes = 30.0;
+        assert!(!SweepRun::scored(goals(Some(1.0)), BTreeMap::new(), short).meets_goals);
+        // The table names it, and the JSON keeps it.
+        let report = SweepReport::new(goals(Some(1.0)), vec![(BTreeMap::new(), with(11, 10))]);
+        let table = report.table();
+        assert!(
+            table.contains("0 of 1 settings meet under-provisioned <= 0.20x and replica-hours <= 1.10x, flaps <= 1.00x the HPA's"),
+            "{table}"
+        );
+        let back: SweepReport =
+            serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+        assert_eq!(back, report);
+    }
+
+    #[test]
     fn the_cheapest_and_the_calmest_runs_meeting_the_goals_are_held_out() {
         let goals = Goals {
             under_provisioned_ratio: 0.2,
             replica_hours_ratio: 1.1,
+            flaps_ratio: None,
         };
         let with_flaps = |u: f64, h: f64, flaps: u32| {
             let mut r = report(u, h);

@@ -288,6 +288,12 @@ pub struct BacktestArgs {
     #[arg(long, default_value_t = 1.1, value_name = "RATIO", requires = "sweep")]
     pub goal_replica_hours: f64,
 
+    /// With --sweep: also require foresight's flaps to be at most this
+    /// multiple of the HPA's (1: no more flapping than the HPA, issue #4's
+    /// bar). Unset, flaps are shown but not a goal.
+    #[arg(long, value_name = "RATIO", requires = "sweep")]
+    pub goal_flaps: Option<f64>,
+
     /// With --sweep: hold out this fraction of the scored span, e.g. 0.5.
     /// The sweep runs on the part before it; the cheapest and the calmest
     /// settings that meet the goals there (or the nearest, when none does)

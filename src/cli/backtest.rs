@@ -135,6 +135,13 @@ fn sweep(
             bail!("{flag} must be a positive ratio to the HPA's figure, got {v}");
         }
     }
+    if let Some(v) = args.goal_flaps
+        && !(v.is_finite() && v >= 0.0)
+    {
+        bail!(
+            "--goal-flaps must be a ratio to the HPA's flaps of 0 or more (1 = no more than the HPA), got {v}"
+        );
+    }
     let axes = args
         .sweep
         .iter()
@@ -152,6 +159,7 @@ fn sweep(
     let goals = Goals {
         under_provisioned_ratio: args.goal_under_provisioned,
         replica_hours_ratio: args.goal_replica_hours,
+        flaps_ratio: args.goal_flaps,
     };
     let sw = Sweep {
         args,
