@@ -260,6 +260,10 @@ const LEAST_SHORT_WITHIN_COST: &str = "nearest: least short within the cost goal
 const CHEAPEST_WITHIN_UNDER: &str = "nearest: cheapest within the under-provisioning goal";
 /// Why a run is held out when it is on the front before the split.
 const FRONT: &str = "front";
+/// Why a run meeting the goals is held out: the least replica-hours...
+const CHEAPEST: &str = "cheapest";
+/// ...and the fewest flaps.
+const CALMEST: &str = "calmest";
 
 /// `a / b`, with 0 / 0 read as 0 (neither was short) and anything else over
 /// 0 as unknown.
@@ -356,8 +360,8 @@ impl SweepReport {
                 .then(cost(a).total_cmp(&cost(b)))
         });
         match (cheapest, calmest) {
-            (Some(a), Some(b)) if a == b => vec![(vec!["cheapest".into(), "calmest".into()], a)],
-            (Some(a), Some(b)) => vec![(vec!["cheapest".into()], a), (vec!["calmest".into()], b)],
+            (Some(a), Some(b)) if a == b => vec![(vec![CHEAPEST.into(), CALMEST.into()], a)],
+            (Some(a), Some(b)) => vec![(vec![CHEAPEST.into()], a), (vec![CALMEST.into()], b)],
             _ => Vec::new(),
         }
     }
@@ -460,11 +464,10 @@ fn held_out_section(t: &mut String, h: &Holdout, width: usize, fold: &str) {
     }
     // What the sweep before the split found, as the reasons say: the
     // cheapest and calmest exist only when a run met both goals.
-    let met_before = h.picks.iter().any(|p| {
-        p.picked_as
-            .iter()
-            .any(|w| w == "cheapest" || w == "calmest")
-    });
+    let met_before = h
+        .picks
+        .iter()
+        .any(|p| p.picked_as.iter().any(|w| w == CHEAPEST || w == CALMEST));
     let picks = h.picks.iter().filter(is_pick).count();
     let which = match (met_before, picks > 0) {
         (true, _) => "the picks and the rest of the front",
@@ -513,8 +516,8 @@ fn held_out_section(t: &mut String, h: &Holdout, width: usize, fold: &str) {
 fn fold_summary(t: &mut String, folds: &[&Holdout]) {
     let _ = writeln!(t, "\nAcross the {} folds:", folds.len());
     for why in [
-        "cheapest",
-        "calmest",
+        CHEAPEST,
+        CALMEST,
         LEAST_SHORT_WITHIN_COST,
         CHEAPEST_WITHIN_UNDER,
     ] {

@@ -175,7 +175,8 @@ fn sweep(
         .map(|f| holdout_splits(series, args.warmup, f, args.folds))
         .transpose()?;
     let first_end = splits.as_ref().map_or(series.len(), |s| s[0]);
-    let reports = sw.run_all(&combos, first_end)?;
+    let names: Vec<String> = combos.iter().map(label).collect();
+    let reports = sw.run_all(&combos, first_end, None, &names)?;
     if let Some(first) = reports.first() {
         let (p, i) = (&first.policies, &first.input);
         println!(
@@ -223,7 +224,7 @@ fn sweep(
                     combos
                         .iter()
                         .cloned()
-                        .zip(sw.run_all(&combos, k)?)
+                        .zip(sw.run_all(&combos, k, None, &names)?)
                         .collect(),
                 );
                 sw.check_picks(&again, goals, k, end)?
@@ -258,10 +259,19 @@ struct Sweep<'a> {
 
 impl Sweep<'_> {
     /// One replay per combination over the first `end` samples, in the
-    /// order of `combos`. Every combination is parsed before any runs, so
-    /// every bad value is reported at once rather than after the first few
-    /// replays.
-    fn run_all(&self, combos: &[BTreeMap<String, String>], end: usize) -> Result<Vec<Report>> {
+    /// order of `combos`, scored from sample `from` on when given (the
+    /// warm-up otherwise), each announced by its line of `names`. Every
+    /// combination is parsed before any runs, so every bad value is
+    /// reported at once rather than after the first few replays; runs that
+    /// share a training key run back to back, so each set of models is
+    /// trained once.
+    fn run_all(
+        &self,
+        combos: &[BTreeMap<String, String>],
+        end: usize,
+        from: Option<usize>,
+        names: &[String],
+    ) -> Result<Vec<Report>> {
         let head = self.up_to(end);
         let series = head.as_ref().unwrap_or(self.series);
         let mut runs = Vec::new();
@@ -270,22 +280,25 @@ impl Sweep<'_> {
             let mut m = self.base.clone();
             m.extend(c.clone());
             match backtest(self.args, series, self.id, self.source.to_string(), m) {
-                Ok(b) => runs.push(b),
+                Ok(mut b) => {
+                    if let Some(k) = from {
+                        b.warmup = self.series.timestamp(k) - self.series.start;
+                    }
+                    runs.push(b);
+                }
                 Err(e) => problems.push(format!("{}: {e:#}", label(c))),
             }
         }
         if !problems.is_empty() {
             bail!("invalid --sweep settings:\n{}", problems.join("\n"));
         }
-        // Runs that share a training key run back to back, so each set of
-        // models is trained once.
         let mut order: Vec<usize> = (0..runs.len()).collect();
         order.sort_by_cached_key(|&i| runs[i].training_key());
         let mut cache = ModelCache::default();
         let bars = Bars::new();
         let mut reports = vec![None; runs.len()];
         for (n, &i) in order.iter().enumerate() {
-            eprintln!("[{}/{}] {}", n + 1, runs.len(), label(&combos[i]));
+            eprintln!("[{}/{}] {}", n + 1, runs.len(), names[i]);
             let out = runs[i]
                 .run_cached(&mut cache, &bars)
                 .with_context(|| format!("backtest with {} failed", label(&combos[i])))?;
@@ -318,47 +331,28 @@ impl Sweep<'_> {
         k: usize,
         end: usize,
     ) -> Result<Holdout> {
-        let from = self.series.timestamp(k);
-        let head = self.up_to(end);
-        let series = head.as_ref().unwrap_or(self.series);
-        let bars = Bars::new();
-        let mut cache = ModelCache::default();
         let held = report.held_out();
-        let mut runs = Vec::with_capacity(held.len());
-        for (_, i) in &held {
-            let mut m = self.base.clone();
-            m.extend(report.runs[*i].settings.clone());
-            let mut b = backtest(self.args, series, self.id, self.source.to_string(), m)?;
-            b.warmup = from - self.series.start;
-            runs.push(b);
-        }
-        // As in the sweep: runs that train alike back to back, so the
-        // cache trains each set of models once.
-        let mut order: Vec<usize> = (0..runs.len()).collect();
-        order.sort_by_cached_key(|&j| runs[j].training_key());
-        let mut reports = vec![None; runs.len()];
-        for j in order {
-            let (picked_as, i) = &held[j];
-            let settings = label(&report.runs[*i].settings);
-            eprintln!("held out: {settings} ({})", picked_as.join(", "));
-            let out = runs[j]
-                .run_cached(&mut cache, &bars)
-                .with_context(|| format!("the held-out replay of {settings} failed"))?;
-            reports[j] = Some(out.report);
-        }
+        let settings: Vec<_> = held
+            .iter()
+            .map(|(_, i)| report.runs[*i].settings.clone())
+            .collect();
+        let names: Vec<String> = held
+            .iter()
+            .zip(&settings)
+            .map(|((why, _), s)| format!("held out: {} ({})", label(s), why.join(", ")))
+            .collect();
+        let reports = self.run_all(&settings, end, Some(k), &names)?;
         let picks = held
             .into_iter()
+            .zip(settings)
             .zip(reports)
-            .filter_map(|((picked_as, i), r)| {
-                Some(HeldOut {
-                    picked_as,
-                    run: SweepRun::scored(goals, report.runs[i].settings.clone(), r?),
-                })
+            .map(|(((picked_as, _), settings), r)| HeldOut {
+                picked_as,
+                run: SweepRun::scored(goals, settings, r),
             })
             .collect();
-        bars.finish();
         Ok(Holdout {
-            split: from.to_rfc3339(),
+            split: self.series.timestamp(k).to_rfc3339(),
             until: (end < self.series.len()).then(|| self.series.timestamp(end).to_rfc3339()),
             picks,
         })
