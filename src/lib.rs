@@ -12,7 +12,7 @@
 //! * [`domain`]: the shared vocabulary (`Series`, `Forecast`, `Decision`,
 //!   `ScalerSpec`). Plain types, no I/O.
 //! * [`config`]: KEDA metadata parsing (every error at once, in KEDA's own
-//!   message shapes), server settings, durations.
+//!   message shapes), server settings, durations, ScaledObject manifests.
 //! * [`sources`]: the only module that reads metrics: Prometheus, long-format
 //!   files (polars) and the embedded trace, behind one trait.
 //! * [`forecast`]: our own model traits over augurs; synchronous, pure CPU.
@@ -23,7 +23,8 @@
 //! * [`grpc`]: thin tonic adapter for KEDA's `externalscaler` contract.
 //! * [`http`]: health, readiness, metrics and explanations.
 //! * [`backtest`]: offline replay of recorded demand through foresight's
-//!   policy, an HPA emulation and a perfect-foresight oracle.
+//!   policy, an HPA emulation and a perfect-foresight oracle; sweeps of
+//!   settings, and which pick is fit to write into a ScaledObject.
 //! * [`remediation`]: what happens when scaling cannot keep up: pure
 //!   diagnosis and guardrails, kubectl-exact rollback/restart and ceiling
 //!   raises (kube confined to `remediation::kube`), pages, an fsync'd audit

@@ -34,6 +34,35 @@ fn long_csv(dir: &Path) -> PathBuf {
     p
 }
 
+/// A ScaledObject with a CPU trigger and foresight's external trigger,
+/// whose query the backtest replaces with `long_csv`'s `api` series.
+fn scaled_object(dir: &Path) -> PathBuf {
+    let p = dir.join("so.yaml");
+    std::fs::write(
+        &p,
+        r#"# the team's scaler
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: api, namespace: shop}
+spec:
+  scaleTargetRef: {name: api}
+  triggers:
+    - type: cpu
+      metadata: {value: "50"}
+    - type: external
+      metadata:
+        scalerAddress: foresight.keda:9090
+        queueDepthQuery: sum(rabbitmq_queue_messages)
+        queueDepthTarget: 40
+        maxReplicaCount: "30"
+        history: 3d
+        forecastQuantile: "0.9"
+"#,
+    )
+    .unwrap();
+    p
+}
+
 /// A JSON file the command wrote.
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -203,27 +232,7 @@ fn single_series_files_and_prometheus_exports_are_read() {
 fn scaled_object_yaml_supplies_the_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let input = long_csv(dir.path());
-    let yaml = dir.path().join("so.yaml");
-    std::fs::write(
-        &yaml,
-        r#"apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {name: api, namespace: shop}
-spec:
-  scaleTargetRef: {name: api}
-  triggers:
-    - type: cpu
-      metadata: {value: "50"}
-    - type: external
-      metadata:
-        scalerAddress: foresight.keda:9090
-        queueDepthQuery: sum(rabbitmq_queue_messages)
-        queueDepthTarget: "40"
-        maxReplicaCount: "30"
-        history: 3d
-"#,
-    )
-    .unwrap();
+    let yaml = scaled_object(dir.path());
     let report = dir.path().join("r.json");
     let o = run(&[
         "--input",
@@ -986,6 +995,152 @@ fn a_held_out_sweep_picks_before_the_split_and_scores_after_it() {
         assert!(text(&o).contains(expect), "{extra:?}: {}", text(&o));
         assert!(!bad.exists(), "{extra:?} wrote {}", bad.display());
     }
+}
+
+/// `--write-pick`: the ScaledObject the sweep replayed comes back with
+/// the pick in its external trigger's metadata, and only a pick that held
+/// after the split is written.
+#[test]
+fn a_sweep_writes_the_pick_that_held_into_the_scaled_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = long_csv(dir.path());
+    let so = scaled_object(dir.path());
+    let sweep = |goal: &str, pick: &str, out: &Path, report: &Path| {
+        run(&[
+            "--input",
+            input.to_str().unwrap(),
+            "--series",
+            "api",
+            "--metadata",
+            so.to_str().unwrap(),
+            "--target-per-pod",
+            "50",
+            "--retrain",
+            "12h",
+            "--warmup",
+            "1d",
+            "--metadata",
+            "history=3d",
+            "--sweep",
+            "scaleDownStabilization=60s,300s",
+            "--holdout",
+            "0.5",
+            "--goal-under-provisioned",
+            goal,
+            "--goal-replica-hours",
+            goal,
+            "--pick",
+            pick,
+            "--write-pick",
+            out.to_str().unwrap(),
+            "--output",
+            report.to_str().unwrap(),
+        ])
+    };
+    let report = dir.path().join("sweep.json");
+    for pick in ["calmest", "cheapest"] {
+        let out = dir.path().join(format!("{pick}.yaml"));
+        // Goals every run meets, so each pick holds after the split.
+        let o = sweep("1000", pick, &out, &report);
+        assert!(o.status.success(), "{}", text(&o));
+        let r = read_json(&report);
+        let held = r["holdout"]["picks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["picked_as"].as_array().unwrap().iter().any(|w| w == pick))
+            .unwrap_or_else(|| panic!("no {pick} pick held out: {r}"));
+        let chosen = held["run"]["settings"]["scaleDownStabilization"]
+            .as_str()
+            .unwrap();
+        let written = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            written.starts_with(&format!(
+                "# Written by `foresight backtest --write-pick` from {}, replayed on ",
+                so.display()
+            )),
+            "{written}"
+        );
+        assert!(
+            written.contains(&format!(
+                "the {pick} pick, scaleDownStabilization={chosen}."
+            )),
+            "{written}"
+        );
+        assert!(
+            written.contains(&format!(
+                "before {}, and after it: ",
+                r["holdout"]["split"].as_str().unwrap()
+            )),
+            "{written}"
+        );
+        let doc: serde_yaml::Value = serde_yaml::from_str(&written).unwrap();
+        let before: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&so).unwrap()).unwrap();
+        // Everything but the external trigger's metadata is as it was.
+        assert_eq!(doc["metadata"], before["metadata"]);
+        assert_eq!(doc["spec"]["triggers"][0], before["spec"]["triggers"][0]);
+        let meta = &doc["spec"]["triggers"][1]["metadata"];
+        // The pick and what the command line set, over the manifest's own;
+        // the query is the manifest's, not the replayed series' id.
+        assert_eq!(meta["scaleDownStabilization"].as_str(), Some(chosen));
+        assert_eq!(meta["queueDepthTarget"].as_str(), Some("50"));
+        assert_eq!(meta["history"].as_str(), Some("3d"));
+        assert_eq!(meta["forecastQuantile"].as_str(), Some("0.9"));
+        assert_eq!(
+            meta["queueDepthQuery"].as_str(),
+            Some("sum(rabbitmq_queue_messages)")
+        );
+        assert_eq!(meta["scalerAddress"].as_str(), Some("foresight.keda:9090"));
+        assert!(meta.get("hpaTolerance").is_none(), "{written}");
+        // And it replays: the written manifest is a valid --metadata input.
+        let again = run(&[
+            "--input",
+            input.to_str().unwrap(),
+            "--series",
+            "api",
+            "--metadata",
+            out.to_str().unwrap(),
+            "--retrain",
+            "12h",
+            "--warmup",
+            "1d",
+        ]);
+        assert!(again.status.success(), "{}", text(&again));
+    }
+
+    // Goals no run meets: the sweep's table and --output still come, the
+    // command fails and names why, and no manifest is written.
+    let out = dir.path().join("none.yaml");
+    std::fs::remove_file(&report).unwrap();
+    let o = sweep("0.0001", "calmest", &out, &report);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains(&format!(
+            "--write-pick {}: no setting met the goals before ",
+            out.display()
+        )) && text(&o).contains("; nothing was written"),
+        "{}",
+        text(&o)
+    );
+    assert!(report.exists());
+    assert!(!out.exists());
+
+    // Without the manifest to write into, it fails before replaying.
+    let o = run(&[
+        &api(&input)[..],
+        &["--sweep", "forecastQuantile=0.9", "--write-pick"],
+        &[out.to_str().unwrap()],
+    ]
+    .concat());
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("give exactly one ScaledObject YAML with --metadata FILE (got 0)"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("[1/1]"), "{}", text(&o));
+    assert!(!out.exists());
 }
 
 /// `--folds 2`: the held-out half is scored in two parts, each on a pick

@@ -14,7 +14,8 @@
 //! * [`report`]: the fixed `report.json` schema and the terminal table.
 //! * [`timeline`]: the per-tick Parquet file; [`plot`] draws it.
 //! * [`sweep`]: one replay per combination of metadata values, checked
-//!   against goals.
+//!   against goals; [`deploy`]: which of its picks is fit to write into a
+//!   ScaledObject.
 //!
 //! The replay steps through ticks (the data step, at most one minute).
 //! A sample holds until the next one (as a Prometheus instant query returns
@@ -25,6 +26,7 @@
 //! Deployment, as it does in a cluster.
 
 mod capacity;
+mod deploy;
 mod error;
 mod hpa;
 mod lane;
@@ -42,6 +44,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 
 pub use capacity::{Pods, demand_at, oracle_schedule};
+pub use deploy::{Deployable, NotDeployable, PickKind, deployable};
 pub use error::BacktestError;
 pub use hpa::{Hpa, HpaConfig, downstream_tolerance};
 pub use plot::plot;

@@ -261,9 +261,9 @@ const CHEAPEST_WITHIN_UNDER: &str = "nearest: cheapest within the under-provisio
 /// Why a run is held out when it is on the front before the split.
 const FRONT: &str = "front";
 /// Why a run meeting the goals is held out: the least replica-hours...
-const CHEAPEST: &str = "cheapest";
+pub(crate) const CHEAPEST: &str = "cheapest";
 /// ...and the fewest flaps.
-const CALMEST: &str = "calmest";
+pub(crate) const CALMEST: &str = "calmest";
 
 /// `a / b`, with 0 / 0 read as 0 (neither was short) and anything else over
 /// 0 as unknown.
@@ -549,6 +549,36 @@ fn fold_summary(t: &mut String, folds: &[&Holdout]) {
     );
 }
 
+/// Reports to build sweeps from in unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Report;
+
+    /// A report whose foresight lane has these figures against an HPA that
+    /// was short 100 minutes over 1000 replica-hours.
+    pub(crate) fn report(under: f64, hours: f64) -> Report {
+        let lane = |u: f64, h: f64| {
+            serde_json::json!({"under_provisioned_minutes": u, "replica_hours": h,
+                "scale_events": 0, "flaps": 0, "max_replicas": 1, "p95_backlog": 0.0})
+        };
+        serde_json::from_value(serde_json::json!({
+            "input": {"source": "s", "series": "s", "signal": "connections", "target_per_pod": 1.0,
+                "startup_seconds": 120, "retrain_seconds": 3600, "history_seconds": 86400,
+                "data_step_seconds": 60, "from": "", "scored_from": "", "to": "",
+                "metadata": {}, "downstream_tolerance": 0.1},
+            "steps": 1, "step_seconds": 60.0,
+            "policies": {"foresight": lane(under, hours), "hpa": lane(100.0, 1000.0),
+                "oracle": lane(0.0, 900.0), "perfect_forecast": lane(0.0, 950.0)},
+            "forecast": {"mase": null, "smape": null, "interval_coverage": null,
+                "interval_level": 0.8, "points": 0, "anchored_coverage": null, "anchored_points": 0},
+            "decisions": {"prediction": {}, "limiter": {}, "swallowed_by_hpa_tolerance": 0},
+            "training": {"attempted": 0, "failed": 0, "models": {}},
+            "notes": []
+        }))
+        .unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,29 +629,7 @@ mod tests {
         assert_eq!(ratio(1.0, 0.0), None);
     }
 
-    /// A report whose foresight lane has these figures against an HPA that
-    /// was short 100 minutes over 1000 replica-hours.
-    fn report(under: f64, hours: f64) -> Report {
-        let lane = |u: f64, h: f64| {
-            serde_json::json!({"under_provisioned_minutes": u, "replica_hours": h,
-                "scale_events": 0, "flaps": 0, "max_replicas": 1, "p95_backlog": 0.0})
-        };
-        serde_json::from_value(serde_json::json!({
-            "input": {"source": "s", "series": "s", "signal": "connections", "target_per_pod": 1.0,
-                "startup_seconds": 120, "retrain_seconds": 3600, "history_seconds": 86400,
-                "data_step_seconds": 60, "from": "", "scored_from": "", "to": "",
-                "metadata": {}, "downstream_tolerance": 0.1},
-            "steps": 1, "step_seconds": 60.0,
-            "policies": {"foresight": lane(under, hours), "hpa": lane(100.0, 1000.0),
-                "oracle": lane(0.0, 900.0), "perfect_forecast": lane(0.0, 950.0)},
-            "forecast": {"mase": null, "smape": null, "interval_coverage": null,
-                "interval_level": 0.8, "points": 0, "anchored_coverage": null, "anchored_points": 0},
-            "decisions": {"prediction": {}, "limiter": {}, "swallowed_by_hpa_tolerance": 0},
-            "training": {"attempted": 0, "failed": 0, "models": {}},
-            "notes": []
-        }))
-        .unwrap()
-    }
+    use super::test_support::report;
 
     #[test]
     fn rows_are_checked_against_the_goals_and_the_front_is_marked() {

@@ -308,6 +308,37 @@ pub struct BacktestArgs {
     /// one, at the cost of a sweep per fold.
     #[arg(long, default_value_t = 1, value_name = "K", requires = "holdout")]
     pub folds: usize,
+
+    /// With --sweep: write the ScaledObject given with --metadata FILE to
+    /// this file (atomically), its external trigger's metadata set to the
+    /// pick (--pick): the setting picked before the last held-out part that
+    /// still met the goals on it, or without --holdout the sweep's own pick.
+    /// Nothing is written, and the command fails, when no pick qualifies.
+    #[arg(long, value_name = "FILE", requires = "sweep")]
+    pub write_pick: Option<PathBuf>,
+
+    /// With --write-pick: which pick to write.
+    #[arg(long, value_enum, default_value_t = PickArg::Calmest, requires = "write_pick")]
+    pub pick: PickArg,
+}
+
+/// Which of a sweep's picks `--write-pick` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PickArg {
+    /// The fewest flaps among the settings meeting the goals, then the
+    /// fewest replica-hours.
+    Calmest,
+    /// The fewest replica-hours among the settings meeting the goals.
+    Cheapest,
+}
+
+impl From<PickArg> for crate::backtest::PickKind {
+    fn from(p: PickArg) -> Self {
+        match p {
+            PickArg::Calmest => Self::Calmest,
+            PickArg::Cheapest => Self::Cheapest,
+        }
+    }
 }
 
 fn parse_delta(s: &str) -> Result<chrono::TimeDelta, String> {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -14,8 +14,10 @@ use super::args::{BacktestArgs, BacktestFormat, SignalArg};
 use crate::backtest::sweep::{
     Axis, Goals, HeldOut, Holdout, SweepReport, SweepRun, combinations, label,
 };
-use crate::backtest::{Backtest, ModelCache, Progress, Report, write_timeline};
-use crate::config::parse_metadata;
+use crate::backtest::{
+    Backtest, ModelCache, PickKind, Progress, Report, deployable, write_timeline,
+};
+use crate::config::{external_metadata, parse_metadata, with_external_metadata};
 use crate::domain::{MetricKind, Series};
 use crate::sources::{
     FileData, LoadOptions, LoadReport, MetricSource, PrometheusSource, load_range_export,
@@ -25,9 +27,27 @@ use crate::sources::{
 const PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub(crate) fn run(args: BacktestArgs) -> Result<()> {
+    // Checked before any data is read: a live pull or a sweep can take
+    // minutes, and a --write-pick with nothing to write into would be found
+    // only at the end.
+    let manifest = args
+        .write_pick
+        .as_ref()
+        .map(|_| write_pick_manifest(&args.metadata))
+        .transpose()?;
     let (series, id, source, mut notes) = load_series(&args)?;
     let mut metadata = collect_metadata(&args.metadata)?;
     let kind = choose_signal(&metadata, args.signal)?;
+    let deploy = args
+        .write_pick
+        .clone()
+        .zip(manifest)
+        .map(|(out, (from, text))| Deploy {
+            set: written_metadata(&args, kind),
+            out,
+            from,
+            text,
+        });
     for other in MetricKind::ALL.into_iter().filter(|k| *k != kind) {
         for key in [other.query_key(), other.target_key()] {
             if metadata.remove(key).is_some() {
@@ -67,7 +87,7 @@ pub(crate) fn run(args: BacktestArgs) -> Result<()> {
         metadata.insert("history".into(), crate::domain::format_delta(h));
     }
     if !args.sweep.is_empty() {
-        return sweep(&args, &series, &id, &source, metadata, notes);
+        return sweep(&args, &series, &id, &source, metadata, notes, deploy);
     }
     let bt = backtest(&args, &series, &id, source, metadata)?;
     let bars = Bars::new();
@@ -126,6 +146,7 @@ fn sweep(
     source: &str,
     base: BTreeMap<String, String>,
     notes: Vec<String>,
+    deploy: Option<Deploy>,
 ) -> Result<()> {
     for (flag, v) in [
         ("--goal-under-provisioned", args.goal_under_provisioned),
@@ -240,7 +261,97 @@ fn sweep(
     if let Some(path) = &args.output {
         write_json(path, &report, "sweep report")?;
     }
+    if let Some(d) = deploy {
+        d.write(&report, args.pick.into(), &format!("{source} series {id}"))?;
+    }
     Ok(())
+}
+
+/// `--write-pick`: where the picked setting goes, and what it goes into.
+struct Deploy {
+    /// The file to write.
+    out: PathBuf,
+    /// The ScaledObject manifest given with `--metadata`, named in the
+    /// header and in errors.
+    from: PathBuf,
+    /// Its text, read once before the sweep, so what is written is the
+    /// manifest the replays were parsed from.
+    text: String,
+    /// What the command line set over the manifest's metadata (see
+    /// [`written_metadata`]); the pick goes over these.
+    set: BTreeMap<String, String>,
+}
+
+impl Deploy {
+    /// Writes the manifest with the `kind` pick of `report`, replayed on
+    /// `replayed`, or fails saying why no pick qualifies, writing nothing.
+    fn write(&self, report: &SweepReport, kind: PickKind, replayed: &str) -> Result<()> {
+        let pick = deployable(report, kind).map_err(|e| {
+            anyhow!(
+                "--write-pick {}: {e}; nothing was written",
+                self.out.display()
+            )
+        })?;
+        let mut set = self.set.clone();
+        set.extend(pick.settings.clone());
+        let body = with_external_metadata(&self.text, &set)
+            .with_context(|| format!("cannot update {}", self.from.display()))?;
+        let settings = label(&pick.settings);
+        let text = format!(
+            "# Written by `foresight backtest --write-pick` from {}, replayed on {replayed}: the {kind} pick, {settings}.\n# {}.\n{body}",
+            self.from.display(),
+            pick.evidence
+        );
+        crate::durable::write_bytes_atomically(&self.out, text.as_bytes())
+            .with_context(|| format!("cannot write {}", self.out.display()))?;
+        println!(
+            "\nwrote {}: {} with {settings} ({kind} pick; {})",
+            self.out.display(),
+            self.from.display(),
+            pick.evidence
+        );
+        Ok(())
+    }
+}
+
+/// The one ScaledObject manifest among `--metadata`'s items, and its text:
+/// `--write-pick` writes it back with the pick.
+fn write_pick_manifest(items: &[String]) -> Result<(PathBuf, String)> {
+    let files: Vec<&String> = items.iter().filter(|i| !i.contains('=')).collect();
+    let [file] = files.as_slice() else {
+        bail!(
+            "--write-pick writes the pick into the ScaledObject it was replayed with: give exactly one ScaledObject YAML with --metadata FILE (got {})",
+            files.len()
+        );
+    };
+    let path = PathBuf::from(file.as_str());
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    external_metadata(&text)
+        .with_context(|| format!("reading the ScaledObject {}", path.display()))?;
+    Ok((path, text))
+}
+
+/// What the command line set over the manifest's metadata, as
+/// `--write-pick` writes it: the `key=value` items, and the target and
+/// history the replays used when `--target-per-pod` and `--history` gave
+/// them. The query stays the manifest's (the backtest replaced it with the
+/// series), and `hpaTolerance` is written only when given as metadata: it
+/// describes the cluster's HPA, which `--hpa-tolerance` only simulates.
+fn written_metadata(args: &BacktestArgs, kind: MetricKind) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = args
+        .metadata
+        .iter()
+        .filter_map(|i| i.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    if let Some(t) = args.target_per_pod {
+        out.insert(kind.target_key().to_string(), t.to_string());
+    }
+    if let Some(h) = args.history {
+        out.insert("history".into(), crate::domain::format_delta(h));
+    }
+    out
 }
 
 /// What every replay of one sweep shares.
@@ -528,55 +639,7 @@ fn collect_metadata(items: &[String]) -> Result<BTreeMap<String, String>> {
 fn scaled_object_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text)
-        .with_context(|| format!("{} is not valid YAML", path.display()))?;
-    let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-    if kind != "ScaledObject" {
-        bail!(
-            "{} has kind {kind:?}; expected a KEDA ScaledObject",
-            path.display()
-        );
-    }
-    let triggers = doc
-        .get("spec")
-        .and_then(|s| s.get("triggers"))
-        .and_then(|t| t.as_sequence())
-        .ok_or_else(|| anyhow!("{} has no spec.triggers", path.display()))?;
-    let trigger = triggers
-        .iter()
-        .find(|t| {
-            matches!(
-                t.get("type").and_then(|v| v.as_str()),
-                Some("external" | "external-push")
-            )
-        })
-        .ok_or_else(|| {
-            anyhow!(
-                "{} has no trigger of type external or external-push",
-                path.display()
-            )
-        })?;
-    let meta = trigger
-        .get("metadata")
-        .and_then(|m| m.as_mapping())
-        .ok_or_else(|| anyhow!("{}: the external trigger has no metadata", path.display()))?;
-    let mut out = BTreeMap::new();
-    for (k, v) in meta {
-        let key = k
-            .as_str()
-            .ok_or_else(|| anyhow!("{}: a metadata key is not a string", path.display()))?;
-        let value = match v {
-            serde_yaml::Value::String(s) => s.clone(),
-            serde_yaml::Value::Number(n) => n.to_string(),
-            serde_yaml::Value::Bool(b) => b.to_string(),
-            _ => bail!(
-                "{}: metadata {key:?} must be a string (KEDA's metadata is a map of strings)",
-                path.display()
-            ),
-        };
-        out.insert(key.to_string(), value);
-    }
-    Ok(out)
+    external_metadata(&text).with_context(|| format!("reading the ScaledObject {}", path.display()))
 }
 
 /// The signal to replay as: the flag, else the one the metadata configures,
