@@ -359,3 +359,69 @@ fn a_model_cache_is_reused_only_for_the_same_series_and_training() {
         alone(&b, &q).policies.foresight
     );
 }
+
+/// `mode: holding` trains a need model that other modes do not, so it must
+/// not be handed their models (a sweep of `mode=predictive,holding` once
+/// replayed holding on the predictive run's models, without a need model);
+/// and a target or bound changes the needs it learns.
+#[test]
+fn a_model_cache_tells_holding_models_from_the_others() {
+    let a = seasonal(5);
+    let alone = |extra: &[(&str, &str)]| backtest(&a, extra, 6).run(&Quiet).unwrap().report;
+    let mut cache = ModelCache::default();
+    let holding = [("mode", "holding"), ("step", "5m")];
+    let predictive = [("mode", "predictive"), ("step", "5m")];
+    let bounded = [
+        ("mode", "holding"),
+        ("step", "5m"),
+        ("maxReplicaCount", "12"),
+    ];
+    for extra in [&predictive[..], &holding[..], &bounded[..], &predictive[..]] {
+        let shared = backtest(&a, extra, 6)
+            .run_cached(&mut cache, &Quiet)
+            .unwrap()
+            .report;
+        assert_eq!(shared, alone(extra), "{extra:?}");
+    }
+    assert_ne!(
+        alone(&holding).policies.foresight,
+        alone(&bounded).policies.foresight
+    );
+}
+
+/// A replay of a longer span of the same samples trains only the
+/// boundaries past the shorter one's, and a shorter one trains nothing: in
+/// either order the reports are those of runs that trained everything, and
+/// a series that differs before the shorter one's end trains afresh.
+#[test]
+fn a_model_cache_serves_a_longer_or_shorter_span_of_the_same_samples() {
+    let full = seasonal(6);
+    let head = |days: usize| Series::new(full.start, full.step, full.values[..days * 288].to_vec());
+    let (four, five) = (head(4), head(5));
+    let mut changed = five.clone();
+    changed.values[300] += 500.0;
+    let alone = |s: &Series| backtest(s, &[], 6).run(&Quiet).unwrap().report;
+    let trained = std::sync::atomic::AtomicUsize::new(0);
+    struct Count<'a>(&'a std::sync::atomic::AtomicUsize);
+    impl foresight::backtest::Progress for Count<'_> {
+        fn training(&self, _: usize, _: usize) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        fn replay(&self, _: usize, _: usize) {}
+    }
+    let mut cache = ModelCache::keeping_all();
+    let mut counts = Vec::new();
+    for s in [&four, &full, &five, &changed] {
+        trained.store(0, std::sync::atomic::Ordering::Relaxed);
+        let shared = backtest(s, &[], 6)
+            .run_cached(&mut cache, &Count(&trained))
+            .unwrap()
+            .report;
+        assert_eq!(shared, alone(s), "{} samples", s.len());
+        counts.push(trained.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    // Four days at 6-hour retrains: 16 boundaries; six days: 24, of which
+    // the first 16 were trained already; five days: all known; the changed
+    // series: all 20 again.
+    assert_eq!(counts, [16, 8, 0, 20]);
+}

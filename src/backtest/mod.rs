@@ -103,12 +103,34 @@ impl Progress for Quiet {
     fn replay(&self, _: usize, _: usize) {}
 }
 
-/// The models of the last run, kept for the next one (see
-/// [`Backtest::run_cached`]).
+/// Models kept from one run for the next (see [`Backtest::run_cached`]).
 #[derive(Default)]
 pub struct ModelCache {
-    /// The training key they were trained for, and the models.
-    entry: Option<(String, Arc<Models>)>,
+    /// Per training key: the samples the models were trained on (the
+    /// longest series seen with that key), and every training done on them
+    /// so far, over any span.
+    entries: Vec<(String, Vec<f64>, Models)>,
+    /// Whether models of other keys stay when a new key is trained. A
+    /// sweep replays its settings grouped by key, so one entry is enough;
+    /// a sweep that replays them again over a longer span (`--holdout`,
+    /// `--folds`) keeps all, at the memory of one run's models per key.
+    keep_all: bool,
+}
+
+impl ModelCache {
+    /// A cache that keeps every training key's models for later runs.
+    pub fn keeping_all() -> Self {
+        Self {
+            entries: Vec::new(),
+            keep_all: true,
+        }
+    }
+}
+
+/// Whether two series agree on every sample both have (bit for bit, so
+/// missing samples match): models trained on one's head are the other's.
+fn same_head(a: &[f64], b: &[f64]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 /// A replay's report and its per-tick timeline.
@@ -189,10 +211,12 @@ impl Backtest<'_> {
         self.run_cached(&mut ModelCache::default(), progress)
     }
 
-    /// As [`Backtest::run`], but reuses the models in `cache` when they were
-    /// trained from the same inputs, and leaves this run's models there. A
-    /// sweep over policy settings (which the models do not depend on) then
-    /// trains once.
+    /// As [`Backtest::run`], but takes from `cache` the models trained
+    /// from the same settings on the same samples, trains only the rest,
+    /// and leaves this run's models there. A sweep over policy settings
+    /// (which the models do not depend on) then trains once, and a replay
+    /// of a longer span of the same series trains only the boundaries past
+    /// the shorter one's. The outcome is the same as [`Backtest::run`]'s.
     pub fn run_cached(
         &self,
         cache: &mut ModelCache,
@@ -200,48 +224,67 @@ impl Backtest<'_> {
     ) -> Result<Outcome, BacktestError> {
         let validated = self.validate()?;
         let key = self.training_key();
-        let models = match cache.entry.take() {
-            Some((k, m)) if k == key => m,
-            _ => {
-                let (from, to) = self.span();
-                Arc::new(train_all(
-                    &TrainingPlan {
-                        series: self.series,
-                        id: self.id,
-                        spec: &self.spec,
-                        retrain: self.retrain,
-                        reselect: self.reselect,
-                        from,
-                        to,
-                    },
-                    &|d, t| progress.training(d, t),
-                ))
+        let values = &self.series.values;
+        let at = cache
+            .entries
+            .iter()
+            .position(|(k, v, _)| *k == key && same_head(v, values));
+        let (from, to) = self.span();
+        let models = Arc::new(train_all(
+            &TrainingPlan {
+                series: self.series,
+                id: self.id,
+                spec: &self.spec,
+                retrain: self.retrain,
+                reselect: self.reselect,
+                from,
+                to,
+            },
+            at.map(|i| &cache.entries[i].2),
+            &|d, t| progress.training(d, t),
+        ));
+        match at {
+            Some(i) => {
+                let (_, seen, kept) = &mut cache.entries[i];
+                kept.absorb(&models);
+                if values.len() > seen.len() {
+                    seen.clone_from(values);
+                }
             }
-        };
-        let out = self.replay(&models, validated, progress);
-        cache.entry = Some((key, models));
-        out
+            None => {
+                if !cache.keep_all {
+                    cache.entries.clear();
+                }
+                cache
+                    .entries
+                    .push((key, values.clone(), Models::clone(&models)));
+            }
+        }
+        self.replay(&models, validated, progress)
     }
 
-    /// Everything [`train_all`] reads: runs with equal keys get identical
-    /// models. The series is named by identity as well as shape, so a cache
-    /// handed a different series of the same length trains again.
+    /// Everything [`train_all`] reads but the samples: runs with equal keys
+    /// on samples that agree get identical models at every boundary both
+    /// reach ([`ModelCache`] compares the samples).
     pub(crate) fn training_key(&self) -> String {
         let s = &self.spec;
         format!(
-            "{}|{:p}|{}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+            "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}",
             self.id,
-            self.series,
             self.series.start,
             self.series.step,
-            self.series.len(),
             s.history,
             s.step,
             s.seasonality,
             s.lead_time,
             s.forecast_quantile.to_bits(),
             self.retrain,
-            self.reselect
+            self.reselect,
+            // `mode: holding` trains a need model as well, for this target
+            // and these bounds; other modes train none.
+            s.metrics
+                .first()
+                .and_then(|m| crate::forecast::NeedSpec::of(s, m.target))
         )
     }
 

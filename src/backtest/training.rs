@@ -19,7 +19,7 @@ use crate::policy::{Behavior, ForecastInput, Plan, holding_plan};
 use crate::sources::{FileData, FileSource, MetricSource};
 
 /// Trained models by boundary, and the trainings that failed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Models {
     /// Successful trainings by boundary.
     trained: BTreeMap<DateTime<Utc>, Arc<Trained>>,
@@ -127,12 +127,10 @@ pub struct TrainingPlan<'a> {
     pub to: DateTime<Utc>,
 }
 
-/// Trains every boundary whose model the replay of `[from, to]` uses, in
-/// parallel: first the selection boundaries (full validation), then the
-/// boundaries in between (refits of the choice). `progress(done, total)` is
-/// called after each training.
-pub fn train_all(p: &TrainingPlan<'_>, progress: &(dyn Fn(usize, usize) + Sync)) -> Models {
-    let delay = plan::activation_delay(p.retrain);
+/// The boundaries a replay of `[from, to]` trains: every retrain boundary
+/// whose model it uses, and the selection boundaries (full validation)
+/// whose choice the others refit.
+fn schedule(p: &TrainingPlan<'_>) -> (Vec<DateTime<Utc>>, BTreeSet<DateTime<Utc>>) {
     // The first model that can exist is the first boundary after the data
     // starts; the last one the replay uses is at or before `to`.
     let mut boundaries = Vec::new();
@@ -144,15 +142,45 @@ pub fn train_all(p: &TrainingPlan<'_>, progress: &(dyn Fn(usize, usize) + Sync))
         boundaries.push(b);
         b += p.retrain;
     }
-    let selections: BTreeSet<DateTime<Utc>> = boundaries
+    let selections = boundaries
         .iter()
         .map(|b| plan::selection_boundary(*b, p.retrain, p.reselect))
         .collect();
-    let total = selections.len()
-        + boundaries
-            .iter()
-            .filter(|b| !selections.contains(b))
-            .count();
+    (boundaries, selections)
+}
+
+/// Trains every boundary whose model the replay of `[from, to]` uses, in
+/// parallel: first the selection boundaries (full validation), then the
+/// boundaries in between (refits of the choice). `progress(done, total)` is
+/// called after each training.
+///
+/// Boundaries `have` already holds (trained or failed) are taken from it
+/// instead: a training reads only the history ending at its boundary, so
+/// models trained on the same samples, for the same settings, over a longer
+/// or shorter span are these same models. The caller ([`ModelCache`](super::ModelCache))
+/// checks that. The result holds exactly the boundaries of `[from, to]`, as
+/// if all were trained here.
+pub fn train_all(
+    p: &TrainingPlan<'_>,
+    have: Option<&Models>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Models {
+    let delay = plan::activation_delay(p.retrain);
+    let (boundaries, selections) = schedule(p);
+    let failed: BTreeMap<DateTime<Utc>, &String> = have
+        .map(|h| h.failures.iter().map(|(b, e)| (*b, e)).collect())
+        .unwrap_or_default();
+    let known = |b: &DateTime<Utc>| {
+        failed.contains_key(b) || have.is_some_and(|h| h.trained.contains_key(b))
+    };
+    let new_selections: Vec<DateTime<Utc>> =
+        selections.iter().copied().filter(|b| !known(b)).collect();
+    let new_refits: Vec<DateTime<Utc>> = boundaries
+        .iter()
+        .copied()
+        .filter(|b| !selections.contains(b) && !known(b))
+        .collect();
+    let total = new_selections.len() + new_refits.len();
     let source = FileSource::new(FileData::from_series(
         "the replayed series",
         p.id,
@@ -185,22 +213,41 @@ pub fn train_all(p: &TrainingPlan<'_>, progress: &(dyn Fn(usize, usize) + Sync))
         progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
         r.map_err(|e| e.to_string())
     };
-    let selected: BTreeMap<DateTime<Utc>, Result<Trained, String>> =
-        selections.par_iter().map(|&s| (s, fit(s, None))).collect();
-    let refits: Vec<(DateTime<Utc>, Result<Trained, String>)> = boundaries
+    let selected: BTreeMap<DateTime<Utc>, Result<Trained, String>> = new_selections
         .par_iter()
-        .filter(|b| !selections.contains(b))
+        .map(|&s| (s, fit(s, None)))
+        .collect();
+    let refits: Vec<(DateTime<Utc>, Result<Trained, String>)> = new_refits
+        .par_iter()
         .map(|&b| {
             let s = plan::selection_boundary(b, p.retrain, p.reselect);
-            let chosen = selected.get(&s).and_then(|r| r.as_ref().ok());
+            let chosen = match selected.get(&s) {
+                Some(r) => r.as_ref().ok(),
+                None => have.and_then(|h| h.trained.get(&s)).map(|m| &**m),
+            };
             (b, fit(b, chosen))
         })
         .collect();
     let mut models = Models {
         delay,
-        attempted: total,
+        attempted: selections.len()
+            + boundaries
+                .iter()
+                .filter(|b| !selections.contains(b))
+                .count(),
         ..Models::default()
     };
+    if let Some(h) = have {
+        for b in selections.iter().chain(&boundaries) {
+            if let Some(m) = h.trained.get(b) {
+                models.trained.insert(*b, Arc::clone(m));
+            } else if let Some(e) = failed.get(b)
+                && !models.failures.iter().any(|(f, _)| f == b)
+            {
+                models.failures.push((*b, (*e).clone()));
+            }
+        }
+    }
     for (b, r) in selected.into_iter().chain(refits) {
         match r {
             Ok(t) => {
@@ -211,6 +258,21 @@ pub fn train_all(p: &TrainingPlan<'_>, progress: &(dyn Fn(usize, usize) + Sync))
     }
     models.failures.sort_by_key(|(b, _)| *b);
     models
+}
+
+impl Models {
+    /// Adds `other`'s trainings to these, for a later run to take from.
+    pub(crate) fn absorb(&mut self, other: &Models) {
+        for (b, m) in &other.trained {
+            self.trained.entry(*b).or_insert_with(|| Arc::clone(m));
+        }
+        for (b, e) in &other.failures {
+            if !self.failures.iter().any(|(f, _)| f == b) {
+                self.failures.push((*b, e.clone()));
+            }
+        }
+        self.delay = other.delay;
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +320,7 @@ mod tests {
                 from,
                 to: series.timestamp(series.len() - 1),
             },
+            None,
             &|_, _| {},
         );
         let boundaries: Vec<DateTime<Utc>> = models.iter().map(|(b, _)| *b).collect();

@@ -188,6 +188,11 @@ fn sweep(
         id,
         source,
         base: &base,
+        cache: std::cell::RefCell::new(if args.holdout.is_some() {
+            ModelCache::keeping_all()
+        } else {
+            ModelCache::default()
+        }),
     };
     // With --holdout the runs see only the series before the first split;
     // with --folds each later fold is picked on everything before it.
@@ -366,6 +371,10 @@ struct Sweep<'a> {
     source: &'a str,
     /// The metadata every setting is layered on.
     base: &'a BTreeMap<String, String>,
+    /// Models shared by every replay of the sweep: a held-out pick, or a
+    /// fold's sweep, replays settings already replayed over a shorter span
+    /// of the same series, and trains only the boundaries past it.
+    cache: std::cell::RefCell<ModelCache>,
 }
 
 impl Sweep<'_> {
@@ -405,7 +414,7 @@ impl Sweep<'_> {
         }
         let mut order: Vec<usize> = (0..runs.len()).collect();
         order.sort_by_cached_key(|&i| runs[i].training_key());
-        let mut cache = ModelCache::default();
+        let mut cache = self.cache.borrow_mut();
         let bars = Bars::new();
         let mut reports = vec![None; runs.len()];
         for (n, &i) in order.iter().enumerate() {
