@@ -222,7 +222,21 @@ impl Backtest<'_> {
         cache: &mut ModelCache,
         progress: &dyn Progress,
     ) -> Result<Outcome, BacktestError> {
-        let validated = self.validate()?;
+        let models = self.train_cached(cache, progress)?;
+        self.replay_with(&models, progress)
+    }
+
+    /// The first half of [`Backtest::run_cached`]: the models this replay
+    /// uses, taken from `cache` or trained and left there. Every backtest
+    /// with the same [training key](Self::training_key) over the same
+    /// series can replay on them ([`Backtest::replay_with`]), so a sweep
+    /// trains once and replays its settings side by side.
+    pub fn train_cached(
+        &self,
+        cache: &mut ModelCache,
+        progress: &dyn Progress,
+    ) -> Result<Arc<Models>, BacktestError> {
+        self.validate()?;
         let key = self.training_key();
         let values = &self.series.values;
         let at = cache
@@ -260,7 +274,30 @@ impl Backtest<'_> {
                     .push((key, values.clone(), Models::clone(&models)));
             }
         }
-        self.replay(&models, validated, progress)
+        Ok(models)
+    }
+
+    /// The second half of [`Backtest::run_cached`]: the replay on `models`,
+    /// which [`Backtest::train_cached`] gave for a backtest with the same
+    /// training key over the same series.
+    pub fn replay_with(
+        &self,
+        models: &Models,
+        progress: &dyn Progress,
+    ) -> Result<Outcome, BacktestError> {
+        let validated = self.validate()?;
+        self.replay(models, validated, progress, true)
+    }
+
+    /// As [`Backtest::replay_with`], for the report alone: no timeline is
+    /// kept, which is what a replay of months holds most of.
+    pub fn score_with(
+        &self,
+        models: &Models,
+        progress: &dyn Progress,
+    ) -> Result<Report, BacktestError> {
+        let validated = self.validate()?;
+        Ok(self.replay(models, validated, progress, false)?.report)
     }
 
     /// Everything [`train_all`] reads but the samples: runs with equal keys

@@ -40,6 +40,7 @@ impl Backtest<'_> {
         models: &Models,
         (kind, target): (MetricKind, f64),
         progress: &dyn Progress,
+        keep_timeline: bool,
     ) -> Result<Outcome, BacktestError> {
         let s = self.series;
         let queue = matches!(kind, MetricKind::QueueDepth | MetricKind::ConsumerLag);
@@ -118,7 +119,9 @@ impl Backtest<'_> {
         let horizon = behavior.lead_time.max(behavior.rules.scale_down_lookahead);
         let mut stats = DecisionStats::default();
         let mut plans = PlansAhead::default();
-        let mut timeline = Timeline::with_capacity(n_ticks);
+        // A sweep scores its runs and draws none: at 120 bytes a tick, a
+        // replay of months would hold a timeline of 150 MB for nothing.
+        let mut timeline = Timeline::with_capacity(if keep_timeline { n_ticks } else { 0 });
         let mut started = false;
 
         for (k, &o_count) in oracle_counts.iter().enumerate() {
@@ -203,22 +206,25 @@ impl Backtest<'_> {
             let (orr, oready) = or.serve(o_count, &tk);
             pf.serve(pf_count, &tk);
 
-            let seen = models.at(t - behavior.lead_time).and_then(|m| {
-                let f = &m.forecast;
-                let (slot, p) = f.slot_at(t)?;
-                let i =
-                    usize::try_from((slot - f.start).num_seconds() / f.step.num_seconds().max(1))
-                        .ok()?;
-                Some((p, f.lower[i], f.upper[i]))
-            });
-            timeline.push(timeline::Row {
-                t,
-                demand,
-                forecast: seen,
-                foresight: (fr, fready, fs.backlog),
-                hpa: (hr, hready, hp.backlog),
-                oracle: (orr, oready, or.backlog),
-            });
+            if keep_timeline {
+                let seen = models.at(t - behavior.lead_time).and_then(|m| {
+                    let f = &m.forecast;
+                    let (slot, p) = f.slot_at(t)?;
+                    let i = usize::try_from(
+                        (slot - f.start).num_seconds() / f.step.num_seconds().max(1),
+                    )
+                    .ok()?;
+                    Some((p, f.lower[i], f.upper[i]))
+                });
+                timeline.push(timeline::Row {
+                    t,
+                    demand,
+                    forecast: seen,
+                    foresight: (fr, fready, fs.backlog),
+                    hpa: (hr, hready, hp.backlog),
+                    oracle: (orr, oready, or.backlog),
+                });
+            }
             if k % 4096 == 0 || k + 1 == n_ticks {
                 progress.replay(k + 1, n_ticks);
             }

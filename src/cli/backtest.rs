@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, TimeDelta, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 
 use super::args::{BacktestArgs, BacktestFormat, SignalArg};
 use crate::backtest::sweep::{
@@ -412,17 +414,34 @@ impl Sweep<'_> {
         if !problems.is_empty() {
             bail!("invalid --sweep settings:\n{}", problems.join("\n"));
         }
+        let keys: Vec<String> = runs.iter().map(Backtest::training_key).collect();
         let mut order: Vec<usize> = (0..runs.len()).collect();
-        order.sort_by_cached_key(|&i| runs[i].training_key());
+        order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
         let mut cache = self.cache.borrow_mut();
         let bars = Bars::new();
+        let started = AtomicUsize::new(0);
         let mut reports = vec![None; runs.len()];
-        for (n, &i) in order.iter().enumerate() {
-            eprintln!("[{}/{}] {}", n + 1, runs.len(), names[i]);
-            let out = runs[i]
-                .run_cached(&mut cache, &bars)
-                .with_context(|| format!("backtest with {} failed", label(&combos[i])))?;
-            reports[i] = Some(out.report);
+        // Runs that share a training key train once, then replay side by
+        // side: a replay is sequential, and the models are read-only.
+        for group in order.chunk_by(|&a, &b| keys[a] == keys[b]) {
+            let models = runs[group[0]]
+                .train_cached(&mut cache, &bars)
+                .with_context(|| format!("training for {} failed", label(&combos[group[0]])))?;
+            let side = SideBySide::new(&bars);
+            let outs: Vec<(usize, Result<Report>)> = group
+                .par_iter()
+                .map(|&i| {
+                    let n = started.fetch_add(1, Ordering::Relaxed) + 1;
+                    eprintln!("[{n}/{}] {}", runs.len(), names[i]);
+                    let out = runs[i]
+                        .score_with(&models, &side.share())
+                        .with_context(|| format!("backtest with {} failed", label(&combos[i])));
+                    (i, out)
+                })
+                .collect();
+            for (i, out) in outs {
+                reports[i] = Some(out?);
+            }
         }
         bars.finish();
         Ok(reports.into_iter().flatten().collect())
@@ -688,6 +707,62 @@ fn choose_signal(meta: &BTreeMap<String, String>, flag: Option<SignalArg>) -> Re
 }
 
 /// Progress bars on a terminal; silent otherwise.
+/// Replays running side by side, summed into the one replay bar.
+struct SideBySide<'a> {
+    /// The bars they report to.
+    bars: &'a Bars,
+    /// Ticks replayed so far, over every replay that has started.
+    done: AtomicUsize,
+    /// Ticks to replay, over the same replays.
+    total: AtomicUsize,
+}
+
+impl<'a> SideBySide<'a> {
+    fn new(bars: &'a Bars) -> Self {
+        Self {
+            bars,
+            done: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+        }
+    }
+
+    /// The progress one of the replays reports to.
+    fn share(&self) -> Share<'_> {
+        Share {
+            all: self,
+            done: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// One replay's part of a [`SideBySide`]: what it has reported so far, so
+/// each report adds only what is new to the sums.
+struct Share<'a> {
+    /// The sums.
+    all: &'a SideBySide<'a>,
+    /// Ticks this replay has reported done.
+    done: AtomicUsize,
+    /// Ticks this replay has reported in all.
+    total: AtomicUsize,
+}
+
+impl Progress for Share<'_> {
+    fn training(&self, done: usize, total: usize) {
+        self.all.bars.training(done, total);
+    }
+
+    fn replay(&self, done: usize, total: usize) {
+        let add = |mine: &AtomicUsize, sum: &AtomicUsize, now: usize| {
+            let new = now.saturating_sub(mine.swap(now, Ordering::Relaxed));
+            sum.fetch_add(new, Ordering::Relaxed) + new
+        };
+        let t = add(&self.total, &self.all.total, total);
+        let d = add(&self.done, &self.all.done, done);
+        self.all.bars.replay(d, t);
+    }
+}
+
 struct Bars {
     /// Trainings.
     train: Option<ProgressBar>,
