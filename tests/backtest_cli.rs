@@ -1093,6 +1093,10 @@ fn a_sweep_writes_the_pick_that_held_into_the_scaled_object() {
         );
         assert_eq!(meta["scalerAddress"].as_str(), Some("foresight.keda:9090"));
         assert!(meta.get("hpaTolerance").is_none(), "{written}");
+        // KEDA's metadata is a map of strings: every value comes back as one.
+        for (k, v) in meta.as_mapping().unwrap() {
+            assert!(v.is_string(), "{k:?}: {v:?}");
+        }
         // And it replays: the written manifest is a valid --metadata input.
         let again = run(&[
             "--input",

@@ -52,20 +52,23 @@ pub fn external_metadata(text: &str) -> Result<BTreeMap<String, String>, Manifes
 }
 
 /// The manifest with its external trigger's metadata updated by `set`:
-/// keys already there keep their place (and their spelling, when the value
-/// is the same), new keys come last, and every value set is a string, as
-/// KEDA requires. The rest of the manifest is unchanged.
+/// keys already there keep their place, new keys come last, and every
+/// value is written as a string. KEDA's metadata is a map of strings, so a
+/// `40` that [`external_metadata`] read as `"40"` would be refused by the
+/// API server as it stands. The rest of the manifest is unchanged.
 pub fn with_external_metadata(
     text: &str,
     set: &BTreeMap<String, String>,
 ) -> Result<String, ManifestError> {
     let mut doc: Value = serde_yaml::from_str(text)?;
     let meta = trigger_metadata(&mut doc)?;
+    for (k, v) in meta.iter_mut() {
+        let key = k.as_str().ok_or(ManifestError::KeyNotString)?;
+        let text = scalar(v).ok_or_else(|| ManifestError::ValueNotString(key.to_string()))?;
+        *v = Value::String(text);
+    }
     for (k, v) in set {
-        let key = Value::String(k.clone());
-        if meta.get(&key).and_then(scalar).as_deref() != Some(v.as_str()) {
-            meta.insert(key, Value::String(v.clone()));
-        }
+        meta.insert(Value::String(k.clone()), Value::String(v.clone()));
     }
     Ok(serde_yaml::to_string(&doc)?)
 }
@@ -149,7 +152,6 @@ spec:
     #[test]
     fn writing_changes_only_the_external_triggers_metadata() {
         let set = map(&[
-            ("queueDepthTarget", "40"),
             ("forecastQuantile", "0.6"),
             ("scaleDownStabilization", "60s"),
         ]);
@@ -174,8 +176,9 @@ spec:
                 "scaleDownStabilization"
             ]
         );
-        // A value that reads the same is left as written (a number here).
-        assert_eq!(meta["queueDepthTarget"], Value::Number(40.into()));
+        // Every value is a string, as KEDA's API requires: the number 40
+        // too, which was not set.
+        assert_eq!(meta["queueDepthTarget"], Value::String("40".into()));
         assert_eq!(meta["forecastQuantile"], Value::String("0.6".into()));
         assert_eq!(meta["scaleDownStabilization"], Value::String("60s".into()));
         // And it reads back as what was set, over what was there.
