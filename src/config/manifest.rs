@@ -3,9 +3,11 @@
 //! setting a sweep picked (`backtest --write-pick`).
 //!
 //! Only the first trigger of type `external` or `external-push` is read or
-//! changed: that is the one KEDA sends to foresight. Everything else in the
-//! manifest is carried over as it was parsed (comments are not: YAML
-//! libraries drop them).
+//! changed: that is the one KEDA sends to foresight. A file may hold other
+//! documents beside the ScaledObject (`---`-separated, as a Deployment is
+//! often kept with its scaler); they are carried over. Everything else is
+//! carried over as it was parsed (comments are not: YAML libraries drop
+//! them).
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,13 @@ pub enum ManifestError {
     /// The document's `kind` is not `ScaledObject`.
     #[error("has kind {0:?}; expected a KEDA ScaledObject")]
     NotScaledObject(String),
+    /// Of several documents, none is a ScaledObject.
+    #[error("holds no KEDA ScaledObject (its documents are of kind {0})")]
+    NoScaledObject(String),
+    /// Of several documents, more than one is a ScaledObject, and which one
+    /// is meant is not for foresight to guess.
+    #[error("holds {0} ScaledObjects; give a file with one of them")]
+    SeveralScaledObjects(usize),
     /// The ScaledObject has no `spec.triggers` list.
     #[error("has no spec.triggers")]
     NoTriggers,
@@ -40,8 +49,8 @@ pub enum ManifestError {
 /// The metadata of the manifest's external trigger, every value as the
 /// string KEDA would pass (`40` and `"40"` alike).
 pub fn external_metadata(text: &str) -> Result<BTreeMap<String, String>, ManifestError> {
-    let mut doc: Value = serde_yaml::from_str(text)?;
-    let meta = trigger_metadata(&mut doc)?;
+    let mut docs = documents(text)?;
+    let meta = trigger_metadata(scaled_object(&mut docs)?)?;
     let mut out = BTreeMap::new();
     for (k, v) in meta.iter() {
         let key = k.as_str().ok_or(ManifestError::KeyNotString)?;
@@ -60,8 +69,8 @@ pub fn with_external_metadata(
     text: &str,
     set: &BTreeMap<String, String>,
 ) -> Result<String, ManifestError> {
-    let mut doc: Value = serde_yaml::from_str(text)?;
-    let meta = trigger_metadata(&mut doc)?;
+    let mut docs = documents(text)?;
+    let meta = trigger_metadata(scaled_object(&mut docs)?)?;
     for (k, v) in meta.iter_mut() {
         let key = k.as_str().ok_or(ManifestError::KeyNotString)?;
         let text = scalar(v).ok_or_else(|| ManifestError::ValueNotString(key.to_string()))?;
@@ -70,16 +79,51 @@ pub fn with_external_metadata(
     for (k, v) in set {
         meta.insert(Value::String(k.clone()), Value::String(v.clone()));
     }
-    Ok(serde_yaml::to_string(&doc)?)
+    let mut out = Vec::new();
+    for d in &docs {
+        out.push(serde_yaml::to_string(d)?);
+    }
+    Ok(out.join("---\n"))
 }
 
-/// The metadata mapping of the first external trigger, checked to be a
-/// ScaledObject's.
-fn trigger_metadata(doc: &mut Value) -> Result<&mut Mapping, ManifestError> {
-    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
-    if kind != "ScaledObject" {
-        return Err(ManifestError::NotScaledObject(kind.to_string()));
+/// The file's documents, empty ones (a leading or trailing `---`) left out.
+fn documents(text: &str) -> Result<Vec<Value>, ManifestError> {
+    use serde::Deserialize as _;
+    let mut docs = Vec::new();
+    for d in serde_yaml::Deserializer::from_str(text) {
+        let v = Value::deserialize(d)?;
+        if !v.is_null() {
+            docs.push(v);
+        }
     }
+    Ok(docs)
+}
+
+/// The one ScaledObject among `docs`. A file of one document that is
+/// something else is named by its kind, as before files could hold several.
+fn scaled_object(docs: &mut [Value]) -> Result<&mut Value, ManifestError> {
+    let kind = |d: &Value| {
+        d.get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let found: Vec<usize> = (0..docs.len())
+        .filter(|&i| kind(&docs[i]) == "ScaledObject")
+        .collect();
+    match (found.as_slice(), docs.len()) {
+        ([i], _) => Ok(&mut docs[*i]),
+        ([], 0) => Err(ManifestError::NotScaledObject(String::new())),
+        ([], 1) => Err(ManifestError::NotScaledObject(kind(&docs[0]))),
+        ([], _) => Err(ManifestError::NoScaledObject(
+            docs.iter().map(kind).collect::<Vec<_>>().join(", "),
+        )),
+        (several, _) => Err(ManifestError::SeveralScaledObjects(several.len())),
+    }
+}
+
+/// The metadata mapping of a ScaledObject's first external trigger.
+fn trigger_metadata(doc: &mut Value) -> Result<&mut Mapping, ManifestError> {
     let triggers = doc
         .get_mut("spec")
         .and_then(|s| s.get_mut("triggers"))
@@ -219,5 +263,36 @@ spec:
         }
         let e = with_external_metadata("kind: Deployment\n", &BTreeMap::new()).unwrap_err();
         assert!(matches!(e, ManifestError::NotScaledObject(_)), "{e}");
+    }
+
+    #[test]
+    fn the_scaled_object_is_found_among_other_documents_which_are_kept() {
+        let file = format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: api}}\n---\n{SO}---\n"
+        );
+        assert_eq!(
+            external_metadata(&file).unwrap(),
+            external_metadata(SO).unwrap()
+        );
+        let out = with_external_metadata(&file, &map(&[("forecastQuantile", "0.6")])).unwrap();
+        let docs = documents(&out).unwrap();
+        assert_eq!(docs.len(), 2, "{out}");
+        assert_eq!(docs[0], documents(&file).unwrap()[0]);
+        assert_eq!(external_metadata(&out).unwrap()["forecastQuantile"], "0.6");
+        // None, or more than one, is refused with what the file holds.
+        let none = "kind: Deployment\n---\nkind: Service\n";
+        assert_eq!(
+            external_metadata(none).unwrap_err().to_string(),
+            "holds no KEDA ScaledObject (its documents are of kind Deployment, Service)"
+        );
+        let two = format!("{SO}---\n{SO}");
+        assert_eq!(
+            external_metadata(&two).unwrap_err().to_string(),
+            "holds 2 ScaledObjects; give a file with one of them"
+        );
+        assert_eq!(
+            external_metadata("").unwrap_err().to_string(),
+            "has kind \"\"; expected a KEDA ScaledObject"
+        );
     }
 }
