@@ -48,6 +48,10 @@ pub struct Deployable {
     /// scores where it was checked. Written into the manifest's header so
     /// whoever reads the ScaledObject later sees where its values came from.
     pub evidence: String,
+    /// Set when flaps were not a goal and the pick flapped more than the
+    /// HPA where it was scored: issue #4 asks for no more flapping than
+    /// the HPA, and a sweep checks that only with `--goal-flaps`.
+    pub warning: Option<String>,
 }
 
 /// Why no pick is fit to deploy.
@@ -97,6 +101,7 @@ pub fn deployable(report: &SweepReport, kind: PickKind) -> Result<Deployable, No
         let run = &report.runs[i];
         let met = report.runs.iter().filter(|r| r.meets_goals).count();
         return Ok(Deployable {
+            warning: flap_warning(&report.goals, run),
             settings: run.settings.clone(),
             evidence: format!(
                 "the {kind} of the {met} settings meeting the goals ({goals}) over the span replayed: {}; not checked on data it was not picked on (--holdout does)",
@@ -135,12 +140,25 @@ pub fn deployable(report: &SweepReport, kind: PickKind) -> Result<Deployable, No
         String::new()
     };
     Ok(Deployable {
+        warning: flap_warning(&report.goals, &pick.run),
         settings: pick.run.settings.clone(),
         evidence: format!(
             "the {kind} of the settings meeting the goals ({goals}) before {}, and after it: {}{tally}",
             last.split,
             scores(&pick.run)
         ),
+    })
+}
+
+/// A warning when `run` flapped more than the HPA and `goals` did not
+/// check flaps.
+fn flap_warning(goals: &Goals, run: &SweepRun) -> Option<String> {
+    let p = &run.report.policies;
+    (goals.flaps_ratio.is_none() && p.foresight.flaps > p.hpa.flaps).then(|| {
+        format!(
+            "it flapped {} times where the HPA flapped {}: add --goal-flaps 1 to pick only settings that flap no more than the HPA",
+            p.foresight.flaps, p.hpa.flaps
+        )
     })
 }
 
@@ -233,7 +251,20 @@ mod tests {
             "{}",
             calm.evidence
         );
+        // The calmest flapped 3 times where the HPA never did, and flaps
+        // were not a goal: the pick says so.
+        assert_eq!(
+            calm.warning.as_deref(),
+            Some(
+                "it flapped 3 times where the HPA flapped 0: add --goal-flaps 1 to pick only settings that flap no more than the HPA"
+            )
+        );
         assert_eq!(deployable(&r, PickKind::Cheapest).unwrap().settings, row(1));
+        // With flaps a goal, the pick meets it and there is nothing to say.
+        let mut calm_goal = GOALS;
+        calm_goal.flaps_ratio = Some(1.0);
+        let quiet = SweepReport::new(calm_goal, vec![(row(0), run(0, 10.0, 1050.0, 0).report)]);
+        assert_eq!(deployable(&quiet, PickKind::Calmest).unwrap().warning, None);
         // Nothing meets the goals: nothing to write, and the goals are named.
         let none = deployable(&sweep(&[(50.0, 900.0, 0)]), PickKind::Calmest).unwrap_err();
         assert_eq!(

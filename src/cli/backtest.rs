@@ -304,8 +304,13 @@ impl Deploy {
         let body = with_external_metadata(&self.text, &set)
             .with_context(|| format!("cannot update {}", self.from.display()))?;
         let settings = label(&pick.settings);
+        let warning = pick
+            .warning
+            .as_ref()
+            .map(|w| format!("# Warning: {w}.\n"))
+            .unwrap_or_default();
         let text = format!(
-            "# Written by `foresight backtest --write-pick` from {}, replayed on {replayed}: the {kind} pick, {settings}.\n# {}.\n{body}",
+            "# Written by `foresight backtest --write-pick` from {}, replayed on {replayed}: the {kind} pick, {settings}.\n# {}.\n{warning}{body}",
             self.from.display(),
             pick.evidence
         );
@@ -317,6 +322,9 @@ impl Deploy {
             self.from.display(),
             pick.evidence
         );
+        if let Some(w) = &pick.warning {
+            println!("warning: {w}");
+        }
         Ok(())
     }
 }
