@@ -1120,6 +1120,7 @@ fn check_dashboard(r: &Rendered) {
         "Decisions by reason",
         "Source and breaker state",
         "Incidents",
+        "Replica changes and flaps",
     ] {
         assert!(
             titles.contains(&wanted),

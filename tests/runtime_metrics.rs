@@ -80,6 +80,79 @@ async fn a_forgotten_scaled_object_leaves_metrics() {
     let _ = task.await;
 }
 
+/// Changes of the count served reach `/metrics`, and a drop undone within
+/// five minutes is a flap there, as the backtest counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_of_the_served_count_and_flaps_are_counted() {
+    let now = chrono::Utc::now().timestamp();
+    let t0 = now - 1_000;
+    // 450 until 4 s from now, 150 for the 4 s after, then 450 again.
+    let mut csv = String::from("series,timestamp,value\n");
+    for i in 0..7_200i64 {
+        let t = t0 + i;
+        let v = if (now + 4..now + 8).contains(&t) {
+            150
+        } else {
+            450
+        };
+        csv.push_str(&format!("dip,{t},{v}\n"));
+    }
+    let (data, _) = FileData::from_csv_bytes("dip.csv", csv.as_bytes()).unwrap();
+    let runtime = Runtime::new(
+        FileSource::new(data),
+        RuntimeConfig {
+            tick: Duration::from_secs(1),
+            ..RuntimeConfig::default()
+        },
+    );
+    runtime.warm_up().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let driver = runtime.clone();
+    let s = shutdown.clone();
+    let task = tokio::spawn(async move { driver.run(s.cancelled_owned()).await });
+
+    let key = ScaledObjectKey::new("shop", "dip");
+    // Reactive, and free to drop at once: the dip is followed to 2 and back.
+    let metadata: HashMap<String, String> = [
+        ("queueDepthQuery", "dip"),
+        ("queueDepthTarget", "100"),
+        ("mode", "reactive"),
+        ("scaleDownStabilization", "0s"),
+        ("scaleDownPercent", "100"),
+        ("scaleDownPeriod", "1s"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let d = runtime.decision(&key, &metadata).await.unwrap();
+    assert_eq!(d.desired_replicas, 5, "450 at 100 per pod");
+    let flaps = r#"foresight_flaps_total{scaledobject="shop/dip"}"#;
+    let text = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let text = runtime.metrics_text();
+            if value(&text, flaps).is_some() {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .expect("the dip is followed and undone within 30 s");
+    let changes = |direction: &str| {
+        value(
+            &text,
+            &format!(
+                r#"foresight_replica_changes_total{{scaledobject="shop/dip",direction="{direction}"}}"#
+            ),
+        )
+    };
+    assert_eq!(changes("down"), Some(1.0), "{text}");
+    assert_eq!(changes("up"), Some(1.0), "{text}");
+    assert_eq!(value(&text, flaps), Some(1.0), "{text}");
+    shutdown.cancel();
+    let _ = task.await;
+}
+
 /// The value of the series `line_prefix` (name and labels) in `/metrics`.
 fn value(metrics: &str, line_prefix: &str) -> Option<f64> {
     metrics

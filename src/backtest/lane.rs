@@ -5,10 +5,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Pods, PolicyScore};
-
-/// A change that undoes the previous one sooner than this is a flap: the
-/// HPA's default scale-down stabilisation, the span it exists to damp.
-const FLAP_WINDOW: TimeDelta = TimeDelta::minutes(5);
+use crate::domain::ChangeTracker;
 
 /// What every lane needs to serve one tick.
 #[derive(Clone, Copy)]
@@ -42,10 +39,12 @@ pub(super) struct Lane {
     pod_s: f64,
     /// Count changes.
     events: u32,
-    /// Count changes that reversed the previous one within [`FLAP_WINDOW`].
+    /// Count changes that reversed the previous one within
+    /// [`FLAP_WINDOW`](crate::domain::FLAP_WINDOW).
     flaps: u32,
-    /// The previous change: when, and whether it went up.
-    last_change: Option<(DateTime<Utc>, bool)>,
+    /// The previous change, which the next is judged against (also in the
+    /// warm-up, so the first scored change is judged as `serve` would).
+    changes: ChangeTracker,
     /// Largest count.
     max: u32,
     /// Unserved work at each scored tick, for the percentile.
@@ -71,19 +70,11 @@ impl Lane {
             scored,
             seconds: tick_s,
         } = *k;
-        let before = self.pods.total();
-        if count != before {
-            let up = count > before;
-            if scored {
-                self.events += 1;
-                if self
-                    .last_change
-                    .is_some_and(|(at, was_up)| was_up != up && t - at < FLAP_WINDOW)
-                {
-                    self.flaps += 1;
-                }
-            }
-            self.last_change = Some((t, up));
+        if let Some(change) = self.changes.record(t, self.pods.total(), count)
+            && scored
+        {
+            self.events += 1;
+            self.flaps += u32::from(change.flap);
         }
         self.pods.scale(count, t, startup);
         let ready = self.pods.ready(t);

@@ -606,11 +606,16 @@ impl<S: MetricSource> Runtime<S> {
     fn publish(&self, reg: &Registration, cfg: &Configured, d: Decision) {
         let key = reg.key().to_string();
         let previous = reg.latest().map(|p| p.desired_replicas);
+        let change = previous.and_then(|p| reg.record_change(d.at, p, d.desired_replicas));
+        if let Some(c) = change {
+            self.shared.telemetry.observe_change(&key, c);
+        }
         if previous != Some(d.desired_replicas) {
             info!(
                 scaledobject = %key,
                 desired = d.desired_replicas,
                 previous = ?previous,
+                flap = change.is_some_and(|c| c.flap),
                 reactive = d.reactive,
                 predictive = ?d.predictive,
                 driver = ?d.driver,

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::models::ModelKey;
 use super::{METRIC_NAME, MetricTarget, RuntimeConfig};
-use crate::domain::{Decision, Mode, ScaledObjectKey, ScalerSpec};
+use crate::domain::{Change, ChangeTracker, Decision, Mode, ScaledObjectKey, ScalerSpec};
 use crate::policy::Behavior;
 use crate::sources::SourceError;
 
@@ -107,6 +107,9 @@ pub(crate) struct Registration {
     decisions: watch::Sender<Option<Arc<Decision>>>,
     /// Names of the signals raised at the last tick, to log changes once.
     raised: Mutex<Vec<&'static str>>,
+    /// The last change of the published count: the next is a flap on
+    /// `/metrics` when it reverses it sooner than the backtest allows.
+    changes: Mutex<ChangeTracker>,
     /// Last call from KEDA, epoch ms; idle registrations are forgotten.
     last_seen_ms: AtomicI64,
     /// Why there is no decision yet, for `NotReady` errors.
@@ -139,6 +142,7 @@ impl Registration {
             .0,
             decisions: watch::channel(None).0,
             raised: Mutex::new(Vec::new()),
+            changes: Mutex::new(ChangeTracker::default()),
             last_seen_ms: AtomicI64::new(0),
             waiting_reason: Mutex::new("waiting for the first evaluation".into()),
             wanted: AtomicU64::new(1),
@@ -216,6 +220,20 @@ impl Registration {
 
     pub(crate) fn decisions_rx(&self) -> watch::Receiver<Option<Arc<Decision>>> {
         self.decisions.subscribe()
+    }
+
+    /// Records the published count going from `before` to `after` at `t`;
+    /// the change, if it is one.
+    pub(crate) fn record_change(
+        &self,
+        t: DateTime<Utc>,
+        before: u32,
+        after: u32,
+    ) -> Option<Change> {
+        self.changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(t, before, after)
     }
 
     /// Records the signals raised now; returns those that were not raised

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::domain::{Decision, MetricKind};
+use crate::domain::{Change, Decision, MetricKind};
 use crate::sources::{BreakerState, SourceHealth};
 
 /// Labels of per-RPC metrics.
@@ -79,6 +79,15 @@ struct StateLabels {
     state: &'static str,
 }
 
+/// Labels of a ScaledObject's count changes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabels {
+    /// `namespace/name` of the ScaledObject.
+    scaledobject: String,
+    /// `up` or `down`.
+    direction: &'static str,
+}
+
 /// Labels of per-ScaledObject gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ObjectLabels {
@@ -141,6 +150,12 @@ pub struct Telemetry {
     forecast_mase: Family<SignalLabels, Gauge<f64, AtomicU64>>,
     /// Desired replicas last served per ScaledObject.
     desired_replicas: Family<SignalLabels, Gauge>,
+    /// Changes of the served count, per ScaledObject and direction: with
+    /// `flaps`, whether foresight is as calm live as its backtest said.
+    replica_changes: Family<ChangeLabels, Counter>,
+    /// Changes that reversed the previous one within the backtest's flap
+    /// window, per ScaledObject: what issue #4 asks to keep at zero.
+    flaps: Family<ObjectLabels, Counter>,
     /// Each signal's value at the last decision, beside the forecast's
     /// upper quantile over the lead time: the dashboard's "forecast against
     /// actual", where operators judge whether to trust the forecast.
@@ -265,6 +280,18 @@ impl Telemetry {
             "Replica count last served, labelled by the driving signal",
             desired_replicas.clone(),
         );
+        let replica_changes = Family::<ChangeLabels, Counter>::default();
+        registry.register(
+            "replica_changes",
+            "Changes of the replica count served, by direction",
+            replica_changes.clone(),
+        );
+        let flaps = Family::<ObjectLabels, Counter>::default();
+        registry.register(
+            "flaps",
+            "Changes of the replica count served that reversed the previous change less than 5 minutes after it (as the backtest counts flaps)",
+            flaps.clone(),
+        );
         let signal_observed = Family::<SignalLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "signal_observed",
@@ -342,6 +369,8 @@ impl Telemetry {
             holding_plan_build_seconds,
             forecast_mase,
             desired_replicas,
+            replica_changes,
+            flaps,
             signal_observed,
             signal_forecast_upper,
             scaled_objects,
@@ -532,9 +561,34 @@ impl Telemetry {
             }
             self.desired_replicas.remove(&labels);
         }
-        self.staleness.remove(&ObjectLabels {
+        let object = ObjectLabels {
             scaledobject: scaledobject.to_string(),
-        });
+        };
+        self.staleness.remove(&object);
+        self.flaps.remove(&object);
+        for direction in ["up", "down"] {
+            self.replica_changes.remove(&ChangeLabels {
+                scaledobject: scaledobject.to_string(),
+                direction,
+            });
+        }
+    }
+
+    /// Counts a change of the count `scaledobject` is served.
+    pub(crate) fn observe_change(&self, scaledobject: &str, change: Change) {
+        self.replica_changes
+            .get_or_create(&ChangeLabels {
+                scaledobject: scaledobject.to_string(),
+                direction: if change.up { "up" } else { "down" },
+            })
+            .inc();
+        if change.flap {
+            self.flaps
+                .get_or_create(&ObjectLabels {
+                    scaledobject: scaledobject.to_string(),
+                })
+                .inc();
+        }
     }
 
     pub(crate) fn set_staleness(&self, scaledobject: &str, seconds: f64) {
@@ -712,7 +766,31 @@ mod tests {
         d.driver = Some(MetricKind::P99Latency);
         d.desired_replicas = 9;
         telemetry.observe_decision("shop/consumer", &d);
+        // Up, then down a minute later (a flap), then down again.
+        let mut changes = crate::domain::ChangeTracker::default();
+        for (m, before, after) in [(0, 5, 12), (1, 12, 9), (2, 9, 8)] {
+            let t = at + chrono::TimeDelta::minutes(m);
+            if let Some(c) = changes.record(t, before, after) {
+                telemetry.observe_change("shop/consumer", c);
+            }
+        }
         let text = telemetry.render();
+        for (line, count) in [
+            (
+                r#"foresight_replica_changes_total{scaledobject="shop/consumer",direction="up"}"#,
+                1,
+            ),
+            (
+                r#"foresight_replica_changes_total{scaledobject="shop/consumer",direction="down"}"#,
+                2,
+            ),
+            (r#"foresight_flaps_total{scaledobject="shop/consumer"}"#, 1),
+        ] {
+            assert!(
+                text.contains(&format!("{line} {count}\n")),
+                "{line}: {text}"
+            );
+        }
         let series: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("foresight_desired_replicas{"))
