@@ -17,7 +17,7 @@ use crate::backtest::sweep::{
     Axis, Goals, HeldOut, Holdout, SweepReport, SweepRun, combinations, label,
 };
 use crate::backtest::{
-    Backtest, ModelCache, PickKind, Progress, Report, deployable, write_timeline,
+    Backtest, ModelCache, Models, PickKind, Progress, Report, deployable, write_timeline,
 };
 use crate::config::{external_metadata, parse_metadata, with_external_metadata};
 use crate::domain::{MetricKind, Series};
@@ -429,20 +429,36 @@ impl Sweep<'_> {
         let bars = Bars::new();
         let started = AtomicUsize::new(0);
         let mut reports = vec![None; runs.len()];
-        // Runs that share a training key train once, then replay side by
-        // side: a replay is sequential, and the models are read-only.
-        for group in order.chunk_by(|&a, &b| keys[a] == keys[b]) {
-            let models = runs[group[0]]
-                .train_cached(&mut cache, &bars)
-                .with_context(|| format!("training for {} failed", label(&combos[group[0]])))?;
+        // Runs that share a training key train once. Keys are trained a
+        // few at a time (one per core; each training is parallel inside),
+        // then every run of those keys replays side by side: a replay is
+        // sequential and the models are read-only. A few, so that a sweep
+        // of many quantiles holds that many keys' models at once, not all.
+        let groups: Vec<&[usize]> = order.chunk_by(|&a, &b| keys[a] == keys[b]).collect();
+        for batch in groups.chunks(rayon::current_num_threads().max(1)) {
+            let mut trained = Vec::with_capacity(batch.len());
+            for group in batch {
+                trained.push(
+                    runs[group[0]]
+                        .train_cached(&mut cache, &bars)
+                        .with_context(|| {
+                            format!("training for {} failed", label(&combos[group[0]]))
+                        })?,
+                );
+            }
+            let jobs: Vec<(usize, &Models)> = batch
+                .iter()
+                .zip(&trained)
+                .flat_map(|(group, models)| group.iter().map(move |&i| (i, &**models)))
+                .collect();
             let side = SideBySide::new(&bars);
-            let outs: Vec<(usize, Result<Report>)> = group
+            let outs: Vec<(usize, Result<Report>)> = jobs
                 .par_iter()
-                .map(|&i| {
+                .map(|&(i, models)| {
                     let n = started.fetch_add(1, Ordering::Relaxed) + 1;
                     eprintln!("[{n}/{}] {}", runs.len(), names[i]);
                     let out = runs[i]
-                        .score_with(&models, &side.share())
+                        .score_with(models, &side.share())
                         .with_context(|| format!("backtest with {} failed", label(&combos[i])));
                     (i, out)
                 })
