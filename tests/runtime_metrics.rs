@@ -10,6 +10,43 @@ use foresight::domain::ScaledObjectKey;
 use foresight::runtime::{Runtime, RuntimeConfig, ScalerCore};
 use foresight::sources::{FileData, FileSource};
 
+/// A runtime over `source` evaluating every second, started with its
+/// driver (after warming up its sources when `warm`); cancel the token and
+/// await the task to stop it.
+async fn start(
+    source: FileSource,
+    config: RuntimeConfig,
+    warm: bool,
+) -> (
+    Runtime<FileSource>,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let runtime = Runtime::new(
+        source,
+        RuntimeConfig {
+            tick: Duration::from_secs(1),
+            ..config
+        },
+    );
+    if warm {
+        runtime.warm_up().await;
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let driver = runtime.clone();
+    let s = shutdown.clone();
+    let task = tokio::spawn(async move { driver.run(s.cancelled_owned()).await });
+    (runtime, shutdown, task)
+}
+
+/// ScaledObject metadata from pairs.
+fn metadata(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forgotten_scaled_object_leaves_metrics() {
     // A steady 450 for two hours from 1000 s ago, so the replay never wraps.
@@ -19,29 +56,22 @@ async fn a_forgotten_scaled_object_leaves_metrics() {
         csv.push_str(&format!("steady,{},450\n", t0 + i));
     }
     let (data, _) = FileData::from_csv_bytes("steady.csv", csv.as_bytes()).unwrap();
-    let runtime = Runtime::new(
+    let (runtime, shutdown, task) = start(
         FileSource::new(data),
         RuntimeConfig {
-            tick: Duration::from_secs(1),
             forget_after: Duration::from_secs(3),
             ..RuntimeConfig::default()
         },
-    );
-    runtime.warm_up().await;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let driver = runtime.clone();
-    let s = shutdown.clone();
-    let task = tokio::spawn(async move { driver.run(s.cancelled_owned()).await });
+        true,
+    )
+    .await;
 
     let key = ScaledObjectKey::new("shop", "ingest");
-    let metadata: HashMap<String, String> = [
+    let metadata = metadata(&[
         ("queueDepthQuery", "steady"),
         ("queueDepthTarget", "100"),
         ("mode", "reactive"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    ]);
     let d = runtime.decision(&key, &metadata).await.unwrap();
     assert_eq!(d.desired_replicas, 5, "450 at 100 per pod");
     let series = |text: &str| -> Vec<String> {
@@ -98,32 +128,19 @@ async fn changes_of_the_served_count_and_flaps_are_counted() {
         csv.push_str(&format!("dip,{t},{v}\n"));
     }
     let (data, _) = FileData::from_csv_bytes("dip.csv", csv.as_bytes()).unwrap();
-    let runtime = Runtime::new(
-        FileSource::new(data),
-        RuntimeConfig {
-            tick: Duration::from_secs(1),
-            ..RuntimeConfig::default()
-        },
-    );
-    runtime.warm_up().await;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let driver = runtime.clone();
-    let s = shutdown.clone();
-    let task = tokio::spawn(async move { driver.run(s.cancelled_owned()).await });
+    let (runtime, shutdown, task) =
+        start(FileSource::new(data), RuntimeConfig::default(), true).await;
 
     let key = ScaledObjectKey::new("shop", "dip");
     // Reactive, and free to drop at once: the dip is followed to 2 and back.
-    let metadata: HashMap<String, String> = [
+    let metadata = metadata(&[
         ("queueDepthQuery", "dip"),
         ("queueDepthTarget", "100"),
         ("mode", "reactive"),
         ("scaleDownStabilization", "0s"),
         ("scaleDownPercent", "100"),
         ("scaleDownPeriod", "1s"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    ]);
     let d = runtime.decision(&key, &metadata).await.unwrap();
     assert_eq!(d.desired_replicas, 5, "450 at 100 per pod");
     let flaps = r#"foresight_flaps_total{scaledobject="shop/dip"}"#;
@@ -164,26 +181,13 @@ fn value(metrics: &str, line_prefix: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holding_plans_are_built_with_their_model_not_in_an_evaluation() {
     let (source, _) = FileSource::embedded().unwrap();
-    let runtime = Runtime::new(
-        source,
-        RuntimeConfig {
-            tick: Duration::from_secs(1),
-            ..RuntimeConfig::default()
-        },
-    );
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let driver = runtime.clone();
-    let s = shutdown.clone();
-    let task = tokio::spawn(async move { driver.run(s.cancelled_owned()).await });
-    let metadata: HashMap<String, String> = [
+    let (runtime, shutdown, task) = start(source, RuntimeConfig::default(), false).await;
+    let metadata = metadata(&[
         ("queueDepthQuery", "elb_requests"),
         ("queueDepthTarget", "5"),
         ("step", "5m"),
         ("mode", "holding"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    ]);
     runtime
         .metric_target(&ScaledObjectKey::new("shop", "ingest"), &metadata)
         .unwrap();
