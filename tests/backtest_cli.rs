@@ -63,6 +63,22 @@ spec:
     p
 }
 
+/// Replays `long_csv`'s `api` series under the ScaledObject `manifest`,
+/// retraining every 12 hours, with `extra` flags.
+fn replay_manifest(input: &Path, manifest: &Path, extra: &[&str]) -> Output {
+    let base = [
+        "--input",
+        input.to_str().unwrap(),
+        "--series",
+        "api",
+        "--metadata",
+        manifest.to_str().unwrap(),
+        "--retrain",
+        "12h",
+    ];
+    run(&[&base[..], extra].concat())
+}
+
 /// A JSON file the command wrote.
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -234,18 +250,7 @@ fn scaled_object_yaml_supplies_the_metadata() {
     let input = long_csv(dir.path());
     let yaml = scaled_object(dir.path());
     let report = dir.path().join("r.json");
-    let o = run(&[
-        "--input",
-        input.to_str().unwrap(),
-        "--series",
-        "api",
-        "--metadata",
-        yaml.to_str().unwrap(),
-        "--retrain",
-        "12h",
-        "--output",
-        report.to_str().unwrap(),
-    ]);
+    let o = replay_manifest(&input, &yaml, &["--output", report.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     let r = read_json(&report);
     assert_eq!(r["input"]["signal"], "queueDepth");
@@ -1098,18 +1103,7 @@ fn a_sweep_writes_the_pick_that_held_into_the_scaled_object() {
             assert!(v.is_string(), "{k:?}: {v:?}");
         }
         // And it replays: the written manifest is a valid --metadata input.
-        let again = run(&[
-            "--input",
-            input.to_str().unwrap(),
-            "--series",
-            "api",
-            "--metadata",
-            out.to_str().unwrap(),
-            "--retrain",
-            "12h",
-            "--warmup",
-            "1d",
-        ]);
+        let again = replay_manifest(&input, &out, &["--warmup", "1d"]);
         assert!(again.status.success(), "{}", text(&again));
     }
 
