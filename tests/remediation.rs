@@ -96,8 +96,14 @@ fn undo_to_revision_2(change_cause: &str) -> Value {
 /// Calls the engine makes to gather context for a signal on the fixture's
 /// ScaledObject.
 fn gather() -> Vec<Call> {
-    vec![
-        Call::get(SO, fixture("scaledobject.json")),
+    std::iter::once(Call::get(SO, fixture("scaledobject.json")))
+        .chain(plan_reads())
+        .collect()
+}
+
+/// What planning a rollback reads: the Deployment and its ReplicaSets.
+fn plan_reads() -> [Call; 2] {
+    [
         Call::get(DEPLOY, fixture("deployment.json")),
         Call::get(RS_LIST, fixture("replicasets.json")),
     ]
@@ -205,6 +211,19 @@ fn engine(
     }
 }
 
+/// The default (dry-run) engine with a regressed latency baseline, four
+/// targets enabled; `events` also posts Kubernetes Events.
+fn dry_run_engine(client: kube::Client, events: bool) -> Setup {
+    engine(
+        Some(client),
+        RemediationConfig::default(),
+        None,
+        Some(regressed()),
+        4,
+        events,
+    )
+}
+
 fn enforce() -> RemediationConfig {
     RemediationConfig {
         mode: RemediationMode::Enforce,
@@ -230,9 +249,8 @@ async fn bad_deploy_rolls_back_to_the_previous_revision_and_pages() {
     let cause = format!("foresight: rollback shop/orders to revision 2 (incident {id})");
     let (client, handle) = pair();
     let mut calls = gather();
+    calls.extend(plan_reads());
     calls.extend([
-        Call::get(DEPLOY, fixture("deployment.json")),
-        Call::get(RS_LIST, fixture("replicasets.json")),
         Call::patch(DEPLOY_PATCH, JSON_PATCH, undo_to_revision_2(&cause), rolled_out()),
         Call::get(DEPLOY, rolled_out()),
         Call::post_containing(
@@ -359,19 +377,9 @@ async fn dry_run_makes_no_mutating_call() {
     let (client, handle) = pair();
     let mut calls = gather();
     // Dry run reads what it needs to plan the patch, and stops there.
-    calls.extend([
-        Call::get(DEPLOY, fixture("deployment.json")),
-        Call::get(RS_LIST, fixture("replicasets.json")),
-    ]);
+    calls.extend(plan_reads());
     let server = serve(handle, calls);
-    let mut s = engine(
-        Some(client),
-        RemediationConfig::default(),
-        None,
-        Some(regressed()),
-        4,
-        true,
-    );
+    let mut s = dry_run_engine(client, true);
     let handled = s
         .engine
         .on_signal(key(), latency_breach(now), now)
@@ -617,19 +625,9 @@ async fn losing_the_lease_stops_actions() {
     let now = at("2026-11-30T10:08:00Z");
     let (client, handle) = pair();
     let mut calls = gather();
-    calls.extend([
-        Call::get(DEPLOY, fixture("deployment.json")),
-        Call::get(RS_LIST, fixture("replicasets.json")),
-    ]);
+    calls.extend(plan_reads());
     let server = serve(handle, calls);
-    let mut s = engine(
-        Some(client),
-        RemediationConfig::default(),
-        None,
-        Some(regressed()),
-        4,
-        false,
-    );
+    let mut s = dry_run_engine(client, false);
     assert!(
         s.engine
             .on_signal(key(), latency_breach(now), now)
@@ -752,13 +750,7 @@ async fn rollback_to_the_current_template_is_skipped() {
     // Revision 3 spells its quantities differently (0.25 CPU, 262144Ki)
     // from the Deployment (250m, 256Mi): equal by value, so skipped.
     let (client, handle) = pair();
-    let server = serve(
-        handle,
-        vec![
-            Call::get(DEPLOY, fixture("deployment.json")),
-            Call::get(RS_LIST, fixture("replicasets.json")),
-        ],
-    );
+    let server = serve(handle, Vec::from(plan_reads()));
     let outcome = KubeActions::new(client)
         .rollback("shop", "orders", Some(3), None, false)
         .await
@@ -811,18 +803,19 @@ async fn the_operator_rollback_sends_kubectls_patch_and_waits_for_the_rollout() 
     waiting["status"]["replicas"] = json!(4);
     let server = serve(
         handle,
-        vec![
-            Call::get(DEPLOY, fixture("deployment.json")),
-            Call::get(RS_LIST, fixture("replicasets.json")),
-            Call::patch(
-                DEPLOY_PATCH,
-                JSON_PATCH,
-                undo_to_revision_2("deploy orders:1.2.0"),
-                waiting.clone(),
-            ),
-            Call::get(DEPLOY, waiting),
-            Call::get(DEPLOY, rolled_out()),
-        ],
+        plan_reads()
+            .into_iter()
+            .chain([
+                Call::patch(
+                    DEPLOY_PATCH,
+                    JSON_PATCH,
+                    undo_to_revision_2("deploy orders:1.2.0"),
+                    waiting.clone(),
+                ),
+                Call::get(DEPLOY, waiting),
+                Call::get(DEPLOY, rolled_out()),
+            ])
+            .collect(),
     );
     let kube = KubeActions::new(client).with_poll_interval(Duration::from_millis(10));
     let outcome = kube
@@ -844,13 +837,7 @@ async fn the_operator_rollback_sends_kubectls_patch_and_waits_for_the_rollout() 
 async fn to_revision_that_is_not_kept_is_an_error() {
     let (client, handle) = pair();
     // Revision 9 exists only on a ReplicaSet another Deployment controls.
-    let server = serve(
-        handle,
-        vec![
-            Call::get(DEPLOY, fixture("deployment.json")),
-            Call::get(RS_LIST, fixture("replicasets.json")),
-        ],
-    );
+    let server = serve(handle, Vec::from(plan_reads()));
     let e = KubeActions::new(client)
         .rollback("shop", "orders", Some(9), None, false)
         .await
@@ -1046,21 +1033,9 @@ async fn an_alert_after_a_deploy_is_diagnosed_as_a_bad_deploy() {
     // The alert names the Deployment: no ScaledObject to resolve.
     let server = serve(
         handle,
-        vec![
-            Call::get(DEPLOY, fixture("deployment.json")),
-            Call::get(RS_LIST, fixture("replicasets.json")),
-            Call::get(DEPLOY, fixture("deployment.json")),
-            Call::get(RS_LIST, fixture("replicasets.json")),
-        ],
+        plan_reads().into_iter().chain(plan_reads()).collect(),
     );
-    let mut s = engine(
-        Some(client),
-        RemediationConfig::default(),
-        None,
-        Some(regressed()),
-        4,
-        false,
-    );
+    let mut s = dry_run_engine(client, false);
     let a: foresight::remediation::AlertmanagerAlert =
         serde_json::from_value(alert("a1b2", "firing")).unwrap();
     let h = s.engine.on_alert(a.clone(), now).await.unwrap().unwrap();
