@@ -147,7 +147,7 @@ async fn changes_of_the_served_count_and_flaps_are_counted() {
     let text = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let text = runtime.metrics_text();
-            if value(&text, flaps).is_some() {
+            if value(&text, flaps).is_some_and(|f| f >= 1.0) {
                 return text;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;

@@ -582,12 +582,13 @@ impl Telemetry {
                 direction: if change.up { "up" } else { "down" },
             })
             .inc();
+        // Created at the first change, so a calm ScaledObject shows 0
+        // rather than no series at all.
+        let flaps = self.flaps.get_or_create(&ObjectLabels {
+            scaledobject: scaledobject.to_string(),
+        });
         if change.flap {
-            self.flaps
-                .get_or_create(&ObjectLabels {
-                    scaledobject: scaledobject.to_string(),
-                })
-                .inc();
+            flaps.inc();
         }
     }
 
@@ -774,7 +775,19 @@ mod tests {
                 telemetry.observe_change("shop/consumer", c);
             }
         }
+        // A ScaledObject that changed without flapping shows 0 flaps.
+        telemetry.observe_change(
+            "shop/calm",
+            crate::domain::Change {
+                up: true,
+                flap: false,
+            },
+        );
         let text = telemetry.render();
+        assert!(
+            text.contains("foresight_flaps_total{scaledobject=\"shop/calm\"} 0\n"),
+            "{text}"
+        );
         for (line, count) in [
             (
                 r#"foresight_replica_changes_total{scaledobject="shop/consumer",direction="up"}"#,
