@@ -87,7 +87,7 @@ pub enum NotDeployable {
 
 /// The `kind` pick of `report` to deploy, or why there is none.
 pub fn deployable(report: &SweepReport, kind: PickKind) -> Result<Deployable, NotDeployable> {
-    let goals = describe(&report.goals);
+    let goals = report.goals.describe();
     let is_kind = |p: &&HeldOut| p.picked_as.iter().any(|w| w == kind.reason());
     let Some(last) = report.folds.last().or(report.holdout.as_ref()) else {
         let (_, i) = report
@@ -160,18 +160,6 @@ fn flap_warning(goals: &Goals, run: &SweepRun) -> Option<String> {
             p.foresight.flaps, p.hpa.flaps
         )
     })
-}
-
-/// The goals as the sweep's table states them.
-fn describe(g: &Goals) -> String {
-    let flaps = g
-        .flaps_ratio
-        .map(|r| format!(", flaps <= {r:.2}x"))
-        .unwrap_or_default();
-    format!(
-        "under-provisioned <= {:.2}x and replica-hours <= {:.2}x{flaps} the HPA's",
-        g.under_provisioned_ratio, g.replica_hours_ratio
-    )
 }
 
 /// A run's scores against the HPA's, in words.
@@ -308,7 +296,7 @@ mod tests {
             deployable(&r, PickKind::Calmest).unwrap_err(),
             NotDeployable::NoneMet {
                 span: " before 2024-01-08T00:00:00+00:00".into(),
-                goals: describe(&GOALS),
+                goals: GOALS.describe(),
             }
         );
     }

@@ -116,6 +116,18 @@ pub struct Goals {
 }
 
 impl Goals {
+    /// The goals in words, as the table and `--write-pick` state them.
+    pub(crate) fn describe(&self) -> String {
+        let flaps = self
+            .flaps_ratio
+            .map(|r| format!(", flaps <= {r:.2}x"))
+            .unwrap_or_default();
+        format!(
+            "under-provisioned <= {:.2}x and replica-hours <= {:.2}x{flaps} the HPA's",
+            self.under_provisioned_ratio, self.replica_hours_ratio
+        )
+    }
+
     /// Whether `flaps` against the HPA's `hpa` meet the flap goal, if any.
     fn calm_enough(&self, flaps: u32, hpa: u32) -> bool {
         self.flaps_ratio
@@ -406,17 +418,11 @@ impl SweepReport {
             let _ = writeln!(t, "{}", r.row(s, width, if r.pareto { "*" } else { "" }));
         }
         let met = self.runs.iter().filter(|r| r.meets_goals).count();
-        let flaps = self
-            .goals
-            .flaps_ratio
-            .map(|r| format!(", flaps <= {r:.2}x"))
-            .unwrap_or_default();
         let _ = writeln!(
             t,
-            "\n{met} of {} settings meet under-provisioned <= {:.2}x and replica-hours <= {:.2}x{flaps} the HPA's; * marks those no other setting beats on both.",
+            "\n{met} of {} settings meet {}; * marks those no other setting beats on both.",
             self.runs.len(),
-            self.goals.under_provisioned_ratio,
-            self.goals.replica_hours_ratio
+            self.goals.describe()
         );
         if folds.is_empty() {
             let _ = writeln!(
