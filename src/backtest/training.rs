@@ -228,22 +228,18 @@ pub fn train_all(
             (b, fit(b, chosen))
         })
         .collect();
+    // Every boundary the span trains, selections and refits alike.
+    let wanted: BTreeSet<DateTime<Utc>> = selections.iter().chain(&boundaries).copied().collect();
     let mut models = Models {
         delay,
-        attempted: selections.len()
-            + boundaries
-                .iter()
-                .filter(|b| !selections.contains(b))
-                .count(),
+        attempted: wanted.len(),
         ..Models::default()
     };
     if let Some(h) = have {
-        for b in selections.iter().chain(&boundaries) {
+        for b in &wanted {
             if let Some(m) = h.trained.get(b) {
                 models.trained.insert(*b, Arc::clone(m));
-            } else if let Some(e) = failed.get(b)
-                && !models.failures.iter().any(|(f, _)| f == b)
-            {
+            } else if let Some(e) = failed.get(b) {
                 models.failures.push((*b, (*e).clone()));
             }
         }
