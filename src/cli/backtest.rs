@@ -332,7 +332,7 @@ impl Deploy {
 /// The one ScaledObject manifest among `--metadata`'s items, and its text:
 /// `--write-pick` writes it back with the pick.
 fn write_pick_manifest(items: &[String]) -> Result<(PathBuf, String)> {
-    let files: Vec<&String> = items.iter().filter(|i| !i.contains('=')).collect();
+    let files: Vec<&String> = items.iter().filter(|i| key_value(i).is_none()).collect();
     let [file] = files.as_slice() else {
         bail!(
             "--write-pick writes the pick into the ScaledObject it was replayed with: give exactly one ScaledObject YAML with --metadata FILE (got {})",
@@ -340,10 +340,7 @@ fn write_pick_manifest(items: &[String]) -> Result<(PathBuf, String)> {
         );
     };
     let path = PathBuf::from(file.as_str());
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    external_metadata(&text)
-        .with_context(|| format!("reading the ScaledObject {}", path.display()))?;
+    let (text, _) = read_scaled_object(&path)?;
     Ok((path, text))
 }
 
@@ -354,12 +351,8 @@ fn write_pick_manifest(items: &[String]) -> Result<(PathBuf, String)> {
 /// series), and `hpaTolerance` is written only when given as metadata: it
 /// describes the cluster's HPA, which `--hpa-tolerance` only simulates.
 fn written_metadata(args: &BacktestArgs, kind: MetricKind) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = args
-        .metadata
-        .iter()
-        .filter_map(|i| i.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
+    let mut out: BTreeMap<String, String> =
+        args.metadata.iter().filter_map(|i| key_value(i)).collect();
     if let Some(t) = args.target_per_pod {
         out.insert(kind.target_key().to_string(), t.to_string());
     }
@@ -674,10 +667,10 @@ fn parse_time(s: &str, flag: &str) -> Result<DateTime<Utc>> {
 fn collect_metadata(items: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for item in items {
-        if let Some((k, v)) = item.split_once('=') {
-            out.insert(k.trim().to_string(), v.trim().to_string());
+        if let Some((k, v)) = key_value(item) {
+            out.insert(k, v);
         } else if Path::new(item).exists() {
-            out.extend(scaled_object_metadata(Path::new(item))?);
+            out.extend(read_scaled_object(Path::new(item))?.1);
         } else {
             bail!(
                 "--metadata {item:?} is neither key=value nor an existing ScaledObject YAML file"
@@ -687,11 +680,20 @@ fn collect_metadata(items: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// The metadata of the first `external` trigger of a ScaledObject manifest.
-fn scaled_object_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+/// A `--metadata` item written `key=value`, trimmed; `None` for a file.
+fn key_value(item: &str) -> Option<(String, String)> {
+    item.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+}
+
+/// A ScaledObject manifest's text, and the metadata of its first
+/// `external` trigger.
+fn read_scaled_object(path: &Path) -> Result<(String, BTreeMap<String, String>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    external_metadata(&text).with_context(|| format!("reading the ScaledObject {}", path.display()))
+    let meta = external_metadata(&text)
+        .with_context(|| format!("reading the ScaledObject {}", path.display()))?;
+    Ok((text, meta))
 }
 
 /// The signal to replay as: the flag, else the one the metadata configures,
