@@ -1011,36 +1011,32 @@ fn a_sweep_writes_the_pick_that_held_into_the_scaled_object() {
     let input = long_csv(dir.path());
     let so = scaled_object(dir.path());
     let sweep = |goal: &str, pick: &str, out: &Path, report: &Path| {
-        run(&[
-            "--input",
-            input.to_str().unwrap(),
-            "--series",
-            "api",
-            "--metadata",
-            so.to_str().unwrap(),
-            "--target-per-pod",
-            "50",
-            "--retrain",
-            "12h",
-            "--warmup",
-            "1d",
-            "--metadata",
-            "history=3d",
-            "--sweep",
-            "scaleDownStabilization=60s,300s",
-            "--holdout",
-            "0.5",
-            "--goal-under-provisioned",
-            goal,
-            "--goal-replica-hours",
-            goal,
-            "--pick",
-            pick,
-            "--write-pick",
-            out.to_str().unwrap(),
-            "--output",
-            report.to_str().unwrap(),
-        ])
+        replay_manifest(
+            &input,
+            &so,
+            &[
+                "--target-per-pod",
+                "50",
+                "--warmup",
+                "1d",
+                "--metadata",
+                "history=3d",
+                "--sweep",
+                "scaleDownStabilization=60s,300s",
+                "--holdout",
+                "0.5",
+                "--goal-under-provisioned",
+                goal,
+                "--goal-replica-hours",
+                goal,
+                "--pick",
+                pick,
+                "--write-pick",
+                out.to_str().unwrap(),
+                "--output",
+                report.to_str().unwrap(),
+            ],
+        )
     };
     let report = dir.path().join("sweep.json");
     for pick in ["calmest", "cheapest"] {
