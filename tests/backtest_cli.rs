@@ -1010,10 +1010,10 @@ fn a_sweep_writes_the_pick_that_held_into_the_scaled_object() {
     let dir = tempfile::tempdir().unwrap();
     let input = long_csv(dir.path());
     let so = scaled_object(dir.path());
-    let sweep = |goal: &str, pick: &str, out: &Path, report: &Path| {
+    let sweep_from = |so: &Path, goal: &str, pick: &str, out: &Path, report: &Path| {
         replay_manifest(
             &input,
-            &so,
+            so,
             &[
                 "--target-per-pod",
                 "50",
@@ -1037,6 +1037,9 @@ fn a_sweep_writes_the_pick_that_held_into_the_scaled_object() {
                 report.to_str().unwrap(),
             ],
         )
+    };
+    let sweep = |goal: &str, pick: &str, out: &Path, report: &Path| {
+        sweep_from(&so, goal, pick, out, report)
     };
     let report = dir.path().join("sweep.json");
     for pick in ["calmest", "cheapest"] {
@@ -1098,10 +1101,63 @@ fn a_sweep_writes_the_pick_that_held_into_the_scaled_object() {
         for (k, v) in meta.as_mapping().unwrap() {
             assert!(v.is_string(), "{k:?}: {v:?}");
         }
+        // The manifest was edited in place: the team's comment is kept,
+        // and no note says otherwise.
+        assert!(written.contains("\n# the team's scaler\n"), "{written}");
+        assert!(!text(&o).contains("could not be edited in place"));
         // And it replays: the written manifest is a valid --metadata input.
         let again = replay_manifest(&input, &out, &["--warmup", "1d"]);
         assert!(again.status.success(), "{}", text(&again));
     }
+
+    // Picking again into the file a pick was written to replaces its
+    // header rather than stacking a second one over it.
+    let out = dir.path().join("calmest.yaml");
+    let o = sweep_from(&out, "1000", "calmest", &out, &report);
+    assert!(o.status.success(), "{}", text(&o));
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.matches("--write-pick").count(), 1, "{written}");
+    assert!(written.contains("\n# the team's scaler\n"), "{written}");
+
+    // A manifest the lossless edit cannot change safely (here a second
+    // trigger aliases the external trigger's metadata, so editing it in
+    // place would change both) is written whole, and the command says
+    // its comments are gone.
+    let aliased = dir.path().join("aliased.yaml");
+    let so_text = std::fs::read_to_string(&so).unwrap();
+    std::fs::write(
+        &aliased,
+        so_text.replacen(
+            "      metadata:\n        scalerAddress",
+            "      metadata: &m\n        scalerAddress",
+            1,
+        ) + "    - type: external-push\n      metadata: *m\n",
+    )
+    .unwrap();
+    let out = dir.path().join("whole.yaml");
+    let o = sweep_from(&aliased, "1000", "calmest", &out, &report);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "note: {} could not be edited in place, so it was written whole: its comments and layout are not kept",
+            aliased.display()
+        )),
+        "{}",
+        text(&o)
+    );
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let triggers = &doc["spec"]["triggers"];
+    assert_eq!(triggers[1]["metadata"]["history"].as_str(), Some("3d"));
+    assert_eq!(
+        triggers[1]["metadata"]["queueDepthTarget"].as_str(),
+        Some("50")
+    );
+    // The alias's copy is the manifest's as it was.
+    assert_eq!(
+        triggers[2]["metadata"]["queueDepthTarget"].as_u64(),
+        Some(40)
+    );
 
     // Goals no run meets: the sweep's table and --output still come, the
     // command fails and names why, and no manifest is written.

@@ -301,7 +301,7 @@ impl Deploy {
         })?;
         let mut set = self.set.clone();
         set.extend(pick.settings.clone());
-        let body = with_external_metadata(&self.text, &set)
+        let body = with_external_metadata(without_header(&self.text), &set)
             .with_context(|| format!("cannot update {}", self.from.display()))?;
         let settings = label(&pick.settings);
         let warning = pick
@@ -310,9 +310,10 @@ impl Deploy {
             .map(|w| format!("# Warning: {w}.\n"))
             .unwrap_or_default();
         let text = format!(
-            "# Written by `foresight backtest --write-pick` from {}, replayed on {replayed}: the {kind} pick, {settings}.\n# {}.\n{warning}{body}",
+            "{HEADER} from {}, replayed on {replayed}: the {kind} pick, {settings}.\n# {}.\n{warning}{}",
             self.from.display(),
-            pick.evidence
+            pick.evidence,
+            body.text
         );
         crate::durable::write_bytes_atomically(&self.out, text.as_bytes())
             .with_context(|| format!("cannot write {}", self.out.display()))?;
@@ -325,8 +326,40 @@ impl Deploy {
         if let Some(w) = &pick.warning {
             println!("warning: {w}");
         }
+        if !body.in_place {
+            println!(
+                "note: {} could not be edited in place, so it was written whole: its comments and layout are not kept",
+                self.from.display()
+            );
+        }
         Ok(())
     }
+}
+
+/// How the header `--write-pick` puts over the manifest begins.
+const HEADER: &str = "# Written by `foresight backtest --write-pick`";
+
+/// `text` without the header an earlier `--write-pick` put over it (its
+/// provenance line, its evidence line and any warning), so that a manifest
+/// picked again, comments kept, carries the newest evidence alone.
+fn without_header(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix(HEADER) else {
+        return text;
+    };
+    let mut lines = rest.split_inclusive('\n');
+    let mut skipped = HEADER.len();
+    for (i, line) in lines.by_ref().enumerate() {
+        let ours = match i {
+            0 => true,
+            1 => line.starts_with("# "),
+            _ => line.starts_with("# Warning: "),
+        };
+        if !ours || i > 2 {
+            break;
+        }
+        skipped += line.len();
+    }
+    &text[skipped..]
 }
 
 /// The one ScaledObject manifest among `--metadata`'s items, and its text:
@@ -836,5 +869,24 @@ impl Progress for Bars {
             b.set_length(total as u64);
             b.set_position(done as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_earlier_write_picks_header_is_taken_off_and_nothing_else() {
+        let body = "# the operator's own comment\nkind: ScaledObject\n";
+        let ours = format!(
+            "{HEADER} from so.yaml, replayed on x: the calmest pick, q 0.6.\n# Held out: 0.01x / 1.07x.\n"
+        );
+        assert_eq!(without_header(&format!("{ours}{body}")), body);
+        let warned = format!("{ours}# Warning: it flapped 3 times.\n{body}");
+        assert_eq!(without_header(&warned), body);
+        assert_eq!(without_header(body), body);
+        // A header alone, as a truncated file would be.
+        assert_eq!(without_header(HEADER), "");
     }
 }

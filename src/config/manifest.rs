@@ -5,9 +5,14 @@
 //! Only the first trigger of type `external` or `external-push` is read or
 //! changed: that is the one KEDA sends to foresight. A file may hold other
 //! documents beside the ScaledObject (`---`-separated, as a Deployment is
-//! often kept with its scaler); they are carried over. Everything else is
-//! carried over as it was parsed (comments are not: YAML libraries drop
-//! them).
+//! often kept with its scaler); they are carried over.
+//!
+//! Writing edits the text in place, so the operator's comments, quoting
+//! and layout survive a round trip through a sweep: manifests live in Git,
+//! and a rewrite that drops every comment is a diff nobody can review. The
+//! edit is checked against a whole rewrite (serde_yaml, which validates
+//! and keeps no comments) and is used only when the two read back the
+//! same; otherwise the rewrite is, and the caller is told.
 
 use std::collections::BTreeMap;
 
@@ -60,30 +65,101 @@ pub fn external_metadata(text: &str) -> Result<BTreeMap<String, String>, Manifes
     Ok(out)
 }
 
+/// A manifest with new metadata, as [`with_external_metadata`] wrote it.
+#[derive(Debug)]
+pub struct Updated {
+    /// The manifest's new text.
+    pub text: String,
+    /// Whether `text` is the input edited in place, comments and layout
+    /// kept; `false` when only a whole rewrite read back right (the caller
+    /// says so, since the comments are gone).
+    pub in_place: bool,
+}
+
 /// The manifest with its external trigger's metadata updated by `set`:
 /// keys already there keep their place, new keys come last, and every
 /// value is written as a string. KEDA's metadata is a map of strings, so a
 /// `40` that [`external_metadata`] read as `"40"` would be refused by the
-/// API server as it stands. The rest of the manifest is unchanged.
+/// API server as it stands. The rest of the manifest is unchanged, down to
+/// its comments when the in-place edit reads back as the rewrite does.
 pub fn with_external_metadata(
     text: &str,
     set: &BTreeMap<String, String>,
-) -> Result<String, ManifestError> {
+) -> Result<Updated, ManifestError> {
     let mut docs = documents(text)?;
     let meta = trigger_metadata(scaled_object(&mut docs)?)?;
+    // What changes: a set value that differs, and any value that is not a
+    // string yet (a `40` must be written `"40"`).
+    let mut changes = BTreeMap::new();
     for (k, v) in meta.iter_mut() {
         let key = k.as_str().ok_or(ManifestError::KeyNotString)?;
         let text = scalar(v).ok_or_else(|| ManifestError::ValueNotString(key.to_string()))?;
+        if !v.is_string() {
+            changes.insert(key.to_string(), text.clone());
+        }
         *v = Value::String(text);
     }
     for (k, v) in set {
-        meta.insert(Value::String(k.clone()), Value::String(v.clone()));
+        let old = meta.insert(Value::String(k.clone()), Value::String(v.clone()));
+        if old.as_ref().and_then(Value::as_str) != Some(v.as_str()) {
+            changes.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(edited) = edited_in_place(text, &changes)
+        && documents(&edited).ok().as_deref() == Some(docs.as_slice())
+    {
+        return Ok(Updated {
+            text: edited,
+            in_place: true,
+        });
     }
     let mut out = Vec::new();
     for d in &docs {
         out.push(serde_yaml::to_string(d)?);
     }
-    Ok(out.join("---\n"))
+    Ok(Updated {
+        text: out.join("---\n"),
+        in_place: false,
+    })
+}
+
+/// `text` with `changes` set in the first external trigger's metadata of
+/// its one ScaledObject, edited losslessly; `None` when the lossless
+/// parser cannot find that mapping. Its result is trusted only after it
+/// reads back as the rewrite: the parser is young, so a panic in it is
+/// caught too and ends in the rewrite, never in a crash.
+fn edited_in_place(text: &str, changes: &BTreeMap<String, String>) -> Option<String> {
+    use std::str::FromStr as _;
+    let edit = || {
+        let file = yaml_edit::YamlFile::from_str(text).ok()?;
+        let mut found = file
+            .documents()
+            .filter(|d| d.get_string("kind").as_deref() == Some("ScaledObject"));
+        let (Some(doc), None) = (found.next(), found.next()) else {
+            return None;
+        };
+        let trigger = doc
+            .get_mapping("spec")?
+            .get_sequence("triggers")?
+            .values()
+            .filter_map(|t| t.as_mapping().cloned())
+            .find(|t| {
+                matches!(
+                    t.get("type")
+                        .and_then(|v| v.as_scalar().map(|s| s.as_string()))
+                        .as_deref(),
+                    Some("external" | "external-push")
+                )
+            })?;
+        let meta = trigger.get_mapping("metadata")?;
+        for (k, v) in changes {
+            meta.set(k.as_str(), v.as_str());
+        }
+        Some(file.to_string())
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(edit))
+        .ok()
+        .flatten()
 }
 
 /// The file's documents, empty ones (a leading or trailing `---`) left out.
@@ -157,6 +233,7 @@ fn scalar(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     const SO: &str = r#"apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
@@ -200,6 +277,8 @@ spec:
             ("scaleDownStabilization", "60s"),
         ]);
         let out = with_external_metadata(SO, &set).unwrap();
+        assert!(out.in_place);
+        let out = out.text;
         let doc: Value = serde_yaml::from_str(&out).unwrap();
         let before: Value = serde_yaml::from_str(SO).unwrap();
         assert_eq!(doc["metadata"], before["metadata"]);
@@ -275,6 +354,8 @@ spec:
             external_metadata(SO).unwrap()
         );
         let out = with_external_metadata(&file, &map(&[("forecastQuantile", "0.6")])).unwrap();
+        assert!(out.in_place, "{}", out.text);
+        let out = out.text;
         let docs = documents(&out).unwrap();
         assert_eq!(docs.len(), 2, "{out}");
         assert_eq!(docs[0], documents(&file).unwrap()[0]);
@@ -294,5 +375,105 @@ spec:
             external_metadata("").unwrap_err().to_string(),
             "has kind \"\"; expected a KEDA ScaledObject"
         );
+    }
+
+    /// A manifest as operators keep them: comments above, beside and
+    /// inside the metadata, a flow mapping, quoting of both kinds.
+    const COMMENTED: &str = r#"# The API's scaler; see the runbook.
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: api, namespace: shop}
+spec:
+  scaleTargetRef: {name: api}  # the Deployment
+  triggers:
+    - type: cpu
+      metadata: {value: "50"}
+    - type: external
+      metadata:
+        scalerAddress: foresight.keda:9090   # the Service
+        # forty jobs per pod, from May's load test
+        queueDepthTarget: 40
+        forecastQuantile: "0.9"   # raise with care
+        mode: 'predictive'
+"#;
+
+    #[test]
+    fn comments_and_layout_are_kept_and_only_changed_lines_differ() {
+        let set = map(&[
+            ("forecastQuantile", "0.6"),
+            ("mode", "predictive"),
+            ("scaleDownStabilization", "60s"),
+        ]);
+        let out = with_external_metadata(COMMENTED, &set).unwrap();
+        assert!(out.in_place, "{}", out.text);
+        let before: Vec<&str> = COMMENTED.lines().collect();
+        let after: Vec<&str> = out.text.lines().collect();
+        // `mode` is already "predictive", so its line is left alone; the
+        // number 40 becomes a string; the new key comes last.
+        let changed: Vec<(usize, &str)> = before
+            .iter()
+            .zip(&after)
+            .enumerate()
+            .filter(|(_, (b, a))| b != a)
+            .map(|(i, (_, a))| (i, *a))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                (13, "        queueDepthTarget: '40'"),
+                (14, "        forecastQuantile: '0.6'   # raise with care"),
+            ],
+            "{}",
+            out.text
+        );
+        assert_eq!(after.len(), before.len() + 1);
+        assert_eq!(after[before.len()], "        scaleDownStabilization: 60s");
+        let mut expected = external_metadata(COMMENTED).unwrap();
+        expected.extend(set);
+        assert_eq!(external_metadata(&out.text).unwrap(), expected);
+        // Nothing to change leaves the text as it was, byte for byte.
+        let same = COMMENTED.replace("queueDepthTarget: 40", "queueDepthTarget: \"40\"");
+        let again = with_external_metadata(&same, &map(&[("mode", "predictive")])).unwrap();
+        assert_eq!((again.in_place, again.text.as_str()), (true, same.as_str()));
+    }
+
+    #[test]
+    fn what_cannot_be_edited_in_place_is_rewritten_whole_and_says_so() {
+        // The external trigger's metadata is an alias of the first
+        // trigger's: editing it in place would change both, so the
+        // in-place edit does not read back as the rewrite, which resolves
+        // the alias and changes the external trigger's copy alone.
+        let aliased = "kind: ScaledObject\nspec:\n  triggers:\n    - type: cpu\n      metadata: &m {value: \"50\"}\n    - type: external\n      metadata: *m\n";
+        let out = with_external_metadata(aliased, &map(&[("value", "60")])).unwrap();
+        assert!(!out.in_place, "{}", out.text);
+        let doc: Value = serde_yaml::from_str(&out.text).unwrap();
+        assert_eq!(doc["spec"]["triggers"][0]["metadata"]["value"], "50");
+        assert_eq!(doc["spec"]["triggers"][1]["metadata"]["value"], "60");
+    }
+
+    proptest::proptest! {
+        /// Whatever string a setting holds (YAML's indicators, what would
+        /// read as a number, a bool or null, quotes, blanks, line breaks),
+        /// the written manifest reads back with exactly that string, in
+        /// place, with the comments kept.
+        #[test]
+        fn any_value_reads_back_as_written_in_place(
+            key in "[a-zA-Z][a-zA-Z0-9]{0,12}",
+            value in proptest::prop_oneof![
+                "[ -~]{0,12}",
+                proptest::sample::select(vec![
+                    "", "~", "null", "true", "no", "0x10", "1e3", "-", "? x", "a: b", "#c",
+                    "'", "\"", "x\ny", " lead", "trail ", "é", "*a", "&a", "!t", "%", "@",
+                ]).prop_map(String::from),
+            ],
+        ) {
+            let set = map(&[(key.as_str(), value.as_str())]);
+            let out = with_external_metadata(COMMENTED, &set).unwrap();
+            let mut expected = external_metadata(COMMENTED).unwrap();
+            expected.extend(set);
+            proptest::prop_assert_eq!(external_metadata(&out.text).unwrap(), expected);
+            proptest::prop_assert!(out.in_place, "{}", out.text);
+            proptest::prop_assert!(out.text.contains("# forty jobs per pod, from May's load test"));
+        }
     }
 }
