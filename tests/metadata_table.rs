@@ -123,6 +123,62 @@ fn error_table() {
             vec![r#"unable to set param "leadTime" value "5x": invalid duration "5x": unknown unit "x" (use s, m, h, d or w) (write durations like 90s, 15m, 2h, 14d or 1w)"#.into()],
         ),
         (
+            // Bounds keep one ScaledObject from crashing or swamping the
+            // server (the windows are replayed every tick); the rate
+            // periods and windows take Kubernetes' own HPA bounds.
+            "durations past their bounds, every one reported",
+            vec![
+                ("queueDepthQuery", "q"),
+                ("queueDepthTarget", "10"),
+                ("leadTime", "7000000w"),
+                ("history", "400d"),
+                ("step", "2d"),
+                ("maxStaleness", "25h"),
+                ("scaleUpPeriod", "31m"),
+                ("scaleDownStabilization", "61m"),
+                ("scaleDownPeriod", "1h"),
+                ("scaleDownLookahead", "2d"),
+                ("cooldown", "2d"),
+                ("lagDrainTime", "2d"),
+                ("latencyBreachDuration", "2h"),
+                ("seasonality", "521w"),
+            ],
+            vec![
+                r#"unable to set param "leadTime" value "7000000w": invalid duration "7000000w": longer than 520w (write durations like 90s, 15m, 2h, 14d or 1w)"#.into(),
+                r#"unable to set param "history" value "400d": must be at most 366d"#.into(),
+                r#"unable to set param "step" value "2d": must be at most 1d"#.into(),
+                r#"unable to set param "seasonality" value "521w": invalid duration "521w": longer than 520w (write durations like 90s, 15m, 2h, 14d or 1w); or use "auto" or "none""#.into(),
+                r#"unable to set param "scaleUpPeriod" value "31m": must be at most 30m"#.into(),
+                r#"unable to set param "scaleDownStabilization" value "61m": must be at most 1h"#.into(),
+                r#"unable to set param "scaleDownPeriod" value "1h": must be at most 30m"#.into(),
+                r#"unable to set param "scaleDownLookahead" value "2d": must be at most 1d"#.into(),
+                r#"unable to set param "cooldown" value "2d": must be at most 1d"#.into(),
+                r#"unable to set param "lagDrainTime" value "2d": must be at most 1d"#.into(),
+                r#"unable to set param "latencyBreachDuration" value "2h": must be at most 1h"#.into(),
+                r#"unable to set param "maxStaleness" value "25h": must be at most 1d"#.into(),
+            ],
+        ),
+        (
+            "a lead time longer than an hour",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("leadTime", "61m")],
+            vec![r#"unable to set param "leadTime" value "61m": must be at most 1h"#.into()],
+        ),
+        (
+            "a bad percentage hides no other problem",
+            vec![
+                ("queueDepthQuery", "q"),
+                ("queueDepthTarget", "10"),
+                ("scaleUpPercent", "2000"),
+                ("scaleDownPercent", "200"),
+                ("scaleDownReleaseStabilization", "10m"),
+            ],
+            vec![
+                r#"unable to set param "scaleUpPercent" value "2000": must be at most 1000"#.into(),
+                r#"unable to set param "scaleDownReleaseStabilization" value "10m": must not exceed scaleDownStabilization"#.into(),
+                r#"unable to set param "scaleDownPercent" value "200": must be at most 100"#.into(),
+            ],
+        ),
+        (
             "maxStaleness is a duration",
             vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("maxStaleness", "5min")],
             vec![r#"unable to set param "maxStaleness" value "5min": invalid duration "5min": unknown unit "min" (use s, m, h, d or w) (write durations like 90s, 15m, 2h, 14d or 1w)"#.into()],

@@ -84,12 +84,34 @@ pub fn parse_duration(text: &str) -> Result<TimeDelta, DurationError> {
             text: text.to_string(),
         });
     }
+    if total > MAX_SECONDS {
+        return Err(invalid(format!("longer than {}w", MAX_SECONDS / 604_800)));
+    }
     TimeDelta::try_seconds(total).ok_or_else(|| invalid("too large".into()))
 }
+
+/// The longest duration any setting takes: about ten years. Every setting
+/// is added to and multiplied with instants and other settings, and chrono
+/// panics when an instant leaves its range, so the bound keeps a typo
+/// (`7000000w`) an error rather than a crash; settings also have their own,
+/// tighter bounds where a long value would cost work.
+const MAX_SECONDS: i64 = 520 * 604_800;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_would_overflow_an_instant_is_refused() {
+        assert_eq!(parse_duration("520w").unwrap(), TimeDelta::weeks(520));
+        for text in ["521w", "7000000w", "9223372036854775807s"] {
+            let e = parse_duration(text).unwrap_err().to_string();
+            assert!(
+                e.contains("longer than 520w") || e.contains("too large"),
+                "{text}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn common_units() {

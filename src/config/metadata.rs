@@ -60,6 +60,14 @@ const COMMON_KEYS: &[&str] = &[
 /// Largest training window in points: bounds fetch size and fit time.
 const MAX_HISTORY_POINTS: i64 = 100_000;
 
+/// Kubernetes' bound on an HPA scaling policy's `periodSeconds` (30 min),
+/// for the rate periods that mirror it.
+const HPA_MAX_PERIOD: TimeDelta = TimeDelta::minutes(30);
+
+/// Kubernetes' bound on an HPA's `stabilizationWindowSeconds` (1 h), for
+/// the windows that mirror it.
+const HPA_MAX_STABILIZATION: TimeDelta = TimeDelta::hours(1);
+
 /// Default values of the optional keys, as written by users.
 mod defaults {
     pub(super) const MIN_REPLICAS: u32 = 0;
@@ -108,9 +116,9 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
     let metrics = p.metrics();
     let min_replicas = p.integer("minReplicaCount", defaults::MIN_REPLICAS, 0);
     let max_replicas = p.integer("maxReplicaCount", defaults::MAX_REPLICAS, 1);
-    let lead_time = p.duration("leadTime", defaults::LEAD_TIME);
-    let history = p.duration("history", defaults::HISTORY);
-    let step = p.duration("step", defaults::STEP);
+    let lead_time = p.duration("leadTime", defaults::LEAD_TIME, TimeDelta::hours(1));
+    let history = p.duration("history", defaults::HISTORY, TimeDelta::days(366));
+    let step = p.duration("step", defaults::STEP, TimeDelta::days(1));
     let seasonality = p.seasonality();
     let mode = p.mode();
     let activation_threshold =
@@ -126,7 +134,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
     let forecast_anchor = p.forecast_anchor();
     let forecast_between = p.forecast_between();
     let rules = p.rules();
-    let max_staleness = p.duration("maxStaleness", defaults::MAX_STALENESS);
+    let max_staleness = p.duration("maxStaleness", defaults::MAX_STALENESS, TimeDelta::days(1));
 
     if let (Some(min), Some(max)) = (min_replicas, max_replicas)
         && min > max
@@ -354,14 +362,25 @@ impl Parser<'_> {
         let hpa_tolerance = self.number("hpaTolerance", d.hpa_tolerance, ratio);
         let scale_up_pods = self.integer("scaleUpPods", d.scale_up_pods, 0);
         let scale_up_percent = self.integer("scaleUpPercent", d.scale_up_percent, 0);
-        let scale_up_period = self.duration("scaleUpPeriod", &secs(d.scale_up_period));
-        let scale_down_stabilization =
-            self.duration_or_zero("scaleDownStabilization", d.scale_down_stabilization);
+        let scale_up_period =
+            self.duration("scaleUpPeriod", &secs(d.scale_up_period), HPA_MAX_PERIOD);
+        let scale_down_stabilization = self.duration_or_zero(
+            "scaleDownStabilization",
+            d.scale_down_stabilization,
+            HPA_MAX_STABILIZATION,
+        );
         let scale_down_pods = self.integer("scaleDownPods", d.scale_down_pods, 0);
         let scale_down_percent = self.integer("scaleDownPercent", d.scale_down_percent, 0);
-        let scale_down_period = self.duration("scaleDownPeriod", &secs(d.scale_down_period));
-        let scale_down_lookahead =
-            self.duration_or_zero("scaleDownLookahead", d.scale_down_lookahead);
+        let scale_down_period = self.duration(
+            "scaleDownPeriod",
+            &secs(d.scale_down_period),
+            HPA_MAX_PERIOD,
+        );
+        let scale_down_lookahead = self.duration_or_zero(
+            "scaleDownLookahead",
+            d.scale_down_lookahead,
+            TimeDelta::days(1),
+        );
         let scale_down_release_surplus = self.number(
             "scaleDownReleaseSurplus",
             d.scale_down_release_surplus,
@@ -370,11 +389,16 @@ impl Parser<'_> {
         let scale_down_release_stabilization = self.duration_or_zero(
             "scaleDownReleaseStabilization",
             d.scale_down_release_stabilization,
+            HPA_MAX_STABILIZATION,
         );
-        let cooldown = self.duration_or_zero("cooldown", d.cooldown);
-        let lag_drain_time = self.duration("lagDrainTime", &secs(d.lag_drain_time));
-        let latency_breach_duration =
-            self.duration("latencyBreachDuration", &secs(d.latency_breach_duration));
+        let cooldown = self.duration_or_zero("cooldown", d.cooldown, TimeDelta::days(1));
+        let lag_drain_time =
+            self.duration("lagDrainTime", &secs(d.lag_drain_time), TimeDelta::days(1));
+        let latency_breach_duration = self.duration(
+            "latencyBreachDuration",
+            &secs(d.latency_breach_duration),
+            TimeDelta::hours(1),
+        );
         let max_forecast_mase = self.number("maxForecastMase", d.max_forecast_mase, |v| {
             (v > 0.0).then_some(()).ok_or("must be greater than 0")
         });
@@ -391,10 +415,15 @@ impl Parser<'_> {
                 "scale-up is disabled: set scaleUpPods or scaleUpPercent above 0".to_string(),
             );
         }
-        if let Some(p) = scale_up_percent.filter(|p| *p > 1000) {
-            self.unable("scaleUpPercent", &p.to_string(), "must be at most 1000");
-            return None;
-        }
+        // A bad value is reported and the checks go on, so that every
+        // problem comes back at once.
+        let scale_up_percent = match scale_up_percent {
+            Some(p) if p > 1000 => {
+                self.unable("scaleUpPercent", &p.to_string(), "must be at most 1000");
+                None
+            }
+            p => p,
+        };
         // The release window is a shorter stabilisation: one set longer than
         // the full window is a mistake to report, while the default shrinks
         // to fit a short full window (or a release that is off) silently.
@@ -418,10 +447,13 @@ impl Parser<'_> {
                 }
                 (release, _) => release,
             };
-        if let Some(p) = scale_down_percent.filter(|p| *p > 100) {
-            self.unable("scaleDownPercent", &p.to_string(), "must be at most 100");
-            return None;
-        }
+        let scale_down_percent = match scale_down_percent {
+            Some(p) if p > 100 => {
+                self.unable("scaleDownPercent", &p.to_string(), "must be at most 100");
+                None
+            }
+            p => p,
+        };
         Some(ScalingRules {
             tolerance: tolerance?,
             scale_up_tolerance: scale_up_tolerance?,
@@ -445,13 +477,18 @@ impl Parser<'_> {
         })
     }
 
-    /// A duration where `0s` means "off".
-    fn duration_or_zero(&mut self, key: &str, default: TimeDelta) -> Option<TimeDelta> {
+    /// A duration where `0s` means "off", at most `max`.
+    fn duration_or_zero(
+        &mut self,
+        key: &str,
+        default: TimeDelta,
+        max: TimeDelta,
+    ) -> Option<TimeDelta> {
         let Some(raw) = self.raw(key).map(str::to_string) else {
             return Some(default);
         };
         match parse_duration(&raw) {
-            Ok(d) => Some(d),
+            Ok(d) => self.at_most(key, &raw, d, max),
             Err(super::DurationError::Zero { .. }) => Some(TimeDelta::zero()),
             Err(e) => {
                 self.unable(key, &raw, e);
@@ -460,15 +497,32 @@ impl Parser<'_> {
         }
     }
 
-    fn duration(&mut self, key: &str, default: &str) -> Option<TimeDelta> {
+    /// A positive duration, at most `max`.
+    fn duration(&mut self, key: &str, default: &str, max: TimeDelta) -> Option<TimeDelta> {
         let raw = self.raw(key).unwrap_or(default).to_string();
         match parse_duration(&raw) {
-            Ok(d) => Some(d),
+            Ok(d) => self.at_most(key, &raw, d, max),
             Err(e) => {
                 self.unable(key, &raw, e);
                 None
             }
         }
+    }
+
+    /// `d` if it is at most `max`. The bounds keep one ScaledObject from
+    /// costing the server without limit: the windows the policy keeps are
+    /// replayed every tick, and a lead time or history is data to read and
+    /// train on.
+    fn at_most(&mut self, key: &str, raw: &str, d: TimeDelta, max: TimeDelta) -> Option<TimeDelta> {
+        if d <= max {
+            return Some(d);
+        }
+        self.unable(
+            key,
+            raw,
+            format!("must be at most {}", crate::domain::format_delta(max)),
+        );
+        None
     }
 
     fn seasonality(&mut self) -> Option<Seasonality> {
