@@ -263,6 +263,19 @@ fn missing_data_holds() {
     .unwrap()
     .1;
     assert_eq!(state.current(), Some(1));
+    // Held, the workload stays active: inactive with `minReplicaCount: 0`,
+    // KEDA would scale it to zero on no data at all.
+    let (held, _) = decide(
+        &b,
+        &obs(vec![input(MetricKind::QueueDepth, 100.0, None)]),
+        &state,
+        t(15),
+    )
+    .unwrap();
+    assert_eq!(
+        (held.desired_replicas, held.limiter, held.active),
+        (1, Limiter::StaleData, true)
+    );
 }
 
 fn ramp_forecast(start: i64, values: Vec<f64>) -> Forecast {

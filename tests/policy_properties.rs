@@ -350,6 +350,9 @@ proptest! {
             let tick = &ticks[*k];
             if tick.0.is_none() || tick.1.is_none() {
                 prop_assert!(after.desired_replicas >= before.desired_replicas, "dropped {} → {} with missing data", before.desired_replicas, after.desired_replicas);
+                // Nor does it turn a workload holding replicas inactive,
+                // which KEDA would scale to zero.
+                prop_assert!(after.active || before.desired_replicas == 0, "inactive at {} replicas with missing data", before.desired_replicas);
             }
         }
     }

@@ -121,10 +121,15 @@ pub fn decide(
     // stabilisation window would only move it off its counts.
     let holding = b.mode == Mode::Holding && used;
 
+    // Missing or stale data lowers nothing, and going inactive is the
+    // lowest step of all: with `minReplicaCount: 0` KEDA scales the
+    // workload to zero once it has been inactive for its cooldown. So while
+    // any signal is missing, a workload holding replicas stays active.
+    let stale = obs.metrics.iter().any(|m| m.observed.is_none());
     let active = obs.metrics.iter().zip(&readings).any(|(m, r)| {
         m.observed.is_some_and(|v| v > b.activation_threshold)
             || (used && r.forecast_max.is_some_and(|f| f > b.activation_threshold))
-    });
+    }) || (stale && current.is_some_and(|c| c > 0));
 
     // 2. The highest requirement, within the bounds. With no opinion at all
     // (e.g. only latency, under target), hold.
@@ -161,7 +166,6 @@ pub fn decide(
     trim(&mut next.changes, now, period);
 
     // 3. The asymmetric limits.
-    let stale = obs.metrics.iter().any(|m| m.observed.is_none());
     let cooling = obs
         .last_remediation
         .is_some_and(|t| now >= t && now - t < rules.cooldown);
