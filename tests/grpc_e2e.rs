@@ -370,23 +370,38 @@ async fn metadata_change_reconfigures_without_losing_the_object() {
         .filter(|(k, _)| *k != "maxReplicaCount")
         .collect();
     small_max.push(("maxReplicaCount", "2"));
-    c.get_metrics(req(TAXI)).await.unwrap();
-    // Give the aligned tick a chance to apply the new bound.
-    let mut last = 0;
-    for _ in 0..40 {
-        last = c
+    let before = c
+        .get_metrics(req(TAXI))
+        .await
+        .unwrap()
+        .into_inner()
+        .metric_values[0]
+        .metric_value;
+    assert!(
+        before > 2,
+        "the trace should need more than 2 replicas: {before}"
+    );
+    // The very first answer under the new metadata obeys it: the decision
+    // made under the old one is dropped, not served until the next tick.
+    for _ in 0..3 {
+        let now = c
             .get_metrics(req(&small_max))
             .await
             .unwrap()
             .into_inner()
             .metric_values[0]
             .metric_value;
-        if last <= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(now <= 2, "new maxReplicaCount not applied: {now}");
     }
-    assert!(last <= 2, "new maxReplicaCount not applied: {last}");
+    // And back.
+    let again = c
+        .get_metrics(req(TAXI))
+        .await
+        .unwrap()
+        .into_inner()
+        .metric_values[0]
+        .metric_value;
+    assert!(again > 2, "old maxReplicaCount not restored: {again}");
     server.shutdown.cancel();
 }
 

@@ -268,6 +268,9 @@ impl<S: MetricSource> Runtime<S> {
                 None => {
                     info!(scaledobject = %key, "registered");
                     let reg = Arc::new(Registration::new(key.clone(), configured));
+                    // Seen before it is visible: registered as never seen,
+                    // it could be forgotten as idle before the touch below.
+                    reg.touch(Utc::now());
                     registry.insert(key.clone(), Arc::clone(&reg));
                     self.shared.telemetry.set_scaled_objects(registry.len());
                     reg
@@ -542,6 +545,12 @@ impl<S: MetricSource> Runtime<S> {
     /// the last good decision. Beyond it, the decision is kept for
     /// explanations but not served, and KEDA's HPA keeps the current count.
     fn settle(&self, reg: &Registration, o: &Outcome) {
+        if reg.fingerprint() != o.cfg.fingerprint {
+            // Its metadata changed while this was evaluated: the outcome
+            // answers the old metadata, whose decision the change dropped.
+            // The change also owes an evaluation, which settles instead.
+            return;
+        }
         let key = reg.key().to_string();
         let max = o.cfg.spec.max_staleness;
         let age = o.staleness;

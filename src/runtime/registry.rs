@@ -166,6 +166,16 @@ impl Registration {
 
     pub(crate) fn reconfigure(&self, configured: Arc<Configured>) {
         self.configured.send_replace(configured);
+        // The decision made under the old metadata answers a question no
+        // longer asked (other queries, other bounds): served on, it could
+        // exceed the new maxReplicaCount, for as long as the new queries
+        // fail. So it goes, and calls wait for the first decision under the
+        // new metadata as a new ScaledObject's do, or get `Unavailable`
+        // (the HPA keeps the current count) saying why.
+        self.decisions.send_replace(None);
+        self.set_waiting_reason(
+            "waiting for the first evaluation since the metadata changed".into(),
+        );
         // A fault was about the old queries; the next evaluation (at once)
         // finds any that remain.
         self.fault.send_replace(None);
