@@ -1027,6 +1027,37 @@ async fn alertmanager_webhooks_need_the_token_and_are_deduplicated() {
 }
 
 #[tokio::test]
+async fn an_alert_refused_while_the_engine_is_busy_is_taken_on_retry() {
+    // Room for one alert: the second of a payload finds the engine busy.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+    let (_lead, leadership) = tokio::sync::watch::channel(true);
+    let app = foresight::remediation::alerts_router("s3cret".into(), tx, leadership);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let payload = json!({
+        "version": "4", "groupKey": "{}", "truncatedAlerts": 0, "status": "firing",
+        "receiver": "foresight", "groupLabels": {}, "commonLabels": {},
+        "commonAnnotations": {}, "externalURL": "http://alertmanager",
+        "alerts": [alert("a1b2", "firing"), alert("e5f6", "firing")]
+    });
+    let post = || http.post(&url).bearer_auth("s3cret").json(&payload).send();
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), 503, "the second alert finds the engine busy");
+    assert_eq!(rx.recv().await.unwrap().fingerprint, "a1b2");
+    // Alertmanager retries the whole group: the first alert was taken and is
+    // a duplicate now; the refused one is new, not lost as a duplicate.
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"accepted": 1, "duplicates": 1, "resolved": 0})
+    );
+    assert_eq!(rx.recv().await.unwrap().fingerprint, "e5f6");
+}
+
+#[tokio::test]
 async fn an_alert_after_a_deploy_is_diagnosed_as_a_bad_deploy() {
     let now = at("2026-11-30T10:08:00Z");
     let (client, handle) = pair();

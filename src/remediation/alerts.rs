@@ -140,26 +140,29 @@ async fn receive(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: St
             continue;
         }
         let key = (alert.fingerprint.clone(), alert.starts_at);
-        {
-            // A poisoned lock only means another request panicked mid-way;
-            // the set itself is still usable.
-            let mut seen = intake.seen.lock().unwrap_or_else(|e| e.into_inner());
-            let (set, order) = &mut *seen;
-            if !set.insert(key.clone()) {
-                duplicates += 1;
-                continue;
-            }
-            order.push_back(key);
-            while order.len() > REMEMBERED {
-                if let Some(old) = order.pop_front() {
-                    set.remove(&old);
-                }
-            }
+        // A poisoned lock only means another request panicked mid-way; the
+        // set itself is still usable. Held across the (non-blocking) send so
+        // two deliveries of one alert cannot both pass the check.
+        let mut seen = intake.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, order) = &mut *seen;
+        if set.contains(&key) {
+            duplicates += 1;
+            continue;
         }
         if intake.engine.try_send(alert).is_err() {
-            // The engine is busy or gone: Alertmanager will retry.
+            // The engine is busy or gone: Alertmanager will retry, and the
+            // alert is not remembered, so the retry is not taken for a
+            // duplicate.
             return (StatusCode::SERVICE_UNAVAILABLE, "remediation is busy\n").into_response();
         }
+        set.insert(key.clone());
+        order.push_back(key);
+        while order.len() > REMEMBERED {
+            if let Some(old) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+        drop(seen);
         accepted += 1;
     }
     axum::Json(json!({

@@ -5,6 +5,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -102,12 +103,24 @@ impl AuditLog {
         line.push(b'\n');
         let mut f = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&self.path)
             .map_err(|source| RemediationError::AuditOpen {
                 path: self.path.clone(),
                 source,
             })?;
+        // A crash mid-write leaves a last line with no newline; appended
+        // to as it is, the next record would share its line and both be
+        // lost to `read`. A newline first ends the torn line on its own.
+        let len = f.metadata().map_err(write_err)?.len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            f.read_exact_at(&mut last, len - 1).map_err(write_err)?;
+            if last[0] != b'\n' {
+                line.insert(0, b'\n');
+            }
+        }
         // One write of the whole line: with O_APPEND it lands at the end
         // in one piece, never interleaved mid-line.
         f.write_all(&line).map_err(write_err)?;
@@ -126,8 +139,10 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Every record, oldest first. A last line cut short by a crash is
-    /// ignored; a bad line anywhere else is an error.
+    /// Every record, oldest first. A line cut short by a crash (JSON that
+    /// ends early) is skipped with a warning, wherever it is: `append`
+    /// ends such a line before writing the next record. Any other bad
+    /// line is an error, as the log has been damaged some other way.
     pub fn read(&self) -> Result<Vec<AuditRecord>, RemediationError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
@@ -139,7 +154,6 @@ impl AuditLog {
                 });
             }
         };
-        let complete = text.ends_with('\n');
         let lines: Vec<&str> = text.lines().collect();
         let mut out = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
@@ -148,7 +162,13 @@ impl AuditLog {
             }
             match serde_json::from_str(line) {
                 Ok(r) => out.push(r),
-                Err(_) if i + 1 == lines.len() && !complete => break,
+                Err(e) if e.classify() == serde_json::error::Category::Eof => {
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        line = i + 1,
+                        "audit log line cut short (foresight stopped while writing it); skipped"
+                    );
+                }
                 Err(source) => {
                     return Err(RemediationError::AuditParse {
                         path: self.path.clone(),
@@ -321,6 +341,26 @@ mod tests {
         f.write_all(b"{\"record\":\"actionFini").unwrap();
         let records = log.read().unwrap();
         assert_eq!(records.len(), 2);
+        // Restarted, foresight appends again: the torn line stays on its
+        // own, and neither it nor the new record is lost to the reader.
+        log.append(&AuditRecord::Paged {
+            at,
+            incident_id: "i1".into(),
+            error: None,
+        })
+        .unwrap();
+        let after = log.read().unwrap();
+        assert_eq!(after.len(), 3, "{after:?}");
+        assert!(matches!(after[2], AuditRecord::Paged { .. }));
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert_eq!(text.lines().count(), 4);
+        // Damage that is not a cut-short line is still an error.
+        let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(b"{\"record\":\"nonsense\"}\n").unwrap();
+        assert!(matches!(
+            log.read(),
+            Err(RemediationError::AuditParse { line: 5, .. })
+        ));
         let s = summarize(&records);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].status(), "interrupted");
