@@ -135,6 +135,7 @@ fn regressed_source() -> Arc<Fixed> {
             metric: "p99 latency (s)".into(),
             before: 0.12,
             after: 0.9,
+            floor: 0.0,
         }],
         Mutex::new(Vec::new()),
     ))
@@ -482,6 +483,30 @@ async fn at_ceiling_raises_max_replicas_within_the_hard_cap() {
         Some(ActionOutcome::Done {
             message: "raised maxReplicaCount from 20 to 25".into()
         })
+    );
+}
+
+#[tokio::test]
+async fn a_ceiling_changed_since_the_diagnosis_is_not_raised() {
+    // The diagnosis saw 20 and planned 25; someone has since lowered the
+    // ceiling to 8 on purpose. 8 → 25 would be a step of 17, past what the
+    // guardrails judged, so nothing is patched.
+    let mut lowered = fixture("scaledobject.json");
+    lowered["spec"]["maxReplicaCount"] = json!(8);
+    let (client, handle) = pair();
+    let server = serve(handle, vec![Call::get(SO, lowered)]);
+    let outcome = KubeActions::new(client)
+        .raise_ceiling("shop", "orders-consumer", 20, 25, false)
+        .await
+        .unwrap();
+    server.await.expect("one GET and no patch");
+    assert_eq!(
+        outcome,
+        ActionOutcome::Skipped {
+            message:
+                "maxReplicaCount is 8, not the 20 the diagnosis saw; not raised on stale evidence"
+                    .into()
+        }
     );
 }
 

@@ -20,11 +20,16 @@ use crate::sources::MetricSource;
 /// The window before a deploy its baseline is averaged over.
 const WINDOW: TimeDelta = TimeDelta::minutes(30);
 
-/// The trigger metadata keys compared before and after a deploy, and what
-/// each measures.
-const BASELINE_QUERIES: [(&str, &str); 2] = [
-    ("p99LatencyQuery", "p99 latency"),
-    ("errorRateQuery", "error rate"),
+/// The trigger metadata keys compared before and after a deploy, what
+/// each measures, and the floor its ratio is taken against (see
+/// [`Baseline::floor`]). Error rates are fractions of requests (as
+/// `errorRateQuery` is documented): under 0.5% a clean half hour would
+/// make the first failed request an infinite regression. Latency has no
+/// floor, as its unit is the query's own; a p99 of 0 is no traffic, which
+/// the query's NaN already leaves out.
+const BASELINE_QUERIES: [(&str, &str, f64); 2] = [
+    ("p99LatencyQuery", "p99 latency", 0.0),
+    ("errorRateQuery", "error rate", 0.005),
 ];
 
 /// Baselines read through a metric source.
@@ -42,6 +47,7 @@ impl<S: MetricSource> SourceBaselines<S> {
         &self,
         metric: &str,
         query: &str,
+        floor: f64,
         deploy_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Option<Baseline> {
@@ -66,6 +72,7 @@ impl<S: MetricSource> SourceBaselines<S> {
             metric: metric.into(),
             before,
             after,
+            floor,
         })
     }
 }
@@ -80,9 +87,9 @@ impl<S: MetricSource> BaselineSource for SourceBaselines<S> {
     ) -> BoxFuture<'a, Vec<Baseline>> {
         Box::pin(async move {
             let mut out = Vec::new();
-            for (key, metric) in BASELINE_QUERIES {
+            for (key, metric, floor) in BASELINE_QUERIES {
                 if let Some(q) = queries.get(key)
-                    && let Some(b) = self.measure(metric, q, deploy_at, now).await
+                    && let Some(b) = self.measure(metric, q, floor, deploy_at, now).await
                 {
                     out.push(b);
                 }
@@ -142,6 +149,7 @@ mod tests {
         assert_eq!(got[1].metric, "error rate");
         assert!((got[1].before - 0.001).abs() < 1e-12, "{got:?}");
         assert!((got[1].after - 0.05).abs() < 1e-12, "{got:?}");
+        assert_eq!((got[0].floor, got[1].floor), (0.0, 0.005));
         // No latency or error query, no baseline: traffic signals are not
         // compared.
         let queries: BTreeMap<String, String> =

@@ -39,13 +39,21 @@ pub struct Baseline {
     pub before: f64,
     /// Its value now.
     pub after: f64,
+    /// The smallest baseline a ratio is taken against: below it, changes
+    /// are noise (an error rate of 0 before and 0.1% after is one failed
+    /// request, not a tenfold regression, and from 0 any error at all was
+    /// an infinite ratio). 0 for none.
+    #[serde(default)]
+    pub floor: f64,
 }
 
 impl Baseline {
-    /// How many times worse it is now; infinite from a zero baseline.
+    /// How many times worse it is now, against the baseline or the floor,
+    /// whichever is higher; infinite from a zero baseline with no floor.
     fn ratio(&self) -> f64 {
-        if self.before > 0.0 {
-            self.after / self.before
+        let before = self.before.max(self.floor);
+        if before > 0.0 {
+            self.after / before
         } else if self.after > 0.0 {
             f64::INFINITY
         } else {
@@ -473,6 +481,7 @@ mod tests {
                 metric: "error rate".into(),
                 before: 0.001,
                 after: 0.05,
+                floor: 0.0,
             }],
             ceiling: Some(10),
             context: vec![],
@@ -501,6 +510,30 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_error_rate_is_measured_against_the_floor() {
+        let b = |before: f64, after: f64| Baseline {
+            metric: "error rate".into(),
+            before,
+            after,
+            floor: 0.005,
+        };
+        // One failed request after a clean half hour: not a regression.
+        assert!(!b(0.0, 0.001).regressed());
+        assert!((b(0.0, 0.001).ratio() - 0.2).abs() < 1e-12);
+        // From nothing to 5% is one.
+        assert!(b(0.0, 0.05).regressed());
+        // Above the floor the baseline itself is the measure.
+        assert!(b(0.01, 0.02).regressed());
+        assert!(!b(0.01, 0.019).regressed());
+        // No floor: from zero, anything is infinitely worse.
+        let raw = Baseline {
+            floor: 0.0,
+            ..b(0.0, 0.001)
+        };
+        assert!(raw.ratio().is_infinite() && raw.regressed());
+    }
+
+    #[test]
     fn a_deploy_without_a_baseline_regression_stays_below_the_threshold() {
         let s = Situation {
             target: target(),
@@ -526,6 +559,7 @@ mod tests {
                 metric: "p99".into(),
                 before: 0.1,
                 after: 0.9,
+                floor: 0.0,
             }],
             ceiling: None,
             context: vec![],

@@ -292,15 +292,17 @@ impl KubeActions {
         })
     }
 
-    /// Raises a ScaledObject's `maxReplicaCount` to `to`, and the
-    /// `maxReplicaCount` of its external triggers' metadata with it (which
-    /// bounds foresight's own decisions). One JSON Patch whose `test` op
-    /// makes it fail rather than overwrite a concurrent change. Never
-    /// touches replicas: under an HPA they would be overwritten.
+    /// Raises a ScaledObject's `maxReplicaCount` from `from` (what the
+    /// diagnosis saw) to `to`, and the `maxReplicaCount` of its external
+    /// triggers' metadata with it (which bounds foresight's own decisions).
+    /// One JSON Patch whose `test` op makes it fail rather than overwrite a
+    /// concurrent change. Never touches replicas: under an HPA they would be
+    /// overwritten.
     pub async fn raise_ceiling(
         &self,
         ns: &str,
         name: &str,
+        from: u32,
         to: u32,
         dry_run: bool,
     ) -> Result<ActionOutcome, RemediationError> {
@@ -310,6 +312,16 @@ impl KubeActions {
         if current >= to {
             return Ok(ActionOutcome::Skipped {
                 message: format!("maxReplicaCount is already {current}"),
+            });
+        }
+        if current != from {
+            // Someone changed the ceiling since the diagnosis (lowered it,
+            // say, on purpose): raising to `to` would be a larger step than
+            // the guardrails judged, on evidence that no longer holds.
+            return Ok(ActionOutcome::Skipped {
+                message: format!(
+                    "maxReplicaCount is {current}, not the {from} the diagnosis saw; not raised on stale evidence"
+                ),
             });
         }
         let mut ops = match spec.get("maxReplicaCount") {
@@ -406,10 +418,10 @@ impl KubeActions {
             Action::RaiseCeiling {
                 namespace,
                 scaled_object,
+                from,
                 to,
-                ..
             } => (
-                self.raise_ceiling(namespace, scaled_object, *to, dry_run)
+                self.raise_ceiling(namespace, scaled_object, *from, *to, dry_run)
                     .await?,
                 None,
             ),
