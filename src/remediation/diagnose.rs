@@ -102,6 +102,12 @@ pub struct AlertTrigger {
     pub starts_at: DateTime<Utc>,
 }
 
+/// How long a new revision's pods may all be unready before that counts as
+/// a crash loop: long enough for an image pull, start-up and a readiness
+/// probe's first successes, and half of Kubernetes' default 10-minute
+/// progress deadline, which catches the slower cases.
+const CRASH_LOOP_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 /// Diagnoses a situation at `now`.
 pub fn diagnose(s: &Situation, cfg: &RemediationConfig, now: DateTime<Utc>) -> Diagnosis {
     let mut evidence = Vec::new();
@@ -153,10 +159,14 @@ pub fn diagnose(s: &Situation, cfg: &RemediationConfig, now: DateTime<Utc>) -> D
         to_revision: to,
     };
 
-    // 1. Pods of the new revision that do not become ready.
+    // 1. Pods of the new revision that do not become ready: none ready
+    // once the revision is older than a start-up grace. Younger, none ready
+    // is an ordinary rollout whose pods are still starting, and rolling it
+    // back would undo a healthy deploy.
     let not_ready = rollout
         .newest_ready
-        .is_some_and(|(ready, desired)| desired > 0 && ready == 0);
+        .is_some_and(|(ready, desired)| desired > 0 && ready == 0)
+        && deploy_at.is_some_and(|at| now - at >= CRASH_LOOP_GRACE);
     if rollout.progress_deadline_exceeded || (recent.is_some() && not_ready) {
         if rollout.progress_deadline_exceeded {
             evidence.push(Evidence::new(
@@ -619,6 +629,32 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn unready_pods_of_a_rollout_still_starting_are_not_a_crash_loop() {
+        let mut r = deployed(t(0));
+        r.newest_ready = Some((0, 3));
+        let s = |now: i64| Situation {
+            target: target(),
+            signal: Some(latency(t(now), t(now - 1))),
+            rollout: Some(r.clone()),
+            baselines: vec![],
+            ceiling: None,
+            context: vec![],
+            alert: None,
+        };
+        let cfg = RemediationConfig::default();
+        // Two minutes in, the new pods are still starting: a struggling
+        // signal during the rollout is a possible bad deploy, below the
+        // threshold, not a crash loop to roll back.
+        let young = diagnose(&s(2), &cfg, t(2));
+        assert_eq!(young.cause, Cause::BadDeploy);
+        assert!(young.confidence < cfg.confidence_threshold, "{young:?}");
+        // Six minutes in and still none ready: a crash loop.
+        let old = diagnose(&s(6), &cfg, t(6));
+        assert_eq!(old.cause, Cause::CrashLoop);
+        assert!(old.confidence >= cfg.confidence_threshold, "{old:?}");
     }
 
     #[test]
