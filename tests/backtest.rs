@@ -425,3 +425,40 @@ fn a_model_cache_serves_a_longer_or_shorter_span_of_the_same_samples() {
     // series: all 20 again.
     assert_eq!(counts, [16, 8, 0, 20]);
 }
+
+#[test]
+fn last_remediation_holds_the_scale_down_for_the_cooldown() {
+    // Ten pods' worth of demand for two days, then one pod's worth. A
+    // remediation acted at the drop (`lastRemediation`, as the engine
+    // stamps it): for `cooldown` after it, nothing scales down.
+    let start = DateTime::from_timestamp(1_700_006_400, 0).unwrap(); // a midnight, UTC
+    let mut v = vec![1000.0; 2 * 288];
+    v.extend(vec![100.0; 288]);
+    let s = Series::new(start, TimeDelta::minutes(5), v);
+    let drop = start + TimeDelta::days(2);
+    let base = [("mode", "reactive"), ("cooldown", "30m")];
+    let at = |out: &foresight::backtest::Outcome, minutes: i64| {
+        let ms = (drop + TimeDelta::minutes(minutes)).timestamp_millis();
+        let i = out
+            .timeline
+            .timestamp_ms
+            .iter()
+            .position(|t| *t == ms)
+            .unwrap();
+        out.timeline.replicas[0][i]
+    };
+    let free = backtest(&s, &base, 24).run(&Quiet).unwrap();
+    let stamp = drop.to_rfc3339();
+    let mut with = base.to_vec();
+    with.push(("lastRemediation", stamp.as_str()));
+    let held = backtest(&s, &with, 24).run(&Quiet).unwrap();
+    assert_eq!(at(&free, -5), 10);
+    assert_eq!(at(&held, -5), 10);
+    // Without it, one pod goes every 5 minutes after the 5-minute window.
+    assert!(at(&free, 25) < 10, "{}", at(&free, 25));
+    // With it, all ten stay through the cooldown, then the descent starts.
+    assert_eq!(at(&held, 25), 10);
+    assert!(at(&held, 60) < 10, "{}", at(&held, 60));
+    assert!(held.report.decisions.limiter.contains_key("cooldown"));
+    assert!(!free.report.decisions.limiter.contains_key("cooldown"));
+}

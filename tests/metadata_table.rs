@@ -159,6 +159,11 @@ fn error_table() {
             ],
         ),
         (
+            "lastRemediation is an RFC 3339 time",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("lastRemediation", "yesterday")],
+            vec![r#"unable to set param "lastRemediation" value "yesterday": must be an RFC 3339 time such as 2026-12-07T10:00:00Z"#.into()],
+        ),
+        (
             "a lead time longer than an hour",
             vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("leadTime", "61m")],
             vec![r#"unable to set param "leadTime" value "61m": must be at most 1h"#.into()],
@@ -308,6 +313,18 @@ fn defaults_and_keda_keys() {
     assert_eq!(
         (spec.rules.short_minute_price, spec.rules.flap_price),
         (4.0, 64.0)
+    );
+    assert_eq!(spec.rules.cooldown, TimeDelta::minutes(10));
+    assert_eq!(spec.last_remediation, None);
+    let stamped = parse_metadata(&meta(&[
+        ("queueDepthQuery", "q"),
+        ("queueDepthTarget", "100"),
+        ("lastRemediation", "2026-12-07T11:00:00+01:00"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        stamped.last_remediation.map(|t| t.to_rfc3339()),
+        Some("2026-12-07T10:00:00+00:00".to_string())
     );
 }
 

@@ -243,6 +243,25 @@ fn latency_breach(now: DateTime<Utc>) -> Signal {
     }
 }
 
+/// The `lastRemediation` stamp that follows every action done: a GET of
+/// the ScaledObject, then a JSON Patch of its foresight trigger (the
+/// fixture's second; the `cpu` trigger is left alone).
+fn stamp(when: DateTime<Utc>) -> [Call; 2] {
+    [
+        Call::get(SO, fixture("scaledobject.json")),
+        Call::patch(
+            SO_PATCH,
+            JSON_PATCH,
+            json!([
+                {"op": "test", "path": "/spec/triggers/1/type", "value": "external"},
+                {"op": "add", "path": "/spec/triggers/1/metadata/lastRemediation",
+                 "value": when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}
+            ]),
+            fixture("scaledobject.json"),
+        ),
+    ]
+}
+
 #[tokio::test]
 async fn bad_deploy_rolls_back_to_the_previous_revision_and_pages() {
     let now = at("2026-11-30T10:08:00Z");
@@ -267,6 +286,7 @@ async fn bad_deploy_rolls_back_to_the_previous_revision_and_pages() {
             json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "orders.1"}}),
         ),
     ]);
+    calls.extend(stamp(now));
     let server = serve(handle, calls);
     let (url, pages) = webhook(StatusCode::OK).await;
     let pager = Pager::new(url, PageFormat::Generic, Duration::from_secs(5));
@@ -458,6 +478,7 @@ async fn at_ceiling_raises_max_replicas_within_the_hard_cap() {
             fixture("scaledobject.json"),
         ),
     ]);
+    calls.extend(stamp(now));
     let server = serve(handle, calls);
     let config = RemediationConfig {
         hard_cap: 25,
@@ -532,6 +553,7 @@ async fn the_fourth_identical_action_in_an_hour_escalates() {
             ),
             Call::get(DEPLOY, rolled_out()),
         ]);
+        calls.extend(stamp(when));
     }
     let server = serve(handle, calls);
     let config = RemediationConfig {
@@ -586,22 +608,21 @@ async fn the_fourth_identical_action_in_an_hour_escalates() {
 async fn blast_radius_caps_the_targets_touched_in_ten_minutes() {
     let now = at("2026-11-30T12:00:00Z");
     let (client, handle) = pair();
-    let server = serve(
-        handle,
-        vec![
-            Call::get(SO, fixture("scaledobject.json")),
-            Call::patch(
-                SO_PATCH,
-                JSON_PATCH,
-                json!([
-                    {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
-                    {"op": "replace", "path": "/spec/maxReplicaCount", "value": 30},
-                    {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "30"}
-                ]),
-                fixture("scaledobject.json"),
-            ),
-        ],
-    );
+    let mut calls = vec![
+        Call::get(SO, fixture("scaledobject.json")),
+        Call::patch(
+            SO_PATCH,
+            JSON_PATCH,
+            json!([
+                {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
+                {"op": "replace", "path": "/spec/maxReplicaCount", "value": 30},
+                {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "30"}
+            ]),
+            fixture("scaledobject.json"),
+        ),
+    ];
+    calls.extend(stamp(now));
+    let server = serve(handle, calls);
     // 4 enabled targets: 25% is one target per 10 minutes.
     let mut s = engine(Some(client), enforce(), None, None, 4, false);
     let ceiling = |so: &str| Situation {

@@ -316,6 +316,17 @@ async fn the_lease_is_created_its_holder_acts_and_losing_it_stops_actions() {
                 ]),
                 fixture("scaledobject.json"),
             ),
+            // The stamp that starts the trigger's cooldown.
+            Call::get(SO, fixture("scaledobject.json")),
+            Call::patch(
+                SO_PATCH,
+                JSON_PATCH,
+                json!([
+                    {"op": "test", "path": "/spec/triggers/1/type", "value": "external"},
+                    {"op": "add", "path": "/spec/triggers/1/metadata/lastRemediation", "value": "2026-11-30T12:00:00Z"}
+                ]),
+                fixture("scaledobject.json"),
+            ),
         ],
         actions_done.clone(),
     );
@@ -371,7 +382,7 @@ async fn the_lease_is_created_its_holder_acts_and_losing_it_stops_actions() {
         .await
         .expect("mock finished")
         .expect("one JSON Patch while leading, no call at all after");
-    assert_eq!(sent.len(), 5);
+    assert_eq!(sent.len(), 7, "the raise and its stamp while leading");
 
     assert_eq!(
         followed.incident.verdict,

@@ -147,6 +147,7 @@ impl Backtest<'_> {
                 model
                     .is_none()
                     .then(|| "no model trained yet (too little history)".to_string()),
+                self.spec.last_remediation,
             );
             let f_count = steer(
                 &behavior,
@@ -173,6 +174,7 @@ impl Backtest<'_> {
                     plan: None,
                 }),
                 None,
+                self.spec.last_remediation,
             );
             let pf_count = steer(
                 &behavior,
@@ -283,6 +285,7 @@ fn one_signal<'a>(
     observed: Option<f64>,
     forecast: Option<ForecastInput<'a>>,
     forecast_note: Option<String>,
+    last_remediation: Option<DateTime<Utc>>,
 ) -> Observation<'a> {
     Observation {
         metrics: vec![MetricInput {
@@ -292,7 +295,7 @@ fn one_signal<'a>(
             forecast,
             forecast_note,
         }],
-        last_remediation: None,
+        last_remediation,
     }
 }
 

@@ -47,6 +47,7 @@ const COMMON_KEYS: &[&str] = &[
     "scaleDownReleaseSurplus",
     "scaleDownReleaseStabilization",
     "cooldown",
+    "lastRemediation",
     "lagDrainTime",
     "latencyBreachDuration",
     "maxForecastMase",
@@ -135,6 +136,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
     let forecast_between = p.forecast_between();
     let rules = p.rules();
     let max_staleness = p.duration("maxStaleness", defaults::MAX_STALENESS, TimeDelta::days(1));
+    let last_remediation = p.time("lastRemediation");
 
     if let (Some(min), Some(max)) = (min_replicas, max_replicas)
         && min > max
@@ -230,6 +232,7 @@ pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, Meta
             rules,
             // `None` pushed a problem, and problems returned above.
             max_staleness: max_staleness.unwrap_or(TimeDelta::minutes(5)),
+            last_remediation,
         }),
         _ => Err(MetadataError {
             problems: vec![
@@ -584,6 +587,25 @@ impl Parser<'_> {
                 (Mode::NAMES[3], Mode::Holding),
             ],
         )
+    }
+
+    /// An optional RFC 3339 time; absent is `None`, and so is a bad value
+    /// once it is reported.
+    fn time(&mut self, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        let raw = self.raw(key)?.to_string();
+        match chrono::DateTime::parse_from_rfc3339(&raw) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(_) => {
+                // chrono's reasons ("premature end of input") would not
+                // help; the expected shape does.
+                self.unable(
+                    key,
+                    &raw,
+                    "must be an RFC 3339 time such as 2026-12-07T10:00:00Z",
+                );
+                None
+            }
+        }
     }
 
     fn forecast_anchor(&mut self) -> Option<bool> {

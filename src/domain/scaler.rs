@@ -127,6 +127,11 @@ pub struct ScalerSpec {
     /// `Unavailable`, so the HPA keeps the current replica count.
     #[serde(with = "serde_delta")]
     pub max_staleness: TimeDelta,
+    /// When remediation last acted on this target (`lastRemediation`,
+    /// stamped on the trigger by foresight's remediation engine): carried
+    /// in the metadata so every replica of foresight, and a backtest,
+    /// holds the same `cooldown` after it.
+    pub last_remediation: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Rate limits and guards of the asymmetric policy. Defaults follow the

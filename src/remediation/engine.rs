@@ -524,6 +524,26 @@ impl Engine {
         {
             warn!(incident = %incident.id, error = %e, "cannot publish the Event");
         }
+        if !dry_run
+            && matches!(outcome, ActionOutcome::Done { .. })
+            && let Some(kube) = &self.opts.kube
+        {
+            // The policy's cooldown after an action reads this stamp from
+            // the trigger metadata KEDA sends, on every replica alike.
+            let t = &incident.target;
+            match kube
+                .stamp_remediation(&t.namespace, &t.scaled_object, now)
+                .await
+            {
+                Ok(0) => {
+                    warn!(incident = %incident.id, "no foresight trigger on the ScaledObject to stamp lastRemediation on; no cooldown follows")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(incident = %incident.id, error = %e, "cannot stamp lastRemediation; no cooldown follows")
+                }
+            }
+        }
         Ok(outcome)
     }
 }

@@ -104,13 +104,16 @@ pub enum RemediationError {
         /// What is wrong.
         reason: String,
     },
-    /// Patching a ScaledObject's `maxReplicaCount` failed.
-    #[error("cannot patch maxReplicaCount of ScaledObject {namespace}/{name}: {source}")]
+    /// Patching a ScaledObject (its `maxReplicaCount`, or the
+    /// `lastRemediation` stamp on its foresight trigger) failed.
+    #[error("cannot patch ScaledObject {namespace}/{name} ({operation}): {source}")]
     PatchScaledObject {
         /// Namespace.
         namespace: String,
         /// ScaledObject.
         name: String,
+        /// `raise maxReplicaCount` or `stamp lastRemediation`.
+        operation: &'static str,
         /// The API error.
         source: Box<kube::Error>,
     },

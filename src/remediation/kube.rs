@@ -26,6 +26,7 @@ use super::rollout::{
     RollbackPlan, RolloutStatus, restart_patch, rollback_patch, rollout_context, rollout_status,
     select_revision, selector_string,
 };
+use crate::domain::MetricKind;
 
 /// The field manager of every change foresight makes.
 pub const FIELD_MANAGER: &str = "foresight";
@@ -354,6 +355,7 @@ impl KubeActions {
         let patch_err = |source: kube::Error| RemediationError::PatchScaledObject {
             namespace: ns.into(),
             name: name.into(),
+            operation: "raise maxReplicaCount",
             source: Box::new(source),
         };
         let patch = to_json_patch(patch).map_err(|e| patch_err(kube::Error::SerdeError(e)))?;
@@ -387,6 +389,58 @@ impl KubeActions {
                 }
             }
         }
+    }
+
+    /// Stamps `lastRemediation: at` on the ScaledObject's foresight
+    /// triggers (external triggers naming one of foresight's signal
+    /// queries), so that KEDA hands it to every replica of foresight with
+    /// each call and all of them hold scale-down for the trigger's
+    /// `cooldown` after the action. Each op is guarded by a `test` of the
+    /// trigger's type, so a reordered trigger list fails the patch rather
+    /// than stamping another scaler. Returns how many triggers were
+    /// stamped (0 sends nothing).
+    pub async fn stamp_remediation(
+        &self,
+        ns: &str,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<usize, RemediationError> {
+        let so = self.get_scaled_object(ns, name).await?;
+        let stamp = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut ops = Vec::new();
+        for (i, t) in so.data["spec"]["triggers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let ours = MetricKind::ALL
+                .iter()
+                .any(|k| t["metadata"].get(k.query_key()).is_some());
+            if t["type"] == "external" && ours {
+                ops.push(json!({"op": "test", "path": format!("/spec/triggers/{i}/type"), "value": "external"}));
+                ops.push(json!({"op": "add",
+                    "path": format!("/spec/triggers/{i}/metadata/lastRemediation"),
+                    "value": stamp}));
+            }
+        }
+        let stamped = ops.len() / 2;
+        if stamped == 0 {
+            return Ok(0);
+        }
+        let patch_err = |source: kube::Error| RemediationError::PatchScaledObject {
+            namespace: ns.into(),
+            name: name.into(),
+            operation: "stamp lastRemediation",
+            source: Box::new(source),
+        };
+        let patch =
+            to_json_patch(Value::Array(ops)).map_err(|e| patch_err(kube::Error::SerdeError(e)))?;
+        Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &scaled_object_resource())
+            .patch(name, &patch_params(), &Patch::Json::<()>(patch))
+            .await
+            .map_err(patch_err)?;
+        Ok(stamped)
     }
 
     /// Runs an action to completion: the change, then for Deployments the

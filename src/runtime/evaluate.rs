@@ -212,7 +212,7 @@ pub(crate) fn replay(
             .collect();
         let obs = Observation {
             metrics,
-            last_remediation: None,
+            last_remediation: cfg.spec.last_remediation,
         };
         match decide(&cfg.behavior, &obs, &state, t) {
             Ok((d, next)) => {
