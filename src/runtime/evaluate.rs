@@ -169,12 +169,21 @@ pub(crate) fn replay(
     let mut state = PolicyState::default();
     let mut last = Err(PolicyError::NoData);
     let holding = cfg.behavior.mode == Mode::Holding;
-    for t in ticks(at, cfg.replay, tick) {
+    // Older ticks only carry the state (a long descent) forward, on
+    // observations alone: the models of that time are kept by a replica
+    // that was running then but not trained by one started since, and the
+    // two must agree.
+    let forecasts_from = at - cfg.replay;
+    for t in ticks(at, cfg.memory, tick) {
         let is_now = t == at;
         let trained: Vec<Option<&Arc<Trained>>> = cfg
             .model_keys
             .iter()
-            .map(|key| key.as_ref().and_then(|k| models.at(k, t)))
+            .map(|key| {
+                key.as_ref()
+                    .filter(|_| t >= forecasts_from)
+                    .and_then(|k| models.at(k, t))
+            })
             .collect();
         let kept: Vec<Option<Arc<Plan>>> = trained
             .iter()
@@ -244,6 +253,103 @@ mod tests {
         assert_eq!(t, vec![955, 970, 985, 1_000]);
     }
 
+    /// A reactive configuration scaled to 45 pods' worth of load, which
+    /// falls to 5 pods' worth at `drop`; one observation per tick from two
+    /// hours before the drop to `until` after it.
+    fn descent_setup(
+        extra: &[(&str, &str)],
+        until: TimeDelta,
+    ) -> (Arc<Configured>, ObservationCache, DateTime<Utc>) {
+        let meta: std::collections::HashMap<String, String> = [
+            ("queueDepthQuery", "q"),
+            ("queueDepthTarget", "10"),
+            ("mode", "reactive"),
+            ("minReplicaCount", "1"),
+            ("maxReplicaCount", "50"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let config = crate::runtime::RuntimeConfig::default();
+        let spec = crate::config::parse_metadata(&meta).unwrap();
+        let cfg = Configured::new(super::super::registry::fingerprint(&meta), spec, &config);
+        let drop = DateTime::from_timestamp(1_700_006_400, 0).unwrap();
+        let mut cache = ObservationCache::default();
+        let tick = TimeDelta::seconds(15);
+        for t in ticks(drop + until, TimeDelta::hours(2) + until, tick) {
+            cache.insert("q", t, Ok(Some(if t < drop { 450.0 } else { 50.0 })));
+        }
+        (cfg, cache, drop)
+    }
+
+    #[test]
+    fn a_descent_longer_than_the_forecast_window_keeps_its_rate() {
+        // 1 pod per 5 minutes after a 5-minute window: 45 → 5 takes 205
+        // minutes, far past the 30 minutes forecasts are replayed over.
+        let until = TimeDelta::minutes(90);
+        let (cfg, cache, drop) = descent_setup(&[], until);
+        assert_eq!(cfg.replay, TimeDelta::minutes(30));
+        // (50 − 1) steps and 2 to spare, 5 minutes each, after the window.
+        assert_eq!(cfg.memory, TimeDelta::minutes(5 + 51 * 5));
+        let tick = TimeDelta::seconds(15);
+        let models = ModelTable::new(std::time::Duration::from_secs(3_600));
+        let at_minute = |m: i64| {
+            replay(
+                &cfg,
+                drop + TimeDelta::minutes(m),
+                tick,
+                &cache,
+                &models,
+                &mut PlanCache::default(),
+            )
+            .unwrap()
+            .desired_replicas
+        };
+        assert_eq!(at_minute(-1), 45);
+        // Each minute's replay starts far enough back to know the count
+        // it inherits: one pod per 5 minutes all the way, where a replay
+        // of 30 minutes fell to 5 at once after the load had been low for
+        // that long.
+        // (The HPA's tolerance makes the steps 5 pods, each followed by 25
+        // quiet minutes, so the rate holds on average.)
+        let counts: Vec<u32> = (0..=90).map(at_minute).collect();
+        for (m, w) in counts.windows(2).enumerate() {
+            assert!(w[1] <= w[0] && w[0] - w[1] <= 5, "minute {m}: {counts:?}");
+        }
+        for (m, c) in counts.iter().enumerate() {
+            let average = 45 - m as u32 / 5;
+            assert!(c + 5 >= average, "minute {m}: {counts:?}");
+        }
+        assert_eq!(counts[90], 27, "{counts:?}");
+    }
+
+    #[test]
+    fn the_replay_is_as_long_as_the_slowest_descent_and_no_longer_than_12_hours() {
+        let memory = |extra: &[(&str, &str)]| descent_setup(extra, TimeDelta::zero()).0.memory;
+        // Percentages: 50 → 1 at 50% a period is 6 halvings (ln 50 / ln 2).
+        assert_eq!(
+            memory(&[("scaleDownPods", "0"), ("scaleDownPercent", "50")]),
+            TimeDelta::minutes(5 + 8 * 5)
+        );
+        // Pods and percentage: whichever comes down faster.
+        assert_eq!(
+            memory(&[("scaleDownPods", "10"), ("scaleDownPercent", "50")]),
+            TimeDelta::minutes(5 + 7 * 5)
+        );
+        // A short descent leaves the forecasts' 30 minutes.
+        assert_eq!(
+            memory(&[("scaleDownPods", "25"), ("scaleDownPeriod", "1m")]),
+            TimeDelta::minutes(30)
+        );
+        // Scale-down off never ends: the cap.
+        assert_eq!(
+            memory(&[("scaleDownPods", "0"), ("scaleDownPercent", "0")]),
+            TimeDelta::hours(12)
+        );
+        assert_eq!(memory(&[("scaleDownPeriod", "30m")]), TimeDelta::hours(12));
+    }
+
     /// A holding configuration, a model trained on two days of a 5-minute
     /// daily cycle ending at `boundary`, and observations for every tick of
     /// the replay window ending an hour later.
@@ -280,7 +386,7 @@ mod tests {
         let at = boundary + TimeDelta::hours(1);
         let tick = TimeDelta::seconds(15);
         let mut cache = ObservationCache::default();
-        for t in ticks(at, cfg.replay, tick) {
+        for t in ticks(at, cfg.memory, tick) {
             let i = n + (t - boundary).num_minutes() / 5;
             cache.insert("q", t, Ok(Some(value(i))));
         }

@@ -409,8 +409,8 @@ impl<S: MetricSource> Runtime<S> {
         for r in regs {
             let cfg = r.configured();
             for m in &cfg.spec.metrics {
-                let w = windows.entry(m.query.clone()).or_insert(cfg.replay);
-                *w = (*w).max(cfg.replay);
+                let w = windows.entry(m.query.clone()).or_insert(cfg.memory);
+                *w = (*w).max(cfg.memory);
             }
         }
         let (now, backfill): (Vec<_>, Vec<_>) = {
@@ -664,7 +664,7 @@ impl<S: MetricSource> Runtime<S> {
         let regs = self.registrations();
         let longest = regs
             .iter()
-            .map(|r| r.configured().replay)
+            .map(|r| r.configured().memory)
             .max()
             .unwrap_or_default();
         let used: HashSet<String> = regs

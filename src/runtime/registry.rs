@@ -54,10 +54,56 @@ pub(crate) struct Configured {
     /// Per metric (same order as `spec.metrics`): the model that forecasts
     /// it, or `None` when it is never predicted (latency, reactive mode).
     pub(crate) model_keys: Vec<Option<ModelKey>>,
-    /// How far back decisions are replayed: long enough for every window
-    /// the policy keeps (stabilisation and rate periods, the `2 × leadTime`
+    /// How far back forecasts take part in the replay, and so which
+    /// models are trained: long enough for every window the policy keeps
+    /// around a forecast (stabilisation and rate periods, the `2 × leadTime`
     /// response check, the latency breach duration), and at least 30 min.
     pub(crate) replay: TimeDelta,
+    /// How far back decisions are replayed: `replay`, or longer when a
+    /// scale-down from `maxReplicaCount` to `minReplicaCount` at the
+    /// configured rate takes longer (see [`descent`]), at most
+    /// [`MAX_MEMORY`]. The ticks before `replay` are decided on
+    /// observations alone (models that old are not kept by every replica).
+    pub(crate) memory: TimeDelta,
+}
+
+/// The longest replay: 12 h of 15-second ticks is 2,880 decisions per
+/// evaluation (a few ms), and a descent slower than that is cut short.
+pub(crate) const MAX_MEMORY: TimeDelta = TimeDelta::hours(12);
+
+/// How long the policy can take to come down from `maxReplicaCount` to
+/// `minReplicaCount`: the stabilisation window, then one rate period per
+/// step, with two periods to spare for steps the HPA's tolerance makes
+/// wait. Each replay starts from a fresh state; one shorter than a descent
+/// in progress would start below its count and drop to the recommendation
+/// in one tick, as serve did (45 → 5 once the load had been low for 30
+/// minutes, with 1 pod per 5 minutes configured). Scale-down disabled (no
+/// pods, no percentage) never ends, so it is [`MAX_MEMORY`].
+pub(crate) fn descent(spec: &ScalerSpec) -> TimeDelta {
+    let r = &spec.rules;
+    let (max, min) = (spec.max_replicas, spec.min_replicas);
+    let by_pods =
+        (r.scale_down_pods > 0).then(|| max.saturating_sub(min).div_ceil(r.scale_down_pods));
+    let by_percent = (r.scale_down_percent > 0).then(|| {
+        if r.scale_down_percent >= 100 {
+            return 1;
+        }
+        let keep = 1.0 - f64::from(r.scale_down_percent) / 100.0;
+        let ratio = f64::from(max.max(1)) / f64::from(min.max(1));
+        // Saturating float-to-int cast; the cap bounds it anyway.
+        (ratio.ln() / -keep.ln()).ceil() as u32
+    });
+    let periods = match (by_pods, by_percent) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => return MAX_MEMORY,
+    };
+    let span = r
+        .scale_down_period
+        .checked_mul(i32::try_from(periods.saturating_add(2)).unwrap_or(i32::MAX))
+        .and_then(|d| d.checked_add(&r.scale_down_stabilization))
+        .unwrap_or(MAX_MEMORY);
+    span.min(MAX_MEMORY)
 }
 
 impl Configured {
@@ -75,8 +121,11 @@ impl Configured {
         .unwrap_or(TimeDelta::minutes(30));
         // Whole ticks, so every replica replays the same instants.
         let tick_ms = tick.num_milliseconds().max(1);
-        let replay =
-            TimeDelta::milliseconds((replay.num_milliseconds() + tick_ms - 1) / tick_ms * tick_ms);
+        let whole = |d: TimeDelta| {
+            TimeDelta::milliseconds((d.num_milliseconds() + tick_ms - 1) / tick_ms * tick_ms)
+        };
+        let memory = whole(replay.max(descent(&spec)));
+        let replay = whole(replay);
         let model_keys = spec
             .metrics
             .iter()
@@ -91,6 +140,7 @@ impl Configured {
             spec,
             model_keys,
             replay,
+            memory,
         })
     }
 }
