@@ -167,6 +167,7 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
             .then(|| settings.remediation_namespaces.iter().cloned().collect()),
         ..RemediationConfig::default()
     };
+    let config_namespaces = config.allowed_namespaces.clone();
     let pager = std::env::var(WEBHOOK_URL_ENV)
         .ok()
         .filter(|u| !u.trim().is_empty())
@@ -244,13 +245,28 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
                 Arc::new(crate::remediation::SourceBaselines::new(source))
                     as Arc<dyn crate::remediation::BaselineSource>
             }),
-            enabled_targets: Arc::new(move || counter.readiness().scaled_objects),
+            enabled_targets: enabled_targets(counter, config_namespaces),
             recent_decision: Some(Arc::new(move |key| lookup.explain(key))),
             incidents: Some(incident_counter(core)),
         },
         leader,
     );
     Ok(Some(Remediation { engine, election }))
+}
+
+/// Counts the ScaledObjects remediation may act on (registered, in an
+/// allowed namespace), the base of the blast radius: counting those it may
+/// not act on would let it touch more of the others.
+fn enabled_targets<C: crate::runtime::ScalerCore>(
+    core: std::sync::Arc<C>,
+    allowed: Option<std::collections::BTreeSet<String>>,
+) -> crate::remediation::TargetCount {
+    std::sync::Arc::new(move || {
+        core.scaled_objects()
+            .iter()
+            .filter(|k| allowed.as_ref().is_none_or(|a| a.contains(&k.namespace)))
+            .count()
+    })
 }
 
 /// The environment variable holding the bearer token `POST /alerts`
@@ -279,4 +295,36 @@ pub(super) fn alerts_intake(
 /// so nothing lands in the working tree. `incidents` reads it by default.
 fn default_audit_log() -> std::path::PathBuf {
     std::env::temp_dir().join("foresight-audit.jsonl")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::domain::ScaledObjectKey;
+    use crate::runtime::{Runtime, RuntimeConfig, ScalerCore};
+    use crate::sources::FileSource;
+
+    #[test]
+    fn the_blast_radius_counts_only_scaled_objects_in_allowed_namespaces() {
+        let (source, _) = FileSource::embedded().unwrap();
+        let core = std::sync::Arc::new(Runtime::new(source, RuntimeConfig::default()));
+        let metadata: HashMap<String, String> = [
+            ("queueDepthQuery", "elb_requests"),
+            ("queueDepthTarget", "10"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (ns, name) in [("shop", "a"), ("shop", "b"), ("batch", "c"), ("lab", "d")] {
+            core.metric_target(&ScaledObjectKey::new(ns, name), &metadata)
+                .unwrap();
+        }
+        let all = enabled_targets(std::sync::Arc::clone(&core), None);
+        assert_eq!(all(), 4);
+        let allowed = ["shop", "batch"].map(String::from).into_iter().collect();
+        let some = enabled_targets(core, Some(allowed));
+        assert_eq!(some(), 3, "lab is not remediated, so not counted");
+    }
 }

@@ -94,6 +94,10 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
             .clone()
     }
 
+    fn scaled_objects(&self) -> Vec<ScaledObjectKey> {
+        self.read_registry().keys().cloned().collect()
+    }
+
     fn readiness(&self) -> Readiness {
         let probe = self
             .shared

@@ -156,6 +156,9 @@ pub trait ScalerCore: Send + Sync + 'static {
     /// The latest decision of a registered ScaledObject, without registering.
     fn explain(&self, key: &ScaledObjectKey) -> Option<Arc<Decision>>;
 
+    /// The registered ScaledObjects.
+    fn scaled_objects(&self) -> Vec<ScaledObjectKey>;
+
     /// Readiness for `/readyz`.
     fn readiness(&self) -> Readiness;
 
