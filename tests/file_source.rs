@@ -73,3 +73,31 @@ fn unreadable_and_unsupported_files_are_named() {
     let err = FileData::load(&garbage).unwrap_err().to_string();
     assert!(err.starts_with("cannot read metrics file"), "{err}");
 }
+
+#[test]
+fn epoch_milliseconds_are_refused_with_the_fix() {
+    // Many exporters write epoch milliseconds; read as seconds they were
+    // dates 50,000 years ahead, and every replay on them was nonsense.
+    let dir = tempfile::tempdir().unwrap();
+    let ms: Vec<i64> = (0..10).map(|i| (1_700_000_000 + i * 60) * 1000).collect();
+    let csv = dir.path().join("ms.csv");
+    let mut text = String::from("series,timestamp,value\n");
+    for t in &ms {
+        text.push_str(&format!("q,{t},1.0\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let parquet = write_parquet(
+        dir.path(),
+        "ms.parquet",
+        frame(Series::new("timestamp".into(), ms)),
+    );
+    for path in [csv, parquet] {
+        let err = FileData::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("row 2: timestamp 1700000000000 is not epoch seconds")
+                && err.contains("looks like epoch milliseconds or finer: divide by 1000"),
+            "{}: {err}",
+            path.display()
+        );
+    }
+}

@@ -420,12 +420,29 @@ fn timestamp_column(c: &Column) -> Result<Vec<Option<i64>>, String> {
         dt if dt.is_integer() => {
             let c = c.cast(&DataType::Int64).map_err(|e| e.to_string())?;
             let s = c.i64().map_err(|e| e.to_string())?;
-            Ok(s.iter().collect())
+            s.iter()
+                .enumerate()
+                .map(|(row, v)| v.map(|v| epoch_seconds(v, row + 2)).transpose())
+                .collect()
         }
         other => Err(format!(
             "column \"timestamp\" has type {other}; use RFC 3339 text (2024-05-01T12:00:00Z) or integer epoch seconds"
         )),
     }
+}
+
+/// Epoch seconds past this (the year 5138) are milliseconds or finer, as
+/// many exporters write them; read as seconds they would be dates tens of
+/// thousands of years ahead, and the series would silently be nonsense.
+const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
+
+fn epoch_seconds(v: i64, line: usize) -> Result<i64, String> {
+    if v.unsigned_abs() < MAX_EPOCH_SECONDS.unsigned_abs() {
+        return Ok(v);
+    }
+    Err(format!(
+        "row {line}: timestamp {v} is not epoch seconds (it would be after the year 5000); it looks like epoch milliseconds or finer: divide by 1000 (or 10^6, 10^9) or write RFC 3339 (2024-05-01T12:00:00Z)"
+    ))
 }
 
 fn parse_timestamp(text: &str, line: usize) -> Result<i64, String> {
@@ -439,7 +456,7 @@ fn parse_timestamp(text: &str, line: usize) -> Result<i64, String> {
         }
     }
     if let Ok(secs) = t.parse::<i64>() {
-        return Ok(secs);
+        return epoch_seconds(secs, line);
     }
     Err(format!(
         "row {line}: timestamp {t:?} is not RFC 3339 (2024-05-01T12:00:00Z) or epoch seconds"
