@@ -15,8 +15,13 @@
 //! time (`foresight_holding_plan_builds_total` and
 //! `foresight_holding_plan_build_duration_seconds`), over the whole run.
 //!
+//! A third run per round, `short`, is the predictive one with scale-down
+//! fast enough that the replay is only its 30 minutes of forecasts: the
+//! predictive run's ratio to it is what replaying the defaults' slowest
+//! descent (8 h 35 min, see `runtime::registry::descent`) costs.
+//!
 //! `cargo bench --bench evaluation` measures 3 rounds of 75 s per mode
-//! (about nine minutes with the trainings); under `cargo test` it runs a
+//! (about thirteen minutes with the trainings); under `cargo test` it runs a
 //! short smoke version of the same path with 1-second ticks.
 
 use std::collections::HashMap;
@@ -94,11 +99,20 @@ async fn measure(mode: &str, objects: usize, tick: Duration, window: Duration) -
     let task = tokio::spawn(async move { r.run(s.cancelled_owned()).await });
     for i in 0..objects {
         let target = (5 + i).to_string();
+        // `short`: predictive with scale-down fast enough (100 pods a
+        // period) that the replay is only the 30 minutes of forecasts, where
+        // the defaults' slowest descent (100 → 0 pods, one per 5 minutes)
+        // makes it 8 h 35 min.
+        let (mode, down) = match mode {
+            "short" => ("predictive", "100"),
+            m => (m, "1"),
+        };
         let metadata: HashMap<String, String> = [
             ("queueDepthQuery", "elb_requests"),
             ("queueDepthTarget", target.as_str()),
             ("step", "5m"),
             ("mode", mode),
+            ("scaleDownPods", down),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -170,9 +184,10 @@ fn main() {
     let mut plans = (0.0, 0.0);
     let mut built = [(0.0, 0.0); 2];
     let mut ratios = Vec::new();
+    let mut long_ratios = Vec::new();
     for _ in 0..rounds {
-        let mut means = [0.0; 2];
-        for (i, mode) in ["predictive", "holding"].into_iter().enumerate() {
+        let mut means = [0.0; 3];
+        for (i, mode) in ["predictive", "holding", "short"].into_iter().enumerate() {
             let m = rt.block_on(measure(mode, objects, tick, window));
             let t = totals.entry(mode).or_default();
             t.0 += m.mean * m.count;
@@ -187,12 +202,13 @@ fn main() {
             }
         }
         ratios.push(means[1] / means[0]);
+        long_ratios.push(means[0] / means[2]);
     }
     let mean = |mode: &str| totals[mode].0 / totals[mode].1;
     println!(
         "\nOne evaluation tick, {objects} ScaledObjects on elb_requests (5-minute samples), {tick:?} ticks, {rounds} x {window:?} per mode:"
     );
-    for mode in ["predictive", "holding"] {
+    for mode in ["predictive", "holding", "short"] {
         println!(
             "  {mode:<10} {:>9.2} ms per tick ({} ticks)",
             mean(mode) * 1e3,
@@ -209,6 +225,12 @@ fn main() {
         mean("holding") / mean("predictive")
     );
     let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
+    println!("  ratio per round: {}", each.join(", "));
+    println!(
+        "  predictive (8 h 35 min replay) / short (30 min): {:.2}x  ({note})",
+        mean("predictive") / mean("short")
+    );
+    let each: Vec<String> = long_ratios.iter().map(|r| format!("{r:.2}x")).collect();
     println!("  ratio per round: {}", each.join(", "));
     println!(
         "  holding plans kept at the end: {} ({:.1} kB, foresight_holding_plan_bytes)",
