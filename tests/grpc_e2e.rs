@@ -82,6 +82,20 @@ fn so(name: &str, pairs: &[(&str, &str)]) -> ScaledObjectRef {
     }
 }
 
+/// The replica count `GetMetrics` answers for ScaledObject `resized` with
+/// metadata `pairs`.
+async fn replicas(c: &mut ExternalScalerClient<Channel>, pairs: &[(&str, &str)]) -> i64 {
+    c.get_metrics(GetMetricsRequest {
+        scaled_object_ref: Some(so("resized", pairs)),
+        metric_name: METRIC_NAME.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .metric_values[0]
+        .metric_value
+}
+
 const TAXI: &[(&str, &str)] = &[
     ("scalerAddress", "foresight.keda.svc:9090"),
     ("connectionsQuery", "nyc_taxi"),
@@ -360,23 +374,13 @@ async fn bad_requests_get_clear_status_codes() {
 async fn metadata_change_reconfigures_without_losing_the_object() {
     let server = start().await;
     let mut c = client(server.grpc).await;
-    let req = |pairs: &[(&str, &str)]| GetMetricsRequest {
-        scaled_object_ref: Some(so("resized", pairs)),
-        metric_name: METRIC_NAME.into(),
-    };
     let mut small_max: Vec<(&str, &str)> = TAXI
         .iter()
         .copied()
         .filter(|(k, _)| *k != "maxReplicaCount")
         .collect();
     small_max.push(("maxReplicaCount", "2"));
-    let before = c
-        .get_metrics(req(TAXI))
-        .await
-        .unwrap()
-        .into_inner()
-        .metric_values[0]
-        .metric_value;
+    let before = replicas(&mut c, TAXI).await;
     assert!(
         before > 2,
         "the trace should need more than 2 replicas: {before}"
@@ -384,23 +388,11 @@ async fn metadata_change_reconfigures_without_losing_the_object() {
     // The very first answer under the new metadata obeys it: the decision
     // made under the old one is dropped, not served until the next tick.
     for _ in 0..3 {
-        let now = c
-            .get_metrics(req(&small_max))
-            .await
-            .unwrap()
-            .into_inner()
-            .metric_values[0]
-            .metric_value;
+        let now = replicas(&mut c, &small_max).await;
         assert!(now <= 2, "new maxReplicaCount not applied: {now}");
     }
     // And back.
-    let again = c
-        .get_metrics(req(TAXI))
-        .await
-        .unwrap()
-        .into_inner()
-        .metric_values[0]
-        .metric_value;
+    let again = replicas(&mut c, TAXI).await;
     assert!(again > 2, "old maxReplicaCount not restored: {again}");
     server.shutdown.cancel();
 }

@@ -243,6 +243,24 @@ fn latency_breach(now: DateTime<Utc>) -> Signal {
     }
 }
 
+/// The fixture's `maxReplicaCount` raised from 20 to `to`: a GET of the
+/// ScaledObject, then one JSON Patch of the spec and the foresight trigger.
+fn raise_from_20(to: u32) -> [Call; 2] {
+    [
+        Call::get(SO, fixture("scaledobject.json")),
+        Call::patch(
+            SO_PATCH,
+            JSON_PATCH,
+            json!([
+                {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
+                {"op": "replace", "path": "/spec/maxReplicaCount", "value": to},
+                {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": to.to_string()}
+            ]),
+            fixture("scaledobject.json"),
+        ),
+    ]
+}
+
 /// The `lastRemediation` stamp that follows every action done: a GET of
 /// the ScaledObject, then a JSON Patch of its foresight trigger (the
 /// fixture's second; the `cpu` trigger is left alone).
@@ -465,19 +483,7 @@ async fn at_ceiling_raises_max_replicas_within_the_hard_cap() {
     let now = at("2026-11-30T12:00:00Z");
     let (client, handle) = pair();
     let mut calls = gather();
-    calls.extend([
-        Call::get(SO, fixture("scaledobject.json")),
-        Call::patch(
-            SO_PATCH,
-            JSON_PATCH,
-            json!([
-                {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
-                {"op": "replace", "path": "/spec/maxReplicaCount", "value": 25},
-                {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "25"}
-            ]),
-            fixture("scaledobject.json"),
-        ),
-    ]);
+    calls.extend(raise_from_20(25));
     calls.extend(stamp(now));
     let server = serve(handle, calls);
     let config = RemediationConfig {
@@ -608,19 +614,7 @@ async fn the_fourth_identical_action_in_an_hour_escalates() {
 async fn blast_radius_caps_the_targets_touched_in_ten_minutes() {
     let now = at("2026-11-30T12:00:00Z");
     let (client, handle) = pair();
-    let mut calls = vec![
-        Call::get(SO, fixture("scaledobject.json")),
-        Call::patch(
-            SO_PATCH,
-            JSON_PATCH,
-            json!([
-                {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
-                {"op": "replace", "path": "/spec/maxReplicaCount", "value": 30},
-                {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "30"}
-            ]),
-            fixture("scaledobject.json"),
-        ),
-    ];
+    let mut calls = raise_from_20(30).to_vec();
     calls.extend(stamp(now));
     let server = serve(handle, calls);
     // 4 enabled targets: 25% is one target per 10 minutes.
