@@ -123,3 +123,29 @@ fn occupied_port_is_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn enforce_refuses_to_start_without_a_writable_audit_log() {
+    // Nothing is done unrecorded, so a log that cannot be written would
+    // stop every action at the first incident: serve refuses to start.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit-is-a-directory");
+    std::fs::create_dir(&log).unwrap();
+    let (code, err) = serve(
+        &[
+            "--remediation",
+            "enforce",
+            "--audit-log",
+            log.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!(
+            "error: --remediation enforce cannot write its audit log (--audit-log)\n  caused by: cannot open the audit log {}: Is a directory",
+            log.display()
+        )),
+        "{err}"
+    );
+}

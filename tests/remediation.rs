@@ -478,6 +478,56 @@ async fn low_confidence_only_pages() {
 }
 
 #[tokio::test]
+async fn an_unwritable_audit_log_stops_the_action_but_not_the_page() {
+    // A confident bad deploy, but the audit log's path is a directory (a
+    // full or read-only volume fails the same way): the rollback is not
+    // started unrecorded, and the human is paged, told why.
+    let now = at("2026-11-30T10:08:00Z");
+    let (client, handle) = pair();
+    let server = serve(handle, gather());
+    let (url, pages) = webhook(StatusCode::OK).await;
+    let pager = Pager::new(url, PageFormat::Generic, Duration::from_secs(5));
+    let mut s = engine(
+        Some(client),
+        enforce(),
+        Some(pager),
+        Some(regressed()),
+        4,
+        false,
+    );
+    std::fs::create_dir(s.audit.path()).unwrap();
+    let handled = s
+        .engine
+        .on_signal(key(), latency_breach(now), now)
+        .await
+        .unwrap()
+        .expect("an incident");
+    server
+        .await
+        .expect("the evidence is read, and nothing is patched");
+    assert_eq!(handled.incident.diagnosis.cause, Cause::BadDeploy);
+    assert!(
+        matches!(
+            &handled.incident.verdict,
+            Verdict::PageOnly { reason: PageReason::AuditUnwritable { error } }
+                if error.contains("audit")
+        ),
+        "{:?}",
+        handled.incident.verdict
+    );
+    assert_eq!(handled.outcome, None);
+    let pages = pages.lock().unwrap().clone();
+    assert_eq!(pages.len(), 1);
+    assert!(
+        pages[0]
+            .to_string()
+            .contains("the audit log cannot be written"),
+        "{}",
+        pages[0]
+    );
+}
+
+#[tokio::test]
 async fn at_ceiling_raises_max_replicas_within_the_hard_cap() {
     // Two hours after the last deploy: not a deploy problem.
     let now = at("2026-11-30T12:00:00Z");

@@ -161,6 +161,13 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
         // in a temporary directory, so nothing lands in the working tree.
         (None, RemediationMode::DryRun) => AuditLog::new(default_audit_log()),
     };
+    if mode == RemediationMode::Enforce {
+        // Nothing is done unrecorded, so an unwritable log would stop every
+        // action at the first incident: refuse to start instead.
+        audit
+            .check_writable()
+            .context("--remediation enforce cannot write its audit log (--audit-log)")?;
+    }
     let config = RemediationConfig {
         mode,
         allowed_namespaces: (!settings.remediation_namespaces.is_empty())

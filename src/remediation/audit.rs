@@ -90,6 +90,21 @@ impl AuditLog {
         &self.path
     }
 
+    /// Opens the log for appending (creating it, empty, if missing), so
+    /// a path that cannot be written is found at start-up rather than at
+    /// the first incident, when it would stop every action.
+    pub fn check_writable(&self) -> Result<(), RemediationError> {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map(drop)
+            .map_err(|source| RemediationError::AuditOpen {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// Appends a record and syncs it to disk before returning. Blocking:
     /// a record must be durable before the action it announces starts.
     pub fn append(&self, record: &AuditRecord) -> Result<(), RemediationError> {

@@ -388,7 +388,8 @@ impl Engine {
     /// Diagnoses, judges, records, acts and pages, in that order: the
     /// incident (with its evidence) is durable before any action starts.
     /// Unless this replica leads, the verdict is "not the leader": nothing
-    /// is done and no one is paged.
+    /// is done and no one is paged. When the audit log cannot be written,
+    /// nothing is done either, and the page says why.
     pub async fn on_situation(
         &mut self,
         situation: Situation,
@@ -423,10 +424,23 @@ impl Engine {
             diagnosis,
             verdict,
         };
-        self.opts.audit.append(&AuditRecord::Opened {
+        let mut incident = incident;
+        if let Err(e) = self.opts.audit.append(&AuditRecord::Opened {
             at: now,
             incident: Box::new(incident.clone()),
-        })?;
+        }) {
+            // The record must be durable before any action: without it,
+            // nothing is done, but the human is still paged (a full or
+            // read-only volume must not silence remediation's pages).
+            warn!(incident = %incident.id, error = %e, "cannot write the audit log; not acting");
+            if matches!(incident.verdict, Verdict::Execute { .. }) {
+                incident.verdict = Verdict::PageOnly {
+                    reason: PageReason::AuditUnwritable {
+                        error: e.to_string(),
+                    },
+                };
+            }
+        }
         info!(
             incident = %incident.id,
             cause = ?incident.diagnosis.cause,
@@ -435,8 +449,8 @@ impl Engine {
             "remediation incident"
         );
         let outcome = match &incident.verdict {
-            Verdict::Execute { action } => Some(self.act(&incident, action, now, false).await?),
-            Verdict::DryRun { action } => Some(self.act(&incident, action, now, true).await?),
+            Verdict::Execute { action } => Some(self.act(&incident, action, now, false).await),
+            Verdict::DryRun { action } => Some(self.act(&incident, action, now, true).await),
             Verdict::PageOnly { .. } | Verdict::Escalate { .. } => None,
         };
         // Followers do not page: the leader pages about the same signal.
@@ -449,11 +463,13 @@ impl Engine {
             if let Some(e) = &error {
                 warn!(incident = %incident.id, error = %e, "paging failed");
             }
-            self.opts.audit.append(&AuditRecord::Paged {
+            if let Err(e) = self.opts.audit.append(&AuditRecord::Paged {
                 at: Utc::now(),
                 incident_id: incident.id.clone(),
                 error,
-            })?;
+            }) {
+                warn!(incident = %incident.id, error = %e, "cannot record the page in the audit log");
+            }
         }
         let handled = Handled { incident, outcome };
         if let Some(count) = &self.opts.incidents {
@@ -465,18 +481,26 @@ impl Engine {
         Ok(handled)
     }
 
+    /// Records the start, runs the action, records its end. An action
+    /// whose start cannot be recorded is not run; a failure to record the
+    /// end is logged, and the outcome still reaches the page.
     async fn act(
         &self,
         incident: &Incident,
         action: &Action,
         now: DateTime<Utc>,
         dry_run: bool,
-    ) -> Result<ActionOutcome, RemediationError> {
-        self.opts.audit.append(&AuditRecord::ActionStarted {
+    ) -> ActionOutcome {
+        if let Err(e) = self.opts.audit.append(&AuditRecord::ActionStarted {
             at: Utc::now(),
             incident_id: incident.id.clone(),
             action: action.clone(),
-        })?;
+        }) {
+            warn!(incident = %incident.id, error = %e, "cannot write the audit log; not acting");
+            return ActionOutcome::Failed {
+                message: format!("not started: {e}"),
+            };
+        }
         let outcome = match &self.opts.kube {
             // A dry run changes nothing either way; without credentials it
             // just cannot plan the exact patch (serve runs like this
@@ -512,12 +536,14 @@ impl Engine {
                 }
             }
         };
-        self.opts.audit.append(&AuditRecord::ActionFinished {
+        if let Err(e) = self.opts.audit.append(&AuditRecord::ActionFinished {
             at: Utc::now(),
             incident_id: incident.id.clone(),
             action: action.clone(),
             outcome: outcome.clone(),
-        })?;
+        }) {
+            warn!(incident = %incident.id, error = %e, "cannot record the action's end in the audit log");
+        }
         if !dry_run
             && let Some(kube) = &self.opts.kube
             && let Err(e) = kube.record_event(action, &outcome).await
@@ -544,7 +570,7 @@ impl Engine {
                 }
             }
         }
-        Ok(outcome)
+        outcome
     }
 }
 

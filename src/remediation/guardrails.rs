@@ -58,6 +58,13 @@ pub enum PageReason {
     },
     /// This replica of foresight does not hold the leader lease.
     NotLeader,
+    /// The incident could not be written to the audit log, and nothing is
+    /// done unrecorded.
+    #[serde(rename_all = "camelCase")]
+    AuditUnwritable {
+        /// Why the write failed.
+        error: String,
+    },
 }
 
 /// What the guardrails allow.

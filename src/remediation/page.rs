@@ -113,6 +113,9 @@ pub(crate) fn summary(incident: &Incident, outcome: Option<&ActionOutcome>) -> S
                 "Not acting: {touched} targets were already touched in the blast-radius window (limit {limit})."
             ),
             PageReason::NotLeader => "Not acting: this replica is not the leader.".to_string(),
+            PageReason::AuditUnwritable { error } => format!(
+                "Not acting: the audit log cannot be written ({error}), and nothing is done unrecorded. Fix the log's volume."
+            ),
         },
     };
     let mut text = format!(
