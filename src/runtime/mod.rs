@@ -161,6 +161,14 @@ fn floor_tick(now: DateTime<Utc>, tick: Duration) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms - ms.rem_euclid(t)).unwrap_or(now)
 }
 
+/// The tick after `done`, or the latest tick already begun when the
+/// evaluation of `done` ran past several: ticks missed are not evaluated
+/// late one by one, as the latest one's replay covers them.
+fn next_due(done: DateTime<Utc>, now: DateTime<Utc>, tick: Duration) -> DateTime<Utc> {
+    let step = TimeDelta::from_std(tick).unwrap_or(TimeDelta::seconds(15));
+    (done + step).max(floor_tick(now, tick))
+}
+
 impl<S: MetricSource> Runtime<S> {
     /// Creates a runtime over `source`. Nothing runs until [`Runtime::run`].
     pub fn new(source: S, config: RuntimeConfig) -> Self {
@@ -305,16 +313,20 @@ impl<S: MetricSource> Runtime<S> {
         // have been ingested by the source; every replica waits alike.
         let delay = (tick / 10).min(Duration::from_secs(1));
         let mut generation = self.shared.generation.subscribe();
+        // The tick to evaluate next, kept across the loop: recomputed from
+        // the clock at each turn, a bump of `generation` in the `delay`
+        // after a tick skipped that tick for every ScaledObject not fresh.
+        let mut due = floor_tick(Utc::now(), tick) + self.tick();
         loop {
             let now = Utc::now();
-            let next = floor_tick(now, tick) + self.tick();
-            let wait = (next - now).to_std().unwrap_or_default() + delay;
+            let wait = (due - now).to_std().unwrap_or_default() + delay;
             tokio::select! {
                 () = tokio::time::sleep(wait) => {
                     self.probe_source().await;
-                    self.forget_idle(next);
+                    self.forget_idle(due);
                     let regs = self.registrations();
-                    self.evaluate(&regs, next).await;
+                    self.evaluate(&regs, due).await;
+                    due = next_due(due, Utc::now(), tick);
                 }
                 changed = generation.changed() => {
                     if changed.is_err() {
@@ -683,5 +695,24 @@ impl<S: MetricSource> Runtime<S> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .trim(at - longest - self.tick(), |q| used.contains(q));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).unwrap()
+    }
+
+    #[test]
+    fn the_next_tick_follows_the_last_one_evaluated() {
+        let tick = Duration::from_secs(15);
+        // On time (the evaluation of 1,005 ended at 1,006.5): the tick
+        // after it, whatever happens in between.
+        assert_eq!(next_due(t(1_005), t(1_006), tick), t(1_020));
+        // Ran past three ticks: the latest begun, not each missed one.
+        assert_eq!(next_due(t(1_005), t(1_052), tick), t(1_050));
     }
 }
