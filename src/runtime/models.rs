@@ -149,34 +149,34 @@ impl ModelTable {
             .retain(|k, s| wanted.contains(k) || !s.in_flight.is_empty());
     }
 
-    /// Marks and returns the (key, boundary) trainings due at `now`: every
-    /// boundary whose model some tick of the replay window ending now uses,
-    /// and the current one, so it is ready when it activates. Models older
-    /// than the oldest needed a minute ago are dropped.
+    /// Marks and returns the (key, boundary) trainings due at `now`: for
+    /// each wanted key, every boundary whose model some tick of its replay
+    /// window (the longest among the ScaledObjects using it) ending now
+    /// uses, and the current one, so it is ready when it activates. Models
+    /// older than the oldest needed a minute ago are dropped.
     pub(crate) fn take_due(
         &mut self,
-        wanted: &HashSet<ModelKey>,
+        wanted: &HashMap<ModelKey, TimeDelta>,
         now: DateTime<Utc>,
-        replay: TimeDelta,
     ) -> Vec<(ModelKey, DateTime<Utc>)> {
         let step = to_delta(self.retrain);
-        let oldest = boundary(now - replay - self.delay, self.retrain);
-        // Models are dropped a little later than they stop being needed: an
-        // evaluation of a tick just before `now` may still be replaying a
-        // window that starts under the previous boundary's model, and
-        // dropping it under that replay's feet would leave its first ticks
-        // without a forecast on this replica only.
-        let keep_from = boundary(now - replay - self.delay - KEEP_MARGIN, self.retrain);
         let current = boundary(now, self.retrain);
-        let mut boundaries = Vec::new();
-        let mut b = current;
-        while b >= oldest {
-            boundaries.push(b);
-            b -= step;
-        }
         self.needed.clear();
         let mut due = Vec::new();
-        for key in wanted {
+        for (key, replay) in wanted {
+            let oldest = boundary(now - *replay - self.delay, self.retrain);
+            // Models are dropped a little later than they stop being
+            // needed: an evaluation of a tick just before `now` may still be
+            // replaying a window that starts under the previous boundary's
+            // model, and dropping it under that replay's feet would leave
+            // its first ticks without a forecast on this replica only.
+            let keep_from = boundary(now - *replay - self.delay - KEEP_MARGIN, self.retrain);
+            let mut boundaries = Vec::new();
+            let mut b = current;
+            while b >= oldest {
+                boundaries.push(b);
+                b -= step;
+            }
             let slot = self.slots.entry(key.clone()).or_default();
             slot.trained.retain(|b, _| *b >= keep_from);
             slot.attempted.retain(|b| *b >= keep_from);
@@ -269,14 +269,13 @@ mod tests {
     #[test]
     fn only_active_models_hold_readiness_and_old_ones_outlive_their_window_by_a_margin() {
         let (k, retrain) = (key(), Duration::from_secs(3_600));
-        let wanted = HashSet::from([k.clone()]);
-        let replay = TimeDelta::minutes(30);
+        let wanted = HashMap::from([(k.clone(), TimeDelta::minutes(30))]);
         let mut t = ModelTable::new(retrain);
         let b0 = DateTime::from_timestamp(1_700_006_400, 0).unwrap();
         let previous = b0 - TimeDelta::hours(1);
         let now = b0 + TimeDelta::minutes(2);
         let mut due: Vec<_> = t
-            .take_due(&wanted, now, replay)
+            .take_due(&wanted, now)
             .into_iter()
             .map(|(_, b)| b)
             .collect();
@@ -303,14 +302,35 @@ mod tests {
         // previous model for a minute after the training loop stops needing it.
         let before_b0 = b0 + TimeDelta::minutes(4);
         let now = b0 + TimeDelta::minutes(35) + TimeDelta::seconds(30);
-        t.take_due(&wanted, now, replay);
+        t.take_due(&wanted, now);
         assert!(
             t.at(&k, before_b0).is_some(),
             "dropped under a replay's feet"
         );
         let now = b0 + TimeDelta::minutes(36) + TimeDelta::seconds(1);
-        t.take_due(&wanted, now, replay);
+        t.take_due(&wanted, now);
         assert!(t.at(&k, before_b0).is_none(), "kept past its margin");
         assert!(t.at(&k, b0 + TimeDelta::minutes(5)).is_some());
+    }
+
+    #[test]
+    fn each_model_trains_for_its_own_longest_window() {
+        let short = key();
+        let long = ModelKey {
+            query: "other".into(),
+            ..key()
+        };
+        let wanted = HashMap::from([
+            (short.clone(), TimeDelta::minutes(30)),
+            (long.clone(), TimeDelta::hours(2)),
+        ]);
+        let mut t = ModelTable::new(Duration::from_secs(3_600));
+        let b0 = DateTime::from_timestamp(1_700_006_400, 0).unwrap();
+        let due = t.take_due(&wanted, b0 + TimeDelta::minutes(2));
+        let count = |k: &ModelKey| due.iter().filter(|(d, _)| d == k).count();
+        // 30 minutes (and the 5-minute activation delay) reach back into
+        // the previous hour; two hours into the hour three before.
+        assert_eq!(count(&short), 2, "{due:?}");
+        assert_eq!(count(&long), 4, "{due:?}");
     }
 }

@@ -3,7 +3,7 @@
 //! when a retrain fails, and builds `mode: holding`'s plans beside each new
 //! model so an evaluation does not pay for them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,22 +28,18 @@ impl<S: MetricSource> Runtime<S> {
         loop {
             while trainings.try_join_next().is_some() {}
             let regs = self.registrations();
-            let wanted: HashSet<ModelKey> = regs
-                .iter()
-                .flat_map(|r| {
-                    r.configured()
-                        .model_keys
-                        .iter()
-                        .flatten()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            let replay = regs
-                .iter()
-                .map(|r| r.configured().replay)
-                .max()
-                .unwrap_or_default();
+            // Each model is trained for the boundaries the longest replay
+            // among the ScaledObjects using it covers; one window for all
+            // made every model train for the longest of any.
+            let mut windows: HashMap<ModelKey, chrono::TimeDelta> = HashMap::new();
+            for r in &regs {
+                let cfg = r.configured();
+                for key in cfg.model_keys.iter().flatten() {
+                    let w = windows.entry(key.clone()).or_insert(cfg.replay);
+                    *w = (*w).max(cfg.replay);
+                }
+            }
+            let wanted: HashSet<ModelKey> = windows.keys().cloned().collect();
             self.shared.history.retain(|query, step, span| {
                 wanted
                     .iter()
@@ -54,7 +50,7 @@ impl<S: MetricSource> Runtime<S> {
             let due = {
                 let mut models = self.models();
                 models.retain_only(&wanted);
-                models.take_due(&wanted, Utc::now(), replay)
+                models.take_due(&windows, Utc::now())
             };
             for (key, boundary) in due {
                 let this = self.clone();
