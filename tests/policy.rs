@@ -1182,6 +1182,54 @@ mod holding {
     }
 
     #[test]
+    fn a_count_another_signal_drives_keeps_the_rate_limits() {
+        // The plan serves 2 at first; from the second tick p99 latency is
+        // three times its target and asks for 4 (×2 at most per decision).
+        // The plan's counts skip the rate limits, latency's do not: one pod
+        // per 15 s, so 3, then 4.
+        let b = behavior(50.0, 0.0);
+        let (m, f) = (model(value), forecast());
+        let mut state = PolicyState::default();
+        let mut got = Vec::new();
+        for i in 0..3 {
+            let s = HISTORY * STEP + i * 15;
+            let metrics = vec![
+                MetricInput {
+                    kind: MetricKind::QueueDepth,
+                    target: 10.0,
+                    observed: Some(value(s / STEP)),
+                    forecast: Some(ForecastInput {
+                        forecast: &f,
+                        scale: 10.0,
+                        validation_mase: Some(0.5),
+                        anchor: None,
+                        need: Some(&m),
+                        plan: None,
+                    }),
+                    forecast_note: None,
+                },
+                MetricInput {
+                    kind: MetricKind::P99Latency,
+                    target: 0.3,
+                    observed: Some(if i == 0 { 0.1 } else { 0.9 }),
+                    forecast: None,
+                    forecast_note: None,
+                },
+            ];
+            let (d, next) = decide(&b, &obs(metrics), &state, t(s)).unwrap();
+            state = next;
+            got.push((d.desired_replicas, d.limiter, d.driver));
+        }
+        assert_eq!(got[0].0, 2, "{got:?}");
+        assert_eq!(
+            got[1],
+            (3, Limiter::ScaleUpRate, Some(MetricKind::P99Latency)),
+            "{got:?}"
+        );
+        assert_eq!(got[2].0, 4, "{got:?}");
+    }
+
+    #[test]
     fn dear_flaps_hold_the_peak_level() {
         let d = run(&behavior(50.0, 1_000.0), 20, true, |_| false);
         // Only the first decision may differ (the count in force starts at

@@ -114,12 +114,16 @@ pub fn decide(
         predictive_max,
         recommendation,
         ahead_max,
+        planned,
         ..
     } = req;
     let driver = recommendation.map(|(_, kind)| kind);
     // The plan prices flaps and short minutes itself: rate limits and the
-    // stabilisation window would only move it off its counts.
-    let holding = b.mode == Mode::Holding && used;
+    // stabilisation window would only move it off its counts. Only its
+    // own counts, though: a count another signal drives (latency, or a
+    // signal without a plan) keeps the limits, which applying to every
+    // signal once any had a plan let it skip.
+    let holding = b.mode == Mode::Holding && driver.is_some_and(|k| planned.contains(&k));
 
     // Missing or stale data lowers nothing, and going inactive is the
     // lowest step of all: with `minReplicaCount: 0` KEDA scales the

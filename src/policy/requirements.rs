@@ -84,6 +84,8 @@ pub(super) struct Requirements {
     pub(super) ahead_max: Option<u32>,
     /// Whether any signal's prediction or holding plan was served.
     pub(super) used: bool,
+    /// The signals whose requirement is `mode: holding`'s planned count.
+    pub(super) planned: Vec<MetricKind>,
     /// Per signal, why the confidence gate kept its prediction out.
     gated: Vec<String>,
     /// Per signal, why it had no prediction or plan.
@@ -159,6 +161,7 @@ impl Requirements {
                     Ok((h, note)) => {
                         held = Some(h);
                         self.used = true;
+                        self.planned.push(m.kind);
                         self.notes.push(format!("{}: {note}", m.kind));
                     }
                     Err(why) => self.unavailable.push(format!("{}: {why}", m.kind)),
