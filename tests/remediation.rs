@@ -439,16 +439,31 @@ async fn dry_run_makes_no_mutating_call() {
     assert_eq!(s2[0].status(), "dryRun");
 }
 
+/// An enforcing engine paging to a local webhook in `format`, against an
+/// API server that serves the evidence reads and nothing else; the server's
+/// task, and the pages sent.
+async fn paging_engine(
+    format: PageFormat,
+    baselines: Option<Arc<dyn BaselineSource>>,
+) -> (
+    Setup,
+    tokio::task::JoinHandle<Vec<Value>>,
+    Arc<Mutex<Vec<Value>>>,
+) {
+    let (client, handle) = pair();
+    let server = serve(handle, gather());
+    let (url, pages) = webhook(StatusCode::OK).await;
+    let pager = Pager::new(url, format, Duration::from_secs(5));
+    let s = engine(Some(client), enforce(), Some(pager), baselines, 4, true);
+    (s, server, pages)
+}
+
 #[tokio::test]
 async fn low_confidence_only_pages() {
     // The same breach after the same deploy, but with no baseline to show a
     // regression: 0.65 < 0.85, so a human decides.
     let now = at("2026-11-30T10:08:00Z");
-    let (client, handle) = pair();
-    let server = serve(handle, gather());
-    let (url, pages) = webhook(StatusCode::OK).await;
-    let pager = Pager::new(url, PageFormat::Slack, Duration::from_secs(5));
-    let mut s = engine(Some(client), enforce(), Some(pager), None, 4, true);
+    let (mut s, server, pages) = paging_engine(PageFormat::Slack, None).await;
     let handled = s
         .engine
         .on_signal(key(), latency_breach(now), now)
@@ -483,18 +498,7 @@ async fn an_unwritable_audit_log_stops_the_action_but_not_the_page() {
     // full or read-only volume fails the same way): the rollback is not
     // started unrecorded, and the human is paged, told why.
     let now = at("2026-11-30T10:08:00Z");
-    let (client, handle) = pair();
-    let server = serve(handle, gather());
-    let (url, pages) = webhook(StatusCode::OK).await;
-    let pager = Pager::new(url, PageFormat::Generic, Duration::from_secs(5));
-    let mut s = engine(
-        Some(client),
-        enforce(),
-        Some(pager),
-        Some(regressed()),
-        4,
-        false,
-    );
+    let (mut s, server, pages) = paging_engine(PageFormat::Generic, Some(regressed())).await;
     std::fs::create_dir(s.audit.path()).unwrap();
     let handled = s
         .engine
@@ -1055,21 +1059,40 @@ fn alert(fingerprint: &str, status: &str) -> Value {
     })
 }
 
-#[tokio::test]
-async fn alertmanager_webhooks_need_the_token_and_are_deduplicated() {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+/// `POST /alerts` on a local port with token `s3cret`, feeding a channel
+/// of `room` alerts; `leads` is this replica's leadership, to change.
+async fn alerts_endpoint(
+    room: usize,
+    leads: bool,
+) -> (
+    String,
+    tokio::sync::watch::Sender<bool>,
+    tokio::sync::mpsc::Receiver<foresight::remediation::AlertmanagerAlert>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(room);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/alerts", listener.local_addr().unwrap());
-    let (lead, leadership) = tokio::sync::watch::channel(false);
+    let (lead, leadership) = tokio::sync::watch::channel(leads);
     let app = foresight::remediation::alerts_router("s3cret".into(), tx, leadership);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let http = reqwest::Client::new();
-    let payload = json!({
+    (url, lead, rx)
+}
+
+/// An Alertmanager webhook (version 4) carrying `alerts`.
+fn webhook_payload(alerts: Vec<Value>) -> Value {
+    json!({
         "version": "4", "groupKey": "{}:{alertname=\"HighErrorRate\"}", "truncatedAlerts": 0,
         "status": "firing", "receiver": "foresight", "groupLabels": {}, "commonLabels": {},
         "commonAnnotations": {}, "externalURL": "http://alertmanager",
-        "alerts": [alert("a1b2", "firing"), alert("c3d4", "resolved")]
-    });
+        "alerts": alerts
+    })
+}
+
+#[tokio::test]
+async fn alertmanager_webhooks_need_the_token_and_are_deduplicated() {
+    let (url, lead, mut rx) = alerts_endpoint(8, false).await;
+    let http = reqwest::Client::new();
+    let payload = webhook_payload(vec![alert("a1b2", "firing"), alert("c3d4", "resolved")]);
     let post = |token: Option<&str>, body: Value| {
         let mut r = http.post(&url).json(&body);
         if let Some(t) = token {
@@ -1119,19 +1142,9 @@ async fn alertmanager_webhooks_need_the_token_and_are_deduplicated() {
 #[tokio::test]
 async fn an_alert_refused_while_the_engine_is_busy_is_taken_on_retry() {
     // Room for one alert: the second of a payload finds the engine busy.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
-    let (_lead, leadership) = tokio::sync::watch::channel(true);
-    let app = foresight::remediation::alerts_router("s3cret".into(), tx, leadership);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (url, _lead, mut rx) = alerts_endpoint(1, true).await;
     let http = reqwest::Client::new();
-    let payload = json!({
-        "version": "4", "groupKey": "{}", "truncatedAlerts": 0, "status": "firing",
-        "receiver": "foresight", "groupLabels": {}, "commonLabels": {},
-        "commonAnnotations": {}, "externalURL": "http://alertmanager",
-        "alerts": [alert("a1b2", "firing"), alert("e5f6", "firing")]
-    });
+    let payload = webhook_payload(vec![alert("a1b2", "firing"), alert("e5f6", "firing")]);
     let post = || http.post(&url).bearer_auth("s3cret").json(&payload).send();
     let r = post().await.unwrap();
     assert_eq!(r.status(), 503, "the second alert finds the engine busy");
