@@ -446,6 +446,8 @@ async fn the_lease_is_created_its_holder_acts_and_losing_it_stops_actions() {
 async fn a_conflict_on_renewal_loses_the_lease_and_stops_actions() {
     let (lease_client, lease_handle) = pair();
     let mut lease_calls = create_and_lock(2);
+    let read_back = CancellationToken::new();
+    let seen = read_back.clone();
     lease_calls.extend([
         // Another replica wrote the Lease first; answered after our Lease
         // has expired, so the manager reads it again rather than retrying.
@@ -453,7 +455,10 @@ async fn a_conflict_on_renewal_loses_the_lease_and_stops_actions() {
             .status(StatusCode::CONFLICT)
             .respond_with(conflict)
             .delay(Duration::from_millis(1_500)),
-        taken_over(),
+        Call::get(LEASE, Value::Null).respond_with(move || {
+            seen.cancel();
+            held_by(OTHER, 30, 2)
+        }),
         Call::get(LEASE, Value::Null).respond_with(|| held_by(OTHER, 30, 2)),
     ]);
     let lease_done = CancellationToken::new();
@@ -471,6 +476,13 @@ async fn a_conflict_on_renewal_loses_the_lease_and_stops_actions() {
             .expect("joined");
     wait_for(&mut leader, true).await;
     wait_for(&mut leader, false).await;
+    // Leadership ended when the Lease expired unrenewed (1.5 s, with half
+    // the 1 s grace to spare), before the conflict was even answered
+    // (2.5 s): kube-lease-manager itself still believed it led.
+    assert!(
+        !read_back.is_cancelled(),
+        "not acting only once the manager had read the Lease back"
+    );
 
     let (mut engine, audit, _dir) = engine(client, leader.clone(), None);
     let now = at("2026-11-30T12:00:00Z");
@@ -503,6 +515,11 @@ async fn a_conflict_on_renewal_loses_the_lease_and_stops_actions() {
     );
     assert_eq!(summarize(&audit.read().unwrap())[0].status(), "notLeader");
 
+    // The manager learns of the conflict and reads the Lease back; released
+    // after that, it only reads (another replica holds the Lease).
+    tokio::time::timeout(WAIT, read_back.cancelled())
+        .await
+        .expect("the Lease read back after the conflict");
     release(election).await;
     lease_done.cancel();
     let bodies = tokio::time::timeout(WAIT, lease_server)
@@ -510,6 +527,69 @@ async fn a_conflict_on_renewal_loses_the_lease_and_stops_actions() {
         .expect("mock finished")
         .expect("kube-lease-manager's calls, exactly");
     assert_eq!(bodies.len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_that_hangs_ends_leadership_when_the_lease_expires() {
+    // The API server takes the renewal and never answers (a partition):
+    // kube-lease-manager waits on it and still believes it leads, while
+    // another replica may take the Lease once it expires. Leadership ends
+    // there, and comes back when a renewal goes through.
+    let (lease_client, lease_handle) = pair();
+    let answer = CancellationToken::new();
+    let read_back = CancellationToken::new();
+    let seen = read_back.clone();
+    let mut lease_calls = create_and_lock(2);
+    lease_calls.extend([
+        renewal().hold_until(answer.clone()),
+        // After a renewal the manager reads the Lease back.
+        Call::get(LEASE, Value::Null).respond_with(move || {
+            seen.cancel();
+            held_by(ME, 2, 1)
+        }),
+        // Released then: the holder's release, then a read.
+        Call::patch(
+            LEASE_PATCH,
+            STRATEGIC,
+            json!({
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "spec": {
+                    "acquireTime": null,
+                    "renewTime": null,
+                    "holderIdentity": null,
+                    "leaseDurationSeconds": null
+                }
+            }),
+            Value::Null,
+        )
+        .respond_with(|| lease(json!({"leaseTransitions": 1}))),
+        Call::get(LEASE, lease(json!({"leaseTransitions": 1}))),
+    ]);
+    let lease_done = CancellationToken::new();
+    let lease_server = serve_until(lease_handle, lease_calls, lease_done.clone());
+    let (mut leader, election) =
+        tokio::time::timeout(WAIT, join_leader_election(lease_client, &settings()))
+            .await
+            .expect("joined within 10 s")
+            .expect("joined");
+    wait_for(&mut leader, true).await;
+    // The 2 s Lease is renewed 1 s in; that renewal hangs, and at 1.5 s
+    // this replica stops leading.
+    wait_for(&mut leader, false).await;
+    answer.cancel();
+    wait_for(&mut leader, true).await;
+    tokio::time::timeout(WAIT, read_back.cancelled())
+        .await
+        .expect("the Lease read back after the renewal");
+    release(election).await;
+    assert!(!*leader.borrow());
+    lease_done.cancel();
+    let bodies = tokio::time::timeout(WAIT, lease_server)
+        .await
+        .expect("mock finished")
+        .expect("kube-lease-manager's calls, exactly");
+    assert_eq!(bodies.len(), 11, "locked, renewed late, read, released");
 }
 
 #[tokio::test]

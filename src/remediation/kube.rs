@@ -662,6 +662,8 @@ pub async fn join_leader_election(
             grace: settings.grace,
         });
     }
+    let (writes_tx, writes) = watch::channel(None);
+    let client = observe_lease_writes(client, settings, writes_tx);
     let manager = kube_lease_manager::LeaseManagerBuilder::new(client, settings.name.as_str())
         .with_namespace(settings.namespace.as_str())
         .with_identity(settings.identity.as_str())
@@ -680,11 +682,14 @@ pub async fn join_leader_election(
     let stop = CancellationToken::new();
     let manager = task.abort_handle();
     let forward = tokio::spawn(forward_leadership(
-        inner,
+        Views { inner, writes },
         tx,
         task,
         stop.clone(),
         settings.name.clone(),
+        // Half the grace: a renewal is due a whole grace before expiry, so
+        // this is reached only when one has failed or hangs.
+        settings.duration.saturating_sub(settings.grace / 2),
     ));
     Ok((
         rx,
@@ -699,18 +704,82 @@ pub async fn join_leader_election(
 type ManagerTask =
     JoinHandle<Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>>;
 
+/// `client`, as it is, but noting when each successful write (PATCH) of
+/// the Lease `settings` names was sent. kube-lease-manager says nothing
+/// while its renewals fail: it keeps retrying and still believes it leads,
+/// while another replica may take the Lease once it expires. What it wrote
+/// successfully, and when, is what says until when this replica holds it.
+fn observe_lease_writes(
+    client: Client,
+    settings: &LeaseSettings,
+    writes: watch::Sender<Option<tokio::time::Instant>>,
+) -> Client {
+    let namespace = client.default_namespace().to_string();
+    let path = format!(
+        "/apis/coordination.k8s.io/v1/namespaces/{}/leases/{}",
+        settings.namespace, settings.name
+    );
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let client = client.clone();
+        let writes = writes.clone();
+        let write = request.method() == http::Method::PATCH && request.uri().path() == path;
+        async move {
+            let sent = tokio::time::Instant::now();
+            let response = client.send(request).await?;
+            if write && response.status().is_success() {
+                writes.send_replace(Some(sent));
+            }
+            Ok::<_, kube::Error>(response)
+        }
+    });
+    Client::new(service, namespace)
+}
+
+/// What leadership is made of: the lease manager's view, and when its
+/// last successful write of the Lease was sent.
+struct Views {
+    /// kube-lease-manager's view; it stays `true` while renewals fail.
+    inner: watch::Receiver<bool>,
+    /// The send time of the last successful write of the Lease.
+    writes: watch::Receiver<Option<tokio::time::Instant>>,
+}
+
 /// Copies the lease manager's view to `tx` until `stop`, then says `false`
 /// and lets the manager release the Lease. The manager's own receiver is
 /// kept here: it releases when its last receiver goes, which must not
-/// depend on who else holds a copy of `tx`'s receiver.
+/// depend on who else holds a copy of `tx`'s receiver. `true` is passed on
+/// only until `hold` after the last successful write of the Lease: past it,
+/// a renewal has failed or hangs, and the Lease may be another replica's.
 async fn forward_leadership(
-    mut inner: watch::Receiver<bool>,
+    views: Views,
     tx: watch::Sender<bool>,
     manager: ManagerTask,
     stop: CancellationToken,
     lease: String,
+    hold: Duration,
 ) {
+    let Views {
+        mut inner,
+        mut writes,
+    } = views;
+    let mut writes_open = true;
     loop {
+        let manager_leads = *inner.borrow_and_update();
+        let until = writes.borrow_and_update().map(|t| t + hold);
+        let leads = manager_leads && until.is_some_and(|u| tokio::time::Instant::now() < u);
+        if *tx.borrow() != leads {
+            if manager_leads && !leads {
+                tracing::warn!(
+                    lease,
+                    "the Lease was not renewed in time; not acting until a renewal goes through"
+                );
+            } else {
+                tracing::info!(lease, leader = leads, "remediation leadership changed");
+            }
+            tx.send_replace(leads);
+        }
+        // Wake at the deadline only while it is still ahead.
+        let deadline = until.filter(|_| leads);
         tokio::select! {
             () = stop.cancelled() => break,
             changed = inner.changed() => {
@@ -719,10 +788,14 @@ async fn forward_leadership(
                     // Lease any more.
                     break;
                 }
-                let leads = *inner.borrow_and_update();
-                tracing::info!(lease, leader = leads, "remediation leadership changed");
-                tx.send_replace(leads);
             }
+            changed = writes.changed(), if writes_open => writes_open = changed.is_ok(),
+            () = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
         }
     }
     // `false` before the Lease is released, so no action starts here once
