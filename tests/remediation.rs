@@ -651,6 +651,35 @@ async fn the_fourth_identical_action_in_an_hour_escalates() {
         namespace: "shop".into(),
         deployment: "orders".into(),
     };
+    // foresight restarts (same audit log): the breaker remembers the three
+    // restarts, and the next one escalates too instead of starting afresh.
+    let mut again = Engine::new(
+        EngineOptions {
+            config: RemediationConfig {
+                confidence_threshold: 0.5,
+                ..enforce()
+            },
+            audit: s.audit.clone(),
+            pager: None,
+            kube: None,
+            baselines: None,
+            enabled_targets: Arc::new(|| 1),
+            recent_decision: None,
+            incidents: None,
+        },
+        tokio::sync::watch::channel(true).1,
+    );
+    let after = again
+        .on_situation(situation.clone(), t0 + TimeDelta::minutes(45))
+        .await
+        .unwrap();
+    assert_eq!(
+        after.incident.verdict,
+        Verdict::Escalate {
+            action: restart.clone(),
+            attempts: 3
+        }
+    );
     assert!(verdicts[..3].iter().all(|v| *v
         == Verdict::Execute {
             action: restart.clone()

@@ -140,8 +140,15 @@ impl Engine {
 
     /// An engine that acts while `leader` says so.
     pub fn new(opts: EngineOptions, leader: Leadership) -> Self {
+        let mut guardrails = Guardrails::new(opts.config.clone());
+        match opts.audit.read() {
+            Ok(records) => guardrails.remember(&records),
+            Err(e) => {
+                warn!(error = %e, "cannot read the audit log back; the guardrails start with no history")
+            }
+        }
         Self {
-            guardrails: Guardrails::new(opts.config.clone()),
+            guardrails,
             opts,
             leader,
             recent: HashMap::new(),

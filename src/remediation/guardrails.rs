@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::RemediationConfig;
+use super::audit::AuditRecord;
 use super::incident::{Action, ActionKind, Diagnosis};
 
 /// Whether the engine acts.
@@ -124,6 +125,23 @@ impl Guardrails {
             cfg,
             history: VecDeque::new(),
         }
+    }
+
+    /// Takes back what was decided before a restart, from the audit log's
+    /// incidents: every action decided (executed or dry-run) counts, at
+    /// the time its incident opened, as `judge` counted it. Without this a
+    /// restart of foresight (a crash, an upgrade) reset the circuit breaker
+    /// and the blast radius.
+    pub fn remember(&mut self, records: &[AuditRecord]) {
+        for r in records {
+            if let AuditRecord::Opened { incident, .. } = r
+                && let Verdict::Execute { action } | Verdict::DryRun { action } = &incident.verdict
+            {
+                self.history
+                    .push_back((incident.opened_at, action.kind(), action.object()));
+            }
+        }
+        self.history.make_contiguous().sort_by_key(|(at, _, _)| *at);
     }
 
     /// The settings.
