@@ -325,6 +325,36 @@ mod tests {
     }
 
     #[test]
+    fn serve_holds_the_cooldown_after_the_stamped_remediation() {
+        // The remediation engine stamped `lastRemediation` at the drop:
+        // for `cooldown` after it, serve's replay scales nothing down.
+        let drop = DateTime::from_timestamp(1_700_006_400, 0).unwrap();
+        let stamp = drop.to_rfc3339();
+        let (cfg, cache, _) = descent_setup(
+            &[("cooldown", "30m"), ("lastRemediation", stamp.as_str())],
+            TimeDelta::minutes(40),
+        );
+        let models = ModelTable::new(std::time::Duration::from_secs(3_600));
+        let at = |m: i64| {
+            replay(
+                &cfg,
+                drop + TimeDelta::minutes(m),
+                TimeDelta::seconds(15),
+                &cache,
+                &models,
+                &mut PlanCache::default(),
+            )
+            .unwrap()
+        };
+        let held = at(25);
+        assert_eq!(
+            (held.desired_replicas, held.limiter),
+            (45, crate::domain::Limiter::Cooldown)
+        );
+        assert!(at(40).desired_replicas < 45, "the descent starts after it");
+    }
+
+    #[test]
     fn the_replay_is_as_long_as_the_slowest_descent_and_no_longer_than_12_hours() {
         let memory = |extra: &[(&str, &str)]| descent_setup(extra, TimeDelta::zero()).0.memory;
         // Percentages: 50 → 1 at 50% a period is 6 halvings (ln 50 / ln 2).
