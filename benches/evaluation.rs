@@ -168,8 +168,9 @@ async fn measure(mode: &str, objects: usize, tick: Duration, window: Duration) -
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    // `serve`'s default 15 s tick: a replay covers 120 ticks, so what is
-    // built once per replay (a plan) weighs as it does in production.
+    // `serve`'s default 15 s tick: a replay covers 2,060 ticks (121 of
+    // them with forecasts; `short`: 121), so what is built once per replay
+    // (a plan) weighs as it does in production.
     let (objects, tick, window, rounds) = if bench {
         (20, Duration::from_secs(15), Duration::from_secs(75), 3)
     } else {
