@@ -94,11 +94,17 @@ impl AuditLog {
     /// a path that cannot be written is found at start-up rather than at
     /// the first incident, when it would stop every action.
     pub fn check_writable(&self) -> Result<(), RemediationError> {
+        self.open().map(drop)
+    }
+
+    /// The log opened for appending (and reading its last byte), created
+    /// if missing.
+    fn open(&self) -> Result<std::fs::File, RemediationError> {
         OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&self.path)
-            .map(drop)
             .map_err(|source| RemediationError::AuditOpen {
                 path: self.path.clone(),
                 source,
@@ -116,15 +122,7 @@ impl AuditLog {
         let mut line =
             serde_json::to_vec(record).map_err(|e| write_err(std::io::Error::other(e)))?;
         line.push(b'\n');
-        let mut f = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|source| RemediationError::AuditOpen {
-                path: self.path.clone(),
-                source,
-            })?;
+        let mut f = self.open()?;
         // A crash mid-write leaves a last line with no newline; appended
         // to as it is, the next record would share its line and both be
         // lost to `read`. A newline first ends the torn line on its own.

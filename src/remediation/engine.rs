@@ -417,7 +417,7 @@ impl Engine {
             }
         };
         self.seq += 1;
-        let incident = Incident {
+        let mut incident = Incident {
             id: format!(
                 "{}-{}-{}-{}",
                 now.format("%Y%m%dT%H%M%SZ"),
@@ -431,7 +431,6 @@ impl Engine {
             diagnosis,
             verdict,
         };
-        let mut incident = incident;
         if let Err(e) = self.opts.audit.append(&AuditRecord::Opened {
             at: now,
             incident: Box::new(incident.clone()),

@@ -352,17 +352,8 @@ impl KubeActions {
                 ),
             });
         }
-        let patch_err = |source: kube::Error| RemediationError::PatchScaledObject {
-            namespace: ns.into(),
-            name: name.into(),
-            operation: "raise maxReplicaCount",
-            source: Box::new(source),
-        };
-        let patch = to_json_patch(patch).map_err(|e| patch_err(kube::Error::SerdeError(e)))?;
-        Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &scaled_object_resource())
-            .patch(name, &patch_params(), &Patch::Json::<()>(patch))
-            .await
-            .map_err(patch_err)?;
+        self.json_patch_scaled_object(ns, name, patch, "raise maxReplicaCount")
+            .await?;
         Ok(ActionOutcome::Done {
             message: format!("raised maxReplicaCount from {current} to {to}"),
         })
@@ -428,19 +419,32 @@ impl KubeActions {
         if stamped == 0 {
             return Ok(0);
         }
+        self.json_patch_scaled_object(ns, name, Value::Array(ops), "stamp lastRemediation")
+            .await?;
+        Ok(stamped)
+    }
+
+    /// Sends one JSON Patch (`patch`, an array of ops) to a ScaledObject;
+    /// `operation` names it in the error.
+    async fn json_patch_scaled_object(
+        &self,
+        ns: &str,
+        name: &str,
+        patch: Value,
+        operation: &'static str,
+    ) -> Result<(), RemediationError> {
         let patch_err = |source: kube::Error| RemediationError::PatchScaledObject {
             namespace: ns.into(),
             name: name.into(),
-            operation: "stamp lastRemediation",
+            operation,
             source: Box::new(source),
         };
-        let patch =
-            to_json_patch(Value::Array(ops)).map_err(|e| patch_err(kube::Error::SerdeError(e)))?;
+        let patch = to_json_patch(patch).map_err(|e| patch_err(kube::Error::SerdeError(e)))?;
         Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &scaled_object_resource())
             .patch(name, &patch_params(), &Patch::Json::<()>(patch))
             .await
             .map_err(patch_err)?;
-        Ok(stamped)
+        Ok(())
     }
 
     /// Runs an action to completion: the change, then for Deployments the
