@@ -144,9 +144,9 @@ impl ModelTable {
     }
 
     /// Drops models no ScaledObject needs any more.
-    pub(crate) fn retain_only(&mut self, wanted: &HashSet<ModelKey>) {
+    pub(crate) fn retain_only(&mut self, wanted: &HashMap<ModelKey, TimeDelta>) {
         self.slots
-            .retain(|k, s| wanted.contains(k) || !s.in_flight.is_empty());
+            .retain(|k, s| wanted.contains_key(k) || !s.in_flight.is_empty());
     }
 
     /// Marks and returns the (key, boundary) trainings due at `now`: for

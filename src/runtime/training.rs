@@ -39,17 +39,16 @@ impl<S: MetricSource> Runtime<S> {
                     *w = (*w).max(cfg.replay);
                 }
             }
-            let wanted: HashSet<ModelKey> = windows.keys().cloned().collect();
             self.shared.history.retain(|query, step, span| {
-                wanted
-                    .iter()
+                windows
+                    .keys()
                     .any(|k| k.query == query && k.step == step && k.history == span)
             });
-            let ids: HashSet<String> = wanted.iter().map(|k| format!("{k:?}")).collect();
+            let ids: HashSet<String> = windows.keys().map(|k| format!("{k:?}")).collect();
             self.shared.selections.retain(|k| ids.contains(k));
             let due = {
                 let mut models = self.models();
-                models.retain_only(&wanted);
+                models.retain_only(&windows);
                 models.take_due(&windows, Utc::now())
             };
             for (key, boundary) in due {

@@ -434,10 +434,10 @@ fn timestamp_column(c: &Column) -> Result<Vec<Option<i64>>, String> {
 /// Epoch seconds past this (the year 5138) are milliseconds or finer, as
 /// many exporters write them; read as seconds they would be dates tens of
 /// thousands of years ahead, and the series would silently be nonsense.
-const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
+const MAX_EPOCH_SECONDS: u64 = 100_000_000_000;
 
 fn epoch_seconds(v: i64, line: usize) -> Result<i64, String> {
-    if v.unsigned_abs() < MAX_EPOCH_SECONDS.unsigned_abs() {
+    if v.unsigned_abs() < MAX_EPOCH_SECONDS {
         return Ok(v);
     }
     Err(format!(
