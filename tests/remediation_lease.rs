@@ -176,6 +176,65 @@ fn create_and_lock(secs: u64) -> Vec<Call> {
     ]
 }
 
+/// A read of the Lease answered with `lease`, and a token cancelled once
+/// it has been answered, for a test to wait on.
+fn read_lease(lease: impl Fn() -> Value + Send + Sync + 'static) -> (Call, CancellationToken) {
+    let answered = CancellationToken::new();
+    let seen = answered.clone();
+    let call = Call::get(LEASE, Value::Null).respond_with(move || {
+        seen.cancel();
+        lease()
+    });
+    (call, answered)
+}
+
+/// Stops the Lease's mock API server and returns the bodies of the calls
+/// it served, failing unless they were kube-lease-manager's, exactly.
+async fn lease_calls_made(
+    done: CancellationToken,
+    server: tokio::task::JoinHandle<Vec<Value>>,
+) -> Vec<Value> {
+    done.cancel();
+    tokio::time::timeout(WAIT, server)
+        .await
+        .expect("mock finished")
+        .expect("kube-lease-manager's calls, exactly")
+}
+
+/// Joins the election `settings` describe through `client`, within 10 s.
+async fn join(
+    client: kube::Client,
+    settings: &LeaseSettings,
+) -> (watch::Receiver<bool>, LeaderElection) {
+    tokio::time::timeout(WAIT, join_leader_election(client, settings))
+        .await
+        .expect("joined within 10 s")
+        .expect("joined")
+}
+
+/// The holder releases the Lease (its holder fields cleared), then reads it.
+fn release_held() -> [Call; 2] {
+    [
+        Call::patch(
+            LEASE_PATCH,
+            STRATEGIC,
+            json!({
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "spec": {
+                    "acquireTime": null,
+                    "renewTime": null,
+                    "holderIdentity": null,
+                    "leaseDurationSeconds": null
+                }
+            }),
+            Value::Null,
+        )
+        .respond_with(|| lease(json!({"leaseTransitions": 1}))),
+        Call::get(LEASE, lease(json!({"leaseTransitions": 1}))),
+    ]
+}
+
 /// Call 8: our renewal.
 fn renewal() -> Call {
     Call::patch_containing(
@@ -331,11 +390,7 @@ async fn the_lease_is_created_its_holder_acts_and_losing_it_stops_actions() {
         actions_done.clone(),
     );
 
-    let (mut leader, election) =
-        tokio::time::timeout(WAIT, join_leader_election(lease_client, &settings()))
-            .await
-            .expect("joined within 10 s")
-            .expect("joined");
+    let (mut leader, election) = join(lease_client, &settings()).await;
     wait_for(&mut leader, true).await;
 
     let (url, pages) = webhook().await;
@@ -418,11 +473,7 @@ async fn the_lease_is_created_its_holder_acts_and_losing_it_stops_actions() {
 
     release(election).await;
     assert!(!*leader.borrow());
-    lease_done.cancel();
-    let bodies = tokio::time::timeout(WAIT, lease_server)
-        .await
-        .expect("mock finished")
-        .expect("kube-lease-manager's calls, exactly");
+    let bodies = lease_calls_made(lease_done, lease_server).await;
     assert_eq!(bodies.len(), 10);
     // The lock names us, with times the manager stamped.
     let lock = &bodies[4]["spec"];
@@ -446,8 +497,7 @@ async fn the_lease_is_created_its_holder_acts_and_losing_it_stops_actions() {
 async fn a_conflict_on_renewal_loses_the_lease_and_stops_actions() {
     let (lease_client, lease_handle) = pair();
     let mut lease_calls = create_and_lock(2);
-    let read_back = CancellationToken::new();
-    let seen = read_back.clone();
+    let (read, read_back) = read_lease(|| held_by(OTHER, 30, 2));
     lease_calls.extend([
         // Another replica wrote the Lease first; answered after our Lease
         // has expired, so the manager reads it again rather than retrying.
@@ -455,10 +505,7 @@ async fn a_conflict_on_renewal_loses_the_lease_and_stops_actions() {
             .status(StatusCode::CONFLICT)
             .respond_with(conflict)
             .delay(Duration::from_millis(1_500)),
-        Call::get(LEASE, Value::Null).respond_with(move || {
-            seen.cancel();
-            held_by(OTHER, 30, 2)
-        }),
+        read,
         Call::get(LEASE, Value::Null).respond_with(|| held_by(OTHER, 30, 2)),
     ]);
     let lease_done = CancellationToken::new();
@@ -469,11 +516,7 @@ async fn a_conflict_on_renewal_loses_the_lease_and_stops_actions() {
     let actions_done = CancellationToken::new();
     let actions = serve_until(handle, vec![], actions_done.clone());
 
-    let (mut leader, election) =
-        tokio::time::timeout(WAIT, join_leader_election(lease_client, &settings()))
-            .await
-            .expect("joined within 10 s")
-            .expect("joined");
+    let (mut leader, election) = join(lease_client, &settings()).await;
     wait_for(&mut leader, true).await;
     wait_for(&mut leader, false).await;
     // Leadership ended when the Lease expired unrenewed (1.5 s, with half
@@ -521,11 +564,7 @@ async fn a_conflict_on_renewal_loses_the_lease_and_stops_actions() {
         .await
         .expect("the Lease read back after the conflict");
     release(election).await;
-    lease_done.cancel();
-    let bodies = tokio::time::timeout(WAIT, lease_server)
-        .await
-        .expect("mock finished")
-        .expect("kube-lease-manager's calls, exactly");
+    let bodies = lease_calls_made(lease_done, lease_server).await;
     assert_eq!(bodies.len(), 10);
 }
 
@@ -537,42 +576,18 @@ async fn a_renewal_that_hangs_ends_leadership_when_the_lease_expires() {
     // there, and comes back when a renewal goes through.
     let (lease_client, lease_handle) = pair();
     let answer = CancellationToken::new();
-    let read_back = CancellationToken::new();
-    let seen = read_back.clone();
+    let (read, read_back) = read_lease(|| held_by(ME, 2, 1));
     let mut lease_calls = create_and_lock(2);
     lease_calls.extend([
         renewal().hold_until(answer.clone()),
         // After a renewal the manager reads the Lease back.
-        Call::get(LEASE, Value::Null).respond_with(move || {
-            seen.cancel();
-            held_by(ME, 2, 1)
-        }),
-        // Released then: the holder's release, then a read.
-        Call::patch(
-            LEASE_PATCH,
-            STRATEGIC,
-            json!({
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "spec": {
-                    "acquireTime": null,
-                    "renewTime": null,
-                    "holderIdentity": null,
-                    "leaseDurationSeconds": null
-                }
-            }),
-            Value::Null,
-        )
-        .respond_with(|| lease(json!({"leaseTransitions": 1}))),
-        Call::get(LEASE, lease(json!({"leaseTransitions": 1}))),
+        read,
     ]);
+    // Released then: the holder's release, then a read.
+    lease_calls.extend(release_held());
     let lease_done = CancellationToken::new();
     let lease_server = serve_until(lease_handle, lease_calls, lease_done.clone());
-    let (mut leader, election) =
-        tokio::time::timeout(WAIT, join_leader_election(lease_client, &settings()))
-            .await
-            .expect("joined within 10 s")
-            .expect("joined");
+    let (mut leader, election) = join(lease_client, &settings()).await;
     wait_for(&mut leader, true).await;
     // The 2 s Lease is renewed 1 s in; that renewal hangs, and at 1.5 s
     // this replica stops leading.
@@ -584,11 +599,7 @@ async fn a_renewal_that_hangs_ends_leadership_when_the_lease_expires() {
         .expect("the Lease read back after the renewal");
     release(election).await;
     assert!(!*leader.borrow());
-    lease_done.cancel();
-    let bodies = tokio::time::timeout(WAIT, lease_server)
-        .await
-        .expect("mock finished")
-        .expect("kube-lease-manager's calls, exactly");
+    let bodies = lease_calls_made(lease_done, lease_server).await;
     assert_eq!(bodies.len(), 11, "locked, renewed late, read, released");
 }
 
@@ -596,25 +607,7 @@ async fn a_renewal_that_hangs_ends_leadership_when_the_lease_expires() {
 async fn releasing_a_held_lease_clears_its_holder() {
     let (lease_client, lease_handle) = pair();
     let mut lease_calls = create_and_lock(10);
-    lease_calls.extend([
-        Call::patch(
-            LEASE_PATCH,
-            STRATEGIC,
-            json!({
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "spec": {
-                    "acquireTime": null,
-                    "renewTime": null,
-                    "holderIdentity": null,
-                    "leaseDurationSeconds": null
-                }
-            }),
-            Value::Null,
-        )
-        .respond_with(|| lease(json!({"leaseTransitions": 1}))),
-        Call::get(LEASE, lease(json!({"leaseTransitions": 1}))),
-    ]);
+    lease_calls.extend(release_held());
     let lease_done = CancellationToken::new();
     let lease_server = serve_until(lease_handle, lease_calls, lease_done.clone());
     // A Lease of 10 s renews 9 s in: long after this test releases it.
@@ -622,11 +615,7 @@ async fn releasing_a_held_lease_clears_its_holder() {
         duration: Duration::from_secs(10),
         ..settings()
     };
-    let (mut leader, election) =
-        tokio::time::timeout(WAIT, join_leader_election(lease_client, &long))
-            .await
-            .expect("joined within 10 s")
-            .expect("joined");
+    let (mut leader, election) = join(lease_client, &long).await;
     wait_for(&mut leader, true).await;
     release(election).await;
     // Not leading from the moment the release began.
