@@ -257,6 +257,31 @@ async fn answers_from_prometheus_equal_answers_from_the_same_data_in_a_file() {
         metric(&metrics, "foresight_source_failures_total"),
         Some(0.0)
     );
+
+    // The first evaluation backfilled 4 h 20 min of 5 s ticks (3,120: the
+    // replay reaches back as far as a descent from 50 to 1 can take), with
+    // range queries, not one instant query per tick. Prometheus counts its
+    // own requests.
+    let own = reqwest::get(format!("{}/metrics", prom.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let requests = |handler: &str| {
+        metric(
+            &own,
+            &format!("prometheus_http_requests_total{{code=\"200\",handler=\"{handler}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    let (instant, range) = (requests("/api/v1/query"), requests("/api/v1/query_range"));
+    eprintln!("prometheus answered {instant} instant and {range} range queries");
+    assert!(range >= 1.0, "no range query: {range}");
+    assert!(
+        instant < 200.0,
+        "{instant} instant queries: past ticks were read one by one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -390,6 +390,136 @@ async fn nan_samples(src: &PrometheusSource, elb: &Series) {
     );
 }
 
+/// A read's outcome in a form two reads can be compared by: the value (no
+/// data is `None`), or the error's kind and what it names.
+fn outcome(r: &Result<Option<f64>, SourceError>) -> String {
+    match r {
+        Ok(v) => format!("{v:?}"),
+        Err(SourceError::MultipleSeries { count, labels, .. }) => {
+            format!("several series ({count}): {labels}")
+        }
+        // The instant endpoint prefixes `invalid parameter "query": `.
+        Err(SourceError::QueryRejected { message, .. }) => format!(
+            "rejected: {}",
+            message.trim_start_matches("invalid parameter \"query\": ")
+        ),
+        Err(other) => format!("error: {other}"),
+    }
+}
+
+/// A window of instants: the query, the first instant, the step, how many,
+/// and which of them to compare with a live read.
+type Window = (String, DateTime<Utc>, TimeDelta, usize, Vec<usize>);
+
+/// Check 9: backfilled ticks read exactly what a live read at each tick
+/// does. `instants` answers a window with range queries (chunked past
+/// 10,000 instants); each instant is compared with `current` there: the
+/// values, no data between sparse samples, NaN samples dropped and counted
+/// alike, a filter under which two series come and go (several series only
+/// where both pass it), scalars, and a rejected query.
+async fn instants_match_current(src: &PrometheusSource, taxi: &Series, elb: &Series) {
+    let nan = elb.values.iter().position(|v| v.is_nan()).unwrap();
+    let zoned = format!("{ZONED} > 15000");
+    let cases: Vec<Window> = vec![
+        // Samples every 30 minutes read every 15 s: values, then no data.
+        (
+            TAXI.into(),
+            taxi.timestamp(100) - TimeDelta::minutes(10),
+            TimeDelta::seconds(15),
+            600,
+            (0..600).collect(),
+        ),
+        // 12,000 instants: two range queries; compared around the seam and
+        // at every 97th instant (each comparison is one instant query).
+        (
+            TAXI.into(),
+            taxi.timestamp(3),
+            TimeDelta::minutes(5),
+            12_000,
+            (0..12_000)
+                .filter(|i| i % 97 == 0 || (9_990..10_010).contains(i))
+                .collect(),
+        ),
+        (
+            zoned.clone(),
+            taxi.timestamp(200),
+            TimeDelta::minutes(1),
+            1_440,
+            (0..1_440).collect(),
+        ),
+        (
+            ELB.into(),
+            elb.timestamp(nan) - TimeDelta::minutes(30),
+            TimeDelta::minutes(1),
+            120,
+            (0..120).collect(),
+        ),
+        (
+            format!("scalar({TAXI})"),
+            taxi.timestamp(50),
+            TimeDelta::minutes(1),
+            60,
+            (0..60).collect(),
+        ),
+        (
+            format!("rate({TAXI})"),
+            taxi.timestamp(50),
+            TimeDelta::minutes(1),
+            3,
+            (0..3).collect(),
+        ),
+    ];
+    let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+    for (query, from, step, n, compare) in &cases {
+        let to = *from + *step * (*n as i32 - 1);
+        let dropped = src.health().dropped_samples;
+        let batch = src.instants(query, *from, to, *step).await;
+        let dropped_batch = src.health().dropped_samples - dropped;
+        assert_eq!(batch.len(), *n, "{query}: one read per instant");
+        let mut dropped_each = 0;
+        for &i in compare {
+            let at = *from + *step * i as i32;
+            let before = src.health().dropped_samples;
+            let live = src.current(query, at).await;
+            dropped_each += src.health().dropped_samples - before;
+            assert_eq!(
+                outcome(&batch[i]),
+                outcome(&live),
+                "{query} at {at} (#{i}): backfilled against live"
+            );
+            let kind = match &live {
+                Ok(Some(_)) => "value",
+                Ok(None) => "no data",
+                Err(SourceError::MultipleSeries { .. }) => "several series",
+                Err(_) => "rejected",
+            };
+            *kinds.entry(kind).or_default() += 1;
+        }
+        if compare.len() == *n {
+            assert_eq!(dropped_batch, dropped_each, "{query}: NaN samples counted");
+        }
+    }
+    eprintln!("instants compared with live reads: {kinds:?}");
+    // Every kind of outcome was compared, not only values.
+    for kind in ["value", "no data", "several series", "rejected"] {
+        assert!(
+            kinds.get(kind).is_some_and(|&n| n > 0),
+            "no {kind}: {kinds:?}"
+        );
+    }
+    let nan_reads = src.instants(ELB, elb.timestamp(nan), elb.timestamp(nan), elb.step);
+    assert_eq!(
+        outcome(&nan_reads.await[0]),
+        "None",
+        "a NaN sample is no data"
+    );
+    let err = src.current(&zoned, taxi.timestamp(200)).await;
+    assert!(
+        matches!(err, Ok(_) | Err(SourceError::MultipleSeries { .. })),
+        "{err:?}"
+    );
+}
+
 fn assert_unavailable(err: SourceError, url: &str, elapsed: Duration, what: &str) {
     match &err {
         SourceError::Unavailable { endpoint, .. } => assert_eq!(endpoint, url, "{what}"),
@@ -471,6 +601,7 @@ async fn prometheus_source_against_a_real_server() {
     rejected_queries(&src, &taxi).await;
     nan_samples(&src, &elb).await;
     incremental_history(&src, &taxi).await;
+    instants_match_current(&src, &taxi, &elb).await;
     src.probe().await.expect("probe after the checks");
     let health = src.health();
     assert_eq!(health.failures_total, 0, "{health:?}");

@@ -169,6 +169,30 @@ fn next_due(done: DateTime<Utc>, now: DateTime<Utc>, tick: Duration) -> DateTime
     (done + step).max(floor_tick(now, tick))
 }
 
+/// `reads` as runs of consecutive ticks per query, each in time order.
+fn runs(reads: Vec<(String, DateTime<Utc>)>, tick: TimeDelta) -> Vec<(String, Vec<DateTime<Utc>>)> {
+    let mut by_query: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+    for (q, t) in reads {
+        by_query.entry(q).or_default().push(t);
+    }
+    let mut out = Vec::new();
+    for (q, mut ticks) in by_query {
+        ticks.sort_unstable();
+        ticks.dedup();
+        let mut run: Vec<DateTime<Utc>> = Vec::new();
+        for t in ticks {
+            if run.last().is_some_and(|&l| t - l != tick) {
+                out.push((q.clone(), std::mem::take(&mut run)));
+            }
+            run.push(t);
+        }
+        if !run.is_empty() {
+            out.push((q, run));
+        }
+    }
+    out
+}
+
 impl<S: MetricSource> Runtime<S> {
     /// Creates a runtime over `source`. Nothing runs until [`Runtime::run`].
     pub fn new(source: S, config: RuntimeConfig) -> Self {
@@ -445,7 +469,7 @@ impl<S: MetricSource> Runtime<S> {
                 .filter(|(q, _)| cache.rejected(q, at).is_none())
                 .collect()
         };
-        self.read(backfill).await;
+        self.backfill(backfill, tick).await;
 
         // One replay per distinct configuration: decisions depend on the
         // metadata and the data, never on the ScaledObject's name.
@@ -545,6 +569,34 @@ impl<S: MetricSource> Runtime<S> {
         let mut cache = self.observations();
         for (q, t, r) in fetched {
             cache.insert(&q, t, r);
+        }
+    }
+
+    /// Reads past ticks, each run of consecutive ticks of a query in one
+    /// [`MetricSource::instants`] call (one range query for Prometheus, not
+    /// one request per tick: a new query with the default 8.5-hour window
+    /// would otherwise cost 2,060 requests).
+    async fn backfill(&self, reads: Vec<(String, DateTime<Utc>)>, tick: TimeDelta) {
+        let runs = runs(reads, tick);
+        if runs.is_empty() {
+            return;
+        }
+        let source = &self.shared.source;
+        let fetched: Vec<(String, Vec<DateTime<Utc>>, Vec<observations::Read>)> =
+            futures::stream::iter(runs)
+                .map(|(q, ticks)| async move {
+                    let (from, to) = (ticks[0], ticks[ticks.len() - 1]);
+                    let reads = source.instants(&q, from, to, tick).await;
+                    (q, ticks, reads)
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+        let mut cache = self.observations();
+        for (q, ticks, reads) in fetched {
+            for (t, r) in ticks.into_iter().zip(reads) {
+                cache.insert(&q, t, r);
+            }
         }
     }
 
@@ -714,5 +766,32 @@ mod tests {
         assert_eq!(next_due(t(1_005), t(1_006), tick), t(1_020));
         // Ran past three ticks: the latest begun, not each missed one.
         assert_eq!(next_due(t(1_005), t(1_052), tick), t(1_050));
+    }
+
+    #[test]
+    fn backfill_reads_each_run_of_consecutive_ticks_at_once() {
+        let tick = TimeDelta::seconds(15);
+        let reads = [
+            ("a", 45),
+            ("a", 0),
+            ("b", 30),
+            ("a", 15),
+            ("a", 90),
+            ("a", 15),
+            ("a", 105),
+        ]
+        .map(|(q, s)| (q.to_string(), t(s)))
+        .to_vec();
+        let mut got = runs(reads, tick);
+        got.sort();
+        let want = [
+            ("a", vec![0, 15]),
+            ("a", vec![45]),
+            ("a", vec![90, 105]),
+            ("b", vec![30]),
+        ]
+        .map(|(q, ts)| (q.to_string(), ts.into_iter().map(t).collect::<Vec<_>>()))
+        .to_vec();
+        assert_eq!(got, want);
     }
 }

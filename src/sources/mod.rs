@@ -63,6 +63,24 @@ pub trait MetricSource: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<f64>, SourceError>> + Send;
 
+    /// The reads of `query` at `from`, `from + step`, ... up to `to`, in
+    /// order: each exactly what [`current`](Self::current) would return at
+    /// that instant (the value, no data, or the error).
+    ///
+    /// This is how past ticks are backfilled. A replica that read a tick
+    /// live and one that backfills it must hold the same value, so a source
+    /// may batch these reads (Prometheus answers them with one range query)
+    /// but never change what they return. The default reads each instant.
+    fn instants(
+        &self,
+        query: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        step: TimeDelta,
+    ) -> impl Future<Output = Vec<Result<Option<f64>, SourceError>>> + Send {
+        each_instant(self, query, from, to, step)
+    }
+
     /// Checks that the source is reachable, for readiness.
     fn probe(&self) -> impl Future<Output = Result<(), SourceError>> + Send;
 
@@ -74,6 +92,27 @@ pub trait MetricSource: Send + Sync + 'static {
             ..SourceHealth::default()
         }
     }
+}
+
+/// [`MetricSource::instants`] one [`current`](MetricSource::current) read
+/// at a time.
+async fn each_instant<S: MetricSource + ?Sized>(
+    source: &S,
+    query: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: TimeDelta,
+) -> Vec<Result<Option<f64>, SourceError>> {
+    let mut out = Vec::new();
+    if step <= TimeDelta::zero() {
+        return out;
+    }
+    let mut t = from;
+    while t <= to {
+        out.push(source.current(query, t).await);
+        t += step;
+    }
+    out
 }
 
 /// A source's connection state; see [`MetricSource::health`].
@@ -157,6 +196,19 @@ impl MetricSource for AnySource {
         match self {
             AnySource::File(s) => s.current(query, at).await,
             AnySource::Prometheus(s) => s.current(query, at).await,
+        }
+    }
+
+    async fn instants(
+        &self,
+        query: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        step: TimeDelta,
+    ) -> Vec<Result<Option<f64>, SourceError>> {
+        match self {
+            AnySource::File(s) => s.instants(query, from, to, step).await,
+            AnySource::Prometheus(s) => s.instants(query, from, to, step).await,
         }
     }
 

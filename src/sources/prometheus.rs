@@ -2,7 +2,8 @@
 //!
 //! History comes from range queries split into chunks below Prometheus'
 //! 11,000-points-per-series limit, on a grid aligned to the step so chunks
-//! stitch without duplicates. Current values come from instant queries.
+//! stitch without duplicates. Current values come from instant queries;
+//! past ticks being backfilled from range queries evaluated at the ticks.
 //!
 //! Every request goes through the endpoint's [circuit breaker](super::breaker):
 //! consecutive transport failures, timeouts and server-side errors open it,
@@ -364,6 +365,32 @@ impl PrometheusSource {
         Ok(Some(v))
     }
 
+    /// One range query through the breaker: `[start, end]` every `step_s`
+    /// seconds.
+    async fn range(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step_s: i64,
+        auth: Option<HeaderValue>,
+    ) -> Result<Data, SourceError> {
+        self.guarded(async {
+            let mut q = self
+                .client
+                .query_range(query, start, end, step_s as f64)
+                .timeout(self.timeout.as_millis() as i64);
+            if let Some(a) = auth {
+                q = q.header(AUTHORIZATION, a);
+            }
+            q.get()
+                .await
+                .map(|r| r.into_inner().0)
+                .map_err(|e| self.map_err(query, e))
+        })
+        .await
+    }
+
     fn count_dropped(&self, n: u64) {
         if n > 0 {
             self.guard.dropped_samples.fetch_add(n, Ordering::Relaxed);
@@ -463,16 +490,35 @@ fn single<'a, T>(
     match items {
         [] => Ok(None),
         [one] => Ok(Some(one)),
-        many => Err(SourceError::MultipleSeries {
-            query: query.to_string(),
-            count: many.len(),
-            labels: many
-                .iter()
-                .take(3)
-                .map(labels)
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
+        many => Err(several(query, many.iter().map(labels))),
+    }
+}
+
+/// The error for a query that selects several series, naming the first
+/// three label sets in sorted order: Prometheus orders instant and range
+/// results differently, and every read of the same data must say the same.
+fn several(query: &str, labels: impl Iterator<Item = String>) -> SourceError {
+    let mut labels: Vec<String> = labels.collect();
+    labels.sort();
+    SourceError::MultipleSeries {
+        query: query.to_string(),
+        count: labels.len(),
+        labels: labels.into_iter().take(3).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// A range query answered with something other than a range vector.
+fn not_a_matrix(query: &str, data: &Data) -> SourceError {
+    SourceError::QueryRejected {
+        query: query.to_string(),
+        message: format!(
+            "expected a range vector, got {}",
+            match data {
+                Data::Vector(_) => "an instant vector",
+                Data::Scalar(_) => "a scalar",
+                Data::Matrix(_) => "a range vector",
+            }
+        ),
     }
 }
 
@@ -520,21 +566,8 @@ impl MetricSource for PrometheusSource {
         let mut chunk_start = first;
         while chunk_start <= last {
             let chunk_end = (chunk_start + (MAX_POINTS_PER_QUERY - 1) * step_s).min(last);
-            let auth = auth.clone();
             let data = self
-                .guarded(async {
-                    let mut q = self
-                        .client
-                        .query_range(query, chunk_start, chunk_end, step_s as f64)
-                        .timeout(self.timeout.as_millis() as i64);
-                    if let Some(a) = auth {
-                        q = q.header(AUTHORIZATION, a);
-                    }
-                    q.get()
-                        .await
-                        .map(|r| r.into_inner().0)
-                        .map_err(|e| self.map_err(query, e))
-                })
+                .range(query, chunk_start, chunk_end, step_s, auth.clone())
                 .await?;
             match data {
                 Data::Matrix(m) => {
@@ -565,19 +598,7 @@ impl MetricSource for PrometheusSource {
                         }
                     }
                 }
-                other => {
-                    return Err(SourceError::QueryRejected {
-                        query: query.to_string(),
-                        message: format!(
-                            "expected a range vector, got {}",
-                            match other {
-                                Data::Vector(_) => "an instant vector",
-                                Data::Scalar(_) => "a scalar",
-                                Data::Matrix(_) => "a range vector",
-                            }
-                        ),
-                    });
-                }
+                other => return Err(not_a_matrix(query, &other)),
             }
             chunk_start = chunk_end + step_s;
         }
@@ -604,6 +625,81 @@ impl MetricSource for PrometheusSource {
             self.count_dropped(1);
         }
         Ok(value.filter(|v| v.is_finite()))
+    }
+
+    /// One range query per 10,000 instants instead of one instant query
+    /// each. Prometheus evaluates a range query at `start + k × step` exactly
+    /// as an instant query at that time (same engine, same lookback), so
+    /// each instant gets what [`current`](MetricSource::current) would read:
+    /// the one series present then, no data, or `MultipleSeries` when
+    /// several are (a series that comes and goes over the range is several
+    /// series only where they overlap).
+    async fn instants(
+        &self,
+        query: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        step: TimeDelta,
+    ) -> Vec<Result<Option<f64>, SourceError>> {
+        // Range queries step in whole seconds from a whole second; other
+        // grids are read one instant at a time rather than moved.
+        let whole = |t: DateTime<Utc>| t.timestamp_subsec_nanos() == 0;
+        if step < TimeDelta::seconds(1) || step.subsec_nanos() != 0 || !whole(from) {
+            return super::each_instant(self, query, from, to, step).await;
+        }
+        let step_s = step.num_seconds();
+        let (first, last) = (from.timestamp(), to.timestamp());
+        if last < first {
+            return Vec::new();
+        }
+        let total = usize::try_from((last - first) / step_s + 1).unwrap_or(0);
+        let auth = match self.authorization().await {
+            Ok(a) => a,
+            Err(e) => return vec![Err(e); total],
+        };
+        let mut out = Vec::with_capacity(total);
+        let mut dropped = 0u64;
+        let mut chunk_start = first;
+        while chunk_start <= last {
+            let chunk_end = (chunk_start + (MAX_POINTS_PER_QUERY - 1) * step_s).min(last);
+            let n = usize::try_from((chunk_end - chunk_start) / step_s + 1).unwrap_or(0);
+            match self
+                .range(query, chunk_start, chunk_end, step_s, auth.clone())
+                .await
+            {
+                Ok(Data::Matrix(m)) => {
+                    // Per instant: (series index, value) of every series
+                    // with a sample there.
+                    let mut present: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+                    for (j, rv) in m.iter().enumerate() {
+                        for s in rv.samples() {
+                            let offset = (s.timestamp() - chunk_start as f64) / step_s as f64;
+                            let i = offset.round();
+                            if i >= 0.0 && (i as usize) < n {
+                                present[i as usize].push((j, s.value()));
+                            }
+                        }
+                    }
+                    out.extend(present.into_iter().map(|here| match here.as_slice() {
+                        [] => Ok(None),
+                        [(_, v)] if v.is_finite() => Ok(Some(*v)),
+                        [_] => {
+                            dropped += 1;
+                            Ok(None)
+                        }
+                        many => Err(several(
+                            query,
+                            many.iter().map(|(j, _)| fmt_labels(m[*j].metric())),
+                        )),
+                    }));
+                }
+                Ok(other) => out.extend(vec![Err(not_a_matrix(query, &other)); n]),
+                Err(e) => out.extend(vec![Err(e); n]),
+            }
+            chunk_start = chunk_end + step_s;
+        }
+        self.count_dropped(dropped);
+        out
     }
 
     async fn probe(&self) -> Result<(), SourceError> {
