@@ -54,7 +54,14 @@ const EXPECTED_WATCH_RULES: &[(&str, &str, &[&str], bool)] = &[
     ("keda.sh", "scaledobjects", &["get"], false),
     // RaiseCeiling patches the ScaledObject's maxReplicaCount.
     ("keda.sh", "scaledobjects", &["patch"], true),
-    ("events.k8s.io", "events", &["create", "patch"], false),
+    // Publish actions as Events; a new leader lists foresight's own to
+    // restore the guardrails' history (`KubeActions::past_actions`).
+    (
+        "events.k8s.io",
+        "events",
+        &["create", "patch", "list"],
+        false,
+    ),
 ];
 
 /// Leader election's Lease, in the release's own namespace only: what
@@ -897,6 +904,27 @@ fn default_values_render_a_secure_minimal_install() {
     assert_eq!(r.grants(), expected_grants(&["*cluster*"], false));
     // Only the lease Role is namespaced.
     assert_eq!(r.roles.len(), 1);
+}
+
+/// Remediation acts, and a new leader lists Events, where RBAC allows:
+/// with watched namespaces and no remediation namespaces of its own, the
+/// server is told the watched ones (listing Events everywhere would be
+/// refused by the per-namespace Roles).
+#[test]
+fn remediation_namespaces_default_to_the_watched_ones() {
+    let r = render(&["--set", "watchNamespaces={shop,payments}"]);
+    assert_eq!(
+        r.env_value("FORESIGHT_REMEDIATION_NAMESPACES"),
+        "shop,payments"
+    );
+    assert_eq!(r.grants(), expected_grants(&["shop", "payments"], false));
+    let r = render(&[
+        "--set",
+        "watchNamespaces={shop,payments}",
+        "--set",
+        "remediation.namespaces={shop}",
+    ]);
+    assert_eq!(r.env_value("FORESIGHT_REMEDIATION_NAMESPACES"), "shop");
 }
 
 #[test]

@@ -32,6 +32,9 @@ const SO: &str = "/apis/keda.sh/v1alpha1/namespaces/shop/scaledobjects/orders-co
 const SO_PATCH: &str =
     "/apis/keda.sh/v1alpha1/namespaces/shop/scaledobjects/orders-consumer?&fieldManager=foresight";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events?";
+/// foresight's own Events, everywhere: what a new leader reads back.
+const PAST_EVENTS: &str =
+    "/apis/events.k8s.io/v1/events?&fieldSelector=reportingController%3Dforesight";
 const JSON_PATCH: &str = "application/json-patch+json";
 const STRATEGIC: &str = "application/strategic-merge-patch+json";
 
@@ -99,6 +102,15 @@ fn gather() -> Vec<Call> {
     std::iter::once(Call::get(SO, fixture("scaledobject.json")))
         .chain(plan_reads())
         .collect()
+}
+
+/// The list of foresight's Events a leader reads before its first judged
+/// action: here, none.
+fn no_past_events() -> Call {
+    Call::get(
+        PAST_EVENTS,
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "EventList", "metadata": {"resourceVersion": "1"}, "items": []}),
+    )
 }
 
 /// What planning a rollback reads: the Deployment and its ReplicaSets.
@@ -287,6 +299,7 @@ async fn bad_deploy_rolls_back_to_the_previous_revision_and_pages() {
     let cause = format!("foresight: rollback shop/orders to revision 2 (incident {id})");
     let (client, handle) = pair();
     let mut calls = gather();
+    calls.push(no_past_events());
     calls.extend(plan_reads());
     calls.extend([
         Call::patch(DEPLOY_PATCH, JSON_PATCH, undo_to_revision_2(&cause), rolled_out()),
@@ -442,16 +455,23 @@ async fn dry_run_makes_no_mutating_call() {
 /// An enforcing engine paging to a local webhook in `format`, against an
 /// API server that serves the evidence reads and nothing else; the server's
 /// task, and the pages sent.
+/// An enforcing engine that pages; `confident` when the diagnosis will
+/// reach the guardrails' history (and so the leader's first read of it).
 async fn paging_engine(
     format: PageFormat,
     baselines: Option<Arc<dyn BaselineSource>>,
+    confident: bool,
 ) -> (
     Setup,
     tokio::task::JoinHandle<Vec<Value>>,
     Arc<Mutex<Vec<Value>>>,
 ) {
     let (client, handle) = pair();
-    let server = serve(handle, gather());
+    let mut calls = gather();
+    if confident {
+        calls.push(no_past_events());
+    }
+    let server = serve(handle, calls);
     let (url, pages) = webhook(StatusCode::OK).await;
     let pager = Pager::new(url, format, Duration::from_secs(5));
     let s = engine(Some(client), enforce(), Some(pager), baselines, 4, true);
@@ -463,7 +483,7 @@ async fn low_confidence_only_pages() {
     // The same breach after the same deploy, but with no baseline to show a
     // regression: 0.65 < 0.85, so a human decides.
     let now = at("2026-11-30T10:08:00Z");
-    let (mut s, server, pages) = paging_engine(PageFormat::Slack, None).await;
+    let (mut s, server, pages) = paging_engine(PageFormat::Slack, None, false).await;
     let handled = s
         .engine
         .on_signal(key(), latency_breach(now), now)
@@ -498,7 +518,7 @@ async fn an_unwritable_audit_log_stops_the_action_but_not_the_page() {
     // full or read-only volume fails the same way): the rollback is not
     // started unrecorded, and the human is paged, told why.
     let now = at("2026-11-30T10:08:00Z");
-    let (mut s, server, pages) = paging_engine(PageFormat::Generic, Some(regressed())).await;
+    let (mut s, server, pages) = paging_engine(PageFormat::Generic, Some(regressed()), true).await;
     std::fs::create_dir(s.audit.path()).unwrap();
     let handled = s
         .engine
@@ -691,6 +711,79 @@ async fn the_fourth_identical_action_in_an_hour_escalates() {
             attempts: 3
         }
     );
+}
+
+/// Another replica led until a minute ago and restarted `shop/orders` three
+/// times in the last hour (one Event, and one repeated as a series of two;
+/// a fourth, two hours old, is past the breaker's window). This replica's
+/// own audit log has none of them; it reads foresight's Events before its
+/// first judged action, so its first restart escalates instead of being the
+/// fourth in an hour. It reads them again each time it becomes leader.
+#[tokio::test]
+async fn a_new_leader_counts_the_actions_the_previous_one_took() {
+    let (client, handle) = pair();
+    let t0 = at("2026-11-30T12:00:00Z");
+    let server = serve(
+        handle,
+        vec![
+            Call::get(PAST_EVENTS, fixture("foresight-events.json")),
+            no_past_events(),
+        ],
+    );
+    let config = RemediationConfig {
+        confidence_threshold: 0.5,
+        ..enforce()
+    };
+    let mut s = engine(Some(client), config, None, None, 1, true);
+    let situation = Situation {
+        target: target(),
+        signal: None,
+        rollout: Some(foresight::remediation::RolloutContext {
+            revision: Some(3),
+            revision_created_at: Some(at("2026-11-30T10:00:00Z")),
+            previous_revision: Some(2),
+            progress_deadline_exceeded: true,
+            newest_ready: Some((0, 3)),
+            paused: false,
+        }),
+        baselines: vec![],
+        ceiling: None,
+        context: vec![],
+        alert: None,
+    };
+    let restart = Action::Restart {
+        namespace: "shop".into(),
+        deployment: "orders".into(),
+    };
+    let escalated = Verdict::Escalate {
+        action: restart,
+        attempts: 3,
+    };
+    let first = s.engine.on_situation(situation.clone(), t0).await.unwrap();
+    assert_eq!(first.incident.verdict, escalated);
+    // Losing the Lease, then winning it back: read again (none new).
+    s.leader.send(false).unwrap();
+    let follower = s
+        .engine
+        .on_situation(situation.clone(), t0 + TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        follower.incident.verdict,
+        Verdict::PageOnly {
+            reason: PageReason::NotLeader
+        }
+    );
+    s.leader.send(true).unwrap();
+    let again = s
+        .engine
+        .on_situation(situation, t0 + TimeDelta::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(again.incident.verdict, escalated);
+    server
+        .await
+        .expect("two reads of foresight's Events, nothing patched");
 }
 
 #[tokio::test]

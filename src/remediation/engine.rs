@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures::future::BoxFuture;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -16,7 +16,7 @@ use super::alerts::AlertmanagerAlert;
 use super::audit::{AuditLog, AuditRecord};
 use super::diagnose::{AlertTrigger, Baseline, RolloutContext, Situation, diagnose};
 use super::error::RemediationError;
-use super::guardrails::{Guardrails, PageReason, Verdict};
+use super::guardrails::{Guardrails, PageReason, RemediationMode, Verdict};
 use super::incident::Evidence;
 use super::incident::{Action, ActionOutcome, Incident, Target};
 use super::kube::KubeActions;
@@ -127,6 +127,11 @@ pub struct Engine {
     /// signal and then becomes leader still acts on its next repeat.
     recent: HashMap<Dedupe, DateTime<Utc>>,
     seq: u64,
+    /// Whether the guardrails hold the actions other replicas took, read
+    /// from the cluster since this replica last became leader: its own
+    /// audit log has only its own, and a new leader must not start with a
+    /// closed breaker over targets the old one just acted on.
+    cluster_history: bool,
 }
 
 type Dedupe = (ScaledObjectKey, &'static str, bool);
@@ -153,6 +158,7 @@ impl Engine {
             leader,
             recent: HashMap::new(),
             seq: 0,
+            cluster_history: false,
         }
     }
 
@@ -255,6 +261,43 @@ impl Engine {
             alert: None,
         };
         self.on_situation(situation, now).await.map(Some)
+    }
+
+    /// Adds the actions the cluster's Events record (any replica's) to the
+    /// guardrails, once per leadership term. Only when enforcing with Events
+    /// on: dry runs publish none, and their history is the audit log's. A
+    /// failure is logged and the next incident tries again; meanwhile the
+    /// guardrails judge on this replica's own history.
+    async fn load_cluster_history(&mut self, now: DateTime<Utc>) {
+        let Some(kube) = &self.opts.kube else {
+            self.cluster_history = true;
+            return;
+        };
+        let cfg = self.guardrails.config();
+        if cfg.mode != RemediationMode::Enforce || !kube.publishes_events() {
+            self.cluster_history = true;
+            return;
+        }
+        let since = now - cfg.breaker_window.max(cfg.blast_window);
+        let slack = TimeDelta::from_std(cfg.action_timeout).unwrap_or(TimeDelta::minutes(5))
+            + TimeDelta::minutes(1);
+        match kube
+            .past_actions(cfg.allowed_namespaces.as_ref(), since)
+            .await
+        {
+            Ok(actions) => {
+                info!(
+                    actions = actions.len(),
+                    "guardrails: read the actions foresight took in the cluster since {since}"
+                );
+                self.guardrails.merge_cluster(&actions, slack);
+                self.cluster_history = true;
+            }
+            Err(e) => warn!(
+                error = %e,
+                "guardrails judge without the actions other replicas took; reading them again at the next incident"
+            ),
+        }
     }
 
     /// Whether this is the first trigger of its kind for the target within
@@ -403,6 +446,12 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Handled, RemediationError> {
         let diagnosis = diagnose(&situation, &self.opts.config, now);
+        if !*self.leader.borrow() {
+            // Another replica may act meanwhile: read again on return.
+            self.cluster_history = false;
+        } else if !self.cluster_history && self.guardrails.reads_history(&diagnosis) {
+            self.load_cluster_history(now).await;
+        }
         // Read again here, the last moment before judging: gathering the
         // evidence takes API calls, during which the Lease may have gone.
         let leads = *self.leader.borrow();

@@ -129,6 +129,15 @@ pub enum RemediationError {
         /// The API error.
         source: Box<kube::Error>,
     },
+    /// Listing the Events foresight published (the actions any replica
+    /// took), to restore the guardrails' history on a new leader, failed.
+    #[error("cannot list foresight's Events in {scope}: {source}")]
+    ListEvents {
+        /// The namespace, or "every namespace".
+        scope: String,
+        /// The API error.
+        source: Box<kube::Error>,
+    },
     /// A rollout did not complete.
     #[error("rollout of Deployment {namespace}/{name} failed: {message}")]
     RolloutFailed {

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::RemediationConfig;
@@ -111,6 +111,18 @@ impl Verdict {
     }
 }
 
+/// An action foresight took, as the cluster recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastAction {
+    /// When it ran (for an Event repeated as a series, the latest time, so
+    /// every repeat counts for as long as the last one does).
+    pub at: DateTime<Utc>,
+    /// Which action.
+    pub kind: ActionKind,
+    /// `NAMESPACE/NAME` of the object acted on, as [`Action::object`].
+    pub object: String,
+}
+
 /// The guardrails' memory: which actions were decided when.
 #[derive(Debug, Clone)]
 pub struct Guardrails {
@@ -142,6 +154,54 @@ impl Guardrails {
             }
         }
         self.history.make_contiguous().sort_by_key(|(at, _, _)| *at);
+    }
+
+    /// Adds the actions the cluster recorded (Events any replica of
+    /// foresight published), so a replica that becomes leader counts what
+    /// the previous leader did against the breaker and the blast radius;
+    /// its own audit log holds only its own decisions.
+    ///
+    /// An action already remembered is not counted twice: an Event of the
+    /// same kind on the same object at most `slack` after a remembered
+    /// decision (the action's run, rollout included) is that decision's.
+    pub fn merge_cluster(&mut self, actions: &[PastAction], slack: TimeDelta) {
+        let mut matched = vec![false; self.history.len()];
+        let mut sorted: Vec<&PastAction> = actions.iter().collect();
+        sorted.sort_by_key(|a| a.at);
+        let mut added = Vec::new();
+        for a in sorted {
+            let own = self
+                .history
+                .iter()
+                .enumerate()
+                .position(|(i, (at, kind, o))| {
+                    !matched[i]
+                        && *kind == a.kind
+                        && *o == a.object
+                        && *at <= a.at
+                        && a.at - *at <= slack
+                });
+            match own {
+                Some(i) => matched[i] = true,
+                None => added.push((a.at, a.kind, a.object.clone())),
+            }
+        }
+        self.history.extend(added);
+        self.history.make_contiguous().sort_by_key(|(at, _, _)| *at);
+    }
+
+    /// Whether judging `d` reaches the breaker and the blast radius, the
+    /// checks that read the history: an action, confident enough, in an
+    /// allowed namespace.
+    pub fn reads_history(&self, d: &Diagnosis) -> bool {
+        d.action.as_ref().is_some_and(|a| {
+            d.confidence >= self.cfg.confidence_threshold
+                && self
+                    .cfg
+                    .allowed_namespaces
+                    .as_ref()
+                    .is_none_or(|ns| ns.contains(a.namespace()))
+        })
     }
 
     /// The settings.
@@ -275,6 +335,69 @@ mod tests {
             }
         );
         assert_eq!(v.executes(), None);
+    }
+
+    #[test]
+    fn actions_read_from_the_cluster_count_once_each() {
+        let cfg = RemediationConfig {
+            breaker_max: 3,
+            ..enforce()
+        };
+        let past = |min: i64, deploy: &str| PastAction {
+            at: t(min),
+            kind: ActionKind::Restart,
+            object: format!("shop/{deploy}"),
+        };
+        // This replica restarted `a` at -20 (its own decision), and its
+        // Event landed at -19 after the rollout; the old leader restarted
+        // `a` at -5. Two restarts, not three: the fourth-in-an-hour breaker
+        // still allows one more.
+        let mut g = Guardrails::new(cfg.clone());
+        assert!(matches!(
+            g.judge(&diag(restart("a"), 0.9), 4, t(-20)),
+            Verdict::Execute { .. }
+        ));
+        g.merge_cluster(&[past(-19, "a"), past(-5, "a")], TimeDelta::minutes(6));
+        assert!(matches!(
+            g.judge(&diag(restart("a"), 0.9), 4, t(0)),
+            Verdict::Execute { .. }
+        ));
+        assert_eq!(
+            g.judge(&diag(restart("a"), 0.9), 4, t(1)),
+            Verdict::Escalate {
+                action: restart("a"),
+                attempts: 3
+            }
+        );
+        // An Event before the decision, or later than the slack, is
+        // another action; so is one on another object.
+        let mut g = Guardrails::new(cfg);
+        g.judge(&diag(restart("a"), 0.9), 4, t(-30));
+        g.merge_cluster(
+            &[past(-31, "a"), past(-23, "a"), past(-29, "b")],
+            TimeDelta::minutes(6),
+        );
+        assert_eq!(
+            g.judge(&diag(restart("a"), 0.9), 4, t(0)),
+            Verdict::Escalate {
+                action: restart("a"),
+                attempts: 3
+            }
+        );
+        // The blast radius counts the other replica's targets: with 4
+        // enabled, one per 10 minutes, and `b` was restarted 3 minutes ago.
+        let mut g = Guardrails::new(enforce());
+        g.merge_cluster(&[past(-3, "b")], TimeDelta::minutes(6));
+        assert!(matches!(
+            g.judge(&diag(restart("c"), 0.9), 4, t(0)),
+            Verdict::PageOnly {
+                reason: PageReason::BlastRadius {
+                    touched: 1,
+                    limit: 1,
+                    ..
+                }
+            }
+        ));
     }
 
     #[test]

@@ -113,6 +113,13 @@ impl ActionKind {
             ActionKind::RaiseCeiling => "ForesightRaiseCeiling",
         }
     }
+
+    /// The action an Event reason stands for, if it is one of ours.
+    pub fn from_event_reason(reason: &str) -> Option<Self> {
+        [Self::Rollback, Self::Restart, Self::RaiseCeiling]
+            .into_iter()
+            .find(|k| k.event_reason() == reason)
+    }
 }
 
 /// A bounded change to the cluster.

@@ -3,12 +3,13 @@
 //! them; the rules themselves are in `rollout` (pure). Also the leader
 //! election over a Lease that decides which replica acts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
@@ -21,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::RolloutContext;
 use super::error::RemediationError;
-use super::incident::{Action, ActionOutcome};
+use super::guardrails::PastAction;
+use super::incident::{Action, ActionKind, ActionOutcome};
 use super::rollout::{
     RollbackPlan, RolloutStatus, restart_patch, rollback_patch, rollout_context, rollout_status,
     select_revision, selector_string,
@@ -110,6 +112,79 @@ impl KubeActions {
             },
         ));
         self
+    }
+
+    /// The actions foresight took since `since` in `namespaces` (every
+    /// namespace when `None`), from the Events it published: any replica's,
+    /// selected by `reportingController`. An Event the recorder repeated
+    /// as a series counts once per repeat, at the series' latest time.
+    pub async fn past_actions(
+        &self,
+        namespaces: Option<&BTreeSet<String>>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<PastAction>, RemediationError> {
+        let params = ListParams::default().fields(&format!("reportingController={FIELD_MANAGER}"));
+        let apis: Vec<(String, Api<K8sEvent>)> = match namespaces {
+            Some(ns) => ns
+                .iter()
+                .map(|n| (n.clone(), Api::namespaced(self.client.clone(), n)))
+                .collect(),
+            None => vec![("every namespace".into(), Api::all(self.client.clone()))],
+        };
+        let mut out = Vec::new();
+        for (scope, api) in apis {
+            let events =
+                api.list(&params)
+                    .await
+                    .map_err(|source| RemediationError::ListEvents {
+                        scope,
+                        source: Box::new(source),
+                    })?;
+            for e in events.items {
+                let Some(kind) = e.reason.as_deref().and_then(ActionKind::from_event_reason) else {
+                    continue;
+                };
+                let Some((ns, name)) = e
+                    .regarding
+                    .as_ref()
+                    .and_then(|r| Some((r.namespace.clone()?, r.name.clone()?)))
+                else {
+                    continue;
+                };
+                let at = e
+                    .series
+                    .as_ref()
+                    .map(|s| s.last_observed_time.0)
+                    .or(e.event_time.as_ref().map(|t| t.0))
+                    .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+                    .and_then(|t| {
+                        DateTime::from_timestamp(
+                            t.as_second(),
+                            u32::try_from(t.subsec_nanosecond()).ok()?,
+                        )
+                    });
+                let Some(at) = at else {
+                    continue;
+                };
+                if at < since {
+                    continue;
+                }
+                let repeats = e.series.as_ref().map_or(1, |s| s.count.clamp(1, 100));
+                for _ in 0..repeats {
+                    out.push(PastAction {
+                        at,
+                        kind,
+                        object: format!("{ns}/{name}"),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether Events are published, and so can be read back.
+    pub fn publishes_events(&self) -> bool {
+        self.recorder.is_some()
     }
 
     /// Reads a Deployment.

@@ -103,8 +103,9 @@ rendered rules against its EXPECTED_RULES).
   resources: ["scaledobjects"]
   verbs: ["patch"]
 {{- end }}
-# Record decisions and signals as Events on the ScaledObject.
+# Record actions as Events on the object acted on; a new remediation leader
+# lists foresight's own Events to count the actions the old one took.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create", "patch", "list"]
 {{- end }}
