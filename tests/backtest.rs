@@ -241,6 +241,17 @@ fn queue_backlog_carries_over_when_capacity_is_short() {
     assert!(*hpa_backlog.last().unwrap() < 100.0);
     // The oracle starts pods ahead of the jump and never queues.
     assert!(t.backlog[2].iter().all(|b| *b == 0.0));
+    // Each 5-minute sample is one step's work, however many 15 s ticks it
+    // holds for: the HPA's 1 pod serves 100 of the 1,000, and its pods
+    // start within 2.5 minutes, so at most half a step's shortfall queues
+    // (385 here, and 14 pods; counted whole at every tick, the backlog
+    // reached 7,700 and the HPA chased it to 50 pods).
+    assert!(peak < 450.0, "peak backlog {peak}");
+    assert!(
+        out.report.policies.hpa.max_replicas <= 15,
+        "{}",
+        out.report.policies.hpa.max_replicas
+    );
 }
 
 #[test]

@@ -24,6 +24,10 @@ pub(super) struct Tick {
     pub(super) scored: bool,
     /// Tick length in seconds.
     pub(super) seconds: f64,
+    /// The tick's share of the data step (at most 1): demand and capacity
+    /// are per data step, and a queue receives and serves this share of
+    /// them in one tick.
+    pub(super) fraction: f64,
 }
 
 /// One policy's simulated Deployment and running score.
@@ -69,6 +73,7 @@ impl Lane {
             queue,
             scored,
             seconds: tick_s,
+            fraction,
         } = *k;
         if let Some(change) = self.changes.record(t, self.pods.total(), count)
             && scored
@@ -78,14 +83,22 @@ impl Lane {
         }
         self.pods.scale(count, t, startup);
         let ready = self.pods.ready(t);
-        let Some(load) = self.load(demand) else {
+        let (Some(d), Some(load)) = (demand, self.load(demand)) else {
             if scored {
                 self.pod_s += f64::from(count) * tick_s;
             }
             return (count, ready);
         };
         let capacity = f64::from(ready) * target;
-        let short = (load - capacity).max(0.0);
+        let short = if queue {
+            // A sample holds for every tick of its step: adding all of it at
+            // each tick would count the step's work once per tick (20 times
+            // at 15 s ticks of 5-minute data). The backlog grows by the
+            // step's shortfall once per step, whatever the tick.
+            (self.backlog + (d - capacity) * fraction).max(0.0)
+        } else {
+            (load - capacity).max(0.0)
+        };
         if queue {
             self.backlog = short;
         }
@@ -138,6 +151,7 @@ mod tests {
             queue: false,
             scored: true,
             seconds: 60.0,
+            fraction: 1.0,
         };
         let mut lane = Lane {
             pods: Pods::warm(2, t0),
@@ -151,5 +165,39 @@ mod tests {
         }
         let score = lane.score();
         assert_eq!((score.scale_events, score.flaps), (5, 2));
+    }
+
+    #[test]
+    fn a_queue_backlog_does_not_depend_on_the_tick() {
+        // 5-minute samples: 200 messages per step, one pod serving 100 per
+        // step. After two steps 200 are left over, in 1 tick per step or 20.
+        let t0 = DateTime::from_timestamp(0, 0).unwrap();
+        for per_step in [1, 20] {
+            let mut lane = Lane {
+                pods: Pods::warm(1, t0),
+                ..Lane::default()
+            };
+            let seconds = 300.0 / f64::from(per_step);
+            for i in 0..2 * per_step {
+                let tick = Tick {
+                    t: t0 + TimeDelta::milliseconds((f64::from(i) * seconds * 1000.0) as i64),
+                    startup: TimeDelta::minutes(2),
+                    demand: Some(200.0),
+                    target: 100.0,
+                    queue: true,
+                    scored: true,
+                    seconds,
+                    fraction: 1.0 / f64::from(per_step),
+                };
+                lane.serve(1, &tick);
+            }
+            assert!(
+                (lane.backlog - 200.0).abs() < 1e-9,
+                "{per_step} ticks per step: backlog {}",
+                lane.backlog
+            );
+            // Short the whole 10 minutes either way.
+            assert!((lane.score().under_provisioned_minutes - 10.0).abs() < 1e-9);
+        }
     }
 }

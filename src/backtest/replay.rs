@@ -87,6 +87,7 @@ impl Backtest<'_> {
 
         let behavior = Behavior::from_spec(&self.spec);
         let tick_s = tick.num_milliseconds() as f64 / 1000.0;
+        let fraction = (tick_s / (s.step.num_milliseconds() as f64 / 1000.0).max(tick_s)).min(1.0);
         let lead_ticks = usize::try_from(
             (self.startup.num_milliseconds() + tick.num_milliseconds() - 1)
                 / tick.num_milliseconds(),
@@ -202,6 +203,7 @@ impl Backtest<'_> {
                 queue,
                 scored,
                 seconds: tick_s,
+                fraction,
             };
             let (fr, fready) = fs.serve(f_count, &tk);
             let (hr, hready) = hp.serve(h_count, &tk);
