@@ -287,6 +287,24 @@ fn a_shorter_tick_lets_scale_up_limits_act_per_15_seconds() {
 }
 
 #[test]
+fn steps_count_the_scored_ticks_whatever_the_warm_up() {
+    // 15 s ticks from the first sample: a warm-up of 100 s leaves ticks 0–6
+    // (0 s to 90 s) unscored, as does 105 s; 0 s scores every tick.
+    let s = seasonal(3);
+    let steps = |warmup: TimeDelta| {
+        let mut bt = backtest(&s, &[("mode", "reactive")], 24);
+        bt.warmup = warmup;
+        bt.startup = TimeDelta::zero();
+        bt.run(&Quiet).unwrap().report.steps
+    };
+    let all = steps(TimeDelta::zero());
+    assert_eq!(all, (3 * 288 - 1) * 20 + 1);
+    assert_eq!(steps(TimeDelta::seconds(100)), all - 7);
+    assert_eq!(steps(TimeDelta::seconds(105)), all - 7);
+    assert_eq!(steps(TimeDelta::seconds(106)), all - 8);
+}
+
+#[test]
 fn bad_configurations_are_refused_with_the_fix() {
     let s = seasonal(3);
     let mut bt = backtest(&s, &[], 6);

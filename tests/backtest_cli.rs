@@ -266,6 +266,92 @@ fn scaled_object_yaml_supplies_the_metadata() {
 }
 
 #[test]
+fn key_value_metadata_overrides_a_manifest_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = long_csv(dir.path());
+    let yaml = scaled_object(dir.path());
+    // Given before the manifest (whose maxReplicaCount is 30), and a
+    // manifest whose path has a `=` in it.
+    let odd = dir.path().join("team=shop.yaml");
+    std::fs::copy(&yaml, &odd).unwrap();
+    let report = dir.path().join("r.json");
+    let o = run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--series",
+        "api",
+        "--retrain",
+        "12h",
+        "--metadata",
+        "maxReplicaCount=12",
+        "--metadata",
+        odd.to_str().unwrap(),
+        "--startup",
+        "0s",
+        "--warmup",
+        "0s",
+        "--output",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = read_json(&report);
+    assert_eq!(r["input"]["metadata"]["maxReplicaCount"], "12");
+    assert_eq!(r["input"]["signal"], "queueDepth");
+    // Zero start-up and zero warm-up are settings, not mistakes.
+    assert_eq!(r["input"]["startup_seconds"], 0);
+    // Every tick scored: 15 s ticks across four days of 5-minute samples.
+    assert_eq!(r["steps"], (4 * 288 - 1) * 20 + 1);
+}
+
+#[test]
+fn outputs_that_cannot_be_written_are_refused_before_the_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = long_csv(dir.path());
+    let report = dir.path().join("r.json");
+    let missing = dir.path().join("no-such-dir").join("t.parquet");
+    let same = dir.path().join("same.out");
+    let before = std::fs::read(&input).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "--output",
+                report.to_str().unwrap(),
+                "--timeline",
+                missing.to_str().unwrap(),
+            ],
+            "does not exist; create it first",
+        ),
+        (
+            vec!["--png", dir.path().to_str().unwrap()],
+            "is a directory",
+        ),
+        (vec!["--output", input.to_str().unwrap()], "is also --input"),
+        (
+            vec![
+                "--timeline",
+                same.to_str().unwrap(),
+                "--png",
+                same.to_str().unwrap(),
+            ],
+            "is also --timeline",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let o = run(&[&api(&input)[..], &FAST[..], &extra[..]].concat());
+        let t = text(&o);
+        assert!(!o.status.success(), "{extra:?} succeeded:\n{t}");
+        assert!(t.contains(needle), "{extra:?}: expected {needle:?} in\n{t}");
+        // Refused before the replay, which takes seconds here.
+        assert!(!t.contains("ticks of"), "{extra:?} replayed first:\n{t}");
+        assert!(
+            !report.exists() && !same.exists(),
+            "{extra:?} wrote an output"
+        );
+    }
+    assert_eq!(std::fs::read(&input).unwrap(), before, "the input was kept");
+}
+
+#[test]
 fn bad_inputs_fail_clearly_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let good = long_csv(dir.path());

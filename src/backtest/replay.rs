@@ -243,10 +243,12 @@ impl Backtest<'_> {
         for (_, m) in models.iter() {
             *training.models.entry(m.model.to_string()).or_default() += 1;
         }
-        let steps = n_ticks
-            - usize::try_from((scored_from - from).num_seconds() / tick.num_seconds().max(1))
-                .unwrap_or(0)
-                .min(n_ticks);
+        // Ticks before `scored_from` are not scored: a warm-up that is not
+        // a whole number of ticks ends inside one, which is not scored.
+        let unscored = u64::try_from((scored_from - from).num_milliseconds())
+            .unwrap_or(0)
+            .div_ceil(u64::try_from(tick.num_milliseconds()).unwrap_or(1).max(1));
+        let steps = n_ticks - usize::try_from(unscored).unwrap_or(n_ticks).min(n_ticks);
         let report = Report {
             input: InputInfo {
                 source: self.source.clone(),

@@ -221,8 +221,9 @@ pub struct BacktestArgs {
     #[arg(long, value_enum)]
     pub signal: Option<SignalArg>,
 
-    /// Pod start-up delay: replicas requested at t serve from t + startup.
-    #[arg(long, value_parser = parse_delta, default_value = "2m", value_name = "DURATION")]
+    /// Pod start-up delay: replicas requested at t serve from t + startup
+    /// (0s: at once).
+    #[arg(long, value_parser = parse_delta_or_zero, default_value = "2m", value_name = "DURATION")]
     pub startup: chrono::TimeDelta,
 
     /// Retrain interval.
@@ -244,8 +245,8 @@ pub struct BacktestArgs {
     #[arg(long, value_parser = parse_delta, value_name = "DURATION")]
     pub history: Option<chrono::TimeDelta>,
 
-    /// Replayed but not scored at the start.
-    #[arg(long, value_parser = parse_delta, default_value = "1d", value_name = "DURATION")]
+    /// Replayed but not scored at the start (0s: score from the first tick).
+    #[arg(long, value_parser = parse_delta_or_zero, default_value = "1d", value_name = "DURATION")]
     pub warmup: chrono::TimeDelta,
 
     /// The HPA's tolerance between foresight's count and the Deployment
@@ -343,6 +344,14 @@ impl From<PickArg> for crate::backtest::PickKind {
 
 fn parse_delta(s: &str) -> Result<chrono::TimeDelta, String> {
     crate::config::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// A duration that may be zero: pods ready at once, nothing unscored.
+fn parse_delta_or_zero(s: &str) -> Result<chrono::TimeDelta, String> {
+    match crate::config::parse_duration(s) {
+        Err(crate::config::DurationError::Zero { .. }) => Ok(chrono::TimeDelta::zero()),
+        other => other.map_err(|e| e.to_string()),
+    }
 }
 
 /// Flags of `foresight explain`.

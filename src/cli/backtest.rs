@@ -32,6 +32,7 @@ pub(crate) fn run(args: BacktestArgs) -> Result<()> {
     // Checked before any data is read: a live pull or a sweep can take
     // minutes, and a --write-pick with nothing to write into would be found
     // only at the end.
+    check_outputs(&args)?;
     let manifest = args
         .write_pick
         .as_ref()
@@ -110,6 +111,74 @@ pub(crate) fn run(args: BacktestArgs) -> Result<()> {
         crate::backtest::plot(&outcome.timeline, &outcome.report, path)
             .with_context(|| format!("cannot draw {}", path.display()))?;
         eprintln!("plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Refuses, before any work, outputs that could not be written or would
+/// overwrite the input or each other: found after a long replay, the
+/// outputs written before the failing one would be left behind.
+fn check_outputs(args: &BacktestArgs) -> Result<()> {
+    // Where a path points once its directory is resolved (the file itself
+    // may not exist yet).
+    let resolved = |p: &Path| -> Option<PathBuf> {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Some(dir.canonicalize().ok()?.join(p.file_name()?))
+    };
+    let outputs = [
+        ("--output", &args.output),
+        ("--timeline", &args.timeline),
+        ("--png", &args.png),
+        ("--write-pick", &args.write_pick),
+    ];
+    let mut seen: Vec<(&str, PathBuf)> = Vec::new();
+    if let Some(input) = &args.input
+        && let Some(r) = resolved(input)
+    {
+        seen.push(("--input", r));
+    }
+    for (flag, path) in outputs {
+        let Some(path) = path else { continue };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "{flag} {}: the directory {} does not exist; create it first (nothing was run)",
+                path.display(),
+                dir.display()
+            );
+        }
+        if path.is_dir() {
+            bail!("{flag} {} is a directory; name a file", path.display());
+        }
+        let Some(r) = resolved(path) else {
+            bail!("{flag} {}: not a file path", path.display());
+        };
+        if let Some((other, _)) = seen.iter().find(|(_, p)| *p == r) {
+            bail!(
+                "{flag} {} is also {other}: one file cannot hold both; name another",
+                path.display()
+            );
+        }
+        // Written atomically through a temporary file beside it, so the
+        // directory must take new files.
+        let probe = dir.join(format!(".foresight-probe-{}", std::process::id()));
+        match std::fs::File::create(&probe) {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) => bail!(
+                "{flag} {}: cannot create files in {}: {e}",
+                path.display(),
+                dir.display()
+            ),
+        }
+        seen.push((flag, r));
     }
     Ok(())
 }
@@ -695,13 +764,15 @@ fn parse_time(s: &str, flag: &str) -> Result<DateTime<Utc>> {
         .with_context(|| format!("{flag} {s:?} is not an RFC 3339 time like 2026-01-31T00:00:00Z"))
 }
 
-/// Merges `--metadata` values in order: YAML files first contribute their
-/// external trigger's metadata, then `key=value` pairs override.
+/// Merges `--metadata` values: YAML files contribute their external
+/// trigger's metadata, then `key=value` pairs override them, in whatever
+/// order they were given (what `--write-pick` writes assumes so too).
 fn collect_metadata(items: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
+    let mut pairs = BTreeMap::new();
     for item in items {
         if let Some((k, v)) = key_value(item) {
-            out.insert(k, v);
+            pairs.insert(k, v);
         } else if Path::new(item).exists() {
             out.extend(read_scaled_object(Path::new(item))?.1);
         } else {
@@ -710,11 +781,16 @@ fn collect_metadata(items: &[String]) -> Result<BTreeMap<String, String>> {
             );
         }
     }
+    out.extend(pairs);
     Ok(out)
 }
 
-/// A `--metadata` item written `key=value`, trimmed; `None` for a file.
+/// A `--metadata` item written `key=value`, trimmed; `None` for a file,
+/// including an existing file whose path has a `=` in it.
 fn key_value(item: &str) -> Option<(String, String)> {
+    if Path::new(item).is_file() {
+        return None;
+    }
     item.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
 }
