@@ -715,12 +715,43 @@ fn growing_lag_gets_drain_capacity() {
     let d = last.unwrap();
     // No drain observed yet: assume one replica drains its 1000 target per
     // 300 s = 3.33/s. Extra = ceil((20 + 3600/300) / 3.33) = ceil(9.6) = 10,
-    // on top of the 4 replicas running (3600/(1000*3) = 1.2 → 4 at t=15).
+    // on top of the plain ceil(3600 / 1000) = 4.
     assert_eq!(d.readings[0].lag_drain, Some(10));
     assert_eq!(d.reactive, 14);
     // A flat lag gets the plain requirement.
     let (d, _) = decide(&b, &lag(3600.0), &PolicyState::default(), t(0)).unwrap();
     assert_eq!((d.reactive, d.readings[0].lag_drain), (4, None));
+}
+
+#[test]
+fn lag_drain_capacity_does_not_compound_tick_after_tick() {
+    // The same growth for 10 minutes: each tick's requirement is the plain
+    // one plus the drain capacity for that tick's lag and growth, whatever
+    // count the previous ticks asked for. Added to the running count, the
+    // drain went 14, 24, 35, ... to maxReplicaCount while the lag needed
+    // a few dozen.
+    let b = Behavior {
+        max_replicas: 1000,
+        ..behavior(Mode::Reactive)
+    };
+    let lag = |v| obs(vec![input(MetricKind::ConsumerLag, 1000.0, Some(v))]);
+    let mut state = PolicyState::default();
+    let mut last = None;
+    for k in 0..40 {
+        let v = 3000.0 + 300.0 * f64::from(k);
+        let (d, next) = decide(&b, &lag(v), &state, t(i64::from(k) * 15)).unwrap();
+        if k >= 2 {
+            let drain = d.readings[0].lag_drain.expect("growing");
+            let plain = (v / 1000.0).ceil() as u32;
+            assert_eq!(d.reactive, plain + drain, "tick {k}: lag {v}");
+        }
+        state = next;
+        last = Some(d);
+    }
+    // Lag 14,700 growing 20/s: 15 + ceil((20 + 49) / 3.33) = 15 + 21.
+    let d = last.unwrap();
+    assert_eq!(d.reactive, 36);
+    assert_eq!(d.desired_replicas, 36);
 }
 
 #[test]
@@ -831,7 +862,8 @@ fn signals_for_remediation() {
     assert_eq!((breach_at, capacity), (t(180), 500.0));
     assert!((peak - 770.0).abs() < 1e-9, "{peak}");
 
-    // NotKeepingUp: replicas went 2 → 6, queue still growing 2 x leadTime later.
+    // NotKeepingUp: replicas went 2 → 6, and 2 x leadTime later the queue
+    // has outgrown even the count in force since (it grows 100 a tick).
     let b = behavior(Mode::Reactive);
     let (_, s) = decide(
         &b,
@@ -850,9 +882,10 @@ fn signals_for_remediation() {
     assert_eq!(d.desired_replicas, 6);
     let mut found = None;
     for k in 2..=30 {
+        let v = 900.0 + 100.0 * (k - 2) as f64;
         let (d, next) = decide(
             &b,
-            &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(900.0))]),
+            &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(v))]),
             &s,
             t(k * 15),
         )
@@ -876,12 +909,45 @@ fn signals_for_remediation() {
                 from_replicas: 2,
                 to_replicas: 6,
                 value_then: 600.0,
-                value_now: 900.0,
+                value_now: 2400.0,
                 ..
             }
         ),
         "{sig:?}"
     );
+}
+
+#[test]
+fn a_ramp_that_covers_the_load_is_keeping_up() {
+    // A queue of 100 at 1 per pod: the count climbs 1 → 5 → 10 → 20 → 40 →
+    // 80 → 100, one step per 15 s, and 100 pods hold it. Each step is
+    // checked 4 minutes after it; by then 100 pods are in force, which the
+    // queue does not exceed, so none of the steps is "not keeping up"
+    // (judged against each step's own count, every step but the last was).
+    let b = behavior(Mode::Reactive);
+    // One pod running (a queue of 100 at 100 per pod), then the ramp.
+    let mut s = running_at(&b, 100.0);
+    let mut counts = vec![1];
+    for k in 1..40 {
+        let (d, next) = decide(
+            &b,
+            &obs(vec![input(MetricKind::QueueDepth, 1.0, Some(100.0))]),
+            &s,
+            t(k * 15),
+        )
+        .unwrap();
+        counts.push(d.desired_replicas);
+        assert!(
+            !d.signals
+                .iter()
+                .any(|s| matches!(s, Signal::NotKeepingUp { .. })),
+            "tick {k}: {:?}",
+            d.signals
+        );
+        s = next;
+    }
+    counts.dedup();
+    assert_eq!(counts, vec![1, 5, 10, 20, 40, 80, 100]);
 }
 
 #[test]

@@ -411,7 +411,8 @@ fn record(
         .is_some_and(|su| due(su, now, b.lead_time))
     {
         if let Some(su) = next.scale_ups.pop_front() {
-            signals.extend(not_keeping_up(&su, now, observed));
+            let in_force = current.unwrap_or(su.to);
+            signals.extend(not_keeping_up(&su, now, in_force, observed));
         }
     }
     if let Some(c) = current {

@@ -252,16 +252,21 @@ impl Requirements {
                 match mem.growth_per_second() {
                     Some(growth) => {
                         // Capacity to stop the growth and drain the backlog
-                        // within lagDrainTime, on top of what runs now. Without
-                        // an observed drain rate, assume one replica works off
-                        // its target's worth of lag per lagDrainTime.
+                        // within lagDrainTime, on top of the plain requirement.
+                        // Not on top of the count running now: the growth was
+                        // measured while pods asked for at earlier ticks were
+                        // still starting, so adding it to that count again
+                        // at every tick ratcheted a noisy lag up to
+                        // maxReplicaCount. Without an observed drain rate,
+                        // assume one replica works off its target's worth of
+                        // lag per lagDrainTime.
                         let drain_s = rules.lag_drain_time.num_seconds().max(1) as f64;
                         let per_replica = mem
                             .drain_per_replica
                             .filter(|r| *r > 0.0)
                             .unwrap_or(m.target / drain_s);
                         let extra = ((growth + v / drain_s) / per_replica).ceil().max(1.0) as u32;
-                        (Some(plain.max(base.saturating_add(extra))), Some(extra))
+                        (Some(plain.saturating_add(extra)), Some(extra))
                     }
                     None => (Some(plain), None),
                 }
