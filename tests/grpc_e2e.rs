@@ -192,10 +192,20 @@ async fn every_rpc_the_way_keda_calls() {
     prefixed.metric_name = format!("s0-{METRIC_NAME}");
     assert!(c.get_metrics(prefixed).await.is_ok());
 
-    // IsActive: taxis always run, so active; a huge threshold makes it idle.
+    // IsActive: taxis always run, so active; a huge threshold makes it idle
+    // (with a ceiling of one pod, so no descent is under way, which would
+    // keep it active).
     assert!(c.is_active(obj.clone()).await.unwrap().into_inner().result);
-    let mut idle_meta: Vec<(&str, &str)> = TAXI.to_vec();
-    idle_meta.push(("activationThreshold", "1e12"));
+    let mut idle_meta: Vec<(&str, &str)> = TAXI
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "maxReplicaCount" && *k != "minReplicaCount")
+        .collect();
+    idle_meta.extend([
+        ("activationThreshold", "1e12"),
+        ("minReplicaCount", "0"),
+        ("maxReplicaCount", "1"),
+    ]);
     let idle = so("idle", &idle_meta);
     assert!(!c.is_active(idle.clone()).await.unwrap().into_inner().result);
 
@@ -415,6 +425,11 @@ async fn stream_is_active_sends_again_on_every_change() {
             ("queueDepthTarget", "10"),
             ("mode", "reactive"),
             ("activationThreshold", "50"),
+            // One pod either way: a count held above the recommendation
+            // (a descent under way) would keep it active through the idle
+            // seconds.
+            ("minReplicaCount", "1"),
+            ("maxReplicaCount", "1"),
         ],
     );
     let mut stream = c.stream_is_active(obj).await.unwrap().into_inner();

@@ -918,6 +918,39 @@ fn signals_for_remediation() {
 }
 
 #[test]
+fn a_descent_in_progress_keeps_the_workload_active() {
+    // 40 pods, then the queue empties. With minReplicaCount 0 the count is
+    // held for the stabilisation window, then walks down one pod per 5
+    // minutes: inactive meanwhile, KEDA would scale it to zero after its
+    // cooldown and skip all of that. Active until the count reaches zero.
+    let b = Behavior {
+        min_replicas: 0,
+        ..behavior(Mode::Reactive)
+    };
+    let mut s = running_at(&b, 4000.0);
+    let mut last = (40, true);
+    for k in 1..=(40 * 20 + 40) {
+        let (d, next) = decide(
+            &b,
+            &obs(vec![input(MetricKind::QueueDepth, 100.0, Some(0.0))]),
+            &s,
+            t(k * 15),
+        )
+        .unwrap();
+        s = next;
+        assert_eq!(
+            d.active,
+            d.desired_replicas > 0,
+            "tick {k}: {} pods ({:?})",
+            d.desired_replicas,
+            d.limiter
+        );
+        last = (d.desired_replicas, d.active);
+    }
+    assert_eq!(last, (0, false));
+}
+
+#[test]
 fn a_ramp_that_covers_the_load_is_keeping_up() {
     // A queue of 100 at 1 per pod: the count climbs 1 → 5 → 10 → 20 → 40 →
     // 80 → 100, one step per 15 s, and 100 pods hold it. Each step is

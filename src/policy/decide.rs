@@ -238,6 +238,12 @@ pub fn decide(
         ));
     }
 
+    // A count held above the recommendation (stabilisation, a rate limit,
+    // a peak ahead, cooldown) is a descent still under way. Inactive, KEDA
+    // would skip it: with `minReplicaCount: 0` it scales the workload to
+    // zero once inactive for its cooldownPeriod, whatever this serves.
+    let active = active || desired > clamped;
+
     if stale && current == Some(desired) && limiter == Limiter::None {
         // Holding for want of data is worth saying even when nothing else
         // would have changed.
