@@ -78,7 +78,8 @@ fn explains_a_live_decision() {
     let (code, _, stderr) = explain(&["--scaled-object", "shop/unknown", "--server", &server]);
     assert_eq!(code, Some(1));
     assert!(
-        stderr.contains("no decision for ScaledObject shop/unknown"),
+        stderr.contains("no decision for ScaledObject shop/unknown")
+            && stderr.contains("KEDA has not asked about it"),
         "{stderr}"
     );
 }

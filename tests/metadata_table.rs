@@ -184,6 +184,11 @@ fn error_table() {
             ],
         ),
         (
+            "a percentage is a whole number of percent, not of replicas",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("scaleUpPercent", "50.5")],
+            vec![r#"unable to set param "scaleUpPercent" value "50.5": expected a whole percentage, e.g. 50"#.into()],
+        ),
+        (
             "maxStaleness is a duration",
             vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("maxStaleness", "5min")],
             vec![r#"unable to set param "maxStaleness" value "5min": invalid duration "5min": unknown unit "min" (use s, m, h, d or w) (write durations like 90s, 15m, 2h, 14d or 1w)"#.into()],

@@ -1072,7 +1072,7 @@ fn hpa_tolerance_widens_small_scale_ups_and_batches_small_scale_downs() {
     // floor(20 * 1.1) + 1 = 23, the smallest count it applies.
     let got = run(&b, &[(0, Some(2000.0)), (15, Some(2050.0))]);
     assert_eq!(got[0].0, 20);
-    assert_eq!(got[1], (23, Limiter::None));
+    assert_eq!(got[1], (23, Limiter::HpaTolerance), "widened, and said so");
 
     // Falling demand: after the 300 s window the rate limit allows one pod
     // (23 -> 22), which the HPA would ignore; the policy wants 5, so it
@@ -1082,7 +1082,7 @@ fn hpa_tolerance_widens_small_scale_ups_and_batches_small_scale_downs() {
     let got = run(&b, &seq);
     assert_eq!(got[0].0, 23);
     assert!(got[1..=20].iter().all(|(r, _)| *r == 23));
-    assert_eq!(got[21].0, 20, "{:?}", &got[19..]);
+    assert_eq!(got[21], (20, Limiter::HpaTolerance), "{:?}", &got[19..]);
 
     // That step spent three periods of one pod each: scale-down holds for
     // 15 minutes after it, then takes the next smallest step (20 -> 17), so

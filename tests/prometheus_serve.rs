@@ -463,6 +463,13 @@ async fn bad_queries_are_invalid_argument_with_prometheus_own_message() {
         invalid.contains("shop/syntax") && invalid.contains("shop/several"),
         "{r}"
     );
+    // Explanations say why there is no decision, not that KEDA never asked.
+    let (code, body) = http(&server, "/api/v1/scaledobjects/shop/syntax/decision").await;
+    assert_eq!(code, 404);
+    assert!(
+        body.contains("its query was rejected") && body.contains("parse error"),
+        "{body}"
+    );
 
     // Fixing the query fixes the answer.
     let fixed = so("syntax", "sum(foresight_demand)");

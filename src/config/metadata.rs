@@ -315,7 +315,12 @@ impl Parser<'_> {
                 None
             }
             Err(_) => {
-                self.unable(key, &raw, "expected a whole number of replicas");
+                let what = if key.ends_with("Percent") {
+                    "expected a whole percentage, e.g. 50"
+                } else {
+                    "expected a whole number of replicas"
+                };
+                self.unable(key, &raw, what);
                 None
             }
         }

@@ -25,8 +25,10 @@ pub enum Limiter {
     Cooldown,
     /// A signal had no fresh data, so the count was held.
     StaleData,
-    /// The change was smaller than the HPA downstream would apply: held
-    /// until a larger step is due (see `hpaTolerance`).
+    /// The change was smaller than the HPA downstream would apply (see
+    /// `hpaTolerance`): a scale-up widened to the smallest step it applies,
+    /// a scale-down taken as that step when wanted anyway, or the change
+    /// held until a larger step is due.
     HpaTolerance,
 }
 

@@ -81,12 +81,28 @@ async fn decision<C: ScalerCore>(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
     let key = ScaledObjectKey::new(namespace, name);
-    match core.explain(&key) {
-        Some(d) => axum::Json(d.as_ref().clone()).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            format!("no decision for ScaledObject {key}: KEDA has not asked about it yet, or it has no data\n"),
-        )
-            .into_response(),
+    if let Some(d) = core.explain(&key) {
+        return axum::Json(d.as_ref().clone()).into_response();
     }
+    // Why there is none: a query the source rejects never gets one, which
+    // is the caller's to fix, unlike a ScaledObject KEDA has not asked about.
+    let prefix = format!("{key}: ");
+    let why = if let Some(e) = core
+        .readiness()
+        .invalid
+        .iter()
+        .find_map(|i| i.strip_prefix(&prefix).map(str::to_string))
+    {
+        format!("its query was rejected, so it gets no decision until the metadata is fixed: {e}")
+    } else if core.scaled_objects().contains(&key) {
+        "it is registered and waiting for its first evaluation, or its source has no data yet"
+            .to_string()
+    } else {
+        "KEDA has not asked about it on this replica (GetMetricSpec registers it)".to_string()
+    };
+    (
+        StatusCode::NOT_FOUND,
+        format!("no decision for ScaledObject {key}: {why}\n"),
+    )
+        .into_response()
 }

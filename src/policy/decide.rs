@@ -494,6 +494,8 @@ fn pass_hpa_tolerance(
             .saturating_add(1)
             .min(b.max_replicas);
         if widened > c {
+            // Past what the signals asked for: said, as every limiter is.
+            *limiter = Limiter::HpaTolerance;
             if widened <= scale_up_limit(b, c, state, now) {
                 return (widened, None);
             }
@@ -515,6 +517,7 @@ fn pass_hpa_tolerance(
         // The largest count below c that the HPA applies.
         let step = ((f64::from(c) * (1.0 - tol)).ceil() as u32).saturating_sub(1);
         if down_to.is_some_and(|w| w <= step) && step >= b.min_replicas {
+            *limiter = Limiter::HpaTolerance;
             if step >= scale_down_floor(b, c, state, now) {
                 return (step, None);
             }

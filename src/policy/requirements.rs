@@ -40,7 +40,9 @@ pub(super) fn requirement(
 
 pub(super) fn ceil_div(value: f64, target: f64) -> u32 {
     let r = (value / target).ceil();
-    if r.is_finite() && r > 0.0 {
+    // A quotient past f64's range (a tiny target) wants the most there is,
+    // not none; a NaN wants nothing.
+    if r > 0.0 {
         r.min(f64::from(u32::MAX)) as u32
     } else {
         0
@@ -420,5 +422,18 @@ fn predict(
         ahead,
         gated,
         anchored,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quotient_past_the_range_of_f64_wants_the_most() {
+        assert_eq!(ceil_div(10.0, 1e-320), u32::MAX);
+        assert_eq!(ceil_div(10.0, 4.0), 3);
+        assert_eq!(ceil_div(0.0, 4.0), 0);
+        assert_eq!(ceil_div(f64::NAN, 4.0), 0);
     }
 }
