@@ -2,8 +2,9 @@
 //! foresight, read for `backtest --metadata FILE` and written back with the
 //! setting a sweep picked (`backtest --write-pick`).
 //!
-//! Only the first trigger of type `external` or `external-push` is read or
-//! changed: that is the one KEDA sends to foresight. A file may hold other
+//! Only foresight's trigger is read or changed: the one of type `external`
+//! or `external-push`, or among several, the one naming a foresight signal
+//! (that is the one KEDA sends to foresight). A file may hold other
 //! documents beside the ScaledObject (`---`-separated, as a Deployment is
 //! often kept with its scaler); they are carried over.
 //!
@@ -17,6 +18,8 @@
 use std::collections::BTreeMap;
 
 use serde_yaml::{Mapping, Value};
+
+use crate::domain::MetricKind;
 
 /// A manifest could not be read as a ScaledObject with an external trigger.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,17 @@ pub enum ManifestError {
     /// None of its triggers is of type `external` or `external-push`.
     #[error("has no trigger of type external or external-push")]
     NoExternalTrigger,
+    /// Several external triggers, and not exactly one of them names a
+    /// foresight signal.
+    #[error(
+        "has {count} triggers of type external or external-push and {naming} of them name a foresight signal (a ...Query key such as queueDepthQuery); foresight's must be the only one that does"
+    )]
+    SeveralExternalTriggers {
+        /// External triggers.
+        count: usize,
+        /// Those with a foresight query key.
+        naming: usize,
+    },
     /// The external trigger has no `metadata` mapping.
     #[error("the external trigger has no metadata")]
     NoMetadata,
@@ -55,7 +69,7 @@ pub enum ManifestError {
 /// string KEDA would pass (`40` and `"40"` alike).
 pub fn external_metadata(text: &str) -> Result<BTreeMap<String, String>, ManifestError> {
     let mut docs = documents(text)?;
-    let meta = trigger_metadata(scaled_object(&mut docs)?)?;
+    let (_, meta) = trigger_metadata(scaled_object(&mut docs)?)?;
     let mut out = BTreeMap::new();
     for (k, v) in meta.iter() {
         let key = k.as_str().ok_or(ManifestError::KeyNotString)?;
@@ -87,7 +101,7 @@ pub fn with_external_metadata(
     set: &BTreeMap<String, String>,
 ) -> Result<Updated, ManifestError> {
     let mut docs = documents(text)?;
-    let meta = trigger_metadata(scaled_object(&mut docs)?)?;
+    let (index, meta) = trigger_metadata(scaled_object(&mut docs)?)?;
     // What changes: a set value that differs, and any value that is not a
     // string yet (a `40` must be written `"40"`).
     let mut changes = BTreeMap::new();
@@ -105,7 +119,7 @@ pub fn with_external_metadata(
             changes.insert(k.clone(), v.clone());
         }
     }
-    if let Some(edited) = edited_in_place(text, &changes)
+    if let Some(edited) = edited_in_place(text, index, &changes)
         && documents(&edited).ok().as_deref() == Some(docs.as_slice())
     {
         return Ok(Updated {
@@ -128,7 +142,7 @@ pub fn with_external_metadata(
 /// parser cannot find that mapping. Its result is trusted only after it
 /// reads back as the rewrite: the parser is young, so a panic in it is
 /// caught too and ends in the rewrite, never in a crash.
-fn edited_in_place(text: &str, changes: &BTreeMap<String, String>) -> Option<String> {
+fn edited_in_place(text: &str, index: usize, changes: &BTreeMap<String, String>) -> Option<String> {
     use std::str::FromStr as _;
     let edit = || {
         let file = yaml_edit::YamlFile::from_str(text).ok()?;
@@ -142,15 +156,9 @@ fn edited_in_place(text: &str, changes: &BTreeMap<String, String>) -> Option<Str
             .get_mapping("spec")?
             .get_sequence("triggers")?
             .values()
-            .filter_map(|t| t.as_mapping().cloned())
-            .find(|t| {
-                matches!(
-                    t.get("type")
-                        .and_then(|v| v.as_scalar().map(|s| s.as_string()))
-                        .as_deref(),
-                    Some("external" | "external-push")
-                )
-            })?;
+            .nth(index)?
+            .as_mapping()
+            .cloned()?;
         let meta = trigger.get_mapping("metadata")?;
         for (k, v) in changes {
             meta.set(k.as_str(), v.as_str());
@@ -198,26 +206,62 @@ fn scaled_object(docs: &mut [Value]) -> Result<&mut Value, ManifestError> {
     }
 }
 
-/// The metadata mapping of a ScaledObject's first external trigger.
-fn trigger_metadata(doc: &mut Value) -> Result<&mut Mapping, ManifestError> {
+/// The metadata mapping of a ScaledObject's foresight trigger (see
+/// [`foresight_trigger`]), and the trigger's index.
+fn trigger_metadata(doc: &mut Value) -> Result<(usize, &mut Mapping), ManifestError> {
     let triggers = doc
         .get_mut("spec")
         .and_then(|s| s.get_mut("triggers"))
         .and_then(Value::as_sequence_mut)
         .ok_or(ManifestError::NoTriggers)?;
-    let trigger = triggers
-        .iter_mut()
-        .find(|t| {
+    let i = foresight_trigger(triggers)?;
+    triggers[i]
+        .get_mut("metadata")
+        .and_then(Value::as_mapping_mut)
+        .map(|m| (i, m))
+        .ok_or(ManifestError::NoMetadata)
+}
+
+/// Which trigger points at foresight: the only one of type `external` or
+/// `external-push`, or among several, the only one naming a foresight
+/// signal (a `...Query` key). Taking the first blindly read another
+/// scaler's metadata (its `queueName`) as foresight's.
+fn foresight_trigger(triggers: &[Value]) -> Result<usize, ManifestError> {
+    let external: Vec<usize> = (0..triggers.len())
+        .filter(|&i| {
             matches!(
-                t.get("type").and_then(Value::as_str),
+                triggers[i].get("type").and_then(Value::as_str),
                 Some("external" | "external-push")
             )
         })
-        .ok_or(ManifestError::NoExternalTrigger)?;
-    trigger
-        .get_mut("metadata")
-        .and_then(Value::as_mapping_mut)
-        .ok_or(ManifestError::NoMetadata)
+        .collect();
+    match external.as_slice() {
+        [] => Err(ManifestError::NoExternalTrigger),
+        [i] => Ok(*i),
+        several => {
+            let ours: Vec<usize> = several
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    triggers[i]
+                        .get("metadata")
+                        .and_then(Value::as_mapping)
+                        .is_some_and(|m| {
+                            MetricKind::ALL
+                                .iter()
+                                .any(|k| m.contains_key(k.query_key()))
+                        })
+                })
+                .collect();
+            match ours.as_slice() {
+                [i] => Ok(*i),
+                _ => Err(ManifestError::SeveralExternalTriggers {
+                    count: several.len(),
+                    naming: ours.len(),
+                }),
+            }
+        }
+    }
 }
 
 /// A scalar's text as KEDA reads it; `None` for anything else.
@@ -335,6 +379,14 @@ spec:
                 "a metadata key is not a string",
             ),
             ("kind: [\n", "not valid YAML"),
+            (
+                "kind: ScaledObject\nspec: {triggers: [{type: external, metadata: {queueName: a}}, {type: external, metadata: {queueName: b}}]}\n",
+                "has 2 triggers of type external or external-push and 0 of them name a foresight signal",
+            ),
+            (
+                "kind: ScaledObject\nspec: {triggers: [{type: external, metadata: {queueDepthQuery: a}}, {type: external, metadata: {connectionsQuery: b}}]}\n",
+                "has 2 triggers of type external or external-push and 2 of them",
+            ),
         ];
         for (text, message) in cases {
             let e = external_metadata(text).unwrap_err().to_string();
@@ -342,6 +394,31 @@ spec:
         }
         let e = with_external_metadata("kind: Deployment\n", &BTreeMap::new()).unwrap_err();
         assert!(matches!(e, ManifestError::NotScaledObject(_)), "{e}");
+    }
+
+    #[test]
+    fn among_several_external_triggers_foresights_is_the_one_naming_a_signal() {
+        // Another external scaler first, then foresight's.
+        let text = "kind: ScaledObject\nspec:\n  triggers:\n    - type: external\n      metadata: {scalerAddress: other:9090, queueName: orders}\n    - type: external\n      metadata: {scalerAddress: foresight:9090, connectionsQuery: q, connectionsTarget: \"20\"}\n";
+        let m = external_metadata(text).unwrap();
+        assert_eq!(m.get("connectionsTarget").map(String::as_str), Some("20"));
+        assert!(!m.contains_key("queueName"));
+        // Written into the same trigger, in place, the other one untouched.
+        let out = with_external_metadata(text, &map(&[("forecastQuantile", "0.6")])).unwrap();
+        assert!(out.in_place, "{}", out.text);
+        assert_eq!(
+            external_metadata(&out.text)
+                .unwrap()
+                .get("forecastQuantile")
+                .map(String::as_str),
+            Some("0.6")
+        );
+        assert!(
+            out.text
+                .contains("{scalerAddress: other:9090, queueName: orders}"),
+            "{}",
+            out.text
+        );
     }
 
     #[test]
