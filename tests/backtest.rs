@@ -358,6 +358,43 @@ fn short_history_falls_back_and_says_so() {
 }
 
 #[test]
+fn early_trainings_short_of_two_seasons_and_a_retrain_past_the_data_are_noted() {
+    // Five days, a 2-day longest season (two of which are 4 days), scoring
+    // from day 1: the file is long enough, but trainings in the first three
+    // scored days are not.
+    let s = seasonal(5);
+    let mut bt = backtest(&s, &[("seasonality", "1d,2d")], 6);
+    bt.warmup = TimeDelta::days(1);
+    let notes = bt.run(&Quiet).unwrap().report.notes;
+    assert!(
+        notes.iter().any(
+            |n| n.contains("longest season needs 4d of history: trainings before")
+                && n.contains("the first 3d (75%) of the scored span")
+        ),
+        "{notes:?}"
+    );
+    // The first boundary has too little data to train on; it is in the
+    // warm-up, and the note says it changed no scored decision.
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("trainings failed") && n.contains("all in the warm-up")),
+        "{notes:?}"
+    );
+    // No boundary at all within 3 days: said, not silently reactive.
+    let s = seasonal(3);
+    let mut bt = backtest(&s, &[], 24 * 30);
+    bt.warmup = TimeDelta::days(1);
+    let notes = bt.run(&Quiet).unwrap().report.notes;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("no training boundary falls within")),
+        "{notes:?}"
+    );
+}
+
+#[test]
 fn a_model_cache_is_reused_only_for_the_same_series_and_training() {
     let a = seasonal(5);
     // The same shape, other values: a cache must not hand it `a`'s models.

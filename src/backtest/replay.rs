@@ -66,19 +66,51 @@ impl Backtest<'_> {
             crate::domain::Seasonality::Periods(p) => p.iter().max().map(|p| *p * 2),
             crate::domain::Seasonality::Auto => Some(TimeDelta::weeks(2)),
         };
-        if let Some(need) = two_seasons
-            && need > self.spec.history.min(to - from)
-        {
+        if let Some(need) = two_seasons {
+            let enough_at = from + need;
+            if need > self.spec.history.min(to - from) {
+                notes.push(format!(
+                    "the longest season needs {} of history and {} is available: models fall back to the shorter seasons (or seasonal naive, or naive) until then",
+                    fmt_span(need),
+                    fmt_span(self.spec.history.min(to - from))
+                ));
+            } else if enough_at > scored_from {
+                // The file is long enough, but its early trainings are not.
+                let short = enough_at - scored_from;
+                notes.push(format!(
+                    "the longest season needs {} of history: trainings before {} have less and fall back to the shorter seasons (or seasonal naive, or naive), the first {} ({:.0}%) of the scored span",
+                    fmt_span(need),
+                    enough_at.to_rfc3339(),
+                    fmt_span(short),
+                    100.0 * short.num_seconds() as f64 / (to - scored_from).num_seconds().max(1) as f64
+                ));
+            }
+        }
+        if models.attempted == 0 && self.spec.mode != crate::domain::Mode::Reactive {
             notes.push(format!(
-                "the longest season needs {} of history and {} is available: models fall back to the shorter seasons (or seasonal naive, or naive) until then",
-                fmt_span(need),
-                fmt_span(self.spec.history.min(to - from))
+                "no training boundary falls within the replayed {} (--retrain {}): foresight replayed without a forecast, as reactive; use a --retrain shorter than the data",
+                fmt_span(to - from),
+                fmt_span(self.retrain)
             ));
         }
 
         if let Some((b, e)) = models.failures.first() {
+            // A model serves from its boundary to the next one: a failure
+            // whose span ends before scoring starts changed no scored tick.
+            let unscored = models
+                .failures
+                .iter()
+                .filter(|(b, _)| *b + self.retrain <= scored_from)
+                .count();
+            let when = match unscored {
+                0 => String::new(),
+                n if n == models.failures.len() => {
+                    " (all in the warm-up, so no scored decision lacked a model for it)".into()
+                }
+                n => format!(" ({n} of them in the warm-up, changing no scored decision)"),
+            };
             notes.push(format!(
-                "{} of {} trainings failed and kept the previous model (the policy is reactive where none exists); first, at {}: {e}",
+                "{} of {} trainings failed and kept the previous model (the policy is reactive where none exists){when}; first, at {}: {e}",
                 models.failures.len(),
                 models.attempted,
                 b.to_rfc3339()

@@ -752,7 +752,7 @@ fn load_series(args: &BacktestArgs) -> Result<(Series, String, String, Vec<Strin
     }
     if let Some(n) = report.missing_values.get(&id) {
         notes.push(format!(
-            "{n} samples were missing (gaps): no policy is scored on them, and scalers hold their count there"
+            "{n} samples were missing (gaps): scalers hold their count there, its replica-hours count, and no policy is judged under-provisioned there"
         ));
     }
     Ok((series, id, source, notes))
