@@ -44,9 +44,9 @@ pub enum ManifestError {
     #[error("has no trigger of type external or external-push")]
     NoExternalTrigger,
     /// Several external triggers, and not exactly one of them names a
-    /// foresight signal.
+    /// foresight signal (or those that do differ).
     #[error(
-        "has {count} triggers of type external or external-push and {naming} of them name a foresight signal (a ...Query key such as queueDepthQuery); foresight's must be the only one that does"
+        "has {count} triggers of type external or external-push and {naming} of them name a foresight signal (a ...Query key such as queueDepthQuery); foresight's must be the only one that does, or all that do must carry the same metadata"
     )]
     SeveralExternalTriggers {
         /// External triggers.
@@ -224,8 +224,9 @@ fn trigger_metadata(doc: &mut Value) -> Result<(usize, &mut Mapping), ManifestEr
 
 /// Which trigger points at foresight: the only one of type `external` or
 /// `external-push`, or among several, the only one naming a foresight
-/// signal (a `...Query` key). Taking the first blindly read another
-/// scaler's metadata (its `queueName`) as foresight's.
+/// signal (a `...Query` key), or the first of those when they all carry the
+/// same metadata. Taking the first blindly read another scaler's metadata
+/// (its `queueName`) as foresight's.
 fn foresight_trigger(triggers: &[Value]) -> Result<usize, ManifestError> {
     let external: Vec<usize> = (0..triggers.len())
         .filter(|&i| {
@@ -253,8 +254,13 @@ fn foresight_trigger(triggers: &[Value]) -> Result<usize, ManifestError> {
                         })
                 })
                 .collect();
+            // `external` and `external-push` to foresight together (push
+            // for activity, pull for the metric) carry the same metadata.
+            let same =
+                |i: &usize| triggers[*i].get("metadata") == triggers[ours[0]].get("metadata");
             match ours.as_slice() {
                 [i] => Ok(*i),
+                [first, ..] if ours.iter().all(same) => Ok(*first),
                 _ => Err(ManifestError::SeveralExternalTriggers {
                     count: several.len(),
                     naming: ours.len(),
@@ -385,7 +391,7 @@ spec:
             ),
             (
                 "kind: ScaledObject\nspec: {triggers: [{type: external, metadata: {queueDepthQuery: a}}, {type: external, metadata: {connectionsQuery: b}}]}\n",
-                "has 2 triggers of type external or external-push and 2 of them",
+                "has 2 triggers of type external or external-push and 2 of them name a foresight signal",
             ),
         ];
         for (text, message) in cases {

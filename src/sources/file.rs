@@ -340,7 +340,8 @@ pub(super) fn regularise(
     }
     let mut gaps: Vec<i64> = samples.windows(2).map(|w| w[1].0 - w[0].0).collect();
     gaps.sort_unstable();
-    let step = mode_of_sorted(&gaps);
+    let times: Vec<i64> = samples.iter().map(|s| s.0).collect();
+    let step = step_of(&times, &gaps);
     let irregular = samples
         .windows(2)
         .filter(|w| w[1].0 - w[0].0 != step)
@@ -371,17 +372,47 @@ pub(super) fn regularise(
     ))
 }
 
-fn mode_of_sorted(v: &[i64]) -> i64 {
-    let (mut best, mut best_n, mut i) = (v[0], 0usize, 0usize);
-    while i < v.len() {
-        let j = v[i..].iter().take_while(|x| **x == v[i]).count();
+/// The step of samples at `times` whose intervals, sorted, are `gaps`: the
+/// most common interval, unless the mean of the intervals near it (within
+/// 5%) fits the samples better. Timestamps jittered by a second around a
+/// 60 s cadence spread over 58–62 s, and whichever interval won by chance
+/// (61 s, say) made a grid that drifts off the samples: two samples to a
+/// slot here, a hole there. The better fit is the grid that gives more
+/// samples a slot of their own and leaves fewer empty.
+fn step_of(times: &[i64], gaps: &[i64]) -> i64 {
+    let (mut mode, mut best_n, mut i) = (gaps[0], 0usize, 0usize);
+    while i < gaps.len() {
+        let j = gaps[i..].iter().take_while(|x| **x == gaps[i]).count();
         if j > best_n {
-            best = v[i];
+            mode = gaps[i];
             best_n = j;
         }
         i += j;
     }
-    best
+    let tol = (mode / 20).max(1);
+    let near: Vec<i64> = gaps
+        .iter()
+        .copied()
+        .filter(|g| (g - mode).abs() <= tol)
+        .collect();
+    let mean = (near.iter().sum::<i64>() as f64 / near.len() as f64).round() as i64;
+    if mean == mode || mean <= 0 {
+        return mode;
+    }
+    let misfit = |step: i64| {
+        let t0 = times[0];
+        let slot = |t: i64| ((t - t0) as f64 / step as f64).round() as i64;
+        let mut slots: Vec<i64> = times.iter().map(|&t| slot(t)).collect();
+        slots.dedup();
+        let distinct = slots.len();
+        let span = usize::try_from(slot(times[times.len() - 1]) + 1).unwrap_or(distinct);
+        (times.len() - distinct) + span.saturating_sub(distinct)
+    };
+    if misfit(mean) < misfit(mode) {
+        mean
+    } else {
+        mode
+    }
 }
 
 fn fmt_ts(t: i64) -> String {
@@ -707,6 +738,30 @@ mod tests {
         assert!(s.values[3].is_nan() && s.values[4].is_nan() && s.values[6].is_nan());
         assert_eq!(report.irregular_gaps.get("q"), Some(&1));
         assert_eq!(report.missing_values.get("q"), Some(&1));
+    }
+
+    #[test]
+    fn timestamps_jittered_around_their_cadence_keep_it() {
+        // Every minute, a second early or late in turn: intervals of 61, 58
+        // and 61 s, so the most common is 61, a grid that would put two
+        // samples in one slot every minute of drift.
+        let mut csv = String::from("series,timestamp,value\n");
+        for i in 0..300i64 {
+            let jitter = [0, 1, -1][(i % 3) as usize];
+            csv.push_str(&format!("q,{},{}\n", 1_000_000 + i * 60 + jitter, i));
+        }
+        let (d, _) = load(&csv).unwrap();
+        let s = d.series("q").unwrap();
+        assert_eq!(s.step, TimeDelta::seconds(60));
+        assert_eq!(s.len(), 300);
+        assert!(
+            s.values.iter().enumerate().all(|(i, v)| *v == i as f64),
+            "every sample in its own slot"
+        );
+        // A clean cadence with gaps keeps its step.
+        let (d, _) =
+            load("series,timestamp,value\nq,0,1\nq,300,2\nq,600,3\nq,1200,4\nq,1500,5\n").unwrap();
+        assert_eq!(d.series("q").unwrap().step, TimeDelta::seconds(300));
     }
 
     #[tokio::test]
