@@ -693,8 +693,18 @@ impl MetricSource for PrometheusSource {
                         )),
                     }));
                 }
-                Ok(other) => out.extend(vec![Err(not_a_matrix(query, &other)); n]),
-                Err(e) => out.extend(vec![Err(e); n]),
+                // A range query can fail where the instant queries would not,
+                // or only at some instants: a limit only a long range hits
+                // (max samples, max query length), a timeout, a join that
+                // matches duplicates at a few instants. One error copied to
+                // every instant would leave this replica without values
+                // replicas that read live have, so the chunk is read one
+                // instant at a time instead, each with its own outcome.
+                Ok(_) | Err(_) => {
+                    let from = DateTime::from_timestamp(chunk_start, 0).unwrap_or(from);
+                    let to = DateTime::from_timestamp(chunk_end, 0).unwrap_or(to);
+                    out.extend(super::each_instant(self, query, from, to, step).await);
+                }
             }
             chunk_start = chunk_end + step_s;
         }
