@@ -718,7 +718,8 @@ async fn the_fourth_identical_action_in_an_hour_escalates() {
 /// a fourth, two hours old, is past the breaker's window). This replica's
 /// own audit log has none of them; it reads foresight's Events before its
 /// first judged action, so its first restart escalates instead of being the
-/// fourth in an hour. It reads them again each time it becomes leader.
+/// fourth in an hour. It reads them again each time it becomes leader,
+/// whether or not an incident came while it followed.
 #[tokio::test]
 async fn a_new_leader_counts_the_actions_the_previous_one_took() {
     let (client, handle) = pair();
@@ -727,6 +728,7 @@ async fn a_new_leader_counts_the_actions_the_previous_one_took() {
         handle,
         vec![
             Call::get(PAST_EVENTS, fixture("foresight-events.json")),
+            no_past_events(),
             no_past_events(),
         ],
     );
@@ -761,6 +763,16 @@ async fn a_new_leader_counts_the_actions_the_previous_one_took() {
     };
     let first = s.engine.on_situation(situation.clone(), t0).await.unwrap();
     assert_eq!(first.incident.verdict, escalated);
+    // Losing the Lease and winning it back between two incidents: read
+    // again (none new), though no incident came while following.
+    s.leader.send(false).unwrap();
+    s.leader.send(true).unwrap();
+    let back = s
+        .engine
+        .on_situation(situation.clone(), t0 + TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(back.incident.verdict, escalated);
     // Losing the Lease, then winning it back: read again (none new).
     s.leader.send(false).unwrap();
     let follower = s
@@ -783,7 +795,7 @@ async fn a_new_leader_counts_the_actions_the_previous_one_took() {
     assert_eq!(again.incident.verdict, escalated);
     server
         .await
-        .expect("two reads of foresight's Events, nothing patched");
+        .expect("three reads of foresight's Events, nothing patched");
 }
 
 #[tokio::test]

@@ -446,8 +446,14 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Handled, RemediationError> {
         let diagnosis = diagnose(&situation, &self.opts.config, now);
+        // Leadership changed since the last look (lost, perhaps won back
+        // with no incident in between), or is not held: another replica may
+        // have acted meanwhile, so read the cluster again when leading.
+        if self.leader.has_changed().unwrap_or(false) {
+            let _ = self.leader.borrow_and_update();
+            self.cluster_history = false;
+        }
         if !*self.leader.borrow() {
-            // Another replica may act meanwhile: read again on return.
             self.cluster_history = false;
         } else if !self.cluster_history && self.guardrails.reads_history(&diagnosis) {
             self.load_cluster_history(now).await;

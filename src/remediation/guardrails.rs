@@ -111,16 +111,24 @@ impl Verdict {
     }
 }
 
-/// An action foresight took, as the cluster recorded it.
+/// Actions foresight took, as the cluster recorded them: one Event, or one
+/// Event the recorder repeated as a series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PastAction {
-    /// When it ran (for an Event repeated as a series, the latest time, so
-    /// every repeat counts for as long as the last one does).
-    pub at: DateTime<Utc>,
+    /// The first occurrence.
+    pub first: DateTime<Utc>,
+    /// The latest occurrence: repeats count from here, so every repeat
+    /// counts for as long as the last one does.
+    pub last: DateTime<Utc>,
+    /// Occurrences (a series' count; 1 for a single Event).
+    pub count: u32,
     /// Which action.
     pub kind: ActionKind,
     /// `NAMESPACE/NAME` of the object acted on, as [`Action::object`].
     pub object: String,
+    /// Whether this replica published it: only its own Events can be the
+    /// decisions its own history already holds.
+    pub own: bool,
 }
 
 /// The guardrails' memory: which actions were decided when.
@@ -161,29 +169,36 @@ impl Guardrails {
     /// the previous leader did against the breaker and the blast radius;
     /// its own audit log holds only its own decisions.
     ///
-    /// An action already remembered is not counted twice: an Event of the
-    /// same kind on the same object at most `slack` after a remembered
-    /// decision (the action's run, rollout included) is that decision's.
+    /// An action already remembered is not counted twice: an occurrence of
+    /// this replica's own Events is the decision of the same kind on the
+    /// same object made at most `slack` before it (the action's run,
+    /// rollout included), when its history holds one. Other replicas'
+    /// Events are theirs alone and always count.
     pub fn merge_cluster(&mut self, actions: &[PastAction], slack: TimeDelta) {
         let mut matched = vec![false; self.history.len()];
         let mut sorted: Vec<&PastAction> = actions.iter().collect();
-        sorted.sort_by_key(|a| a.at);
+        sorted.sort_by_key(|a| a.first);
         let mut added = Vec::new();
         for a in sorted {
-            let own = self
-                .history
-                .iter()
-                .enumerate()
-                .position(|(i, (at, kind, o))| {
-                    !matched[i]
+            let mut left = a.count;
+            if a.own {
+                for (i, (at, kind, o)) in self.history.iter().enumerate() {
+                    if left == 0 {
+                        break;
+                    }
+                    if !matched[i]
                         && *kind == a.kind
                         && *o == a.object
-                        && *at <= a.at
-                        && a.at - *at <= slack
-                });
-            match own {
-                Some(i) => matched[i] = true,
-                None => added.push((a.at, a.kind, a.object.clone())),
+                        && a.first - slack <= *at
+                        && *at <= a.last
+                    {
+                        matched[i] = true;
+                        left -= 1;
+                    }
+                }
+            }
+            for _ in 0..left {
+                added.push((a.last, a.kind, a.object.clone()));
             }
         }
         self.history.extend(added);
@@ -344,9 +359,16 @@ mod tests {
             ..enforce()
         };
         let past = |min: i64, deploy: &str| PastAction {
-            at: t(min),
+            first: t(min),
+            last: t(min),
+            count: 1,
             kind: ActionKind::Restart,
             object: format!("shop/{deploy}"),
+            own: true,
+        };
+        let theirs = |min: i64, deploy: &str| PastAction {
+            own: false,
+            ..past(min, deploy)
         };
         // This replica restarted `a` at -20 (its own decision), and its
         // Event landed at -19 after the rollout; the old leader restarted
@@ -357,7 +379,7 @@ mod tests {
             g.judge(&diag(restart("a"), 0.9), 4, t(-20)),
             Verdict::Execute { .. }
         ));
-        g.merge_cluster(&[past(-19, "a"), past(-5, "a")], TimeDelta::minutes(6));
+        g.merge_cluster(&[past(-19, "a"), theirs(-5, "a")], TimeDelta::minutes(6));
         assert!(matches!(
             g.judge(&diag(restart("a"), 0.9), 4, t(0)),
             Verdict::Execute { .. }
@@ -369,7 +391,37 @@ mod tests {
                 attempts: 3
             }
         );
-        // An Event before the decision, or later than the slack, is
+        // Another replica's Events always count, even right after this
+        // one's decision.
+        let mut g = Guardrails::new(cfg.clone());
+        g.judge(&diag(restart("a"), 0.9), 4, t(-30));
+        g.merge_cluster(&[theirs(-29, "a"), theirs(-20, "a")], TimeDelta::minutes(6));
+        assert_eq!(
+            g.judge(&diag(restart("a"), 0.9), 4, t(0)),
+            Verdict::Escalate {
+                action: restart("a"),
+                attempts: 3
+            }
+        );
+        // Two own restarts (-10 and -3) folded into one Event series (first
+        // -9, count 2, last -2): both are decisions already remembered.
+        let mut g = Guardrails::new(cfg.clone());
+        g.judge(&diag(restart("a"), 0.9), 4, t(-10));
+        g.judge(&diag(restart("a"), 0.9), 4, t(-3));
+        g.merge_cluster(
+            &[PastAction {
+                first: t(-9),
+                last: t(-2),
+                count: 2,
+                ..past(-9, "a")
+            }],
+            TimeDelta::minutes(6),
+        );
+        assert!(matches!(
+            g.judge(&diag(restart("a"), 0.9), 4, t(0)),
+            Verdict::Execute { .. }
+        ));
+        // An own Event before the decision, or later than the slack, is
         // another action; so is one on another object.
         let mut g = Guardrails::new(cfg);
         g.judge(&diag(restart("a"), 0.9), 4, t(-30));

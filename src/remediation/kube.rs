@@ -51,9 +51,15 @@ pub struct ScaledObjectInfo {
 /// Kubernetes access for remediation.
 #[derive(Clone)]
 pub struct KubeActions {
+    /// The API client.
     client: Client,
+    /// How often a rollout is polled.
     poll: Duration,
+    /// Publishes an Event after each action, when on.
     recorder: Option<Recorder>,
+    /// The `reportingInstance` this replica's Events carry, to tell them
+    /// from other replicas' when read back.
+    instance: String,
 }
 
 impl std::fmt::Debug for KubeActions {
@@ -92,6 +98,7 @@ impl KubeActions {
             client,
             poll: Duration::from_secs(2),
             recorder: None,
+            instance: FIELD_MANAGER.to_string(),
         }
     }
 
@@ -104,6 +111,10 @@ impl KubeActions {
     /// Publishes a Kubernetes Event on the target after every action;
     /// `instance` is this pod's name.
     pub fn with_events(mut self, instance: Option<String>) -> Self {
+        // The recorder's own default when the pod name is unknown.
+        self.instance = instance
+            .clone()
+            .unwrap_or_else(|| FIELD_MANAGER.to_string());
         self.recorder = Some(Recorder::new(
             self.client.clone(),
             Reporter {
@@ -151,32 +162,40 @@ impl KubeActions {
                 else {
                     continue;
                 };
-                let at = e
+                let chrono = |t: &k8s_openapi::jiff::Timestamp| {
+                    DateTime::from_timestamp(
+                        t.as_second(),
+                        u32::try_from(t.subsec_nanosecond()).ok()?,
+                    )
+                };
+                let first = e
+                    .event_time
+                    .as_ref()
+                    .map(|t| t.0)
+                    .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+                    .and_then(|t| chrono(&t));
+                let last = e
                     .series
                     .as_ref()
-                    .map(|s| s.last_observed_time.0)
-                    .or(e.event_time.as_ref().map(|t| t.0))
-                    .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
-                    .and_then(|t| {
-                        DateTime::from_timestamp(
-                            t.as_second(),
-                            u32::try_from(t.subsec_nanosecond()).ok()?,
-                        )
-                    });
-                let Some(at) = at else {
+                    .and_then(|s| chrono(&s.last_observed_time.0))
+                    .or(first);
+                let (Some(first), Some(last)) = (first, last) else {
                     continue;
                 };
-                if at < since {
+                if last < since {
                     continue;
                 }
-                let repeats = e.series.as_ref().map_or(1, |s| s.count.clamp(1, 100));
-                for _ in 0..repeats {
-                    out.push(PastAction {
-                        at,
-                        kind,
-                        object: format!("{ns}/{name}"),
-                    });
-                }
+                out.push(PastAction {
+                    first,
+                    last,
+                    count: e
+                        .series
+                        .as_ref()
+                        .map_or(1, |s| u32::try_from(s.count.clamp(1, 100)).unwrap_or(1)),
+                    kind,
+                    object: format!("{ns}/{name}"),
+                    own: e.reporting_instance.as_deref() == Some(self.instance.as_str()),
+                });
             }
         }
         Ok(out)
