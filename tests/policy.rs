@@ -715,43 +715,52 @@ fn growing_lag_gets_drain_capacity() {
     let d = last.unwrap();
     // No drain observed yet: assume one replica drains its 1000 target per
     // 300 s = 3.33/s. Extra = ceil((20 + 3600/300) / 3.33) = ceil(9.6) = 10,
-    // on top of the plain ceil(3600 / 1000) = 4.
+    // on top of the 3 replicas that ran while the growth was measured (the
+    // 4th, asked for at t=15, is still starting).
     assert_eq!(d.readings[0].lag_drain, Some(10));
-    assert_eq!(d.reactive, 14);
+    assert_eq!(d.reactive, 13);
     // A flat lag gets the plain requirement.
     let (d, _) = decide(&b, &lag(3600.0), &PolicyState::default(), t(0)).unwrap();
     assert_eq!((d.reactive, d.readings[0].lag_drain), (4, None));
 }
 
 #[test]
-fn lag_drain_capacity_does_not_compound_tick_after_tick() {
-    // The same growth for 10 minutes: each tick's requirement is the plain
-    // one plus the drain capacity for that tick's lag and growth, whatever
-    // count the previous ticks asked for. Added to the running count, the
-    // drain went 14, 24, 35, ... to maxReplicaCount while the lag needed
-    // a few dozen.
+fn lag_drain_capacity_counts_the_pods_that_ran_not_those_asked_for() {
+    // 20 pods drain a lag that still grows 50/s: the drain capacity comes
+    // on top of those 20, not of the plain ceil(lag / target).
+    let b = behavior(Mode::Reactive);
+    let lag = |v| obs(vec![input(MetricKind::ConsumerLag, 1000.0, Some(v))]);
+    let (_, mut state) = decide(&b, &lag(20_000.0), &PolicyState::default(), t(0)).unwrap();
+    let mut last = None;
+    for (k, v) in [5000.0, 5750.0, 6500.0].into_iter().enumerate() {
+        // Three minutes on: the 20,000 has left the trend window, and the
+        // stabilisation window still holds the 20 pods.
+        let (d, next) = decide(&b, &lag(v), &state, t(180 + 15 * k as i64)).unwrap();
+        state = next;
+        last = Some(d);
+    }
+    let d = last.unwrap();
+    let drain = d.readings[0].lag_drain.expect("growing");
+    assert_eq!(d.reactive, 20 + drain, "20 ran, plus the drain");
+
+    // A lag growing 300 a tick from 3 pods: within the trend window the
+    // pods asked for at each tick are still starting, so each tick's
+    // requirement is the 3 that ran plus that tick's drain. Added to the
+    // count asked for at the previous tick, it compounded: 14, 24, 35, ...
     let b = Behavior {
         max_replicas: 1000,
         ..behavior(Mode::Reactive)
     };
-    let lag = |v| obs(vec![input(MetricKind::ConsumerLag, 1000.0, Some(v))]);
     let mut state = PolicyState::default();
-    let mut last = None;
-    for k in 0..40 {
+    for k in 0..9 {
         let v = 3000.0 + 300.0 * f64::from(k);
         let (d, next) = decide(&b, &lag(v), &state, t(i64::from(k) * 15)).unwrap();
         if k >= 2 {
             let drain = d.readings[0].lag_drain.expect("growing");
-            let plain = (v / 1000.0).ceil() as u32;
-            assert_eq!(d.reactive, plain + drain, "tick {k}: lag {v}");
+            assert_eq!(d.reactive, 3 + drain, "tick {k}: lag {v}");
         }
         state = next;
-        last = Some(d);
     }
-    // Lag 14,700 growing 20/s: 15 + ceil((20 + 49) / 3.33) = 15 + 21.
-    let d = last.unwrap();
-    assert_eq!(d.reactive, 36);
-    assert_eq!(d.desired_replicas, 36);
 }
 
 #[test]
@@ -948,6 +957,39 @@ fn a_descent_in_progress_keeps_the_workload_active() {
         last = (d.desired_replicas, d.active);
     }
     assert_eq!(last, (0, false));
+}
+
+#[test]
+fn a_hold_that_never_ends_does_not_keep_the_workload_active() {
+    // 11 pods, then a queue of 95 (10 wanted) under an activation threshold
+    // of 100. Past the stabilisation window the one-pod step to 10 is one
+    // the HPA's tolerance ignores, and its smallest applied step (9) is
+    // below what is wanted: the count stays at 11 for good. That is no
+    // descent under way, so the workload goes inactive, as the threshold
+    // says, instead of staying active for ever.
+    let b = Behavior {
+        min_replicas: 0,
+        activation_threshold: 100.0,
+        rules: ScalingRules {
+            hpa_tolerance: 0.1,
+            ..ScalingRules::default()
+        },
+        ..behavior(Mode::Reactive)
+    };
+    let q = |v| obs(vec![input(MetricKind::QueueDepth, 10.0, Some(v))]);
+    let (_, mut s) = decide(&b, &q(110.0), &PolicyState::default(), t(0)).unwrap();
+    let mut last = None;
+    for k in 1..=40 {
+        let (d, next) = decide(&b, &q(95.0), &s, t(k * 15)).unwrap();
+        s = next;
+        if k * 15 < 300 {
+            assert!(d.active, "tick {k}: held by stabilisation, a descent");
+        }
+        last = Some(d);
+    }
+    let d = last.unwrap();
+    assert_eq!((d.desired_replicas, d.limiter), (11, Limiter::HpaTolerance));
+    assert!(!d.active);
 }
 
 #[test]

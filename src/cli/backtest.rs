@@ -119,9 +119,13 @@ pub(crate) fn run(args: BacktestArgs) -> Result<()> {
 /// overwrite the input or each other: found after a long replay, the
 /// outputs written before the failing one would be left behind.
 fn check_outputs(args: &BacktestArgs) -> Result<()> {
-    // Where a path points once its directory is resolved (the file itself
-    // may not exist yet).
+    // Where a path points: the file itself when it exists (through any
+    // symlink, so an output cannot replace the input it links to), else its
+    // resolved directory joined with its name.
     let resolved = |p: &Path| -> Option<PathBuf> {
+        if let Ok(full) = p.canonicalize() {
+            return Some(full);
+        }
         let dir = match p.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),

@@ -101,7 +101,7 @@ pub fn with_external_metadata(
     set: &BTreeMap<String, String>,
 ) -> Result<Updated, ManifestError> {
     let mut docs = documents(text)?;
-    let (index, meta) = trigger_metadata(scaled_object(&mut docs)?)?;
+    let (indices, meta) = trigger_metadata(scaled_object(&mut docs)?)?;
     // What changes: a set value that differs, and any value that is not a
     // string yet (a `40` must be written `"40"`).
     let mut changes = BTreeMap::new();
@@ -119,7 +119,14 @@ pub fn with_external_metadata(
             changes.insert(k.clone(), v.clone());
         }
     }
-    if let Some(edited) = edited_in_place(text, index, &changes)
+    let updated = Value::Mapping(meta.clone());
+    let triggers = triggers_of(scaled_object(&mut docs)?)?;
+    for &i in &indices[1..] {
+        if let Some(m) = triggers[i].get_mut("metadata") {
+            *m = updated.clone();
+        }
+    }
+    if let Some(edited) = edited_in_place(text, &indices, &changes)
         && documents(&edited).ok().as_deref() == Some(docs.as_slice())
     {
         return Ok(Updated {
@@ -142,7 +149,11 @@ pub fn with_external_metadata(
 /// parser cannot find that mapping. Its result is trusted only after it
 /// reads back as the rewrite: the parser is young, so a panic in it is
 /// caught too and ends in the rewrite, never in a crash.
-fn edited_in_place(text: &str, index: usize, changes: &BTreeMap<String, String>) -> Option<String> {
+fn edited_in_place(
+    text: &str,
+    indices: &[usize],
+    changes: &BTreeMap<String, String>,
+) -> Option<String> {
     use std::str::FromStr as _;
     let edit = || {
         let file = yaml_edit::YamlFile::from_str(text).ok()?;
@@ -152,16 +163,13 @@ fn edited_in_place(text: &str, index: usize, changes: &BTreeMap<String, String>)
         let (Some(doc), None) = (found.next(), found.next()) else {
             return None;
         };
-        let trigger = doc
-            .get_mapping("spec")?
-            .get_sequence("triggers")?
-            .values()
-            .nth(index)?
-            .as_mapping()
-            .cloned()?;
-        let meta = trigger.get_mapping("metadata")?;
-        for (k, v) in changes {
-            meta.set(k.as_str(), v.as_str());
+        let triggers = doc.get_mapping("spec")?.get_sequence("triggers")?;
+        for &index in indices {
+            let trigger = triggers.values().nth(index)?.as_mapping().cloned()?;
+            let meta = trigger.get_mapping("metadata")?;
+            for (k, v) in changes {
+                meta.set(k.as_str(), v.as_str());
+            }
         }
         Some(file.to_string())
     };
@@ -207,27 +215,31 @@ fn scaled_object(docs: &mut [Value]) -> Result<&mut Value, ManifestError> {
 }
 
 /// The metadata mapping of a ScaledObject's foresight trigger (see
-/// [`foresight_trigger`]), and the trigger's index.
-fn trigger_metadata(doc: &mut Value) -> Result<(usize, &mut Mapping), ManifestError> {
-    let triggers = doc
-        .get_mut("spec")
-        .and_then(|s| s.get_mut("triggers"))
-        .and_then(Value::as_sequence_mut)
-        .ok_or(ManifestError::NoTriggers)?;
-    let i = foresight_trigger(triggers)?;
-    triggers[i]
+/// [`foresight_triggers`]), and the indices of every trigger carrying it.
+fn trigger_metadata(doc: &mut Value) -> Result<(Vec<usize>, &mut Mapping), ManifestError> {
+    let triggers = triggers_of(doc)?;
+    let all = foresight_triggers(triggers)?;
+    triggers[all[0]]
         .get_mut("metadata")
         .and_then(Value::as_mapping_mut)
-        .map(|m| (i, m))
+        .map(|m| (all, m))
         .ok_or(ManifestError::NoMetadata)
 }
 
-/// Which trigger points at foresight: the only one of type `external` or
+fn triggers_of(doc: &mut Value) -> Result<&mut Vec<Value>, ManifestError> {
+    doc.get_mut("spec")
+        .and_then(|s| s.get_mut("triggers"))
+        .and_then(Value::as_sequence_mut)
+        .ok_or(ManifestError::NoTriggers)
+}
+
+/// Which triggers point at foresight: the only one of type `external` or
 /// `external-push`, or among several, the only one naming a foresight
-/// signal (a `...Query` key), or the first of those when they all carry the
-/// same metadata. Taking the first blindly read another scaler's metadata
+/// signal (a `...Query` key), or all of those when they carry the same
+/// metadata (then all are written alike: one left behind would send KEDA
+/// two configurations for one ScaledObject). Taking the first blindly read another scaler's metadata
 /// (its `queueName`) as foresight's.
-fn foresight_trigger(triggers: &[Value]) -> Result<usize, ManifestError> {
+fn foresight_triggers(triggers: &[Value]) -> Result<Vec<usize>, ManifestError> {
     let external: Vec<usize> = (0..triggers.len())
         .filter(|&i| {
             matches!(
@@ -238,7 +250,7 @@ fn foresight_trigger(triggers: &[Value]) -> Result<usize, ManifestError> {
         .collect();
     match external.as_slice() {
         [] => Err(ManifestError::NoExternalTrigger),
-        [i] => Ok(*i),
+        [i] => Ok(vec![*i]),
         several => {
             let ours: Vec<usize> = several
                 .iter()
@@ -259,8 +271,8 @@ fn foresight_trigger(triggers: &[Value]) -> Result<usize, ManifestError> {
             let same =
                 |i: &usize| triggers[*i].get("metadata") == triggers[ours[0]].get("metadata");
             match ours.as_slice() {
-                [i] => Ok(*i),
-                [first, ..] if ours.iter().all(same) => Ok(*first),
+                [_] => Ok(ours),
+                [_, ..] if ours.iter().all(same) => Ok(ours),
                 _ => Err(ManifestError::SeveralExternalTriggers {
                     count: several.len(),
                     naming: ours.len(),
@@ -425,6 +437,22 @@ spec:
             "{}",
             out.text
         );
+    }
+
+    #[test]
+    fn foresights_pull_and_push_triggers_are_written_alike() {
+        let text = "kind: ScaledObject\nspec:\n  triggers:\n    - type: external\n      metadata:\n        connectionsQuery: q\n        connectionsTarget: \"20\"\n    - type: external-push\n      metadata:\n        connectionsQuery: q\n        connectionsTarget: \"20\"\n";
+        let out = with_external_metadata(text, &map(&[("forecastQuantile", "0.6")])).unwrap();
+        assert!(out.in_place, "{}", out.text);
+        assert_eq!(
+            out.text.matches("forecastQuantile: '0.6'").count(),
+            2,
+            "{}",
+            out.text
+        );
+        // And the result still reads as one foresight trigger.
+        let m = external_metadata(&out.text).unwrap();
+        assert_eq!(m.get("forecastQuantile").map(String::as_str), Some("0.6"));
     }
 
     #[test]

@@ -238,11 +238,24 @@ pub fn decide(
         ));
     }
 
-    // A count held above the recommendation (stabilisation, a rate limit,
-    // a peak ahead, cooldown) is a descent still under way. Inactive, KEDA
-    // would skip it: with `minReplicaCount: 0` it scales the workload to
-    // zero once inactive for its cooldownPeriod, whatever this serves.
-    let active = active || desired > clamped;
+    // A count held above the recommendation by a limiter that lets go in
+    // time (stabilisation, the scale-down rate, a peak ahead, cooldown,
+    // missing data) is a descent still under way. Inactive, KEDA would skip
+    // it: with `minReplicaCount: 0` it scales the workload to zero once
+    // inactive for its cooldownPeriod, whatever this serves. A hold that
+    // never ends (scale-down switched off, a step the HPA's tolerance never
+    // lets through) must not keep it active for ever.
+    let descending = matches!(
+        limiter,
+        Limiter::Stabilization
+            | Limiter::ScaleDownRate
+            | Limiter::PeakAhead
+            | Limiter::Cooldown
+            | Limiter::StaleData
+    ) && (rules.scale_down_pods > 0 || rules.scale_down_percent > 0)
+        // A step the HPA's tolerance widened, taken now, is part of one.
+        || (limiter == Limiter::HpaTolerance && current.is_some_and(|c| c > desired));
+    let active = active || (desired > clamped && descending);
 
     if stale && current == Some(desired) && limiter == Limiter::None {
         // Holding for want of data is worth saying even when nothing else
@@ -494,8 +507,11 @@ fn pass_hpa_tolerance(
             .saturating_add(1)
             .min(b.max_replicas);
         if widened > c {
-            // Past what the signals asked for: said, as every limiter is.
-            *limiter = Limiter::HpaTolerance;
+            // Past what the signals asked for: said, as every limiter is
+            // (not when the ceiling cut the widening back to the ask).
+            if widened > desired {
+                *limiter = Limiter::HpaTolerance;
+            }
             if widened <= scale_up_limit(b, c, state, now) {
                 return (widened, None);
             }

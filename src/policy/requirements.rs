@@ -254,21 +254,29 @@ impl Requirements {
                 match mem.growth_per_second() {
                     Some(growth) => {
                         // Capacity to stop the growth and drain the backlog
-                        // within lagDrainTime, on top of the plain requirement.
-                        // Not on top of the count running now: the growth was
-                        // measured while pods asked for at earlier ticks were
-                        // still starting, so adding it to that count again
-                        // at every tick ratcheted a noisy lag up to
-                        // maxReplicaCount. Without an observed drain rate,
-                        // assume one replica works off its target's worth of
-                        // lag per lagDrainTime.
+                        // within lagDrainTime, on top of what ran while the
+                        // growth was measured: the fewest in force over the
+                        // trend window. Not the count in force now, which
+                        // holds pods asked for at the last ticks and still
+                        // starting: adding the drain to it at every tick
+                        // compounded a noisy lag up to maxReplicaCount.
+                        // Without an observed drain rate, assume one replica
+                        // works off its target's worth of lag per
+                        // lagDrainTime.
                         let drain_s = rules.lag_drain_time.num_seconds().max(1) as f64;
                         let per_replica = mem
                             .drain_per_replica
                             .filter(|r| *r > 0.0)
                             .unwrap_or(m.target / drain_s);
                         let extra = ((growth + v / drain_s) / per_replica).ceil().max(1.0) as u32;
-                        (Some(plain.saturating_add(extra)), Some(extra))
+                        let ran = mem
+                            .counts
+                            .iter()
+                            .map(|(_, c)| *c)
+                            .min()
+                            .unwrap_or(base)
+                            .max(1);
+                        (Some(plain.max(ran.saturating_add(extra))), Some(extra))
                     }
                     None => (Some(plain), None),
                 }
@@ -331,6 +339,10 @@ fn track(
         mem.values.push_back((now, v));
     }
     trim(&mut mem.values, now, LAG_TREND_WINDOW);
+    if let Some(c) = current {
+        mem.counts.push_back((now, c));
+    }
+    trim(&mut mem.counts, now, LAG_TREND_WINDOW);
     if let (Some(v), Some(f)) = (m.observed, &m.forecast)
         && let Some((slot, p)) = f.forecast.slot_at(now)
         && f.scale > 0.0
