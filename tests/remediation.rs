@@ -611,6 +611,27 @@ async fn a_ceiling_changed_since_the_diagnosis_is_not_raised() {
     );
 }
 
+/// Revision 3 of the fixture's Deployment past its progress deadline with
+/// no pod ready: a crash loop, whose action is a restart.
+fn crash_looping() -> Situation {
+    Situation {
+        target: target(),
+        signal: None,
+        rollout: Some(foresight::remediation::RolloutContext {
+            revision: Some(3),
+            revision_created_at: Some(at("2026-11-30T10:00:00Z")),
+            previous_revision: Some(2),
+            progress_deadline_exceeded: true,
+            newest_ready: Some((0, 3)),
+            paused: false,
+        }),
+        baselines: vec![],
+        ceiling: None,
+        context: vec![],
+        alert: None,
+    }
+}
+
 /// A crash loop without a recent deploy calls for a restart; with the
 /// threshold lowered to let it through, the same restart four times in an
 /// hour escalates on the fourth instead of acting.
@@ -641,22 +662,7 @@ async fn the_fourth_identical_action_in_an_hour_escalates() {
         ..enforce()
     };
     let mut s = engine(Some(client), config, None, None, 1, false);
-    let situation = Situation {
-        target: target(),
-        signal: None,
-        rollout: Some(foresight::remediation::RolloutContext {
-            revision: Some(3),
-            revision_created_at: Some(at("2026-11-30T10:00:00Z")),
-            previous_revision: Some(2),
-            progress_deadline_exceeded: true,
-            newest_ready: Some((0, 3)),
-            paused: false,
-        }),
-        baselines: vec![],
-        ceiling: None,
-        context: vec![],
-        alert: None,
-    };
+    let situation = crash_looping();
     let mut verdicts = Vec::new();
     for i in 0..4 {
         let h = s
@@ -737,22 +743,7 @@ async fn a_new_leader_counts_the_actions_the_previous_one_took() {
         ..enforce()
     };
     let mut s = engine(Some(client), config, None, None, 1, true);
-    let situation = Situation {
-        target: target(),
-        signal: None,
-        rollout: Some(foresight::remediation::RolloutContext {
-            revision: Some(3),
-            revision_created_at: Some(at("2026-11-30T10:00:00Z")),
-            previous_revision: Some(2),
-            progress_deadline_exceeded: true,
-            newest_ready: Some((0, 3)),
-            paused: false,
-        }),
-        baselines: vec![],
-        ceiling: None,
-        context: vec![],
-        alert: None,
-    };
+    let situation = crash_looping();
     let restart = Action::Restart {
         namespace: "shop".into(),
         deployment: "orders".into(),
