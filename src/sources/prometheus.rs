@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt as _;
 use prometheus_http_query::{Client, Error as PromError, response::Data};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
@@ -693,17 +694,31 @@ impl MetricSource for PrometheusSource {
                         )),
                     }));
                 }
+                // The breaker is open: every instant would be refused alike
+                // (and is read again at the next evaluation). Other failures
+                // fall back below, and if the endpoint is really down, the
+                // first few instant reads open the breaker for the rest.
+                Err(e @ SourceError::CircuitOpen { .. }) => {
+                    out.extend(vec![Err(e); n]);
+                }
                 // A range query can fail where the instant queries would not,
                 // or only at some instants: a limit only a long range hits
-                // (max samples, max query length), a timeout, a join that
-                // matches duplicates at a few instants. One error copied to
-                // every instant would leave this replica without values
-                // replicas that read live have, so the chunk is read one
-                // instant at a time instead, each with its own outcome.
+                // (max samples, max query length), a server-side timeout, a
+                // join that matches duplicates at a few instants. One error
+                // copied to every instant would leave this replica without
+                // values replicas that read live have, so the chunk is read
+                // one instant at a time instead (32 at once, in order), each
+                // with its own outcome.
                 Ok(_) | Err(_) => {
-                    let from = DateTime::from_timestamp(chunk_start, 0).unwrap_or(from);
-                    let to = DateTime::from_timestamp(chunk_end, 0).unwrap_or(to);
-                    out.extend(super::each_instant(self, query, from, to, step).await);
+                    let at = |k: usize| {
+                        DateTime::from_timestamp(chunk_start + step_s * k as i64, 0).unwrap_or(from)
+                    };
+                    let reads: Vec<_> = futures::stream::iter(0..n)
+                        .map(|k| self.current(query, at(k)))
+                        .buffered(32)
+                        .collect()
+                        .await;
+                    out.extend(reads);
                 }
             }
             chunk_start = chunk_end + step_s;
