@@ -7,7 +7,7 @@
 //! enforced ones do, so a dry-run audit log shows exactly what enforcing
 //! would have done, escalations included.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -126,16 +126,25 @@ pub struct PastAction {
     pub kind: ActionKind,
     /// `NAMESPACE/NAME` of the object acted on, as [`Action::object`].
     pub object: String,
-    /// Whether this replica published it: only its own Events can be the
-    /// decisions its own history already holds.
-    pub own: bool,
+    /// The Event's name (`NAMESPACE/NAME`): read again, it adds only the
+    /// occurrences not merged before.
+    pub id: String,
 }
 
 /// The guardrails' memory: which actions were decided when.
 #[derive(Debug, Clone)]
 pub struct Guardrails {
+    /// The thresholds and windows.
     cfg: RemediationConfig,
+    /// Actions decided (here, or read back), oldest first.
     history: VecDeque<(DateTime<Utc>, ActionKind, String)>,
+    /// Occurrences of each Event already merged (by its name), so reading
+    /// the cluster again after a lost and regained Lease adds only what is
+    /// new.
+    merged: BTreeMap<String, u32>,
+    /// Decisions of `history` an Event was matched to, so two Events never
+    /// claim the same decision.
+    claimed: Vec<(DateTime<Utc>, ActionKind, String)>,
 }
 
 impl Guardrails {
@@ -144,6 +153,8 @@ impl Guardrails {
         Self {
             cfg,
             history: VecDeque::new(),
+            merged: BTreeMap::new(),
+            claimed: Vec::new(),
         }
     }
 
@@ -169,38 +180,46 @@ impl Guardrails {
     /// the previous leader did against the breaker and the blast radius;
     /// its own audit log holds only its own decisions.
     ///
-    /// An action already remembered is not counted twice: an occurrence of
-    /// this replica's own Events is the decision of the same kind on the
-    /// same object made at most `slack` before it (the action's run,
-    /// rollout included), when its history holds one. Other replicas'
-    /// Events are theirs alone and always count.
+    /// An action already remembered is not counted twice: an occurrence is
+    /// the decision of the same kind on the same object its history holds
+    /// from at most `slack` before it (the action's run, rollout included),
+    /// when there is one no other occurrence took. Decisions come from this
+    /// replica's judgements and from the audit log, which a replacement pod
+    /// reads on the same volume: another pod's Events are matched too, or an
+    /// upgrade counted its predecessor's actions twice. An Event read again
+    /// adds only occurrences it has gained since.
     pub fn merge_cluster(&mut self, actions: &[PastAction], slack: TimeDelta) {
-        let mut matched = vec![false; self.history.len()];
         let mut sorted: Vec<&PastAction> = actions.iter().collect();
         sorted.sort_by_key(|a| a.first);
         let mut added = Vec::new();
         for a in sorted {
-            let mut left = a.count;
-            if a.own {
-                for (i, (at, kind, o)) in self.history.iter().enumerate() {
-                    if left == 0 {
-                        break;
-                    }
-                    if !matched[i]
-                        && *kind == a.kind
-                        && *o == a.object
-                        && a.first - slack <= *at
-                        && *at <= a.last
-                    {
-                        matched[i] = true;
-                        left -= 1;
-                    }
+            let seen = self.merged.get(&a.id).copied().unwrap_or(0);
+            let mut left = a.count.saturating_sub(seen);
+            if left == 0 {
+                continue;
+            }
+            self.merged.insert(a.id.clone(), a.count);
+            for entry in &self.history {
+                if left == 0 {
+                    break;
+                }
+                let (at, kind, o) = entry;
+                if *kind == a.kind
+                    && *o == a.object
+                    && a.first - slack <= *at
+                    && *at <= a.last
+                    && !self.claimed.contains(entry)
+                {
+                    self.claimed.push(entry.clone());
+                    left -= 1;
                 }
             }
             for _ in 0..left {
                 added.push((a.last, a.kind, a.object.clone()));
             }
         }
+        // Read back, not decided here: never a decision a later Event is.
+        self.claimed.extend(added.iter().cloned());
         self.history.extend(added);
         self.history.make_contiguous().sort_by_key(|(at, _, _)| *at);
     }
@@ -295,6 +314,7 @@ impl Guardrails {
 
     fn forget_before(&mut self, now: DateTime<Utc>) {
         let keep = self.cfg.breaker_window.max(self.cfg.blast_window);
+        self.claimed.retain(|(at, _, _)| now - *at < keep);
         while self
             .history
             .front()
@@ -364,11 +384,7 @@ mod tests {
             count: 1,
             kind: ActionKind::Restart,
             object: format!("shop/{deploy}"),
-            own: true,
-        };
-        let theirs = |min: i64, deploy: &str| PastAction {
-            own: false,
-            ..past(min, deploy)
+            id: format!("shop/{deploy}.{min}"),
         };
         // This replica restarted `a` at -20 (its own decision), and its
         // Event landed at -19 after the rollout; the old leader restarted
@@ -379,7 +395,7 @@ mod tests {
             g.judge(&diag(restart("a"), 0.9), 4, t(-20)),
             Verdict::Execute { .. }
         ));
-        g.merge_cluster(&[past(-19, "a"), theirs(-5, "a")], TimeDelta::minutes(6));
+        g.merge_cluster(&[past(-19, "a"), past(-5, "a")], TimeDelta::minutes(6));
         assert!(matches!(
             g.judge(&diag(restart("a"), 0.9), 4, t(0)),
             Verdict::Execute { .. }
@@ -391,19 +407,35 @@ mod tests {
                 attempts: 3
             }
         );
-        // Another replica's Events always count, even right after this
-        // one's decision.
-        let mut g = Guardrails::new(cfg.clone());
-        g.judge(&diag(restart("a"), 0.9), 4, t(-30));
-        g.merge_cluster(&[theirs(-29, "a"), theirs(-20, "a")], TimeDelta::minutes(6));
+        // Read again (the Lease lost and won back), the same Events add
+        // nothing; a series that grew adds its new occurrence only.
+        g.merge_cluster(&[past(-19, "a"), past(-5, "a")], TimeDelta::minutes(6));
         assert_eq!(
-            g.judge(&diag(restart("a"), 0.9), 4, t(0)),
+            g.judge(&diag(restart("a"), 0.9), 4, t(2)),
             Verdict::Escalate {
                 action: restart("a"),
                 attempts: 3
             }
         );
-        // Two own restarts (-10 and -3) folded into one Event series (first
+        let mut g = Guardrails::new(cfg.clone());
+        g.merge_cluster(&[past(-40, "a")], TimeDelta::minutes(6));
+        g.merge_cluster(
+            &[PastAction {
+                last: t(-30),
+                count: 2,
+                ..past(-40, "a")
+            }],
+            TimeDelta::minutes(6),
+        );
+        assert!(matches!(
+            g.judge(&diag(restart("a"), 0.9), 4, t(0)),
+            Verdict::Execute { .. }
+        ));
+        assert!(matches!(
+            g.judge(&diag(restart("a"), 0.9), 4, t(1)),
+            Verdict::Escalate { attempts: 3, .. }
+        ));
+        // Two restarts decided here (-10 and -3) folded into one Event series (first
         // -9, count 2, last -2): both are decisions already remembered.
         let mut g = Guardrails::new(cfg.clone());
         g.judge(&diag(restart("a"), 0.9), 4, t(-10));
@@ -421,7 +453,7 @@ mod tests {
             g.judge(&diag(restart("a"), 0.9), 4, t(0)),
             Verdict::Execute { .. }
         ));
-        // An own Event before the decision, or later than the slack, is
+        // An Event before the decision, or later than the slack, is
         // another action; so is one on another object.
         let mut g = Guardrails::new(cfg);
         g.judge(&diag(restart("a"), 0.9), 4, t(-30));

@@ -57,9 +57,6 @@ pub struct KubeActions {
     poll: Duration,
     /// Publishes an Event after each action, when on.
     recorder: Option<Recorder>,
-    /// The `reportingInstance` this replica's Events carry, to tell them
-    /// from other replicas' when read back.
-    instance: String,
 }
 
 impl std::fmt::Debug for KubeActions {
@@ -98,7 +95,6 @@ impl KubeActions {
             client,
             poll: Duration::from_secs(2),
             recorder: None,
-            instance: FIELD_MANAGER.to_string(),
         }
     }
 
@@ -111,10 +107,6 @@ impl KubeActions {
     /// Publishes a Kubernetes Event on the target after every action;
     /// `instance` is this pod's name.
     pub fn with_events(mut self, instance: Option<String>) -> Self {
-        // The recorder's own default when the pod name is unknown.
-        self.instance = instance
-            .clone()
-            .unwrap_or_else(|| FIELD_MANAGER.to_string());
         self.recorder = Some(Recorder::new(
             self.client.clone(),
             Reporter {
@@ -127,8 +119,8 @@ impl KubeActions {
 
     /// The actions foresight took since `since` in `namespaces` (every
     /// namespace when `None`), from the Events it published: any replica's,
-    /// selected by `reportingController`. An Event the recorder repeated
-    /// as a series counts once per repeat, at the series' latest time.
+    /// selected by `reportingController`, one [`PastAction`] per Event (a
+    /// series with its count; see [`Guardrails::merge_cluster`](super::guardrails::Guardrails::merge_cluster)).
     pub async fn past_actions(
         &self,
         namespaces: Option<&BTreeSet<String>>,
@@ -194,7 +186,11 @@ impl KubeActions {
                         .map_or(1, |s| u32::try_from(s.count.clamp(1, 100)).unwrap_or(1)),
                     kind,
                     object: format!("{ns}/{name}"),
-                    own: e.reporting_instance.as_deref() == Some(self.instance.as_str()),
+                    id: format!(
+                        "{}/{}",
+                        e.metadata.namespace.as_deref().unwrap_or_default(),
+                        e.metadata.name.as_deref().unwrap_or_default()
+                    ),
                 });
             }
         }
