@@ -957,6 +957,51 @@ fn a_descent_in_progress_keeps_the_workload_active() {
         last = (d.desired_replicas, d.active);
     }
     assert_eq!(last, (0, false));
+
+    // With the HPA's tolerance, a scale-down 5 minutes before a burst
+    // makes the first step of the descent after it (45 → 40, a step the
+    // rate allows only after 25 quiet minutes) wait under `hpaTolerance`:
+    // still a descent, so still active.
+    let b = Behavior {
+        min_replicas: 0,
+        rules: ScalingRules {
+            hpa_tolerance: 0.1,
+            ..ScalingRules::default()
+        },
+        ..behavior(Mode::Reactive)
+    };
+    let q = |v| obs(vec![input(MetricKind::QueueDepth, 100.0, Some(v))]);
+    let mut s = running_at(&b, 800.0);
+    let mut k = 0;
+    let mut step = |s: &mut PolicyState, v: f64| {
+        k += 1;
+        let (d, next) = decide(&b, &q(v), s, t(k * 15)).unwrap();
+        *s = next;
+        (d, k)
+    };
+    for _ in 0..21 {
+        step(&mut s, 700.0);
+    }
+    for _ in 0..12 {
+        step(&mut s, 4500.0);
+    }
+    let mut seen_wait = false;
+    loop {
+        let (d, k) = step(&mut s, 0.0);
+        assert_eq!(
+            d.active,
+            d.desired_replicas > 0,
+            "{} pods ({:?})",
+            d.desired_replicas,
+            d.limiter
+        );
+        seen_wait |= d.limiter == Limiter::HpaTolerance && d.desired_replicas > 30;
+        if d.desired_replicas == 0 {
+            break;
+        }
+        assert!(k < 4 * 60 * 8, "no end to the descent: {} pods", d.desired_replicas);
+    }
+    assert!(seen_wait, "the tolerance's wait was exercised");
 }
 
 #[test]

@@ -144,9 +144,9 @@ pub fn with_external_metadata(
     })
 }
 
-/// `text` with `changes` set in the first external trigger's metadata of
-/// its one ScaledObject, edited losslessly; `None` when the lossless
-/// parser cannot find that mapping. Its result is trusted only after it
+/// `text` with `changes` set in the metadata of the triggers at `indices`
+/// (foresight's) of its one ScaledObject, edited losslessly; `None` when the
+/// lossless parser cannot find those mappings. Its result is trusted only after it
 /// reads back as the rewrite: the parser is young, so a panic in it is
 /// caught too and ends in the rewrite, never in a crash.
 fn edited_in_place(

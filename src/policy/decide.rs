@@ -253,8 +253,15 @@ pub fn decide(
             | Limiter::Cooldown
             | Limiter::StaleData
     ) && (rules.scale_down_pods > 0 || rules.scale_down_percent > 0)
-        // A step the HPA's tolerance widened, taken now, is part of one.
-        || (limiter == Limiter::HpaTolerance && current.is_some_and(|c| c > desired));
+        // Under the HPA's tolerance: a widened step taken now, or a wait
+        // for one towards a recommendation the HPA would apply (a wait
+        // for the rate to allow the step, or for the stabilisation window
+        // to let go), is part of a descent. A recommendation within the
+        // tolerance of the count is a hold that never ends.
+        || (limiter == Limiter::HpaTolerance
+            && current.is_some_and(|c| {
+                c > desired || 1.0 - f64::from(clamped) / f64::from(c) > rules.hpa_tolerance
+            }));
     let active = active || (desired > clamped && descending);
 
     if stale && current == Some(desired) && limiter == Limiter::None {
