@@ -999,7 +999,11 @@ fn a_descent_in_progress_keeps_the_workload_active() {
         if d.desired_replicas == 0 {
             break;
         }
-        assert!(k < 4 * 60 * 8, "no end to the descent: {} pods", d.desired_replicas);
+        assert!(
+            k < 4 * 60 * 8,
+            "no end to the descent: {} pods",
+            d.desired_replicas
+        );
     }
     assert!(seen_wait, "the tolerance's wait was exercised");
 }
