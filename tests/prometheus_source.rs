@@ -468,6 +468,15 @@ async fn instants_match_current(src: &PrometheusSource, taxi: &Series, elb: &Ser
             3,
             (0..3).collect(),
         ),
+        // `@ end()` is the query's end: each instant's own time when read
+        // live, so the backfill reads these one by one too.
+        (
+            format!("{TAXI} @ end()"),
+            taxi.timestamp(50),
+            TimeDelta::minutes(10),
+            12,
+            (0..12).collect(),
+        ),
         // Refused as a range query but answered (and refused differently)
         // as an instant one: the chunk falls back to instant reads, so each
         // instant gets the live read's own outcome.

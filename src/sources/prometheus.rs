@@ -392,6 +392,31 @@ impl PrometheusSource {
         .await
     }
 
+    /// Instant reads of `query` at `n` instants from `first` every `step_s`
+    /// seconds, 32 at once, in order.
+    async fn one_by_one(
+        &self,
+        query: &str,
+        first: i64,
+        step_s: i64,
+        n: usize,
+    ) -> Vec<Result<Option<f64>, SourceError>> {
+        let at = |k: usize| DateTime::from_timestamp(first + step_s * k as i64, 0);
+        futures::stream::iter(0..n)
+            .map(|k| async move {
+                match at(k) {
+                    Some(t) => self.current(query, t).await,
+                    None => Err(SourceError::QueryRejected {
+                        query: query.to_string(),
+                        message: "instant out of range".into(),
+                    }),
+                }
+            })
+            .buffered(32)
+            .collect()
+            .await
+    }
+
     fn count_dropped(&self, n: u64) {
         if n > 0 {
             self.guard.dropped_samples.fetch_add(n, Ordering::Relaxed);
@@ -506,6 +531,14 @@ fn several(query: &str, labels: impl Iterator<Item = String>) -> SourceError {
         count: labels.len(),
         labels: labels.into_iter().take(3).collect::<Vec<_>>().join(", "),
     }
+}
+
+/// Whether `query` holds an `@ start()` or `@ end()` modifier: those resolve
+/// to a range query's own start and end, not to each step's time, so a
+/// range query would not read what instant queries at the steps read.
+fn anchored_to_the_range(query: &str) -> bool {
+    let squeezed: String = query.chars().filter(|c| !c.is_whitespace()).collect();
+    squeezed.contains("start()") || squeezed.contains("end()")
 }
 
 /// A range query answered with something other than a range vector.
@@ -650,6 +683,10 @@ impl MetricSource for PrometheusSource {
         }
         let step_s = step.num_seconds();
         let (first, last) = (from.timestamp(), to.timestamp());
+        if anchored_to_the_range(query) && last >= first {
+            let n = usize::try_from((last - first) / step_s + 1).unwrap_or(0);
+            return self.one_by_one(query, first, step_s, n).await;
+        }
         if last < first {
             return Vec::new();
         }
@@ -710,15 +747,7 @@ impl MetricSource for PrometheusSource {
                 // one instant at a time instead (32 at once, in order), each
                 // with its own outcome.
                 Ok(_) | Err(_) => {
-                    let at = |k: usize| {
-                        DateTime::from_timestamp(chunk_start + step_s * k as i64, 0).unwrap_or(from)
-                    };
-                    let reads: Vec<_> = futures::stream::iter(0..n)
-                        .map(|k| self.current(query, at(k)))
-                        .buffered(32)
-                        .collect()
-                        .await;
-                    out.extend(reads);
+                    out.extend(self.one_by_one(query, chunk_start, step_s, n).await);
                 }
             }
             chunk_start = chunk_end + step_s;
