@@ -228,14 +228,27 @@ impl Guardrails {
     /// checks that read the history: an action, confident enough, in an
     /// allowed namespace.
     pub fn reads_history(&self, d: &Diagnosis) -> bool {
-        d.action.as_ref().is_some_and(|a| {
-            d.confidence >= self.cfg.confidence_threshold
-                && self
-                    .cfg
-                    .allowed_namespaces
-                    .as_ref()
-                    .is_none_or(|ns| ns.contains(a.namespace()))
-        })
+        self.screen(d).is_ok()
+    }
+
+    /// The checks before the history: an action, confident enough, in an
+    /// allowed namespace; otherwise why only a human is paged.
+    fn screen<'d>(&self, d: &'d Diagnosis) -> Result<&'d Action, PageReason> {
+        let action = d.action.as_ref().ok_or(PageReason::NoAction)?;
+        if d.confidence.is_nan() || d.confidence < self.cfg.confidence_threshold {
+            return Err(PageReason::LowConfidence {
+                confidence: d.confidence,
+                threshold: self.cfg.confidence_threshold,
+            });
+        }
+        if let Some(allowed) = &self.cfg.allowed_namespaces
+            && !allowed.contains(action.namespace())
+        {
+            return Err(PageReason::NamespaceNotAllowed {
+                namespace: action.namespace().to_string(),
+            });
+        }
+        Ok(action)
     }
 
     /// The settings.
@@ -256,28 +269,10 @@ impl Guardrails {
     /// remembered, so the caller must act on it (or record it) exactly once.
     pub fn judge(&mut self, d: &Diagnosis, enabled: usize, now: DateTime<Utc>) -> Verdict {
         self.forget_before(now);
-        let Some(action) = d.action.clone() else {
-            return Verdict::PageOnly {
-                reason: PageReason::NoAction,
-            };
+        let action = match self.screen(d) {
+            Ok(a) => a.clone(),
+            Err(reason) => return Verdict::PageOnly { reason },
         };
-        if d.confidence.is_nan() || d.confidence < self.cfg.confidence_threshold {
-            return Verdict::PageOnly {
-                reason: PageReason::LowConfidence {
-                    confidence: d.confidence,
-                    threshold: self.cfg.confidence_threshold,
-                },
-            };
-        }
-        if let Some(allowed) = &self.cfg.allowed_namespaces
-            && !allowed.contains(action.namespace())
-        {
-            return Verdict::PageOnly {
-                reason: PageReason::NamespaceNotAllowed {
-                    namespace: action.namespace().to_string(),
-                },
-            };
-        }
         let object = action.object();
         let attempts = self
             .history
