@@ -264,6 +264,24 @@ fn error_table() {
             vec![format!(r#"unknown parameter "queueDepthTargt" in [triggerMetadata]; valid parameters are [{valid_keys}]"#)],
         ),
         (
+            "the valid keys are listed once, however many are unknown",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("bogus1", "1"), ("bogus2", "1")],
+            vec![
+                format!(r#"unknown parameter "bogus1" in [triggerMetadata]; valid parameters are [{valid_keys}]"#),
+                r#"unknown parameter "bogus2" in [triggerMetadata]"#.into(),
+            ],
+        ),
+        (
+            "a key and its FromEnv form at once",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("queueDepthTargetFromEnv", "20")],
+            vec![r#"parameter "queueDepthTarget" is set both directly and through "queueDepthTargetFromEnv" in [triggerMetadata]; use one"#.into()],
+        ),
+        (
+            "an unknown key's FromEnv form is unknown",
+            vec![("queueDepthQuery", "q"), ("queueDepthTarget", "10"), ("bogusFromEnv", "1")],
+            vec![format!(r#"unknown parameter "bogusFromEnv" in [triggerMetadata]; valid parameters are [{valid_keys}]"#)],
+        ),
+        (
             "everything wrong at once is reported at once",
             vec![
                 ("queueDepthQuery", "q"),
@@ -473,4 +491,19 @@ fn a_short_stabilisation_without_release_keys_still_parses() {
             "scaleDownStabilization {stab}"
         );
     }
+}
+
+#[test]
+fn keys_keda_resolved_from_the_environment_are_read_as_the_key() {
+    // KEDA sends `<key>FromEnv` with the value it resolved from the scale
+    // target's environment; it was refused as an unknown parameter.
+    let spec = parse_metadata(&meta(&[
+        ("queueDepthQueryFromEnv", "sum(rabbitmq_queue_messages)"),
+        ("queueDepthTargetFromEnv", "40"),
+        ("maxReplicaCountFromEnv", "12"),
+    ]))
+    .unwrap();
+    assert_eq!(spec.metrics[0].query, "sum(rabbitmq_queue_messages)");
+    assert_eq!(spec.metrics[0].target, 40.0);
+    assert_eq!(spec.max_replicas, 12);
 }

@@ -430,8 +430,11 @@ async fn bad_queries_are_invalid_argument_with_prometheus_own_message() {
     let good = so("good", DEMAND);
     let syntax = so("syntax", "sum(foresight_demand");
     let several = so("several", ZONED);
+    // A valid query that matches nothing (a typo in a label value, or a
+    // series that exists only while pods do): no data, not a rejection.
+    let nothing = so("nothing", "sum(foresight_demand{queue=\"ordres\"})");
 
-    for obj in [&good, &syntax, &several] {
+    for obj in [&good, &syntax, &several, &nothing] {
         // Registration stays free of I/O, so it always succeeds.
         c.get_metric_spec(obj.clone()).await.unwrap();
     }
@@ -462,6 +465,29 @@ async fn bad_queries_are_invalid_argument_with_prometheus_own_message() {
     assert!(
         invalid.contains("shop/syntax") && invalid.contains("shop/several"),
         "{r}"
+    );
+
+    // The query that matches nothing is Unavailable, listed under noData,
+    // and holds readiness no more than the rejected ones: it kept every
+    // replica unready, for every ScaledObject, for as long as it matched
+    // nothing.
+    let err = get_metrics(&mut c, &nothing).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    wait_ready(&server, Duration::from_secs(20)).await;
+    let r: serde_json::Value = serde_json::from_str(&http(&server, "/readyz").await.1).unwrap();
+    assert!(r["noData"].to_string().contains("shop/nothing"), "{r}");
+    // Once evaluated, its calls are answered at once: each waited the whole
+    // 2 s first-answer wait, so GetMetrics and IsActive together outlasted
+    // KEDA's 3 s budget at every poll.
+    let started = Instant::now();
+    let err = c.get_metrics(metrics_request(&nothing)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    let err = c.is_active(nothing.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "GetMetrics and IsActive took {:?}",
+        started.elapsed()
     );
     // Explanations say why there is no decision, not that KEDA never asked.
     let (code, body) = http(&server, "/api/v1/scaledobjects/shop/syntax/decision").await;

@@ -101,17 +101,46 @@ pub fn known_keys() -> Vec<&'static str> {
     keys
 }
 
+/// KEDA resolves a `<key>FromEnv` parameter from the scale target's
+/// environment and sends it to an external scaler under that name, with the
+/// value resolved (and drops it when the variable is unset or empty). So a
+/// known key written `<key>FromEnv` is read as `<key>`; both at once is a
+/// problem, as KEDA reports for its own scalers.
+fn resolve_from_env(meta: &HashMap<String, String>) -> (HashMap<String, String>, Vec<String>) {
+    let known: BTreeSet<&str> = known_keys().into_iter().collect();
+    let mut out = meta.clone();
+    let mut problems = Vec::new();
+    let mut from_env: Vec<(&String, &str)> = meta
+        .keys()
+        .filter_map(|k| Some((k, k.strip_suffix("FromEnv")?)))
+        .filter(|(_, base)| known.contains(base))
+        .collect();
+    from_env.sort();
+    for (key, base) in from_env {
+        let value = out.remove(key.as_str()).unwrap_or_default();
+        if meta.get(base).is_some_and(|v| !v.trim().is_empty()) {
+            problems.push(format!(
+                "parameter {base:?} is set both directly and through {key:?} in {ORDER}; use one"
+            ));
+            continue;
+        }
+        out.insert(base.to_string(), value);
+    }
+    (out, problems)
+}
+
 /// Parses and validates `scalerMetadata`, reporting all problems at once.
 pub fn parse_metadata(meta: &HashMap<String, String>) -> Result<ScalerSpec, MetadataError> {
     // A named preset fills in the keys the ScaledObject leaves unset; the
     // result is validated like any metadata.
-    let (merged, preset_problem) = match super::presets::apply(meta) {
+    let (meta, env_problems) = resolve_from_env(meta);
+    let (merged, preset_problem) = match super::presets::apply(&meta) {
         Ok(m) => (m, None),
         Err(e) => (meta.clone(), Some(e)),
     };
     let mut p = Parser {
         meta: &merged,
-        problems: preset_problem.into_iter().collect(),
+        problems: env_problems.into_iter().chain(preset_problem).collect(),
     };
 
     let metrics = p.metrics();
@@ -639,10 +668,15 @@ impl Parser<'_> {
             return;
         }
         let valid = known.into_iter().collect::<Vec<_>>().join(" ");
-        for key in unknown {
-            self.problems.push(format!(
-                "unknown parameter {key:?} in {ORDER}; valid parameters are [{valid}]"
-            ));
+        // The list once: repeated for each of 50 unknown keys, it made a
+        // message of 29 kB, past gRPC's 16 kB limit on error metadata, so
+        // KEDA saw RESOURCE_EXHAUSTED instead of the problems.
+        for (i, key) in unknown.into_iter().enumerate() {
+            self.problems.push(if i == 0 {
+                format!("unknown parameter {key:?} in {ORDER}; valid parameters are [{valid}]")
+            } else {
+                format!("unknown parameter {key:?} in {ORDER}")
+            });
         }
     }
 }

@@ -33,9 +33,18 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
         let reg = self.register(key, metadata)?;
         let mut decisions = reg.decisions_rx();
         let mut faults = reg.fault_rx();
-        // A ScaledObject seen for the first time waits, boundedly, for its
-        // first evaluation: a decision, or a fault (a rejected query).
-        let deadline = tokio::time::Instant::now() + self.shared.config.first_answer_timeout;
+        // A ScaledObject seen for the first time (or with new metadata)
+        // waits, boundedly, for its first evaluation: a decision, or a
+        // fault (a rejected query). Once one has answered without a
+        // decision (no data yet), calls get that answer at once: waiting
+        // at every call made each of KEDA's polls take the whole wait, and
+        // GetMetrics plus IsActive then outlasted KEDA's budget.
+        let wait = if reg.answered() {
+            std::time::Duration::ZERO
+        } else {
+            self.shared.config.first_answer_timeout
+        };
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let fault = faults.borrow_and_update().clone();
             match fault {
@@ -111,7 +120,8 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
             Some(Some(e)) => (false, Some(e)),
         };
         let regs = self.registrations();
-        let (mut awaiting, mut stale, mut invalid) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut awaiting, mut stale, mut invalid, mut no_data) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for r in &regs {
             match r.fault() {
                 // One bad ScaledObject does not hold readiness for the others.
@@ -124,8 +134,14 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
                 )),
                 // A decision made before the last model arrived may differ
                 // from a peer's; its re-evaluation is moments away.
-                None if r.latest().is_none() || !r.up_to_date() => {
-                    awaiting.push(r.key().to_string())
+                None if !r.up_to_date() => awaiting.push(r.key().to_string()),
+                // Evaluated, and no data yet (a query that matches nothing,
+                // say): every replica answers it the same (Unavailable), so
+                // it does not hold readiness. Holding it took every replica
+                // out of service for all the other ScaledObjects, for as
+                // long as one query matched nothing.
+                None if r.latest().is_none() => {
+                    no_data.push(format!("{}: {}", r.key(), r.waiting_reason()))
                 }
                 None => {}
             }
@@ -133,6 +149,7 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
         awaiting.sort();
         stale.sort();
         invalid.sort();
+        no_data.sort();
         let models_pending = self.models().pending(Utc::now());
         let health = self.shared.source.health();
         let breaker = health.breaker.as_ref();
@@ -155,6 +172,7 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
             retry_in_seconds: breaker.and_then(|b| b.retry_in).map(|d| d.as_secs_f64()),
             stale,
             invalid,
+            no_data,
         }
     }
 

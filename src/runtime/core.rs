@@ -119,6 +119,10 @@ pub struct Readiness {
     /// readiness (one bad ScaledObject must not take the replica out of
     /// service for the others).
     pub invalid: Vec<String>,
+    /// ScaledObjects evaluated without a decision (no data for any signal
+    /// yet), with why; like `invalid`, they do not hold readiness: every
+    /// replica answers them `Unavailable` alike.
+    pub no_data: Vec<String>,
 }
 
 /// The operations the gRPC and HTTP adapters call.

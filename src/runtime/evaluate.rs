@@ -156,6 +156,123 @@ pub(crate) fn ticks(
         .map(move |k| to - tick * i32::try_from(k).unwrap_or(0))
 }
 
+/// The policy state left by the observation-only ticks of each
+/// configuration's replay (those before its forecasts' window), carried
+/// forward one tick per evaluation while the replay's start stays put (see
+/// [`Configured::replay_start`]). A replay then decides the forecasts'
+/// window alone, 121 ticks at the defaults, instead of 2,060.
+///
+/// The carried state is exactly what a replay from the start would reach:
+/// those ticks read nothing but observations, and a state is dropped when
+/// its start moves on, or when a query's past ticks were written again (a
+/// backfill, or ticks read again after an outage), which is what
+/// [`ObservationCache::revision`] tells.
+#[derive(Default)]
+pub(crate) struct PrefixCache {
+    /// Configuration fingerprint → its carried state.
+    prefixes: HashMap<u64, Prefix>,
+    /// Fingerprints used since the last [`PrefixCache::sweep`], so states
+    /// of configurations no longer evaluated are dropped.
+    used: HashSet<u64>,
+    /// Observation-only ticks decided, so tests can tell a carried state
+    /// from one replayed from its start.
+    decided: u64,
+}
+
+/// One configuration's carried state.
+struct Prefix {
+    /// The replay start it was carried from.
+    start: DateTime<Utc>,
+    /// The last tick it includes.
+    through: DateTime<Utc>,
+    /// The revisions of the configuration's queries it was read at.
+    revisions: Vec<Option<u64>>,
+    /// The policy state after `through`.
+    state: PolicyState,
+}
+
+impl PrefixCache {
+    /// The state a replay from `start` reaches after the ticks before
+    /// `end` (exclusive), all decided on observations alone.
+    fn state_before(
+        &mut self,
+        cfg: &Configured,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        tick: TimeDelta,
+        cache: &ObservationCache,
+    ) -> PolicyState {
+        if start >= end {
+            return PolicyState::default();
+        }
+        let last = end - tick;
+        let revisions: Vec<Option<u64>> = cfg
+            .spec
+            .metrics
+            .iter()
+            .map(|m| cache.revision(&m.query))
+            .collect();
+        self.used.insert(cfg.fingerprint);
+        let carried = self
+            .prefixes
+            .remove(&cfg.fingerprint)
+            .filter(|p| p.start == start && p.revisions == revisions && p.through <= last);
+        let (mut state, mut t) = match carried {
+            Some(p) => (p.state, p.through + tick),
+            None => (PolicyState::default(), start),
+        };
+        while t <= last {
+            let metrics = cfg
+                .spec
+                .metrics
+                .iter()
+                .map(|m| MetricInput {
+                    kind: m.kind,
+                    target: m.target,
+                    observed: cache.value(&m.query, t),
+                    forecast: None,
+                    forecast_note: None,
+                })
+                .collect();
+            let obs = Observation {
+                metrics,
+                last_remediation: cfg.spec.last_remediation,
+            };
+            if let Ok((_, next)) = decide(&cfg.behavior, &obs, &state, t) {
+                state = next;
+            }
+            self.decided += 1;
+            t += tick;
+        }
+        self.prefixes.insert(
+            cfg.fingerprint,
+            Prefix {
+                start,
+                through: last,
+                revisions,
+                state: state.clone(),
+            },
+        );
+        state
+    }
+
+    /// Drops the states of configurations no longer registered (`live`),
+    /// and of those `evaluated` since the last sweep without using theirs
+    /// (their replay has no observation-only ticks any more). An evaluation
+    /// of a few ScaledObjects (a new one, say) keeps everyone else's.
+    pub(crate) fn sweep(&mut self, evaluated: &HashSet<u64>, live: &HashSet<u64>) {
+        let used = std::mem::take(&mut self.used);
+        self.prefixes
+            .retain(|fp, _| live.contains(fp) && (!evaluated.contains(fp) || used.contains(fp)));
+    }
+
+    /// Observation-only ticks decided since the last call.
+    #[cfg(test)]
+    pub(crate) fn take_decided(&mut self) -> u64 {
+        std::mem::take(&mut self.decided)
+    }
+}
+
 /// Replays the policy over the window ending at `at` and returns the
 /// decision at `at`.
 pub(crate) fn replay(
@@ -165,25 +282,23 @@ pub(crate) fn replay(
     cache: &ObservationCache,
     models: &ModelTable,
     plans: &mut PlanCache,
+    prefixes: &mut PrefixCache,
 ) -> Result<Decision, PolicyError> {
-    let mut state = PolicyState::default();
-    let mut last = Err(PolicyError::NoData);
     let holding = cfg.behavior.mode == Mode::Holding;
     // Older ticks only carry the state (a long descent) forward, on
     // observations alone: the models of that time are kept by a replica
     // that was running then but not trained by one started since, and the
     // two must agree.
-    let forecasts_from = at - cfg.replay;
-    for t in ticks(at, cfg.memory, tick) {
+    let start = cfg.replay_start(at, tick);
+    let forecasts_from = (at - cfg.replay).max(start);
+    let mut state = prefixes.state_before(cfg, start, forecasts_from, tick, cache);
+    let mut last = Err(PolicyError::NoData);
+    for t in ticks(at, at - forecasts_from, tick) {
         let is_now = t == at;
         let trained: Vec<Option<&Arc<Trained>>> = cfg
             .model_keys
             .iter()
-            .map(|key| {
-                key.as_ref()
-                    .filter(|_| t >= forecasts_from)
-                    .and_then(|k| models.at(k, t))
-            })
+            .map(|key| key.as_ref().and_then(|k| models.at(k, t)))
             .collect();
         let kept: Vec<Option<Arc<Plan>>> = trained
             .iter()
@@ -243,6 +358,7 @@ pub(crate) fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::registry::ANCHOR_PERIOD;
 
     #[test]
     fn ticks_cover_the_window_oldest_first() {
@@ -302,6 +418,7 @@ mod tests {
                 &cache,
                 &models,
                 &mut PlanCache::default(),
+                &mut PrefixCache::default(),
             )
             .unwrap()
             .desired_replicas
@@ -324,6 +441,171 @@ mod tests {
         assert_eq!(counts[90], 27, "{counts:?}");
     }
 
+    /// A load that moves every few minutes, so the state the
+    /// observation-only ticks leave (a descent in progress, its rate
+    /// periods and stabilisation window) differs from tick to tick.
+    fn wandering_cache(
+        cfg: &Configured,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> ObservationCache {
+        let mut cache = ObservationCache::default();
+        let tick = TimeDelta::seconds(15);
+        for t in ticks(to, to - from + cfg.reach(), tick) {
+            let minute = t.timestamp() / 60;
+            let wave = (minute as f64 / 37.0).sin() * 180.0 + (minute as f64 / 11.0).cos() * 60.0;
+            let spike = if minute % 97 < 4 { 250.0 } else { 0.0 };
+            cache.insert("q", t, Ok(Some((240.0 + wave + spike).max(0.0))));
+        }
+        cache
+    }
+
+    #[test]
+    fn a_carried_prefix_decides_as_a_replay_from_the_start_would() {
+        let (cfg, _, drop) = descent_setup(&[], TimeDelta::zero());
+        assert!(
+            cfg.memory > cfg.replay,
+            "the replay has observation-only ticks"
+        );
+        let tick = TimeDelta::seconds(15);
+        let models = ModelTable::new(std::time::Duration::from_secs(3_600));
+        // Three hours of ticks: the start moves on three times.
+        let (from, to) = (drop, drop + TimeDelta::hours(3));
+        let cache = wandering_cache(&cfg, from, to);
+        let mut carried = PrefixCache::default();
+        let (mut fresh_ticks, mut changes, mut t) = (0, 0, from);
+        let mut previous = None;
+        while t <= to {
+            let mut fresh = PrefixCache::default();
+            let a = replay(
+                &cfg,
+                t,
+                tick,
+                &cache,
+                &models,
+                &mut PlanCache::default(),
+                &mut carried,
+            )
+            .unwrap();
+            let b = replay(
+                &cfg,
+                t,
+                tick,
+                &cache,
+                &models,
+                &mut PlanCache::default(),
+                &mut fresh,
+            )
+            .unwrap();
+            assert_eq!(a, b, "at {t}");
+            fresh_ticks += fresh.take_decided();
+            changes += u32::from(previous.is_some_and(|p| p != a.desired_replicas));
+            previous = Some(a.desired_replicas);
+            t += tick;
+        }
+        assert!(
+            changes >= 10,
+            "the count moved {changes} times: the test needs a moving state"
+        );
+        // Carried: one full replay per start (four), one tick per
+        // evaluation otherwise.
+        let evaluations = 3 * 240 + 1;
+        let carried_ticks = carried.take_decided();
+        let per_start = u64::try_from(((cfg.reach() - cfg.replay).num_seconds()) / 15).unwrap();
+        assert!(
+            carried_ticks <= evaluations + 4 * per_start,
+            "carried {carried_ticks} ticks against {fresh_ticks} replayed"
+        );
+        assert!(
+            fresh_ticks > 10 * carried_ticks,
+            "carried {carried_ticks}, replayed {fresh_ticks}"
+        );
+    }
+
+    #[test]
+    fn a_past_tick_written_again_starts_the_carried_state_over() {
+        let (cfg, _, drop) = descent_setup(&[], TimeDelta::zero());
+        let tick = TimeDelta::seconds(15);
+        let models = ModelTable::new(std::time::Duration::from_secs(3_600));
+        let at = drop + TimeDelta::minutes(20);
+        let mut cache = wandering_cache(&cfg, drop, at + TimeDelta::minutes(5));
+        let mut carried = PrefixCache::default();
+        replay(
+            &cfg,
+            at,
+            tick,
+            &cache,
+            &models,
+            &mut PlanCache::default(),
+            &mut carried,
+        )
+        .unwrap();
+        carried.take_decided();
+        // An outage's ticks, read again once the source is back: two hours
+        // of a far higher load, inside the observation-only ticks.
+        let start = cfg.replay_start(at + tick, tick);
+        for t in ticks(start + TimeDelta::hours(2), TimeDelta::hours(2), tick) {
+            cache.insert("q", t, Ok(Some(900.0)));
+        }
+        let a = replay(
+            &cfg,
+            at + tick,
+            tick,
+            &cache,
+            &models,
+            &mut PlanCache::default(),
+            &mut carried,
+        )
+        .unwrap();
+        let b = replay(
+            &cfg,
+            at + tick,
+            tick,
+            &cache,
+            &models,
+            &mut PlanCache::default(),
+            &mut PrefixCache::default(),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert!(
+            carried.take_decided() > 100,
+            "the rewritten ticks were replayed, not carried over"
+        );
+    }
+
+    #[test]
+    fn a_long_replay_starts_on_the_hour_before_its_memory() {
+        let (cfg, _, drop) = descent_setup(&[], TimeDelta::zero());
+        let tick = TimeDelta::seconds(15);
+        for k in 0..=480 {
+            let at = drop + tick * k;
+            let start = cfg.replay_start(at, tick);
+            assert_eq!(start.timestamp() % 3_600, 0, "at {at}: {start}");
+            assert!(start <= at - cfg.memory && start > at - cfg.memory - ANCHOR_PERIOD);
+        }
+        // A tick that does not divide an hour: the start stays on the
+        // tick grid, at a whole number of ticks per period.
+        let seven = TimeDelta::seconds(7);
+        // On the 7-second grid, as every evaluation tick is.
+        let at = DateTime::from_timestamp(7 * 242_857_143, 0).unwrap();
+        let start = cfg.replay_start(at, seven);
+        assert_eq!((at - start).num_seconds() % 7, 0);
+        assert_eq!(
+            start.timestamp() % (514 * 7),
+            0,
+            "3,600 s is 514 whole ticks of 7 s"
+        );
+        // A replay that is all forecasts' window starts exactly that far back.
+        let (short, _, _) = descent_setup(
+            &[("scaleDownPods", "25"), ("scaleDownPeriod", "1m")],
+            TimeDelta::zero(),
+        );
+        assert_eq!(short.memory, short.replay);
+        assert_eq!(short.replay_start(at, seven), at - short.memory);
+        assert_eq!(short.reach(), short.memory);
+    }
+
     #[test]
     fn serve_holds_the_cooldown_after_the_stamped_remediation() {
         // The remediation engine stamped `lastRemediation` at the drop:
@@ -343,6 +625,7 @@ mod tests {
                 &cache,
                 &models,
                 &mut PlanCache::default(),
+                &mut PrefixCache::default(),
             )
             .unwrap()
         };
@@ -416,7 +699,7 @@ mod tests {
         let at = boundary + TimeDelta::hours(1);
         let tick = TimeDelta::seconds(15);
         let mut cache = ObservationCache::default();
-        for t in ticks(at, cfg.memory, tick) {
+        for t in ticks(at, cfg.reach(), tick) {
             let i = n + (t - boundary).num_minutes() / 5;
             cache.insert("q", t, Ok(Some(value(i))));
         }
@@ -448,16 +731,43 @@ mod tests {
             build_plan(&cfg, &trained).unwrap(),
         );
         let built = only_plan(&plans);
-        let decision = replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
+        let decision = replay(
+            &cfg,
+            at,
+            tick,
+            &cache,
+            &models,
+            &mut plans,
+            &mut PrefixCache::default(),
+        )
+        .unwrap();
         assert!(plans.take_builds().is_empty(), "the replay built a plan");
         assert!(Arc::ptr_eq(&built, &only_plan(&plans)));
-        let fresh = replay(&cfg, at, tick, &cache, &models, &mut PlanCache::default()).unwrap();
+        let fresh = replay(
+            &cfg,
+            at,
+            tick,
+            &cache,
+            &models,
+            &mut PlanCache::default(),
+            &mut PrefixCache::default(),
+        )
+        .unwrap();
         assert_eq!(
             decision, fresh,
             "a plan built at training decides as one built by the replay"
         );
         let mut cold = PlanCache::default();
-        replay(&cfg, at, tick, &cache, &models, &mut cold).unwrap();
+        replay(
+            &cfg,
+            at,
+            tick,
+            &cache,
+            &models,
+            &mut cold,
+            &mut PrefixCache::default(),
+        )
+        .unwrap();
         assert_eq!(
             cold.take_builds().len(),
             1,
@@ -476,7 +786,16 @@ mod tests {
         plans.insert_built(cfg.fingerprint, 0, &next, build_plan(&cfg, &next).unwrap());
         plans.sweep(&fp, &fp);
         assert_eq!(plans.len(), 2, "the waiting plan was dropped");
-        replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
+        replay(
+            &cfg,
+            at,
+            tick,
+            &cache,
+            &models,
+            &mut plans,
+            &mut PrefixCache::default(),
+        )
+        .unwrap();
         plans.sweep(&fp, &fp);
         assert_eq!(plans.len(), 2, "the waiting plan was dropped");
 
@@ -489,7 +808,16 @@ mod tests {
             build_plan(&cfg, &previous).unwrap(),
         );
         assert_eq!(plans.len(), 3);
-        replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
+        replay(
+            &cfg,
+            at,
+            tick,
+            &cache,
+            &models,
+            &mut plans,
+            &mut PrefixCache::default(),
+        )
+        .unwrap();
         plans.sweep(&fp, &fp);
         assert_eq!(plans.len(), 2, "the older unused plan was kept");
         plans.sweep(&HashSet::new(), &HashSet::new());
@@ -505,7 +833,16 @@ mod tests {
         let (cfg, mut models, cache, at) = holding_setup();
         let tick = TimeDelta::seconds(15);
         let mut plans = PlanCache::default();
-        let first = replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
+        let first = replay(
+            &cfg,
+            at,
+            tick,
+            &cache,
+            &models,
+            &mut plans,
+            &mut PrefixCache::default(),
+        )
+        .unwrap();
         assert_eq!(first.mode, Mode::Holding);
         assert!(
             first.notes.iter().any(|n| n.contains("holding plan")),
@@ -521,8 +858,26 @@ mod tests {
         // The same tick again, and the next, reuse the plan and decide as a
         // replay that builds its own does.
         for at in [at, at + tick] {
-            let cached = replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
-            let built = replay(&cfg, at, tick, &cache, &models, &mut PlanCache::default()).unwrap();
+            let cached = replay(
+                &cfg,
+                at,
+                tick,
+                &cache,
+                &models,
+                &mut plans,
+                &mut PrefixCache::default(),
+            )
+            .unwrap();
+            let built = replay(
+                &cfg,
+                at,
+                tick,
+                &cache,
+                &models,
+                &mut PlanCache::default(),
+                &mut PrefixCache::default(),
+            )
+            .unwrap();
             assert_eq!(cached, built);
         }
         assert_eq!(plans.len(), 1);
@@ -536,7 +891,16 @@ mod tests {
         let boundary = at - TimeDelta::hours(1);
         let retrained = models.at(&key, at).map(|t| Trained::clone(t)).unwrap();
         models.finish(&key, boundary, Ok(Arc::new(retrained)), at);
-        replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
+        replay(
+            &cfg,
+            at,
+            tick,
+            &cache,
+            &models,
+            &mut plans,
+            &mut PrefixCache::default(),
+        )
+        .unwrap();
         let rebuilt = plans.plans.values().next().unwrap();
         assert!(Arc::ptr_eq(&rebuilt.trained, models.at(&key, at).unwrap()));
         assert!(
@@ -556,7 +920,16 @@ mod tests {
             "a plan no replay used since the last sweep is dropped"
         );
         assert_eq!(plans.bytes(), 0);
-        replay(&cfg, at, tick, &cache, &models, &mut plans).unwrap();
+        replay(
+            &cfg,
+            at,
+            tick,
+            &cache,
+            &models,
+            &mut plans,
+            &mut PrefixCache::default(),
+        )
+        .unwrap();
         plans.sweep(&HashSet::new(), &HashSet::new());
         assert_eq!(
             plans.len(),

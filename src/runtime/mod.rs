@@ -106,6 +106,9 @@ struct Shared<S> {
     /// `mode: holding`'s plans, built once per model and configuration
     /// instead of at every replay.
     plans: Mutex<evaluate::PlanCache>,
+    /// The state each long replay's observation-only ticks leave, carried
+    /// forward between evaluations instead of replayed at every tick.
+    prefixes: Mutex<evaluate::PrefixCache>,
     /// Bumped on every (re-)registration and trained model, so the
     /// evaluation loop reacts at once.
     generation: watch::Sender<u64>,
@@ -211,6 +214,7 @@ impl<S: MetricSource> Runtime<S> {
                 models,
                 observations: Mutex::new(ObservationCache::default()),
                 plans: Mutex::new(evaluate::PlanCache::default()),
+                prefixes: Mutex::new(evaluate::PrefixCache::default()),
                 generation,
                 signals,
                 source_error: Mutex::new(None),
@@ -292,8 +296,19 @@ impl<S: MetricSource> Runtime<S> {
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
             match registry.get(key) {
+                // Another call with the same new metadata got here first
+                // (KEDA's operator and metrics server call at once after a
+                // restart): already registered, nothing changed.
+                Some(existing) if existing.fingerprint() == fp => {
+                    existing.touch(Utc::now());
+                    return Ok(Arc::clone(existing));
+                }
                 Some(existing) => {
-                    info!(scaledobject = %key, "metadata changed; re-registered");
+                    if existing.flip_flops(fp, Utc::now()) {
+                        warn!(scaledobject = %key, "metadata keeps changing back and forth: two foresight triggers with different metadata on one ScaledObject? foresight keeps one configuration per ScaledObject, and each call with the other one drops the decision; put the signals in one trigger's metadata (one query per signal kind)");
+                    } else {
+                        info!(scaledobject = %key, "metadata changed; re-registered");
+                    }
                     existing.reconfigure(configured);
                     Arc::clone(existing)
                 }
@@ -445,8 +460,8 @@ impl<S: MetricSource> Runtime<S> {
         for r in regs {
             let cfg = r.configured();
             for m in &cfg.spec.metrics {
-                let w = windows.entry(m.query.clone()).or_insert(cfg.memory);
-                *w = (*w).max(cfg.memory);
+                let w = windows.entry(m.query.clone()).or_insert(cfg.reach());
+                *w = (*w).max(cfg.reach());
             }
         }
         let (now, backfill): (Vec<_>, Vec<_>) = {
@@ -495,12 +510,21 @@ impl<S: MetricSource> Runtime<S> {
                 .unwrap_or_else(|e| e.into_inner());
             let models = shared.models.lock().unwrap_or_else(|e| e.into_inner());
             let mut plans = shared.plans.lock().unwrap_or_else(|e| e.into_inner());
+            let mut prefixes = shared.prefixes.lock().unwrap_or_else(|e| e.into_inner());
             let evaluated: HashSet<u64> = groups.keys().copied().collect();
             let started = std::time::Instant::now();
             let results = groups
                 .into_values()
                 .map(|(cfg, members)| {
-                    let decision = evaluate::replay(&cfg, at, tick, &cache, &models, &mut plans);
+                    let decision = evaluate::replay(
+                        &cfg,
+                        at,
+                        tick,
+                        &cache,
+                        &models,
+                        &mut plans,
+                        &mut prefixes,
+                    );
                     let queries = || cfg.spec.metrics.iter().map(|m| m.query.as_str());
                     Outcome {
                         rejected: queries().find_map(|q| cache.rejected(q, at).cloned()),
@@ -516,6 +540,7 @@ impl<S: MetricSource> Runtime<S> {
                 })
                 .collect::<Vec<_>>();
             plans.sweep(&evaluated, &live);
+            prefixes.sweep(&evaluated, &live);
             for elapsed in plans.take_builds() {
                 shared.telemetry.observe_plan_build(false, elapsed);
             }
@@ -728,7 +753,7 @@ impl<S: MetricSource> Runtime<S> {
         let regs = self.registrations();
         let longest = regs
             .iter()
-            .map(|r| r.configured().memory)
+            .map(|r| r.configured().reach())
             .max()
             .unwrap_or_default();
         let used: HashSet<String> = regs

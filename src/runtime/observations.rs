@@ -32,6 +32,12 @@ struct QueryLog {
     /// Oldest tick ever read: a query never read successfully is stale
     /// since then.
     first_read: DateTime<Utc>,
+    /// Changes each time a tick is written that is not newer than every
+    /// tick already held (a backfill, or a past tick read again once the
+    /// source is back), so a replay state carried forward over these ticks
+    /// knows to start again ([`super::evaluate::PrefixCache`]). Live reads
+    /// append the newest tick and leave it alone.
+    revision: u64,
 }
 
 /// Tick values per query.
@@ -39,6 +45,9 @@ struct QueryLog {
 pub(crate) struct ObservationCache {
     /// Query → its reads.
     by_query: HashMap<String, QueryLog>,
+    /// The last revision handed out, cache-wide, so a query dropped and
+    /// read again never reuses a revision of its earlier log.
+    revisions: u64,
 }
 
 /// Whether a failed read should be tried again for its (past) tick.
@@ -80,12 +89,28 @@ impl ObservationCache {
                 ticks: BTreeMap::new(),
                 last_ok: None,
                 first_read: at,
+                revision: 0,
             });
+        let rewrite = log
+            .ticks
+            .last_key_value()
+            .is_none_or(|(newest, _)| at <= *newest);
+        if rewrite {
+            self.revisions += 1;
+            log.revision = self.revisions;
+        }
         log.first_read = log.first_read.min(at);
         if read.is_ok() && log.last_ok.is_none_or(|t| t < at) {
             log.last_ok = Some(at);
         }
         log.ticks.insert(at, read);
+    }
+
+    /// Which version of `query`'s past ticks the cache holds: it changes
+    /// whenever a tick other than a new newest one is written. `None` for a
+    /// query never read.
+    pub(crate) fn revision(&self, query: &str) -> Option<u64> {
+        self.by_query.get(query).map(|log| log.revision)
     }
 
     /// The value of `query` at tick `at`: `None` if unread or no data.

@@ -421,6 +421,21 @@ impl Telemetry {
                 signal,
             })
             .set(i64::from(d.desired_replicas));
+        // Signals the metadata no longer has: their series would stay at
+        // their last values, charting a signal that is gone.
+        for gone in driver_labels().filter(|l| d.readings.iter().all(|r| r.kind.label() != *l)) {
+            let labels = SignalLabels {
+                scaledobject: scaledobject.to_string(),
+                signal: gone,
+            };
+            for family in [
+                &self.forecast_mase,
+                &self.signal_observed,
+                &self.signal_forecast_upper,
+            ] {
+                family.remove(&labels);
+            }
+        }
         for r in &d.readings {
             let labels = SignalLabels {
                 scaledobject: scaledobject.to_string(),
@@ -735,6 +750,67 @@ mod tests {
             None,
             "{text}"
         );
+    }
+
+    /// A signal removed from the metadata takes its series with it: they
+    /// stayed at their last values, charting a signal that was gone.
+    #[test]
+    fn a_signal_removed_from_the_metadata_leaves_no_series() {
+        let telemetry = Telemetry::new();
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let decision = |pairs: &[(&str, &str)], metrics: Vec<MetricInput<'static>>| {
+            let meta: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let b = Behavior::from_spec(&parse_metadata(&meta).unwrap());
+            let obs = Observation {
+                metrics,
+                last_remediation: None,
+            };
+            decide(&b, &obs, &PolicyState::default(), at).unwrap().0
+        };
+        let input = |kind, observed| MetricInput {
+            kind,
+            target: 100.0,
+            observed: Some(observed),
+            forecast: None,
+            forecast_note: None,
+        };
+        let both = decision(
+            &[
+                ("queueDepthQuery", "q"),
+                ("queueDepthTarget", "100"),
+                ("connectionsQuery", "c"),
+                ("connectionsTarget", "100"),
+            ],
+            vec![
+                input(MetricKind::QueueDepth, 300.0),
+                input(MetricKind::Connections, 1_800.0),
+            ],
+        );
+        telemetry.observe_decision("shop/consumer", &both);
+        telemetry.set_mase("shop/consumer", MetricKind::Connections.label(), 0.7);
+        let text = telemetry.render();
+        assert!(text.contains("signal=\"connections\""), "{text}");
+        let one = decision(
+            &[("queueDepthQuery", "q"), ("queueDepthTarget", "100")],
+            vec![input(MetricKind::QueueDepth, 300.0)],
+        );
+        telemetry.observe_decision("shop/consumer", &one);
+        let text = telemetry.render();
+        for family in [
+            "foresight_signal_observed",
+            "foresight_forecast_validation_mase",
+        ] {
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.starts_with(family) && l.contains("signal=\"connections\"")),
+                "{text}"
+            );
+        }
+        assert!(text.contains("foresight_signal_observed{scaledobject=\"shop/consumer\",signal=\"queue_depth\"} 300"), "{text}");
     }
 
     /// A ScaledObject has one desired-replicas series whatever drove it

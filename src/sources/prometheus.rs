@@ -197,6 +197,17 @@ impl PrometheusSource {
             endpoint: shown.clone(),
             message,
         };
+        // Checked here, not at the first read: `localhost:9090` or
+        // `ftp://…` started a server whose every tick failed, never ready.
+        let scheme = url
+            .trim()
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("http" | "https")) {
+            return Err(invalid(
+                "the URL must start with http:// or https:// (e.g. http://prometheus:9090)".into(),
+            ));
+        }
         let mut headers = HeaderMap::new();
         for (name, value) in &options.headers {
             let n = HeaderName::from_bytes(name.trim().as_bytes())
@@ -802,6 +813,23 @@ mod tests {
         let src = PrometheusSource::with_options("http://me:pw@prom:9090/", opts).unwrap();
         assert_eq!(src.describe(), "prometheus at http://prom:9090/");
         assert_eq!(Secret::new("t\n").expose(), "t");
+    }
+
+    #[test]
+    fn a_url_without_an_http_scheme_is_refused_at_start() {
+        for url in ["localhost:9090", "ftp://prom:9090", "prom"] {
+            let err = PrometheusSource::with_options(url, PrometheusOptions::default())
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"));
+            assert!(
+                err.to_string()
+                    .contains("must start with http:// or https://"),
+                "{err}"
+            );
+        }
+        for url in ["http://prom:9090", "HTTPS://prom"] {
+            assert!(PrometheusSource::with_options(url, PrometheusOptions::default()).is_ok());
+        }
     }
 
     #[test]
