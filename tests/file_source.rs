@@ -101,3 +101,50 @@ fn epoch_milliseconds_are_refused_with_the_fix() {
         );
     }
 }
+
+#[test]
+fn parquet_exports_with_decimal_columns_are_read_or_refused_with_the_cast() {
+    // An unused decimal column (SQL and Spark exports carry them) panicked
+    // the loader, `serve --metrics-file` included: only the columns used
+    // are read now.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parquet");
+    let (data, _) = FileData::load(std::path::Path::new(&format!(
+        "{dir}/extra_decimal.parquet"
+    )))
+    .unwrap();
+    assert_eq!(data.series_ids(), vec!["orders".to_string()]);
+    let s = data.series("orders").unwrap();
+    assert_eq!(s.values.len(), 48);
+    assert_eq!(s.step, chrono::TimeDelta::hours(1));
+    assert!((s.values[0] - 220.0).abs() < 1e-9, "{}", s.values[0]);
+    // A decimal value column is refused, naming the column and the cast.
+    let err = FileData::load(std::path::Path::new(&format!(
+        "{dir}/decimal_value.parquet"
+    )))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("column \"value\" is a decimal(10, 2)") && err.contains("AS DOUBLE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn blank_lines_are_skipped_not_refused() {
+    // A trailing newline too many read as a row with an empty series id,
+    // and the whole file was refused (`serve --metrics-file` included).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blank.csv");
+    std::fs::write(
+        &path,
+        "series,timestamp,value\nq,0,1\n\nq,60,2\nq,120,3\n\n\n",
+    )
+    .unwrap();
+    let (data, _) = FileData::load(&path).unwrap();
+    let s = data.series("q").unwrap();
+    assert_eq!(s.values, vec![1.0, 2.0, 3.0]);
+    // A row with a value and no id is still an error, with its row.
+    std::fs::write(&path, "series,timestamp,value\nq,0,1\n,60,2\n").unwrap();
+    let err = FileData::load(&path).unwrap_err().to_string();
+    assert!(err.contains("row 3: empty series id"), "{err}");
+}

@@ -453,6 +453,16 @@ fn bad_input_errors_name_the_problem() {
         ),
         (vec!["--horizon".into(), "4".into()], 2, "--input"),
         (
+            vec![
+                "--input".into(),
+                TRACES.into(),
+                "--horizon".into(),
+                "100000000000".into(),
+            ],
+            1,
+            "at most 1000000 are supported",
+        ),
+        (
             vec!["inspect".into(), "--input".into(), TRACES.into()],
             1,
             "holds 3 series; choose one with --series (one of: elb_requests, nyc_taxi, short)",
@@ -495,4 +505,176 @@ fn bad_input_errors_name_the_problem() {
     }
     // Nothing was written for the rejected output path.
     assert!(!dir.path().join("out.txt").exists());
+}
+
+#[test]
+fn an_output_that_is_the_input_is_refused_and_the_input_kept() {
+    // `--output victim.csv` replaced the history with the forecast (and
+    // `eval --output`, `inspect --png` with JSON and a PNG).
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("victim.csv");
+    std::fs::copy(TRACES, &input).unwrap();
+    let link = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let i = input.to_str().unwrap();
+    let l = link.to_str().unwrap();
+    let missing = dir.path().join("no/such/dir/out.csv");
+    let m = missing.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["forecast", "--input", i, "--horizon", "4", "--output", i],
+            "--output",
+        ),
+        (
+            vec!["forecast", "--input", i, "--horizon", "4", "--output", l],
+            "--output",
+        ),
+        (
+            vec![
+                "forecast", "inspect", "--input", i, "--series", "nyc_taxi", "--png", i,
+            ],
+            "--png",
+        ),
+        (
+            vec![
+                "eval",
+                "--input",
+                i,
+                "--holdout",
+                "4",
+                "--season",
+                "24",
+                "--output",
+                i,
+            ],
+            "--output",
+        ),
+    ];
+    for (args, flag) in cases {
+        let r = foresight(&args);
+        assert_eq!(r.code, Some(1), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("{flag} ")) && r.stderr.contains("is also --input"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert_eq!(
+            std::fs::read(&input).unwrap(),
+            before,
+            "{args:?}: the input changed"
+        );
+    }
+    // A missing directory is refused before any fitting.
+    let r = foresight(&["forecast", "--input", i, "--horizon", "4", "--output", m]);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("does not exist; create it first"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_series_ending_in_empty_samples_is_forecast_past_its_end() {
+    // Exporters leave the last samples empty (scrape lag): fitted up to its
+    // last value, the forecast started inside the file, and `--horizon 3`
+    // gave three rows all dated before the file's end.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lagging.csv");
+    let mut csv = String::from("series,timestamp,value\n");
+    let start = 1_700_000_000_i64 - 1_700_000_000 % 3_600;
+    for i in 0..24 * 14 {
+        let t = start + 3_600 * i;
+        if i >= 24 * 14 - 5 {
+            csv.push_str(&format!("s,{t},\n"));
+        } else {
+            let v = 100.0 + 40.0 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+            csv.push_str(&format!("s,{t},{v}\n"));
+        }
+    }
+    std::fs::write(&path, &csv).unwrap();
+    let last = start + 3_600 * (24 * 14 - 1);
+    let r = foresight(&[
+        "forecast",
+        "--input",
+        path.to_str().unwrap(),
+        "--horizon",
+        "3",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let rows = &parse(&r.stdout)["s"];
+    let stamps: Vec<i64> = rows.iter().map(|r| r.timestamp.parse().unwrap()).collect();
+    assert_eq!(stamps, vec![last + 3_600, last + 7_200, last + 10_800]);
+}
+
+#[test]
+fn a_single_series_export_with_repeated_hours_is_forecast_with_the_flags_the_errors_name() {
+    // The loader's errors named --value-column and --duplicates, which
+    // `forecast` and `inspect` did not have: NAB's ec2 trace and the Azure
+    // CPU export could not be forecast at all.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cpu.csv");
+    let mut csv = String::from("timestamp,cpu_usage\n");
+    for i in 0..24 * 7 {
+        let v = 50.0 + 20.0 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+        csv.push_str(&format!(
+            "{},{v}\n",
+            1_700_000_000 - 1_700_000_000 % 3_600 + 3_600 * i
+        ));
+        if i == 30 {
+            // Clocks went back: the hour is exported twice.
+            csv.push_str(&format!(
+                "{},{}\n",
+                1_700_000_000 - 1_700_000_000 % 3_600 + 3_600 * i,
+                v + 1.0
+            ));
+        }
+    }
+    std::fs::write(&path, &csv).unwrap();
+    let p = path.to_str().unwrap();
+    let r = foresight(&["forecast", "--input", p, "--horizon", "4"]);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("--value-column"), "{}", r.stderr);
+    let r = foresight(&[
+        "forecast",
+        "--input",
+        p,
+        "--horizon",
+        "4",
+        "--value-column",
+        "cpu_usage",
+    ]);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("--duplicates first|last"), "{}", r.stderr);
+    let r = foresight(&[
+        "forecast",
+        "--input",
+        p,
+        "--horizon",
+        "4",
+        "--value-column",
+        "cpu_usage",
+        "--duplicates",
+        "first",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(parse(&r.stdout)["cpu"].len(), 4);
+    assert!(
+        r.stderr
+            .contains("1 sample(s) at a repeated timestamp dropped"),
+        "{}",
+        r.stderr
+    );
+    let r = foresight(&[
+        "forecast",
+        "inspect",
+        "--input",
+        p,
+        "--value-column",
+        "cpu_usage",
+        "--duplicates",
+        "last",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
 }

@@ -119,72 +119,15 @@ pub(crate) fn run(args: BacktestArgs) -> Result<()> {
 /// overwrite the input or each other: found after a long replay, the
 /// outputs written before the failing one would be left behind.
 fn check_outputs(args: &BacktestArgs) -> Result<()> {
-    // Where a path points: the file itself when it exists (through any
-    // symlink, so an output cannot replace the input it links to), else its
-    // resolved directory joined with its name.
-    let resolved = |p: &Path| -> Option<PathBuf> {
-        if let Ok(full) = p.canonicalize() {
-            return Some(full);
-        }
-        let dir = match p.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        Some(dir.canonicalize().ok()?.join(p.file_name()?))
-    };
-    let outputs = [
-        ("--output", &args.output),
-        ("--timeline", &args.timeline),
-        ("--png", &args.png),
-        ("--write-pick", &args.write_pick),
-    ];
-    let mut seen: Vec<(&str, PathBuf)> = Vec::new();
-    if let Some(input) = &args.input
-        && let Some(r) = resolved(input)
-    {
-        seen.push(("--input", r));
-    }
-    for (flag, path) in outputs {
-        let Some(path) = path else { continue };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        if !dir.is_dir() {
-            bail!(
-                "{flag} {}: the directory {} does not exist; create it first (nothing was run)",
-                path.display(),
-                dir.display()
-            );
-        }
-        if path.is_dir() {
-            bail!("{flag} {} is a directory; name a file", path.display());
-        }
-        let Some(r) = resolved(path) else {
-            bail!("{flag} {}: not a file path", path.display());
-        };
-        if let Some((other, _)) = seen.iter().find(|(_, p)| *p == r) {
-            bail!(
-                "{flag} {} is also {other}: one file cannot hold both; name another",
-                path.display()
-            );
-        }
-        // Written atomically through a temporary file beside it, so the
-        // directory must take new files.
-        let probe = dir.join(format!(".foresight-probe-{}", std::process::id()));
-        match std::fs::File::create(&probe) {
-            Ok(_) => {
-                let _ = std::fs::remove_file(&probe);
-            }
-            Err(e) => bail!(
-                "{flag} {}: cannot create files in {}: {e}",
-                path.display(),
-                dir.display()
-            ),
-        }
-        seen.push((flag, r));
-    }
-    Ok(())
+    super::outputs::check(
+        args.input.as_deref().map(|p| ("--input", p)),
+        &[
+            ("--output", args.output.as_deref()),
+            ("--timeline", args.timeline.as_deref()),
+            ("--png", args.png.as_deref()),
+            ("--write-pick", args.write_pick.as_deref()),
+        ],
+    )
 }
 
 /// The replay of `series` under `metadata`, which the server's own parser

@@ -49,6 +49,10 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.prophet {
         prophet_available().map_err(|e| anyhow!("--prophet: {e}"))?;
     }
+    super::outputs::check(
+        Some(("--input", &args.input)),
+        &[("--output", args.output.as_deref())],
+    )?;
     let series = load(&args)?;
     let spec = EvalSpec {
         holdout: args.holdout,
@@ -91,7 +95,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
         threads: rayon::current_num_threads(),
         failures,
     };
-    print!("{}", table(&report));
+    super::print_out(&table(&report))?;
     if let Some(path) = &args.output {
         let json = serde_json::to_vec_pretty(&report).context("cannot encode the results")?;
         write_atomically(path, &json)
@@ -107,7 +111,7 @@ fn load(args: &EvalArgs) -> anyhow::Result<Vec<(String, Series)>> {
         InputFormat::Long => {
             let opts = LoadOptions {
                 duplicates: args.duplicates.to_source(),
-                ..LoadOptions::default()
+                value_column: args.value_column.clone(),
             };
             let (data, report) = FileData::load_with(&args.input, &opts).map_err(|e| {
                 let hint = matches!(&e, SourceError::FileContent { message, .. } if message.contains("missing column"));

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::args::{ForecastArgs, ForecastCommand, ForecastModelArgs, Horizon, PeriodsArg};
 use crate::domain::{Forecast, Series};
 use crate::forecast::{TrainSpec, Trained, candidate_steps, prophet_available, train};
-use crate::sources::FileData;
+use crate::sources::{FileData, LoadOptions};
 
 pub(crate) fn run(args: ForecastArgs) -> Result<()> {
     if let Some(ForecastCommand::Inspect(a)) = args.command {
@@ -28,7 +28,11 @@ pub(crate) fn run(args: ForecastArgs) -> Result<()> {
         bail!("foresight forecast needs --input FILE and --horizon H");
     };
     let format = args.output.as_deref().map(output_format).transpose()?;
-    let (data, integer_ts) = load(&input)?;
+    super::outputs::check(
+        Some(("--input", &input)),
+        &[("--output", args.output.as_deref())],
+    )?;
+    let (data, integer_ts) = load(&input, &args.file.options())?;
     let ids = data.series_ids();
     let results = fit_all(&data, &ids, horizon, &args.model);
 
@@ -120,8 +124,11 @@ fn output_format(path: &Path) -> Result<OutputFormat> {
 /// Reads the input through `sources` (the only module that reads metrics),
 /// and whether its timestamps are integers, so the output can write them
 /// the same way.
-pub(super) fn load(path: &Path) -> Result<(FileData, bool)> {
-    let (data, report) = FileData::load(path)?;
+pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<(FileData, bool)> {
+    let (data, report) = FileData::load_with(path, opts)?;
+    for (id, n) in &report.duplicates_dropped {
+        eprintln!("note: series {id:?}: {n} sample(s) at a repeated timestamp dropped");
+    }
     for (id, n) in &report.irregular_gaps {
         eprintln!(
             "note: series {id:?}: {n} irregular interval(s) resampled onto the most common step"
@@ -207,7 +214,55 @@ fn steps(h: Horizon, step: TimeDelta) -> usize {
 /// Trains one series; a panic anywhere becomes an error, so one bad series
 /// cannot stop the run (train() already guards augurs itself).
 pub(super) fn fit_one(series: &Series, spec: &TrainSpec) -> Result<Trained, String> {
+    // A horizon of 10^11 steps aborted the process on allocation.
+    if spec.horizon > MAX_HORIZON_STEPS {
+        return Err(format!(
+            "--horizon is {} steps of {}; at most {MAX_HORIZON_STEPS} are supported: shorten it",
+            spec.horizon,
+            crate::domain::format_delta(series.step)
+        ));
+    }
     super::per_series("forecasting", || train(series, spec))
+}
+
+/// The longest horizon, in steps: a year of minutes is 525,600.
+const MAX_HORIZON_STEPS: usize = 1_000_000;
+
+/// Fits `series` and forecasts `spec.horizon` steps past its last
+/// timestamp. A series whose last samples are empty (an exporter's scrape
+/// lag) is fitted up to its last value, so its forecast starts inside the
+/// file: it is taken further by those missing steps, which are then
+/// dropped. Without this, `--horizon 3` on a series ending in 11 empty
+/// samples gave three rows all dated before the file's end.
+fn past_the_end(series: &Series, spec: &TrainSpec) -> Result<Trained, String> {
+    let missing = series
+        .values
+        .iter()
+        .rev()
+        .take_while(|v| v.is_nan())
+        .count();
+    if missing == 0 || missing == series.values.len() {
+        return fit_one(series, spec);
+    }
+    let longer = TrainSpec {
+        horizon: spec.horizon + missing,
+        ..spec.clone()
+    };
+    let mut t = fit_one(series, &longer)?;
+    let f = &mut t.forecast;
+    // The forecast starts a step after the last value; keep what lies past
+    // the last timestamp.
+    let last = series.timestamp(series.values.len() - 1);
+    let skip = f.point.len().saturating_sub(spec.horizon).min(
+        (0..f.point.len())
+            .take_while(|&i| f.timestamp(i) <= last)
+            .count(),
+    );
+    f.start = f.timestamp(skip);
+    f.point.drain(..skip);
+    f.lower.drain(..skip);
+    f.upper.drain(..skip);
+    Ok(t)
 }
 
 /// Fits every series in parallel (they are independent), in input order.
@@ -223,7 +278,7 @@ fn fit_all(
         .par_iter()
         .map(|id| {
             let result = match data.series(id) {
-                Some(s) => fit_one(s, &spec(s, horizon, model)),
+                Some(s) => past_the_end(s, &spec(s, horizon, model)),
                 None => Err("series disappeared from the loaded data".into()),
             };
             if let Err(e) = &result {

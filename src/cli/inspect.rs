@@ -61,7 +61,11 @@ pub(crate) fn run(args: InspectArgs) -> Result<()> {
     if args.model.prophet {
         prophet_available().map_err(|e| anyhow!("--prophet: {e}"))?;
     }
-    let (data, integer_ts) = load(&args.input)?;
+    super::outputs::check(
+        Some(("--input", &args.input)),
+        &[("--png", args.png.as_deref())],
+    )?;
+    let (data, integer_ts) = load(&args.input, &args.file.options())?;
     let ids = data.series_ids();
     let id = match &args.series {
         Some(id) => id.clone(),
@@ -87,13 +91,12 @@ pub(crate) fn run(args: InspectArgs) -> Result<()> {
     let check = holdout(series, &spec);
     let tail = args.tail.unwrap_or(3 * spec.horizon);
 
-    print!(
-        "{}",
-        summary(&id, series, &spec, &trained, check.as_ref(), integer_ts)
-    );
     let (history, _) = history_tail(series, &trained.forecast, tail);
-    println!();
-    print!("{}", ascii_chart(&history, &trained.forecast, 100, 20));
+    super::print_out(&format!(
+        "{}\n{}",
+        summary(&id, series, &spec, &trained, check.as_ref(), integer_ts),
+        ascii_chart(&history, &trained.forecast, 100, 20)
+    ))?;
 
     if let Some(path) = &args.png {
         draw_png(path, &id, series, &trained, tail, integer_ts)

@@ -9,6 +9,7 @@ mod explain;
 mod forecast;
 mod incidents;
 mod inspect;
+mod outputs;
 mod restart;
 mod rollback;
 mod serve;
@@ -21,6 +22,19 @@ pub use args::{
     BacktestArgs, BacktestFormat, Cli, Command, DuplicatesArg, EvalArgs, ExplainArgs, InputFormat,
     ServeArgs, SignalArg,
 };
+
+/// Prints `text` on stdout. A reader that closed the pipe early (`| head`)
+/// is not a failure: `print!` panicked on it.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Parses the command line, runs the subcommand, and prints any error with
 /// its causes.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use polars::prelude::{
-    Column, CsvReadOptions, DataFrame, DataType, ParquetReader, SerReader, TimeUnit,
+    ArrowDataType, Column, CsvReadOptions, DataFrame, DataType, ParquetReader, SerReader, TimeUnit,
 };
 
 use super::{MetricSource, SourceError};
@@ -115,15 +115,19 @@ impl FileData {
             });
         }
         let df = match ext.as_str() {
-            "csv" => csv_options().into_reader_with_file_handle(file).finish(),
-            "parquet" | "pq" => ParquetReader::new(file).finish(),
+            "csv" => csv_options()
+                .into_reader_with_file_handle(file)
+                .finish()
+                .map_err(|e| read_err(e.to_string()))?,
+            "parquet" | "pq" => {
+                read_parquet(file, opts.value_column.as_deref().unwrap_or("value"), path)?
+            }
             other => {
                 return Err(read_err(format!(
                     "unsupported extension {other:?}; use .csv or .parquet"
                 )));
             }
-        }
-        .map_err(|e| read_err(e.to_string()))?;
+        };
         Self::from_frame(path.display().to_string(), path, &df, opts)
     }
 
@@ -221,6 +225,12 @@ impl FileData {
         let mut rows: BTreeMap<String, Vec<(i64, Option<f64>, usize)>> = BTreeMap::new();
         for (row, ((id, ts), v)) in ids.into_iter().zip(stamps).zip(values).enumerate() {
             let line = row + 2; // 1-based, after the header
+            // A blank line (a trailing newline too many, say) reads as a
+            // row with every cell empty: it holds nothing, so it is
+            // skipped rather than refusing the file.
+            if ts.is_none() && v.is_none() && (id.is_none() || single.is_some()) {
+                continue;
+            }
             let id = id.ok_or_else(|| bad(format!("row {line}: empty series id")))?;
             let ts = ts.ok_or_else(|| bad(format!("row {line}: empty timestamp")))?;
             if let Some(v) = v {
@@ -264,6 +274,49 @@ impl FileData {
 /// CSV columns are all read as text (no schema inference): values and
 /// timestamps are parsed here, so a bad cell is reported with its row, and a
 /// column whose first rows look like integers cannot fail on a later `94.5`.
+/// Reads only the columns foresight uses (`series`, `timestamp` and the
+/// value column). Exports carry others, and a column of a type this build
+/// of polars does not read (a decimal, from SQL or Spark) panicked the
+/// loader, `serve` included, even when nothing used it. A used column of
+/// such a type is refused with the cast that fixes it.
+fn read_parquet(file: std::fs::File, value: &str, path: &Path) -> Result<DataFrame, SourceError> {
+    let read_err = |e: polars::error::PolarsError| SourceError::FileRead {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let content = |message: String| SourceError::FileContent {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut reader = ParquetReader::new(file);
+    let schema = reader.schema().map_err(read_err)?;
+    let mut wanted = Vec::new();
+    for field in schema.iter_values() {
+        let name = field.name.as_str();
+        if !["series", "timestamp", value].contains(&name) {
+            continue;
+        }
+        if let ArrowDataType::Decimal(p, s)
+        | ArrowDataType::Decimal32(p, s)
+        | ArrowDataType::Decimal64(p, s)
+        | ArrowDataType::Decimal256(p, s) = field.dtype
+        {
+            return Err(content(format!(
+                "column {name:?} is a decimal({p}, {s}), which foresight does not read; write it as a double (CAST({name} AS DOUBLE), or pyarrow's .cast(pa.float64()))"
+            )));
+        }
+        wanted.push(name.to_string());
+    }
+    if wanted.is_empty() {
+        let names: Vec<&str> = schema.iter_values().map(|f| f.name.as_str()).collect();
+        return Err(content(format!(
+            "missing column \"timestamp\" (found: {}); expected series,timestamp,value, or timestamp and a value column",
+            names.join(",")
+        )));
+    }
+    reader.with_columns(Some(wanted)).finish().map_err(read_err)
+}
+
 fn csv_options() -> CsvReadOptions {
     CsvReadOptions::default()
         .with_has_header(true)
@@ -320,7 +373,7 @@ pub(super) fn regularise(
         let ((t0, _, _), (t1, _, line)) = (w[0], w[1]);
         if t1 == t0 {
             return Err(format!(
-                "row {line}: duplicate timestamp {} for series {id:?}; keep one sample per timestamp (backtest: --duplicates first|last)",
+                "row {line}: duplicate timestamp {} for series {id:?}; keep one sample per timestamp (backtest, forecast, eval: --duplicates first|last)",
                 fmt_ts(t1)
             ));
         }
