@@ -65,9 +65,17 @@ const EXPECTED_WATCH_RULES: &[(&str, &str, &[&str], bool)] = &[
 ];
 
 /// Leader election's Lease, in the release's own namespace only: what
-/// kube-lease-manager sends (it renews with a patch).
-const EXPECTED_LEASE_RULES: &[(&str, &str, &[&str])] =
-    &[("coordination.k8s.io", "leases", &["get", "create", "patch"])];
+/// kube-lease-manager sends (it renews with a patch), get and patch on the
+/// release's own Lease by name (a grant on every Lease let foresight patch
+/// the KEDA operator's), and create, which RBAC cannot limit by name.
+const EXPECTED_LEASE_RULES: &[(&str, &str, &[&str])] = &[
+    (
+        "coordination.k8s.io",
+        "leases/foresight-remediation",
+        &["get", "patch"],
+    ),
+    ("coordination.k8s.io", "leases", &["create"]),
+];
 
 /// Metrics the dashboard charts that foresight does not export yet, each
 /// waiting on an unbuilt feature (the panel descriptions say which). Once a
@@ -542,13 +550,24 @@ impl Rendered {
                     rule.non_resource_urls.is_none(),
                     "non-resource URLs granted: {rule:?}"
                 );
+                // A grant limited to named objects is `resource/name`.
+                let names: Vec<Option<&String>> = match &rule.resource_names {
+                    Some(n) => n.iter().map(Some).collect(),
+                    None => vec![None],
+                };
                 for group in rule.api_groups.iter().flatten() {
                     for res in rule.resources.iter().flatten() {
                         for verb in &rule.verbs {
                             for s in [group, res, verb] {
                                 assert!(!s.contains('*'), "wildcard in RBAC rule {rule:?}");
                             }
-                            out.insert((ns.into(), group.clone(), res.clone(), verb.clone()));
+                            for name in &names {
+                                let res = match name {
+                                    Some(n) => format!("{res}/{n}"),
+                                    None => res.clone(),
+                                };
+                                out.insert((ns.into(), group.clone(), res, verb.clone()));
+                            }
                         }
                     }
                 }
@@ -893,6 +912,20 @@ fn default_values_render_a_secure_minimal_install() {
     assert_eq!(r.pdbs.len(), 1);
     let pdb = r.pdbs[0].spec.as_ref().unwrap();
     assert_eq!(pdb.min_available, Some(IntOrString::Int(1)));
+    // The Lease the RBAC names is the one the pod campaigns for.
+    assert_eq!(r.env_value("FORESIGHT_LEASE_NAME"), "foresight-remediation");
+    assert_eq!(
+        r.deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .strategy
+            .as_ref()
+            .unwrap()
+            .type_
+            .as_deref(),
+        Some("RollingUpdate")
+    );
     let selector: &LabelSelector = pdb.selector.as_ref().unwrap();
     assert_eq!(
         selector.match_labels,
@@ -1299,4 +1332,38 @@ fn readme_documents_the_install() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     assert!(readme.contains("helm install foresight charts/foresight -n keda"));
     assert!(readme.contains("kind: TriggerAuthentication"));
+}
+
+#[test]
+fn one_replica_or_a_single_node_claim_does_not_block_drains_or_rollouts() {
+    // One replica with minAvailable 1 forbade every eviction: node drains
+    // hung. The PDB then allows one pod down instead.
+    let r = render(&["--set", "replicaCount=1"]);
+    let pdb = r.pdbs[0].spec.as_ref().unwrap();
+    assert_eq!(pdb.min_available, None);
+    assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
+    // A ReadWriteOnce claim: a surge pod on another node could never mount
+    // it while the old pod held it, so the rollout recreates instead.
+    let r = render(&[
+        "--set",
+        "persistence.enabled=true",
+        "--set",
+        "persistence.accessModes={ReadWriteOnce}",
+    ]);
+    let strategy = r
+        .deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .strategy
+        .clone()
+        .unwrap();
+    assert_eq!(strategy.type_.as_deref(), Some("Recreate"));
+    assert!(strategy.rolling_update.is_none());
+    // Two releases in one namespace campaign for two Leases.
+    let other = render(&["--set", "fullnameOverride=payments-scaler"]);
+    assert_eq!(
+        other.env_value("FORESIGHT_LEASE_NAME"),
+        "payments-scaler-remediation"
+    );
 }

@@ -1320,3 +1320,26 @@ async fn an_alert_after_a_deploy_is_diagnosed_as_a_bad_deploy() {
             .any(|e| e.source == "alert" && e.detail.starts_with("HighErrorRate firing since"))
     );
 }
+
+#[tokio::test]
+async fn replicas_sharing_a_log_give_their_incidents_distinct_ids() {
+    // Replicas evaluate on the same ticks and see the same signals: on one
+    // shared audit log, ids of the same second, target and count collided.
+    let now = at("2026-11-30T10:08:00Z");
+    let mut ids = Vec::new();
+    for pod in ["foresight-7d9f-abcde", "foresight-7d9f-fghij"] {
+        let s = engine(None, RemediationConfig::default(), None, None, 4, false);
+        let mut e = s.engine.with_replica(pod);
+        let h = e
+            .on_signal(key(), latency_breach(now), now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            h.incident.id,
+            format!("20261130T100800Z-shop-orders-consumer-{pod}-1")
+        );
+        ids.push(h.incident.id);
+    }
+    assert_ne!(ids[0], ids[1]);
+}

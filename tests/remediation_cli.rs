@@ -2,6 +2,8 @@
 //! over an audit log, and the argument and credential errors of
 //! `rollback`, `restart` and `serve --remediation enforce`.
 
+mod support;
+
 use std::process::{Command, Output};
 
 use chrono::DateTime;
@@ -209,4 +211,37 @@ fn enforcing_needs_an_audit_log_and_the_flags_are_documented() {
             && err.contains("[possible values: slack, generic]"),
         "{err}"
     );
+}
+
+#[test]
+fn enforce_keeps_serving_while_the_api_server_is_out_of_reach() {
+    // Enforcing with an API server out of reach at start-up exited after
+    // "listening": during a control-plane outage every restarted pod
+    // crash-looped and KEDA lost its scaler, though scaling needs no API
+    // server. It now serves, acts on nothing, and keeps trying to join.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut server = support::serve(
+        &[],
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("FORESIGHT_REMEDIATION", "enforce"),
+            ("FORESIGHT_AUDIT_LOG", audit.to_str().unwrap()),
+            ("POD_NAMESPACE", "keda"),
+            ("POD_NAME", "foresight-0"),
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "foresight exited with the API server out of reach"
+    );
+    let health = support::http_get(&server.http, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 }

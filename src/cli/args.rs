@@ -512,6 +512,12 @@ pub struct ServeArgs {
     )]
     pub remediation_namespaces: Vec<String>,
 
+    /// The Lease the replicas elect their remediation leader over, in
+    /// POD_NAMESPACE; one per installation, so two in one namespace do not
+    /// share a leader [default: foresight-remediation].
+    #[arg(long, env = "FORESIGHT_LEASE_NAME", value_name = "NAME")]
+    pub lease_name: Option<String>,
+
     /// Remediation audit log (JSON lines, fsync'd); required to enforce.
     /// (From the environment only, since they are secrets:
     /// FORESIGHT_WEBHOOK_URL sets the webhook humans are paged through, and
@@ -587,6 +593,11 @@ pub struct EvalArgs {
     #[arg(long, value_enum, default_value_t = DuplicatesArg::Error)]
     pub duplicates: DuplicatesArg,
 
+    /// Long format, a table without a series column (one series): the
+    /// column holding the values.
+    #[arg(long, value_name = "NAME")]
+    pub value_column: Option<String>,
+
     /// Nominal coverage of foresight's prediction interval.
     #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = parse_level)]
     pub level: f64,
@@ -642,10 +653,39 @@ pub struct ForecastArgs {
     #[command(flatten)]
     pub model: ForecastModelArgs,
 
+    /// How the file is read, shared with `inspect`.
+    #[command(flatten)]
+    pub file: FileInputArgs,
+
     /// Write the forecasts to this .csv or .parquet file (atomically)
     /// instead of CSV on stdout.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// How `forecast` and `inspect` read their file (the loader's own hints
+/// name these flags).
+#[derive(Debug, Args)]
+pub struct FileInputArgs {
+    /// For a table without a series column: the column holding the values.
+    #[arg(long, value_name = "NAME")]
+    pub value_column: Option<String>,
+
+    /// Samples of a series at the same timestamp: refuse the file, or keep
+    /// the first or the last of them (daylight-saving repeats in real
+    /// exports); a note counts the dropped.
+    #[arg(long, value_enum, default_value_t = DuplicatesArg::Error)]
+    pub duplicates: DuplicatesArg,
+}
+
+impl FileInputArgs {
+    /// The loader's options.
+    pub(crate) fn options(&self) -> crate::sources::LoadOptions {
+        crate::sources::LoadOptions {
+            value_column: self.value_column.clone(),
+            duplicates: self.duplicates.to_source(),
+        }
+    }
 }
 
 /// Subcommands of `foresight forecast`.
@@ -662,6 +702,10 @@ pub struct InspectArgs {
     /// Series file, as for `foresight forecast`.
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
+
+    /// How the file is read, as for `foresight forecast`.
+    #[command(flatten)]
+    pub file: FileInputArgs,
 
     /// Series id; may be omitted when the file holds one series.
     #[arg(long, value_name = "ID")]

@@ -6,19 +6,31 @@ use crate::remediation::{AuditLog, IncidentSummary, PageReason, Verdict, summari
 pub(super) fn run(args: IncidentsArgs) -> anyhow::Result<()> {
     let path = args.audit_log.clone().unwrap_or_else(default_audit_log);
     let log = AuditLog::new(&path);
-    let incidents = summarize(&log.read()?);
+    let (records, skipped) = log.read_all()?;
+    // Said on stderr, so `--json` stays parseable; each costs its line
+    // only.
+    for s in &skipped {
+        eprintln!(
+            "warning: {} line {}: skipped, {}",
+            path.display(),
+            s.line,
+            s.reason
+        );
+    }
+    let incidents = summarize(&records);
     match args.command.unwrap_or(IncidentsCommand::List) {
         IncidentsCommand::List => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&incidents)?);
-                return Ok(());
+                return super::print_out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&incidents)?
+                ));
             }
             if incidents.is_empty() {
                 println!("no incidents in {}", path.display());
             }
-            for s in &incidents {
-                println!("{}", line(s));
-            }
+            let lines: String = incidents.iter().map(|s| format!("{}\n", line(s))).collect();
+            super::print_out(&lines)?;
         }
         IncidentsCommand::Show { id } => {
             let Some(s) = incidents.iter().find(|s| s.incident.id == id) else {
@@ -119,8 +131,28 @@ const WEBHOOK_URL_ENV: &str = "FORESIGHT_WEBHOOK_URL";
 pub(super) struct Remediation {
     /// The engine; run it on its own task.
     pub(super) engine: crate::remediation::Engine,
-    /// The election, when there is a cluster to hold a Lease in.
-    pub(super) election: Option<crate::remediation::kube::LeaderElection>,
+    /// The election, once joined, when there is a cluster to hold a Lease
+    /// in: released at shutdown so another replica takes over at once.
+    pub(super) election: ElectionSlot,
+}
+
+/// The leader election, filled in when it is joined (at start-up, or later
+/// when the API server was out of reach then).
+pub(super) type ElectionSlot =
+    std::sync::Arc<tokio::sync::Mutex<Option<crate::remediation::kube::LeaderElection>>>;
+
+/// The Lease this replica campaigns for: `--lease-name` (the chart names
+/// one per release: two releases in one namespace on one Lease left one of
+/// them never leading), in `POD_NAMESPACE`, as `POD_NAME`.
+fn wanted_lease(name: Option<&str>) -> crate::remediation::kube::LeaseSettings {
+    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_string());
+    let identity =
+        std::env::var("POD_NAME").unwrap_or_else(|_| format!("foresight-{}", std::process::id()));
+    let mut wanted = crate::remediation::kube::LeaseSettings::new(namespace, identity);
+    if let Some(name) = name {
+        wanted.name = name.to_string();
+    }
+    wanted
 }
 
 /// The remediation engine `foresight serve` runs, wired to the runtime:
@@ -141,7 +173,7 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
     use anyhow::Context;
     use tracing::{info, warn};
 
-    use crate::remediation::kube::{KubeActions, LeaseSettings, join_leader_election};
+    use crate::remediation::kube::{KubeActions, join_leader_election};
     use crate::remediation::{
         Engine, EngineOptions, Pager, RemediationConfig, RemediationMode, RemediationSetting,
         incident_counter,
@@ -195,11 +227,7 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
     // Kubernetes. Enforcing without a lease would let replicas race.
     let lease = match &client {
         Some(c) => {
-            let namespace =
-                std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_string());
-            let identity = std::env::var("POD_NAME")
-                .unwrap_or_else(|_| format!("foresight-{}", std::process::id()));
-            let wanted = LeaseSettings::new(namespace, identity);
+            let wanted = wanted_lease(settings.lease_name.as_deref());
             Some(
                 match tokio::time::timeout(
                     std::time::Duration::from_secs(10),
@@ -218,18 +246,63 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
         }
         None => None,
     };
+    let slot: ElectionSlot = Arc::new(tokio::sync::Mutex::new(None));
     let (leader, election) = match lease {
-        Some(Ok((leader, election))) => (leader, Some(election)),
+        Some(Ok((leader, election))) => {
+            *slot.lock().await = Some(election);
+            (leader, slot)
+        }
+        // An API server out of reach (an outage, an upgrade of the control
+        // plane) must not take the scaler down with it: exiting here made
+        // every restarted pod crash-loop, and KEDA lost its scaler, though
+        // scaling needs no API server. Serve, act on nothing, and keep
+        // trying to join.
         Some(Err(e)) if mode == RemediationMode::Enforce => {
-            return Err(e.context("cannot set up the remediation leader lease"));
+            warn!(error = %format!("{e:#}"), "cannot join the remediation leader election yet; serving scaling decisions and acting on no incident until it joins; retrying every 15 s");
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            let (c, wanted) = (
+                client
+                    .clone()
+                    .context("a lease was tried, so there is a client")?,
+                wanted_lease(settings.lease_name.as_deref()),
+            );
+            let retry_slot = Arc::clone(&slot);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+                    match tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        join_leader_election(c.clone(), &wanted),
+                    )
+                    .await
+                    {
+                        Ok(Ok((mut inner, election))) => {
+                            info!(lease = %format!("{}/{}", wanted.namespace, wanted.name), "joined the remediation leader election");
+                            *retry_slot.lock().await = Some(election);
+                            tx.send_replace(*inner.borrow_and_update());
+                            while inner.changed().await.is_ok() {
+                                tx.send_replace(*inner.borrow_and_update());
+                            }
+                            return;
+                        }
+                        Ok(Err(e)) => {
+                            warn!(error = %e, "still cannot join the remediation leader election")
+                        }
+                        Err(_) => {
+                            warn!("joining the remediation leader election timed out after 10 s")
+                        }
+                    }
+                }
+            });
+            (rx, slot)
         }
         Some(Err(e)) => {
             warn!(error = %format!("{e:#}"), "no leader lease; remediation diagnoses from signals alone");
             client = None;
-            (tokio::sync::watch::channel(true).1, None)
+            (tokio::sync::watch::channel(true).1, slot)
         }
         // Without a cluster there is nothing to coordinate over.
-        None => (tokio::sync::watch::channel(true).1, None),
+        None => (tokio::sync::watch::channel(true).1, slot),
     };
     let kube = client.map(|c| KubeActions::new(c).with_events(std::env::var("POD_NAME").ok()));
     info!(
@@ -258,6 +331,10 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
         },
         leader,
     );
+    let engine = match std::env::var("POD_NAME") {
+        Ok(pod) if !pod.is_empty() => engine.with_replica(pod),
+        _ => engine,
+    };
     Ok(Some(Remediation { engine, election }))
 }
 

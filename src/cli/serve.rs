@@ -105,6 +105,9 @@ fn resolve(args: ServeArgs) -> anyhow::Result<ServeSettings> {
     if !args.remediation_namespaces.is_empty() {
         s.remediation_namespaces = args.remediation_namespaces;
     }
+    if let Some(v) = args.lease_name.filter(|v| !v.trim().is_empty()) {
+        s.lease_name = Some(v.trim().to_string());
+    }
     if let Some(v) = args.audit_log {
         s.audit_log = Some(v);
     }
@@ -137,8 +140,11 @@ fn resolve(args: ServeArgs) -> anyhow::Result<ServeSettings> {
 fn init_tracing(s: &ServeSettings) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&s.log_level)
         .with_context(|| format!("invalid log filter {:?}", s.log_level))?;
+    // Colour codes only on a terminal: in a file or a log collector they
+    // were escape sequences in every line.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let result = match s.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -330,7 +336,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         super::incidents::remediation_engine(&settings, Arc::clone(&core), baselines).await?;
     let mut extra_routes = axum::Router::new();
     let mut remediation_task = None;
-    let mut election = None;
+    let mut election: Option<super::incidents::ElectionSlot> = None;
     if let Some(r) = remediation {
         let alerts =
             super::incidents::alerts_intake(r.engine.leadership()).map(|(routes, alerts)| {
@@ -343,7 +349,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             alerts,
             shutdown.clone(),
         )));
-        election = r.election;
+        election = Some(r.election);
     }
     let driver = {
         let shutdown = shutdown.clone();
@@ -383,7 +389,9 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             abort.abort();
         }
     }
-    if let Some(e) = election {
+    if let Some(slot) = election
+        && let Some(e) = slot.lock().await.take()
+    {
         e.release(Duration::from_secs(5)).await;
     }
     grpc?;

@@ -182,6 +182,8 @@ pub struct ServeSettings {
     pub remediation: crate::remediation::RemediationSetting,
     /// Namespaces remediation may act in; empty means every namespace.
     pub remediation_namespaces: Vec<String>,
+    /// The remediation leader Lease's name; `None`: `foresight-remediation`.
+    pub lease_name: Option<String>,
     /// The remediation audit log (JSON lines, fsync'd). Without it incidents
     /// are only logged, so enforcing requires it: no action without a
     /// durable record.
@@ -215,6 +217,7 @@ impl Default for ServeSettings {
             prometheus_headers: std::collections::BTreeMap::new(),
             remediation: crate::remediation::RemediationSetting::DryRun,
             remediation_namespaces: Vec::new(),
+            lease_name: None,
             audit_log: None,
             page_format: crate::remediation::PageFormat::Slack,
         }

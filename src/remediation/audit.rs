@@ -152,14 +152,32 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Every record, oldest first. A line cut short by a crash (JSON that
-    /// ends early) is skipped with a warning, wherever it is: `append`
-    /// ends such a line before writing the next record. Any other bad
-    /// line is an error, as the log has been damaged some other way.
+    /// Every record, oldest first; lines that are not records are skipped
+    /// with a warning each (see [`AuditLog::read_all`]).
     pub fn read(&self) -> Result<Vec<AuditRecord>, RemediationError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        let (records, skipped) = self.read_all()?;
+        for s in &skipped {
+            tracing::warn!(path = %self.path.display(), line = s.line, reason = %s.reason, "audit log line skipped");
+        }
+        Ok(records)
+    }
+
+    /// Every record, oldest first, and the lines that are not records.
+    ///
+    /// A line is read on its own, so one bad line costs that line only:
+    /// when one made the whole log an error, `foresight incidents` could
+    /// show nothing and `serve` started its guardrails with no history at
+    /// all, forgetting every action the breaker and the blast radius count.
+    /// Skipped, each with its reason: a line cut short by a crash (JSON that
+    /// ends early, or a multi-byte character cut in two; `append` ends such
+    /// a line before writing the next record), the NUL bytes a file system
+    /// can leave after a crash, a record of a kind this version does not
+    /// know (written by a newer one), and anything else that is not a
+    /// record. Only a log that cannot be read at all is an error.
+    pub fn read_all(&self) -> Result<(Vec<AuditRecord>, Vec<SkippedLine>), RemediationError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], vec![])),
             Err(source) => {
                 return Err(RemediationError::AuditRead {
                     path: self.path.clone(),
@@ -167,32 +185,44 @@ impl AuditLog {
                 });
             }
         };
-        let lines: Vec<&str> = text.lines().collect();
-        let mut out = Vec::with_capacity(lines.len());
-        for (i, line) in lines.iter().enumerate() {
-            if line.trim().is_empty() {
+        let mut out = Vec::new();
+        let mut skipped = Vec::new();
+        for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+            let line = i + 1;
+            let mut skip = |reason: String| skipped.push(SkippedLine { line, reason });
+            if raw.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            match serde_json::from_str(line) {
+            if raw.contains(&0) {
+                skip("NUL bytes (left by a crash)".into());
+                continue;
+            }
+            let Ok(text) = std::str::from_utf8(raw) else {
+                skip("not UTF-8 (a line cut short in a character, or damaged)".into());
+                continue;
+            };
+            match serde_json::from_str(text) {
                 Ok(r) => out.push(r),
                 Err(e) if e.classify() == serde_json::error::Category::Eof => {
-                    tracing::warn!(
-                        path = %self.path.display(),
-                        line = i + 1,
-                        "audit log line cut short (foresight stopped while writing it); skipped"
-                    );
+                    skip("cut short (foresight stopped while writing it)".into());
                 }
-                Err(source) => {
-                    return Err(RemediationError::AuditParse {
-                        path: self.path.clone(),
-                        line: i + 1,
-                        source,
-                    });
+                Err(e) if e.classify() == serde_json::error::Category::Data => {
+                    skip(format!("not a record this version knows ({e})"));
                 }
+                Err(e) => skip(format!("not a record ({e})")),
             }
         }
-        Ok(out)
+        Ok((out, skipped))
     }
+}
+
+/// A line of the audit log that is not a record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedLine {
+    /// 1-based line number.
+    pub line: usize,
+    /// Why it was skipped.
+    pub reason: String,
 }
 
 /// An incident with everything logged about it.
@@ -367,13 +397,28 @@ mod tests {
         assert!(matches!(after[2], AuditRecord::Paged { .. }));
         let text = std::fs::read_to_string(log.path()).unwrap();
         assert_eq!(text.lines().count(), 4);
-        // Damage that is not a cut-short line is still an error.
+        // Other damage costs its own line only: a record of a kind this
+        // version does not know, a character cut in two, a crash's NUL
+        // padding. Each made the whole log an error.
         let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
-        f.write_all(b"{\"record\":\"nonsense\"}\n").unwrap();
-        assert!(matches!(
-            log.read(),
-            Err(RemediationError::AuditParse { line: 5, .. })
-        ));
+        f.write_all(
+            b"{\"record\":\"nonsense\"}\n{\"record\":\"paged\",\"note\":\"\xc3\n\0\0\0\0\n",
+        )
+        .unwrap();
+        log.append(&AuditRecord::Paged {
+            at,
+            incident_id: "i1".into(),
+            error: None,
+        })
+        .unwrap();
+        let (records, skipped) = log.read_all().unwrap();
+        assert_eq!(records.len(), 4, "{records:?}");
+        let lines: Vec<usize> = skipped.iter().map(|s| s.line).collect();
+        assert_eq!(lines, vec![3, 5, 6, 7], "{skipped:?}");
+        assert!(skipped[2].reason.contains("not UTF-8"), "{skipped:?}");
+        assert!(skipped[3].reason.contains("NUL"), "{skipped:?}");
+        assert!(skipped[1].reason.contains("this version"), "{skipped:?}");
+        let records = log.read().unwrap()[..2].to_vec();
         let s = summarize(&records);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].status(), "interrupted");
@@ -414,12 +459,14 @@ mod tests {
         let s = summarize(&log.read().unwrap());
         assert_eq!(s[0].status(), "done");
         assert_eq!(s[0].pages.len(), 1);
-        // A bad line in the middle is an error, not silently skipped.
+        // A bad line in the middle is skipped and reported, not fatal: the
+        // records after it still count.
         let text = std::fs::read_to_string(log.path()).unwrap();
         std::fs::write(log.path(), format!("garbage\n{text}")).unwrap();
-        assert!(matches!(
-            log.read(),
-            Err(RemediationError::AuditParse { line: 1, .. })
-        ));
+        let (records, skipped) = log.read_all().unwrap();
+        assert_eq!(summarize(&records)[0].status(), "done");
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].line, 1);
+        assert!(skipped[0].reason.starts_with("not a record"), "{skipped:?}");
     }
 }

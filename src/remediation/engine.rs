@@ -126,7 +126,11 @@ pub struct Engine {
     /// this replica led is part of the key, so a follower that recorded a
     /// signal and then becomes leader still acts on its next repeat.
     recent: HashMap<Dedupe, DateTime<Utc>>,
+    /// Incidents opened by this process, the last part of their ids.
     seq: u64,
+    /// This replica's name (its pod's), in incident ids when set (see
+    /// [`Engine::with_replica`]).
+    replica: Option<String>,
     /// Whether the guardrails hold the actions other replicas took, read
     /// from the cluster since this replica last became leader: its own
     /// audit log has only its own, and a new leader must not start with a
@@ -159,7 +163,18 @@ impl Engine {
             recent: HashMap::new(),
             seq: 0,
             cluster_history: false,
+            replica: None,
         }
+    }
+
+    /// Names this replica (its pod) in the ids of the incidents it opens.
+    /// Replicas evaluate on the same ticks and see the same signals, so on
+    /// one shared audit log their ids collided (same second, same target,
+    /// same per-process count), and `incidents show` mixed a leader's
+    /// action into a follower's incident.
+    pub fn with_replica(mut self, name: impl Into<String>) -> Self {
+        self.replica = Some(name.into());
+        self
     }
 
     /// Consumes the policy's signals until `shutdown`.
@@ -473,13 +488,22 @@ impl Engine {
         };
         self.seq += 1;
         let mut incident = Incident {
-            id: format!(
-                "{}-{}-{}-{}",
-                now.format("%Y%m%dT%H%M%SZ"),
-                situation.target.namespace,
-                situation.target.deployment,
-                self.seq
-            ),
+            id: match &self.replica {
+                Some(r) => format!(
+                    "{}-{}-{}-{r}-{}",
+                    now.format("%Y%m%dT%H%M%SZ"),
+                    situation.target.namespace,
+                    situation.target.deployment,
+                    self.seq
+                ),
+                None => format!(
+                    "{}-{}-{}-{}",
+                    now.format("%Y%m%dT%H%M%SZ"),
+                    situation.target.namespace,
+                    situation.target.deployment,
+                    self.seq
+                ),
+            },
             opened_at: now,
             target: situation.target.clone(),
             signal: situation.signal.clone(),

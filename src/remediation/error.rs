@@ -32,16 +32,6 @@ pub enum RemediationError {
         /// The I/O failure.
         source: std::io::Error,
     },
-    /// A line of the audit log is not a record.
-    #[error("invalid record on line {line} of the audit log {path}: {source}")]
-    AuditParse {
-        /// The log file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// The JSON error.
-        source: serde_json::Error,
-    },
     /// Reading a Deployment failed.
     #[error("cannot get Deployment {namespace}/{name}: {source}")]
     GetDeployment {

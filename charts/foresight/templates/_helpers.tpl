@@ -71,6 +71,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/* Where the pod mounts things; the settings file refers to these paths. */}}
+{{- /* The remediation leader Lease: one per release. */}}
+{{- define "foresight.leaseName" -}}
+{{- printf "%s-remediation" (include "foresight.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
 {{- define "foresight.configDir" -}}/etc/foresight/config{{- end }}
 {{- define "foresight.tlsDir" -}}/etc/foresight/tls{{- end }}
 {{- define "foresight.clientCaDir" -}}/etc/foresight/client-ca{{- end }}
