@@ -327,3 +327,69 @@ fn unusable_tls_files_stop_start_up_with_the_fix() {
     ]);
     assert!(err.contains("client CA"), "{err}");
 }
+
+#[test]
+fn a_renewed_certificate_is_served_without_a_restart() {
+    // cert-manager renews the Secret in place and the kubelet swaps the
+    // mounted files; the server read them once at start-up and served the
+    // old certificate past its expiry, when every KEDA handshake failed.
+    let pki = pki();
+    let live = tempfile::tempdir().unwrap();
+    let (cert, key) = (live.path().join("tls.crt"), live.path().join("tls.key"));
+    std::fs::copy(&pki.server.cert, &cert).unwrap();
+    std::fs::copy(&pki.server.key, &key).unwrap();
+    let server = support::serve(
+        &[
+            "--evaluation-interval",
+            "1s",
+            "--tls-cert",
+            s(&cert),
+            "--tls-key",
+            s(&key),
+        ],
+        &[],
+    );
+    assert_served(&server.grpc, &["--ca-cert", s(&pki.ca.cert)]);
+    // The renewal, from another CA so a client can tell which is served:
+    // written beside the files and renamed over them, as the kubelet's
+    // atomic writer does.
+    let renewed_dir = tempfile::tempdir().unwrap();
+    let ca2 = new_ca(renewed_dir.path(), "renewed");
+    let renewed = new_leaf(
+        renewed_dir.path(),
+        &ca2,
+        "server",
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    for (from, to) in [(&renewed.key, &key), (&renewed.cert, &cert)] {
+        let tmp = live.path().join("incoming");
+        std::fs::copy(from, &tmp).unwrap();
+        std::fs::rename(&tmp, to).unwrap();
+    }
+    // Checked at most once a second, at a handshake.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let _ = python_client(
+        &server.grpc,
+        &["--ca-cert", s(&ca2.cert), "--ready-timeout", "2"],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_served(&server.grpc, &["--ca-cert", s(&ca2.cert)]);
+    assert_refused(&server.grpc, &["--ca-cert", s(&pki.ca.cert)]);
+    // A renewal caught half written (a certificate without its key) keeps
+    // the previous pair served.
+    let third = new_leaf(
+        renewed_dir.path(),
+        &ca2,
+        "third",
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    std::fs::copy(&third.cert, &cert).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let _ = python_client(
+        &server.grpc,
+        &["--ca-cert", s(&ca2.cert), "--ready-timeout", "2"],
+    );
+    assert_served(&server.grpc, &["--ca-cert", s(&ca2.cert)]);
+}

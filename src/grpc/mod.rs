@@ -29,10 +29,4 @@ pub enum GrpcError {
         /// Transport error.
         source: tonic::transport::Error,
     },
-    /// tonic refused the (already validated) TLS configuration.
-    #[error("cannot set up gRPC TLS: {source}")]
-    TlsSetup {
-        /// Transport error.
-        source: tonic::transport::Error,
-    },
 }

@@ -86,15 +86,50 @@ pub async fn serve_with_tls<C: ScalerCore>(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let service = ExternalScalerServer::new(ExternalScalerService::new(core, shutdown.clone()));
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        builder = builder
-            .tls_config(tls.into_config())
-            .map_err(|source| GrpcError::TlsSetup { source })?;
-    }
-    builder
-        .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+    let router = tonic::transport::Server::builder().add_service(service);
+    let Some(tls) = tls else {
+        return router
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                shutdown.cancelled_owned(),
+            )
+            .await
+            .map_err(|source| GrpcError::Serve { addr, source });
+    };
+    // Our own acceptor rather than tonic's, whose certificate is fixed at
+    // start-up: ours follows the files (see `tls`). Each handshake runs on
+    // its own task, bounded in time, so a slow client holds up no other.
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = tls.acceptor();
+    let timeout = tls.handshake_timeout();
+    let accepting = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = accepting.cancelled() => return,
+                a = listener.accept() => a,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::debug!(error = %e, "gRPC accept failed");
+                    continue;
+                }
+            };
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok::<_, std::io::Error>(tls)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "gRPC TLS handshake failed"),
+                    Err(_) => tracing::debug!("gRPC TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    router
+        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown.cancelled_owned())
         .await
         .map_err(|source| GrpcError::Serve { addr, source })
 }
