@@ -678,3 +678,54 @@ fn a_single_series_export_with_repeated_hours_is_forecast_with_the_flags_the_err
     ]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
 }
+
+#[test]
+fn a_series_that_cannot_be_read_fails_alone() {
+    // A new service's single sample refused the whole file: no series was
+    // forecast (and `serve --metrics-file` did not start).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.csv");
+    let mut csv = String::from("series,timestamp,value\n");
+    for i in 0..24 * 7 {
+        let v = 100.0 + 40.0 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+        csv.push_str(&format!("good,{},{v}\n", 1_699_999_200 + 3_600 * i));
+    }
+    csv.push_str("new,1700000000,5\n");
+    std::fs::write(&path, &csv).unwrap();
+    let p = path.to_str().unwrap();
+    let r = foresight(&["forecast", "--input", p, "--horizon", "3"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert_eq!(parse(&r.stdout)["good"].len(), 3, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("error: series \"new\": cannot be read:")
+            && r.stderr.contains("1 of 2 series could not be forecast"),
+        "{}",
+        r.stderr
+    );
+    // eval counts it as failed and scores the other.
+    let r = foresight(&["eval", "--input", p, "--holdout", "24", "--season", "24"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("1 scored, 1 failed"), "{}", r.stdout);
+    // A backtest of the good one runs; of the bad one, says why.
+    let r = foresight(&[
+        "backtest",
+        "--input",
+        p,
+        "--series",
+        "good",
+        "--target-per-pod",
+        "20",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = foresight(&[
+        "backtest",
+        "--input",
+        p,
+        "--series",
+        "new",
+        "--target-per-pod",
+        "20",
+    ]);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("at least 2 are needed"), "{}", r.stderr);
+}

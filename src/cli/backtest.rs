@@ -672,13 +672,22 @@ fn load_series(args: &BacktestArgs) -> Result<(Series, String, String, Vec<Strin
     let ids = data.series_ids();
     let id = match &args.series {
         Some(id) => id.clone(),
-        None if ids.len() == 1 => ids[0].clone(),
+        None if ids.len() == 1 && report.skipped.is_empty() => ids[0].clone(),
         None => bail!(
-            "the input holds {} series; choose one with --series (one of: {})",
-            ids.len(),
-            ids.join(", ")
+            "the input holds {} series; choose one with --series (one of: {}){}",
+            ids.len() + report.skipped.len(),
+            ids.join(", "),
+            if report.skipped.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = report.skipped.keys().map(String::as_str).collect();
+                format!("; cannot be read: {}", names.join(", "))
+            }
         ),
     };
+    if let Some(why) = report.skipped.get(&id) {
+        bail!("invalid metrics file {source}: {why}");
+    }
     let series = data.series(&id).cloned().ok_or_else(|| {
         anyhow!(
             "series {id:?} is not in {source}; available: {}",

@@ -53,7 +53,8 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
         Some(("--input", &args.input)),
         &[("--output", args.output.as_deref())],
     )?;
-    let series = load(&args)?;
+    let (series, unreadable) = load(&args)?;
+    let total = series.len() + unreadable.len();
     let spec = EvalSpec {
         holdout: args.holdout,
         season: args.season,
@@ -65,7 +66,11 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
     let wall = started.elapsed();
 
     let mut evals = Vec::new();
-    let mut failures = Vec::new();
+    // Series the file holds that could not be read are failures too.
+    let mut failures: Vec<Failure> = unreadable
+        .into_iter()
+        .map(|(series, error)| Failure { series, error })
+        .collect();
     for ((id, _), result) in series.iter().zip(results) {
         match result {
             Ok(e) => evals.push(e),
@@ -88,7 +93,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
         season: args.season,
         level: args.level,
         prophet: args.prophet,
-        series_total: series.len(),
+        series_total: total,
         failed: failures.len(),
         summary: &summary,
         wall_seconds: wall.as_secs_f64(),
@@ -105,9 +110,12 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
 }
 
 /// Reads the input through `sources`, the only module that reads metrics.
-fn load(args: &EvalArgs) -> anyhow::Result<Vec<(String, Series)>> {
+/// Also the series of the file that could not be read, with why.
+type Loaded = (Vec<(String, Series)>, Vec<(String, String)>);
+
+fn load(args: &EvalArgs) -> anyhow::Result<Loaded> {
     Ok(match args.format {
-        InputFormat::M4 => load_wide(&args.input)?,
+        InputFormat::M4 => (load_wide(&args.input)?, Vec::new()),
         InputFormat::Long => {
             let opts = LoadOptions {
                 duplicates: args.duplicates.to_source(),
@@ -136,10 +144,16 @@ fn load(args: &EvalArgs) -> anyhow::Result<Vec<(String, Series)>> {
                     "note: series {id:?}: {n} irregular interval(s) resampled onto the most common step"
                 );
             }
-            data.series_ids()
-                .into_iter()
-                .filter_map(|id| data.series(&id).cloned().map(|s| (id, s)))
-                .collect()
+            for (id, why) in &report.skipped {
+                eprintln!("error: series {id:?}: cannot be read: {why}");
+            }
+            (
+                data.series_ids()
+                    .into_iter()
+                    .filter_map(|id| data.series(&id).cloned().map(|s| (id, s)))
+                    .collect(),
+                report.skipped.into_iter().collect(),
+            )
         }
     })
 }

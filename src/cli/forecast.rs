@@ -32,12 +32,14 @@ pub(crate) fn run(args: ForecastArgs) -> Result<()> {
         Some(("--input", &input)),
         &[("--output", args.output.as_deref())],
     )?;
-    let (data, integer_ts) = load(&input, &args.file.options())?;
+    let (data, integer_ts, skipped) = load(&input, &args.file.options())?;
     let ids = data.series_ids();
     let results = fit_all(&data, &ids, horizon, &args.model);
 
     let mut done = Vec::new();
-    let mut failed = 0;
+    // Series the file holds but that cannot be read count as failed, so
+    // the exit code says one is missing.
+    let mut failed = skipped;
     for (id, result) in ids.iter().zip(results) {
         match result {
             Ok(t) => done.push((id.as_str(), t.forecast)),
@@ -47,7 +49,7 @@ pub(crate) fn run(args: ForecastArgs) -> Result<()> {
     if done.is_empty() {
         bail!(
             "no series could be forecast: all {} failed (see the errors above)",
-            ids.len()
+            ids.len() + skipped
         );
     }
     let destination = match (&args.output, format) {
@@ -90,7 +92,7 @@ pub(crate) fn run(args: ForecastArgs) -> Result<()> {
         // silently.
         bail!(
             "{failed} of {} series could not be forecast (see the errors above); the other {} were written to {destination}",
-            ids.len(),
+            ids.len() + skipped,
             done.len()
         );
     }
@@ -124,17 +126,20 @@ fn output_format(path: &Path) -> Result<OutputFormat> {
 /// Reads the input through `sources` (the only module that reads metrics),
 /// and whether its timestamps are integers, so the output can write them
 /// the same way.
-pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<(FileData, bool)> {
+pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<(FileData, bool, usize)> {
     let (data, report) = FileData::load_with(path, opts)?;
     for (id, n) in &report.duplicates_dropped {
         eprintln!("note: series {id:?}: {n} sample(s) at a repeated timestamp dropped");
+    }
+    for (id, why) in &report.skipped {
+        eprintln!("error: series {id:?}: cannot be read: {why}");
     }
     for (id, n) in &report.irregular_gaps {
         eprintln!(
             "note: series {id:?}: {n} irregular interval(s) resampled onto the most common step"
         );
     }
-    Ok((data, integer_timestamps(path)))
+    Ok((data, integer_timestamps(path), report.skipped.len()))
 }
 
 /// Whether the file's first timestamp is an integer (epoch seconds, or the

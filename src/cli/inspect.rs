@@ -65,7 +65,7 @@ pub(crate) fn run(args: InspectArgs) -> Result<()> {
         Some(("--input", &args.input)),
         &[("--png", args.png.as_deref())],
     )?;
-    let (data, integer_ts) = load(&args.input, &args.file.options())?;
+    let (data, integer_ts, _) = load(&args.input, &args.file.options())?;
     let ids = data.series_ids();
     let id = match &args.series {
         Some(id) => id.clone(),

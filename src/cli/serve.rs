@@ -164,6 +164,9 @@ fn log_report(report: &LoadReport) {
     for (series, n) in &report.missing_values {
         info!(series, missing = n, "empty values kept as missing samples");
     }
+    for (series, why) in &report.skipped {
+        warn!(series, reason = %why, "series cannot be read and is not served; the others are");
+    }
 }
 
 fn build_source(settings: &ServeSettings) -> anyhow::Result<AnySource> {

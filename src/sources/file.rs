@@ -38,6 +38,10 @@ pub struct LoadReport {
     /// Per series: samples dropped because another had the same timestamp
     /// (only with [`Duplicates::First`] or [`Duplicates::Last`]).
     pub duplicates_dropped: BTreeMap<String, usize>,
+    /// Series left out of a file of several, with why (one that cannot be
+    /// read, such as a single sample or repeated timestamps, no longer
+    /// refuses the others). A file of one series is refused instead.
+    pub skipped: BTreeMap<String, String>,
 }
 
 /// What to do with two samples of one series at the same timestamp.
@@ -253,12 +257,23 @@ impl FileData {
             ..LoadReport::default()
         };
         let mut series = BTreeMap::new();
+        let several = rows.len() > 1;
+        let mut first_error = None;
         for (id, samples) in rows {
-            let (samples, dropped) = dedupe(&id, samples, opts.duplicates).map_err(&bad)?;
+            let read = dedupe(&id, samples, opts.duplicates)
+                .and_then(|(samples, dropped)| regularise(&id, &samples).map(|r| (r, dropped)));
+            let ((s, irregular, missing), dropped) = match read {
+                Ok(r) => r,
+                Err(e) if several => {
+                    first_error.get_or_insert_with(|| e.clone());
+                    report.skipped.insert(id, e);
+                    continue;
+                }
+                Err(e) => return Err(bad(e)),
+            };
             if dropped > 0 {
                 report.duplicates_dropped.insert(id.clone(), dropped);
             }
-            let (s, irregular, missing) = regularise(&id, &samples).map_err(&bad)?;
             if irregular > 0 {
                 report.irregular_gaps.insert(id.clone(), irregular);
             }
@@ -266,6 +281,12 @@ impl FileData {
                 report.missing_values.insert(id.clone(), missing);
             }
             series.insert(id, s);
+        }
+        // Nothing readable: the first problem is the file's.
+        if series.is_empty()
+            && let Some(e) = first_error
+        {
+            return Err(bad(e));
         }
         Ok((Self { name, series }, report))
     }
