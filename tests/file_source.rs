@@ -148,3 +148,66 @@ fn blank_lines_are_skipped_not_refused() {
     let err = FileData::load(&path).unwrap_err().to_string();
     assert!(err.contains("row 3: empty series id"), "{err}");
 }
+
+#[test]
+fn a_stray_timestamp_is_refused_not_filled_in() {
+    // One row at 1970 before a week of hourly data: the grid spanned 54
+    // years, nearly all of it interpolated, and eval scored on it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stray.csv");
+    let mut csv = String::from("series,timestamp,value\nq,0,5\n");
+    for i in 0..24 * 7 {
+        csv.push_str(&format!(
+            "q,{},{}\n",
+            1_700_000_000 - 1_700_000_000 % 3_600 + 3_600 * i,
+            10 + i % 24
+        ));
+    }
+    std::fs::write(&path, &csv).unwrap();
+    let err = FileData::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("the largest gap is from row 2 (1970-01-01T00:00:00+00:00) to row 3")
+            && err.contains("check for a stray timestamp"),
+        "{err}"
+    );
+    // Real gaps, even long ones, are not refused: a day missing of a week.
+    let mut csv = String::from("series,timestamp,value\n");
+    for i in (0..24 * 7).filter(|i| !(48..72).contains(i)) {
+        csv.push_str(&format!(
+            "q,{},{}\n",
+            1_700_000_000 - 1_700_000_000 % 3_600 + 3_600 * i,
+            10 + i % 24
+        ));
+    }
+    std::fs::write(&path, &csv).unwrap();
+    assert!(FileData::load(&path).is_ok());
+}
+
+#[test]
+fn a_parquet_column_missing_is_named_against_every_column_of_the_file() {
+    // Only the columns used are read, and the list of columns in the
+    // message came from those: `timestamp,requests` said "(columns:
+    // timestamp)", leaving out the one to pass to --value-column.
+    let dir = tempfile::tempdir().unwrap();
+    let mut df = DataFrame::new(
+        3,
+        vec![
+            Series::new("timestamp".into(), vec![0i64, 60, 120]).into(),
+            Series::new("requests".into(), vec![1.0f64, 2.0, 3.0]).into(),
+        ],
+    )
+    .unwrap();
+    let path = write_parquet(dir.path(), "requests.parquet", df.clone());
+    let err = FileData::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("--value-column (columns: timestamp,requests)"),
+        "{err}"
+    );
+    df.rename("timestamp", "Timestamp".into()).unwrap();
+    let path = write_parquet(dir.path(), "cased.parquet", df);
+    let err = FileData::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("missing column \"timestamp\"") && err.contains("(found: Timestamp,requests)"),
+        "{err}"
+    );
+}

@@ -1342,6 +1342,24 @@ fn one_replica_or_a_single_node_claim_does_not_block_drains_or_rollouts() {
     let pdb = r.pdbs[0].spec.as_ref().unwrap();
     assert_eq!(pdb.min_available, None);
     assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
+    // Percentages round up, as the eviction API does: 50% of one replica
+    // is that replica, 100% of two is both.
+    for (replicas, min) in [("1", "50%"), ("2", "100%")] {
+        let r = render(&[
+            "--set",
+            &format!("replicaCount={replicas}"),
+            "--set-string",
+            &format!("podDisruptionBudget.minAvailable={min}"),
+        ]);
+        let pdb = r.pdbs[0].spec.as_ref().unwrap();
+        assert_eq!(pdb.min_available, None, "{replicas} replicas, {min}");
+        assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
+    }
+    let r = render(&["--set-string", "podDisruptionBudget.minAvailable=50%"]);
+    assert_eq!(
+        r.pdbs[0].spec.as_ref().unwrap().min_available,
+        Some(IntOrString::String("50%".into()))
+    );
     // A ReadWriteOnce claim: a surge pod on another node could never mount
     // it while the old pod held it, so the rollout recreates instead.
     let r = render(&[

@@ -245,3 +245,59 @@ fn enforce_keeps_serving_while_the_api_server_is_out_of_reach() {
     let health = support::http_get(&server.http, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 }
+
+#[test]
+fn enforce_still_refuses_to_start_when_the_api_server_forbids_the_lease() {
+    // Retrying is for an API server out of reach; one that answers 403
+    // (RBAC, or a Lease name the Role does not grant) will not change its
+    // mind, and a pod that retried it quietly would look healthy while
+    // remediation never acted.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        let app = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "leases.coordination.k8s.io \"foresight-remediation\" is forbidden",
+                    "reason": "Forbidden", "code": 403
+                })),
+            )
+        });
+        axum::serve(listener, app).await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"),
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("FORESIGHT_REMEDIATION", "enforce")
+        .env("FORESIGHT_AUDIT_LOG", &audit)
+        .env("POD_NAMESPACE", "keda")
+        .env("POD_NAME", "foresight-0")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot set up the remediation leader lease")
+            && stderr.contains("forbidden"),
+        "{stderr}"
+    );
+}

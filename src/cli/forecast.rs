@@ -219,15 +219,18 @@ fn steps(h: Horizon, step: TimeDelta) -> usize {
 /// Trains one series; a panic anywhere becomes an error, so one bad series
 /// cannot stop the run (train() already guards augurs itself).
 pub(super) fn fit_one(series: &Series, spec: &TrainSpec) -> Result<Trained, String> {
-    // A horizon of 10^11 steps aborted the process on allocation.
-    if spec.horizon > MAX_HORIZON_STEPS {
+    super::per_series("forecasting", || train(series, spec))
+}
+
+/// A horizon of 10^11 steps aborted the process on allocation.
+fn check_horizon(series: &Series, horizon: usize) -> Result<(), String> {
+    if horizon > MAX_HORIZON_STEPS {
         return Err(format!(
-            "--horizon is {} steps of {}; at most {MAX_HORIZON_STEPS} are supported: shorten it",
-            spec.horizon,
+            "--horizon is {horizon} steps of {}; at most {MAX_HORIZON_STEPS} are supported: shorten it",
             crate::domain::format_delta(series.step)
         ));
     }
-    super::per_series("forecasting", || train(series, spec))
+    Ok(())
 }
 
 /// The longest horizon, in steps: a year of minutes is 525,600.
@@ -239,7 +242,9 @@ const MAX_HORIZON_STEPS: usize = 1_000_000;
 /// file: it is taken further by those missing steps, which are then
 /// dropped. Without this, `--horizon 3` on a series ending in 11 empty
 /// samples gave three rows all dated before the file's end.
-fn past_the_end(series: &Series, spec: &TrainSpec) -> Result<Trained, String> {
+pub(super) fn past_the_end(series: &Series, spec: &TrainSpec) -> Result<Trained, String> {
+    // The user's horizon, before the missing steps are added to it.
+    check_horizon(series, spec.horizon)?;
     let missing = series
         .values
         .iter()
@@ -283,7 +288,15 @@ fn fit_all(
         .par_iter()
         .map(|id| {
             let result = match data.series(id) {
-                Some(s) => past_the_end(s, &spec(s, horizon, model)),
+                Some(s) => {
+                    let trailing = s.values.iter().rev().take_while(|v| v.is_nan()).count();
+                    if trailing > 0 && trailing < s.values.len() {
+                        progress.suspend(|| {
+                            eprintln!("note: series {id:?} ends in {trailing} empty sample(s); its forecast is taken across them and starts after its last timestamp")
+                        });
+                    }
+                    past_the_end(s, &spec(s, horizon, model))
+                }
                 None => Err("series disappeared from the loaded data".into()),
             };
             if let Err(e) = &result {

@@ -138,8 +138,37 @@ pub(super) struct Remediation {
 
 /// The leader election, filled in when it is joined (at start-up, or later
 /// when the API server was out of reach then).
-pub(super) type ElectionSlot =
-    std::sync::Arc<tokio::sync::Mutex<Option<crate::remediation::kube::LeaderElection>>>;
+pub(super) type ElectionSlot = std::sync::Arc<tokio::sync::Mutex<Slot>>;
+
+/// What [`ElectionSlot`] holds.
+#[derive(Default)]
+pub(super) struct Slot {
+    /// The joined election, released at shutdown.
+    election: Option<crate::remediation::kube::LeaderElection>,
+    /// Shutdown has released the slot: an election joined after it is
+    /// released at once, not held until its Lease expires.
+    closed: bool,
+}
+
+impl Slot {
+    /// Keeps `election` for release at shutdown, or releases it now when
+    /// shutdown has already come.
+    async fn keep(&mut self, election: crate::remediation::kube::LeaderElection) {
+        if self.closed {
+            election.release(std::time::Duration::from_secs(5)).await;
+        } else {
+            self.election = Some(election);
+        }
+    }
+
+    /// At shutdown: releases the election, if joined, and closes the slot.
+    pub(super) async fn release(&mut self) {
+        self.closed = true;
+        if let Some(e) = self.election.take() {
+            e.release(std::time::Duration::from_secs(5)).await;
+        }
+    }
+}
 
 /// The Lease this replica campaigns for: `--lease-name` (the chart names
 /// one per release: two releases in one namespace on one Lease left one of
@@ -235,29 +264,38 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
                 )
                 .await
                 {
-                    Ok(joined) => joined.map_err(anyhow::Error::from),
-                    Err(_) => Err(anyhow::anyhow!(
-                        "timed out after 10 s joining leader election over Lease {}/{}",
-                        wanted.namespace,
-                        wanted.name
+                    Ok(joined) => joined.map_err(|e| (e.is_transient(), anyhow::Error::from(e))),
+                    Err(_) => Err((
+                        true,
+                        anyhow::anyhow!(
+                            "timed out after 10 s joining leader election over Lease {}/{}",
+                            wanted.namespace,
+                            wanted.name
+                        ),
                     )),
                 },
             )
         }
         None => None,
     };
-    let slot: ElectionSlot = Arc::new(tokio::sync::Mutex::new(None));
+    let slot: ElectionSlot = Arc::new(tokio::sync::Mutex::new(Slot::default()));
     let (leader, election) = match lease {
         Some(Ok((leader, election))) => {
-            *slot.lock().await = Some(election);
+            slot.lock().await.keep(election).await;
             (leader, slot)
+        }
+        // Refused outright (RBAC, a Lease name the API server rejects): no
+        // retry fixes it, and retrying quietly would leave remediation
+        // never acting on a pod that looks healthy.
+        Some(Err((false, e))) if mode == RemediationMode::Enforce => {
+            return Err(e.context("cannot set up the remediation leader lease"));
         }
         // An API server out of reach (an outage, an upgrade of the control
         // plane) must not take the scaler down with it: exiting here made
         // every restarted pod crash-loop, and KEDA lost its scaler, though
         // scaling needs no API server. Serve, act on nothing, and keep
         // trying to join.
-        Some(Err(e)) if mode == RemediationMode::Enforce => {
+        Some(Err((_, e))) if mode == RemediationMode::Enforce => {
             warn!(error = %format!("{e:#}"), "cannot join the remediation leader election yet; serving scaling decisions and acting on no incident until it joins; retrying every 15 s");
             let (tx, rx) = tokio::sync::watch::channel(false);
             let (c, wanted) = (
@@ -278,15 +316,24 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
                     {
                         Ok(Ok((mut inner, election))) => {
                             info!(lease = %format!("{}/{}", wanted.namespace, wanted.name), "joined the remediation leader election");
-                            *retry_slot.lock().await = Some(election);
+                            let mut held = retry_slot.lock().await;
+                            let closed = held.closed;
+                            held.keep(election).await;
+                            drop(held);
+                            if closed {
+                                return;
+                            }
                             tx.send_replace(*inner.borrow_and_update());
                             while inner.changed().await.is_ok() {
                                 tx.send_replace(*inner.borrow_and_update());
                             }
                             return;
                         }
-                        Ok(Err(e)) => {
+                        Ok(Err(e)) if e.is_transient() => {
                             warn!(error = %e, "still cannot join the remediation leader election")
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "the API server refuses the remediation leader election (check RBAC and --lease-name); remediation acts on nothing until it is fixed")
                         }
                         Err(_) => {
                             warn!("joining the remediation leader election timed out after 10 s")
@@ -296,7 +343,7 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
             });
             (rx, slot)
         }
-        Some(Err(e)) => {
+        Some(Err((_, e))) => {
             warn!(error = %format!("{e:#}"), "no leader lease; remediation diagnoses from signals alone");
             client = None;
             (tokio::sync::watch::channel(true).1, slot)

@@ -85,7 +85,10 @@ pub(crate) fn run(args: InspectArgs) -> Result<()> {
         )
     })?;
     let spec = spec(series, args.horizon, &args.model);
-    let trained = fit_one(series, &spec).map_err(|e| anyhow!("series {id:?}: {e}"))?;
+    // Past the series' last timestamp, as `forecast` does, also when its
+    // last samples are empty.
+    let trained =
+        super::forecast::past_the_end(series, &spec).map_err(|e| anyhow!("series {id:?}: {e}"))?;
     // The hidden tail uses the same spec, so its numbers describe this choice
     // of periods and level.
     let check = holdout(series, &spec);

@@ -392,10 +392,8 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             abort.abort();
         }
     }
-    if let Some(slot) = election
-        && let Some(e) = slot.lock().await.take()
-    {
-        e.release(Duration::from_secs(5)).await;
+    if let Some(slot) = election {
+        slot.lock().await.release().await;
     }
     grpc?;
     http.context("HTTP server failed")?;

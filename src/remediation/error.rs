@@ -185,3 +185,22 @@ pub enum RemediationError {
         grace: std::time::Duration,
     },
 }
+
+impl RemediationError {
+    /// Whether joining the leader election may succeed if tried again: the
+    /// API server out of reach or failing (transport, timeouts, 5xx, 408,
+    /// 429), not refusing the request itself (401, 403, a name it rejects),
+    /// which no retry fixes and which must stop an enforcing start loudly.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RemediationError::JoinLease { source, .. } => match source.as_ref() {
+                kube_lease_manager::LeaseManagerError::KubeError(kube::Error::Api(status)) => {
+                    status.code >= 500 || status.code == 408 || status.code == 429
+                }
+                kube_lease_manager::LeaseManagerError::KubeError(_) => true,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}

@@ -135,14 +135,17 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
                 // A decision made before the last model arrived may differ
                 // from a peer's; its re-evaluation is moments away.
                 None if !r.up_to_date() => awaiting.push(r.key().to_string()),
-                // Evaluated, and no data yet (a query that matches nothing,
-                // say): every replica answers it the same (Unavailable), so
-                // it does not hold readiness. Holding it took every replica
-                // out of service for all the other ScaledObjects, for as
-                // long as one query matched nothing.
-                None if r.latest().is_none() => {
+                // Evaluated, and no data yet on reads that succeeded (a query
+                // that matches nothing): every replica answers it the same
+                // (Unavailable), so it does not hold readiness. Holding it
+                // took every replica out of service for all the other
+                // ScaledObjects, for as long as one query matched nothing.
+                None if r.latest().is_none() && r.no_data() => {
                     no_data.push(format!("{}: {}", r.key(), r.waiting_reason()))
                 }
+                // No decision because a read failed here: a peer whose
+                // reads succeeded may have one, so KEDA goes to it.
+                None if r.latest().is_none() => awaiting.push(r.key().to_string()),
                 None => {}
             }
         }

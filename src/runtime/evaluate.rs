@@ -578,12 +578,24 @@ mod tests {
     fn a_long_replay_starts_on_the_hour_before_its_memory() {
         let (cfg, _, drop) = descent_setup(&[], TimeDelta::zero());
         let tick = TimeDelta::seconds(15);
+        // Hours at the configuration's own phase, a whole number of ticks.
+        let phase = i64::try_from(cfg.fingerprint % 240).unwrap() * 15;
+        let mut starts = std::collections::BTreeSet::new();
         for k in 0..=480 {
             let at = drop + tick * k;
             let start = cfg.replay_start(at, tick);
-            assert_eq!(start.timestamp() % 3_600, 0, "at {at}: {start}");
+            assert_eq!((start.timestamp() - phase) % 3_600, 0, "at {at}: {start}");
             assert!(start <= at - cfg.memory && start > at - cfg.memory - ANCHOR_PERIOD);
+            starts.insert(start);
         }
+        assert!(starts.len() >= 2, "two hours of ticks: {starts:?}");
+        // Another configuration moves at another phase.
+        let (other, _, _) = descent_setup(&[("maxReplicaCount", "49")], TimeDelta::zero());
+        assert_ne!(
+            other.fingerprint % 240,
+            cfg.fingerprint % 240,
+            "pick another key"
+        );
         // A tick that does not divide an hour: the start stays on the
         // tick grid, at a whole number of ticks per period.
         let seven = TimeDelta::seconds(7);
@@ -591,8 +603,9 @@ mod tests {
         let at = DateTime::from_timestamp(7 * 242_857_143, 0).unwrap();
         let start = cfg.replay_start(at, seven);
         assert_eq!((at - start).num_seconds() % 7, 0);
+        let phase = i64::try_from(cfg.fingerprint % 514).unwrap() * 7;
         assert_eq!(
-            start.timestamp() % (514 * 7),
+            (start.timestamp() - phase) % (514 * 7),
             0,
             "3,600 s is 514 whole ticks of 7 s"
         );

@@ -686,9 +686,11 @@ impl<S: MetricSource> Runtime<S> {
                     ));
                 }
                 reg.set_fault(fault);
+                reg.set_no_data(false);
                 self.publish(reg, &o.cfg, d);
             }
             Err(e) => {
+                reg.set_no_data(o.cause.is_none());
                 reg.set_waiting_reason(match &o.cause {
                     Some(c) => format!("{e}; source: {c}"),
                     None => e.to_string(),

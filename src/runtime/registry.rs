@@ -121,8 +121,9 @@ pub(crate) fn descent(spec: &ScalerSpec) -> TimeDelta {
 impl Configured {
     /// Where the replay of the decision at `at` starts: `at - memory` when
     /// every replayed tick takes forecasts, otherwise the last anchor (a
-    /// multiple of [`ANCHOR_PERIOD`] in ticks since the epoch) at or before
-    /// it. `at` is on the tick grid, as every evaluation tick is.
+    /// multiple of [`ANCHOR_PERIOD`] in ticks since the epoch, plus this
+    /// configuration's phase) at or before it. `at` is on the tick grid, as
+    /// every evaluation tick is.
     pub(crate) fn replay_start(&self, at: DateTime<Utc>, tick: TimeDelta) -> DateTime<Utc> {
         let earliest = at - self.memory;
         if self.memory <= self.replay {
@@ -131,7 +132,12 @@ impl Configured {
         let tick_ms = tick.num_milliseconds().max(1);
         let period = (ANCHOR_PERIOD.num_milliseconds() / tick_ms).max(1);
         let index = earliest.timestamp_millis().div_euclid(tick_ms);
-        let anchor = index.div_euclid(period) * period;
+        // Each configuration's anchors at its own phase within the period
+        // (from its fingerprint, which every replica computes alike), so
+        // the full replays of many configurations do not all fall on the
+        // same tick once an hour.
+        let phase = i64::try_from(self.fingerprint % period.unsigned_abs()).unwrap_or(0);
+        let anchor = (index - phase).div_euclid(period) * period + phase;
         DateTime::from_timestamp_millis(anchor * tick_ms).unwrap_or(earliest)
     }
 
@@ -223,6 +229,11 @@ pub(crate) struct Registration {
     /// different metadata on one ScaledObject, not an edit, and is worth a
     /// warning rather than an info line per call.
     previous: Mutex<Option<(u64, DateTime<Utc>)>>,
+    /// The last evaluation found no data while every read at its tick
+    /// succeeded (a query that matches nothing): every replica answers it
+    /// alike, so it does not hold readiness. Not so when a read failed
+    /// here, which a peer may not have.
+    no_data: std::sync::atomic::AtomicBool,
     /// Why the latest decision must not be served; watched so a first call
     /// waiting for a decision also ends on a fault.
     fault: watch::Sender<Option<Fault>>,
@@ -248,6 +259,7 @@ impl Registration {
             settled: AtomicU64::new(0),
             configured_mark: AtomicU64::new(1),
             previous: Mutex::new(None),
+            no_data: std::sync::atomic::AtomicBool::new(false),
             fault: watch::channel(None).0,
         }
     }
@@ -290,6 +302,17 @@ impl Registration {
         let back = previous.is_some_and(|(fp, at)| fp == next && now - at < TimeDelta::minutes(10));
         *previous = Some((self.fingerprint(), now));
         back
+    }
+
+    /// Records whether the last evaluation found no data on reads that all
+    /// succeeded.
+    pub(crate) fn set_no_data(&self, clean: bool) {
+        self.no_data.store(clean, Ordering::Release);
+    }
+
+    /// See [`Self::set_no_data`].
+    pub(crate) fn no_data(&self) -> bool {
+        self.no_data.load(Ordering::Acquire)
     }
 
     /// Whether an evaluation under the current configuration has settled.

@@ -328,11 +328,25 @@ fn read_parquet(file: std::fs::File, value: &str, path: &Path) -> Result<DataFra
         }
         wanted.push(name.to_string());
     }
-    if wanted.is_empty() {
-        let names: Vec<&str> = schema.iter_values().map(|f| f.name.as_str()).collect();
+    // A column missing is named against every column the file has: the
+    // frame read holds only the projected ones, and its list left out the
+    // very column the user needed to name (`--value-column requests`).
+    let names: Vec<&str> = schema.iter_values().map(|f| f.name.as_str()).collect();
+    let has = |n: &str| names.contains(&n);
+    let found = names.join(",");
+    if !has("timestamp") {
         return Err(content(format!(
-            "missing column \"timestamp\" (found: {}); expected series,timestamp,value, or timestamp and a value column",
-            names.join(",")
+            "missing column \"timestamp\"; expected long format with columns series,timestamp,value (found: {found})"
+        )));
+    }
+    if !has("series") && !has(value) {
+        return Err(content(format!(
+            "no column {value:?}; a file without a series column holds one series: name its value column with --value-column (columns: {found})"
+        )));
+    }
+    if !has(value) {
+        return Err(content(format!(
+            "missing column {value:?}; expected long format with columns series,timestamp,value (found: {found})"
         )));
     }
     reader.with_columns(Some(wanted)).finish().map_err(read_err)
@@ -426,6 +440,22 @@ pub(super) fn regularise(
     if n > 50_000_000 {
         return Err(format!(
             "series {id:?} would need {n} slots at its {step}s step; check the timestamps' units (seconds expected)"
+        ));
+    }
+    // Mostly empty slots are not a series with gaps but a stray timestamp
+    // (one row at 1970 before a year of hourly data made 472,726 slots,
+    // nearly all interpolated, and scored forecasts on them).
+    let empty = n.saturating_sub(samples.len());
+    if empty > 9 * samples.len() {
+        let ((a, _, row_a), (b, _, row_b)) = samples
+            .windows(2)
+            .max_by_key(|w| w[1].0 - w[0].0)
+            .map_or((samples[0], samples[0]), |w| (w[0], w[1]));
+        return Err(format!(
+            "series {id:?}: its {} samples at a {step}s step span {n} slots, {empty} of them empty; the largest gap is from row {row_a} ({}) to row {row_b} ({}): check for a stray timestamp",
+            samples.len(),
+            fmt_ts(a),
+            fmt_ts(b)
         ));
     }
     let mut values = vec![f64::NAN; n];

@@ -204,9 +204,19 @@ impl PrometheusSource {
             .split_once("://")
             .map(|(s, _)| s.to_ascii_lowercase());
         if !matches!(scheme.as_deref(), Some("http" | "https")) {
-            return Err(invalid(
-                "the URL must start with http:// or https:// (e.g. http://prometheus:9090)".into(),
-            ));
+            // Without a scheme, `user:password@host` does not parse as a
+            // URL and nothing was redacted: keep only what follows the `@`.
+            return Err(SourceError::InvalidConfig {
+                endpoint: url
+                    .trim()
+                    .rsplit('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                message:
+                    "the URL must start with http:// or https:// (e.g. http://prometheus:9090)"
+                        .into(),
+            });
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &options.headers {
@@ -817,6 +827,12 @@ mod tests {
 
     #[test]
     fn a_url_without_an_http_scheme_is_refused_at_start() {
+        let err =
+            PrometheusSource::with_options("admin:s3cret@prom:9090", PrometheusOptions::default())
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(!err.contains("s3cret") && !err.contains("admin"), "{err}");
         for url in ["localhost:9090", "ftp://prom:9090", "prom"] {
             let err = PrometheusSource::with_options(url, PrometheusOptions::default())
                 .err()
