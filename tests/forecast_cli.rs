@@ -606,7 +606,11 @@ fn a_series_ending_in_empty_samples_is_forecast_past_its_end() {
     let rows = &parse(&r.stdout)["s"];
     let stamps: Vec<i64> = rows.iter().map(|r| r.timestamp.parse().unwrap()).collect();
     assert_eq!(stamps, vec![last + 3_600, last + 7_200, last + 10_800]);
-    assert!(r.stderr.contains("ends in 5 empty sample(s)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("ends in 5 empty sample(s)"),
+        "{}",
+        r.stderr
+    );
     // `inspect` forecasts from the same place.
     let r = foresight(&["forecast", "inspect", "--input", path.to_str().unwrap()]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);

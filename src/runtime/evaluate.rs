@@ -360,6 +360,27 @@ mod tests {
     use super::*;
     use crate::runtime::registry::ANCHOR_PERIOD;
 
+    /// `replay` with a prefix cache of its own, which must decide.
+    fn replay_fresh(
+        cfg: &Configured,
+        at: DateTime<Utc>,
+        tick: TimeDelta,
+        cache: &ObservationCache,
+        models: &ModelTable,
+        plans: &mut PlanCache,
+    ) -> Decision {
+        replay(
+            cfg,
+            at,
+            tick,
+            cache,
+            models,
+            plans,
+            &mut PrefixCache::default(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn ticks_cover_the_window_oldest_first() {
         let to = DateTime::from_timestamp(1_000, 0).unwrap();
@@ -411,16 +432,14 @@ mod tests {
         let tick = TimeDelta::seconds(15);
         let models = ModelTable::new(std::time::Duration::from_secs(3_600));
         let at_minute = |m: i64| {
-            replay(
+            replay_fresh(
                 &cfg,
                 drop + TimeDelta::minutes(m),
                 tick,
                 &cache,
                 &models,
                 &mut PlanCache::default(),
-                &mut PrefixCache::default(),
             )
-            .unwrap()
             .desired_replicas
         };
         assert_eq!(at_minute(-1), 45);
@@ -557,16 +576,14 @@ mod tests {
             &mut carried,
         )
         .unwrap();
-        let b = replay(
+        let b = replay_fresh(
             &cfg,
             at + tick,
             tick,
             &cache,
             &models,
             &mut PlanCache::default(),
-            &mut PrefixCache::default(),
-        )
-        .unwrap();
+        );
         assert_eq!(a, b);
         assert!(
             carried.take_decided() > 100,
@@ -744,43 +761,16 @@ mod tests {
             build_plan(&cfg, &trained).unwrap(),
         );
         let built = only_plan(&plans);
-        let decision = replay(
-            &cfg,
-            at,
-            tick,
-            &cache,
-            &models,
-            &mut plans,
-            &mut PrefixCache::default(),
-        )
-        .unwrap();
+        let decision = replay_fresh(&cfg, at, tick, &cache, &models, &mut plans);
         assert!(plans.take_builds().is_empty(), "the replay built a plan");
         assert!(Arc::ptr_eq(&built, &only_plan(&plans)));
-        let fresh = replay(
-            &cfg,
-            at,
-            tick,
-            &cache,
-            &models,
-            &mut PlanCache::default(),
-            &mut PrefixCache::default(),
-        )
-        .unwrap();
+        let fresh = replay_fresh(&cfg, at, tick, &cache, &models, &mut PlanCache::default());
         assert_eq!(
             decision, fresh,
             "a plan built at training decides as one built by the replay"
         );
         let mut cold = PlanCache::default();
-        replay(
-            &cfg,
-            at,
-            tick,
-            &cache,
-            &models,
-            &mut cold,
-            &mut PrefixCache::default(),
-        )
-        .unwrap();
+        replay_fresh(&cfg, at, tick, &cache, &models, &mut cold);
         assert_eq!(
             cold.take_builds().len(),
             1,
@@ -799,16 +789,7 @@ mod tests {
         plans.insert_built(cfg.fingerprint, 0, &next, build_plan(&cfg, &next).unwrap());
         plans.sweep(&fp, &fp);
         assert_eq!(plans.len(), 2, "the waiting plan was dropped");
-        replay(
-            &cfg,
-            at,
-            tick,
-            &cache,
-            &models,
-            &mut plans,
-            &mut PrefixCache::default(),
-        )
-        .unwrap();
+        replay_fresh(&cfg, at, tick, &cache, &models, &mut plans);
         plans.sweep(&fp, &fp);
         assert_eq!(plans.len(), 2, "the waiting plan was dropped");
 
@@ -821,16 +802,7 @@ mod tests {
             build_plan(&cfg, &previous).unwrap(),
         );
         assert_eq!(plans.len(), 3);
-        replay(
-            &cfg,
-            at,
-            tick,
-            &cache,
-            &models,
-            &mut plans,
-            &mut PrefixCache::default(),
-        )
-        .unwrap();
+        replay_fresh(&cfg, at, tick, &cache, &models, &mut plans);
         plans.sweep(&fp, &fp);
         assert_eq!(plans.len(), 2, "the older unused plan was kept");
         plans.sweep(&HashSet::new(), &HashSet::new());
@@ -846,16 +818,7 @@ mod tests {
         let (cfg, mut models, cache, at) = holding_setup();
         let tick = TimeDelta::seconds(15);
         let mut plans = PlanCache::default();
-        let first = replay(
-            &cfg,
-            at,
-            tick,
-            &cache,
-            &models,
-            &mut plans,
-            &mut PrefixCache::default(),
-        )
-        .unwrap();
+        let first = replay_fresh(&cfg, at, tick, &cache, &models, &mut plans);
         assert_eq!(first.mode, Mode::Holding);
         assert!(
             first.notes.iter().any(|n| n.contains("holding plan")),
@@ -871,26 +834,8 @@ mod tests {
         // The same tick again, and the next, reuse the plan and decide as a
         // replay that builds its own does.
         for at in [at, at + tick] {
-            let cached = replay(
-                &cfg,
-                at,
-                tick,
-                &cache,
-                &models,
-                &mut plans,
-                &mut PrefixCache::default(),
-            )
-            .unwrap();
-            let built = replay(
-                &cfg,
-                at,
-                tick,
-                &cache,
-                &models,
-                &mut PlanCache::default(),
-                &mut PrefixCache::default(),
-            )
-            .unwrap();
+            let cached = replay_fresh(&cfg, at, tick, &cache, &models, &mut plans);
+            let built = replay_fresh(&cfg, at, tick, &cache, &models, &mut PlanCache::default());
             assert_eq!(cached, built);
         }
         assert_eq!(plans.len(), 1);
@@ -904,16 +849,7 @@ mod tests {
         let boundary = at - TimeDelta::hours(1);
         let retrained = models.at(&key, at).map(|t| Trained::clone(t)).unwrap();
         models.finish(&key, boundary, Ok(Arc::new(retrained)), at);
-        replay(
-            &cfg,
-            at,
-            tick,
-            &cache,
-            &models,
-            &mut plans,
-            &mut PrefixCache::default(),
-        )
-        .unwrap();
+        replay_fresh(&cfg, at, tick, &cache, &models, &mut plans);
         let rebuilt = plans.plans.values().next().unwrap();
         assert!(Arc::ptr_eq(&rebuilt.trained, models.at(&key, at).unwrap()));
         assert!(
@@ -933,16 +869,7 @@ mod tests {
             "a plan no replay used since the last sweep is dropped"
         );
         assert_eq!(plans.bytes(), 0);
-        replay(
-            &cfg,
-            at,
-            tick,
-            &cache,
-            &models,
-            &mut plans,
-            &mut PrefixCache::default(),
-        )
-        .unwrap();
+        replay_fresh(&cfg, at, tick, &cache, &models, &mut plans);
         plans.sweep(&HashSet::new(), &HashSet::new());
         assert_eq!(
             plans.len(),

@@ -463,6 +463,32 @@ mod tests {
     }
 
     #[test]
+    fn metadata_changing_back_soon_is_told_from_an_edit() {
+        let meta = |target: &str| -> HashMap<String, String> {
+            [("connectionsQuery", "q"), ("connectionsTarget", target)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let cfg = |target: &str| {
+            let m = meta(target);
+            let spec = crate::config::parse_metadata(&m).unwrap();
+            Configured::new(fingerprint(&m), spec, &RuntimeConfig::default())
+        };
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let reg = Registration::new(ScaledObjectKey::new("ns", "so"), cfg("1"));
+        // Two triggers with different metadata, called in turn: 1, 2, 1.
+        assert!(!reg.flip_flops(fingerprint(&meta("2")), t0));
+        reg.reconfigure(cfg("2"));
+        assert!(reg.flip_flops(fingerprint(&meta("1")), t0 + TimeDelta::seconds(30)));
+        reg.reconfigure(cfg("1"));
+        // An edit to a third value is not; nor is going back an hour later.
+        assert!(!reg.flip_flops(fingerprint(&meta("3")), t0 + TimeDelta::minutes(1)));
+        reg.reconfigure(cfg("3"));
+        assert!(!reg.flip_flops(fingerprint(&meta("1")), t0 + TimeDelta::hours(1)));
+    }
+
+    #[test]
     fn a_mark_made_during_an_evaluation_survives_its_publish() {
         let meta: HashMap<String, String> = [("connectionsQuery", "q"), ("connectionsTarget", "1")]
             .into_iter()
