@@ -86,9 +86,13 @@ fn explains_a_live_decision() {
 
 #[test]
 fn bad_arguments_and_unreachable_servers() {
-    let (code, _, stderr) = explain(&["--scaled-object", "web"]);
-    assert_eq!(code, Some(1));
-    assert!(stderr.contains("must be NAMESPACE/NAME"), "{stderr}");
+    // Not NAMESPACE/NAME, or not Kubernetes names: `?`, `#` and `..`
+    // changed the URL and printed a bare `error: `.
+    for bad in ["web", "shop/x?y=1", "shop/x#y", "shop/..", "Shop/web"] {
+        let (code, _, stderr) = explain(&["--scaled-object", bad]);
+        assert_eq!(code, Some(1), "{bad}");
+        assert!(stderr.contains("must be NAMESPACE/NAME"), "{bad}: {stderr}");
+    }
 
     let free = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -1303,6 +1303,13 @@ fn wrong_value_types_fail_through_the_schema() {
             "/config/retrainInterval",
             "pattern",
         ),
+        // foresight refuses a zero interval at start-up: the install would
+        // crash-loop.
+        (
+            "config.evaluationInterval=0s",
+            "/config/evaluationInterval",
+            "pattern",
+        ),
         (
             "remediation.pageFormat=teams",
             "/remediation/pageFormat",

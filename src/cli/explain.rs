@@ -12,10 +12,21 @@ pub(super) fn run(args: ExplainArgs) -> anyhow::Result<()> {
     let (namespace, name) = args
         .scaled_object
         .split_once('/')
-        .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
+        // Kubernetes names (DNS-1123): anything else (`?`, `#`, `..`) would
+        // change the URL rather than name a ScaledObject.
+        .filter(|(ns, n)| {
+            let dns = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+                    && !s.starts_with(['-', '.'])
+                    && !s.ends_with(['-', '.'])
+            };
+            dns(ns) && dns(n)
+        })
         .with_context(|| {
             format!(
-                "--scaled-object {:?} must be NAMESPACE/NAME, e.g. shop/orders-consumer",
+                "--scaled-object {:?} must be NAMESPACE/NAME, each a Kubernetes name (lowercase letters, digits, '-' and '.'), e.g. shop/orders-consumer",
                 args.scaled_object
             )
         })?;
@@ -37,6 +48,10 @@ pub(super) fn run(args: ExplainArgs) -> anyhow::Result<()> {
         format!("cannot reach foresight at {base}; is `foresight serve` running there? (set --server)")
     })?;
     if status == reqwest::StatusCode::NOT_FOUND {
+        // foresight says why; a 404 without a body is not foresight's.
+        if body.trim().is_empty() {
+            bail!("{url} answered 404 with nothing to say: is --server a foresight HTTP port?");
+        }
         bail!("{}", body.trim());
     }
     if !status.is_success() {

@@ -29,12 +29,32 @@ pub struct ExternalScalerService<C> {
     /// Ends open streams on shutdown; otherwise graceful shutdown would wait
     /// forever for KEDA to hang up.
     shutdown: CancellationToken,
+    /// InvalidArgument messages warned about, and when: the same broken
+    /// ScaledObject is called every polling interval.
+    warned: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
 
 impl<C: ScalerCore> ExternalScalerService<C> {
     /// Wraps a core.
     pub fn new(core: Arc<C>, shutdown: CancellationToken) -> Self {
-        Self { core, shutdown }
+        Self {
+            core,
+            shutdown,
+            warned: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Whether `message` was not warned about in the last 10 minutes
+    /// (and records it as warned now).
+    fn first_in_a_while(&self, message: &str) -> bool {
+        let now = Instant::now();
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        warned.retain(|_, at| now.duration_since(*at) < std::time::Duration::from_secs(600));
+        if warned.contains_key(message) {
+            return false;
+        }
+        warned.insert(message.to_string(), now);
+        true
     }
 
     fn finish<T>(
@@ -52,12 +72,19 @@ impl<C: ScalerCore> ExternalScalerService<C> {
             .telemetry()
             .observe_rpc(rpc, code_label(code), started.elapsed());
         if let Err(s) = &r {
-            tracing::debug!(
-                rpc,
-                code = code_label(s.code()),
-                message = s.message(),
-                "rpc failed"
-            );
+            // A caller's mistake (bad metadata, a rejected query) is worth a
+            // warning an SRE sees, once every 10 minutes per message: KEDA
+            // repeats the call every polling interval.
+            if s.code() == tonic::Code::InvalidArgument && self.first_in_a_while(s.message()) {
+                tracing::warn!(rpc, message = s.message(), "rpc refused: InvalidArgument");
+            } else {
+                tracing::debug!(
+                    rpc,
+                    code = code_label(s.code()),
+                    message = s.message(),
+                    "rpc failed"
+                );
+            }
         }
         r.map(Response::new)
     }
@@ -86,7 +113,13 @@ pub async fn serve_with_tls<C: ScalerCore>(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let service = ExternalScalerServer::new(ExternalScalerService::new(core, shutdown.clone()));
-    let router = tonic::transport::Server::builder().add_service(service);
+    // HTTP/2 pings find a KEDA that went away without closing its
+    // connection (a killed pod, a dropped node), so its StreamIsActive
+    // task does not wait for TCP to give up.
+    let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        .add_service(service);
     let Some(tls) = tls else {
         return router
             .serve_with_incoming_shutdown(
