@@ -1326,6 +1326,23 @@ fn wrong_value_types_fail_through_the_schema() {
             "--set {set}: unclear error:\n{stderr}"
         );
     }
+    // Remediation in a namespace foresight has no Role in: every call
+    // there would be refused at the first incident.
+    let out = run_helm(&[
+        "template",
+        RELEASE,
+        CHART,
+        "--set",
+        "watchNamespaces={payments}",
+        "--set",
+        "remediation.namespaces={shop}",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted");
+    assert!(
+        stderr.contains("remediation.namespaces holds \"shop\", which is not in watchNamespaces"),
+        "{stderr}"
+    );
     // A value the schema allows but the chart cannot do without.
     let out = run_helm(&["template", RELEASE, CHART, "--set", "tls.enabled=true"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
