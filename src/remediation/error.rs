@@ -194,10 +194,13 @@ impl RemediationError {
     pub fn is_transient(&self) -> bool {
         match self {
             RemediationError::JoinLease { source, .. } => match source.as_ref() {
+                // 409: two replicas starting together both create the Lease.
                 kube_lease_manager::LeaseManagerError::KubeError(kube::Error::Api(status)) => {
-                    status.code >= 500 || status.code == 408 || status.code == 429
+                    status.code >= 500 || matches!(status.code, 408 | 409 | 429)
                 }
-                kube_lease_manager::LeaseManagerError::KubeError(_) => true,
+                kube_lease_manager::LeaseManagerError::KubeError(_)
+                | kube_lease_manager::LeaseManagerError::LeaseAlreadyExists(_)
+                | kube_lease_manager::LeaseManagerError::NonexistentLease(_) => true,
                 _ => false,
             },
             _ => false,
