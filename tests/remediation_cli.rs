@@ -221,11 +221,7 @@ fn enforce_keeps_serving_while_the_api_server_is_out_of_reach() {
     // server. It now serves, acts on nothing, and keeps trying to join.
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
-    )
-    .unwrap();
+    write_kubeconfig(&kubeconfig, "https://127.0.0.1:1");
     let audit = dir.path().join("audit.jsonl");
     let mut server = support::serve(
         &[],
@@ -272,11 +268,7 @@ fn enforce_still_refuses_to_start_when_the_api_server_forbids_the_lease() {
     });
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"),
-    )
-    .unwrap();
+    write_kubeconfig(&kubeconfig, &format!("http://{addr}"));
     let audit = dir.path().join("audit.jsonl");
     let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
         .args([
@@ -300,4 +292,15 @@ fn enforce_still_refuses_to_start_when_the_api_server_forbids_the_lease() {
             && stderr.contains("forbidden"),
         "{stderr}"
     );
+}
+
+/// A kubeconfig whose one cluster is `server`, with a token.
+fn write_kubeconfig(path: &std::path::Path, server: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
 }

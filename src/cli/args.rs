@@ -180,15 +180,9 @@ pub struct BacktestArgs {
     #[arg(long, value_name = "ID")]
     pub series: Option<String>,
 
-    /// For a table without a series column: the column holding the values.
-    #[arg(long, value_name = "NAME")]
-    pub value_column: Option<String>,
-
-    /// Samples of the series at the same timestamp: refuse the file, or keep
-    /// the first or the last of them (daylight-saving repeats in real
-    /// exports); the report notes how many were dropped.
-    #[arg(long, value_enum, default_value_t = DuplicatesArg::Error)]
-    pub duplicates: DuplicatesArg,
+    /// How a table file is read, as for `forecast`.
+    #[command(flatten)]
+    pub file: FileInputArgs,
 
     /// Pull the series live from this Prometheus instead of a file
     /// (with --query, --start, --end).
@@ -588,15 +582,9 @@ pub struct EvalArgs {
     #[arg(long, value_enum, default_value_t = InputFormat::Long)]
     pub format: InputFormat,
 
-    /// Long format: samples of a series at the same timestamp are refused,
-    /// or the first or the last of them kept; a note counts the dropped.
-    #[arg(long, value_enum, default_value_t = DuplicatesArg::Error)]
-    pub duplicates: DuplicatesArg,
-
-    /// Long format, a table without a series column (one series): the
-    /// column holding the values.
-    #[arg(long, value_name = "NAME")]
-    pub value_column: Option<String>,
+    /// How a long-format file is read, as for `forecast`.
+    #[command(flatten)]
+    pub file: FileInputArgs,
 
     /// Nominal coverage of foresight's prediction interval.
     #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = parse_level)]

@@ -21,9 +21,7 @@ use crate::backtest::{
 };
 use crate::config::{external_metadata, parse_metadata, with_external_metadata};
 use crate::domain::{MetricKind, Series};
-use crate::sources::{
-    FileData, LoadOptions, LoadReport, MetricSource, PrometheusSource, load_range_export,
-};
+use crate::sources::{FileData, LoadReport, MetricSource, PrometheusSource, load_range_export};
 
 /// Live pulls wait at most this long per range-query chunk.
 const PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -661,11 +659,7 @@ fn load_series(args: &BacktestArgs) -> Result<(Series, String, String, Vec<Strin
         let (data, report) = if json {
             load_range_export(path)?
         } else {
-            let opts = LoadOptions {
-                value_column: args.value_column.clone(),
-                duplicates: args.duplicates.to_source(),
-            };
-            FileData::load_with(path, &opts)?
+            FileData::load_with(path, &args.file.options())?
         };
         (data, report, path.display().to_string())
     };
@@ -703,7 +697,7 @@ fn load_series(args: &BacktestArgs) -> Result<(Series, String, String, Vec<Strin
     if let Some(n) = report.duplicates_dropped.get(&id) {
         notes.push(format!(
             "{n} samples shared a timestamp with another and were dropped (--duplicates {})",
-            args.duplicates.as_str()
+            args.file.duplicates.as_str()
         ));
     }
     if let Some(n) = report.missing_values.get(&id) {

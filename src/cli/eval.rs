@@ -14,7 +14,7 @@ use crate::domain::Series;
 use crate::forecast::{
     EvalSpec, Method, SeriesEval, Summary, evaluate, prophet_available, summarise,
 };
-use crate::sources::{FileData, LoadOptions, SourceError, load_wide};
+use crate::sources::{FileData, SourceError, load_wide};
 
 /// A series that could not be evaluated, for the JSON report.
 #[derive(Debug, Serialize)]
@@ -117,11 +117,7 @@ fn load(args: &EvalArgs) -> anyhow::Result<Loaded> {
     Ok(match args.format {
         InputFormat::M4 => (load_wide(&args.input)?, Vec::new()),
         InputFormat::Long => {
-            let opts = LoadOptions {
-                duplicates: args.duplicates.to_source(),
-                value_column: args.value_column.clone(),
-            };
-            let (data, report) = FileData::load_with(&args.input, &opts).map_err(|e| {
+            let (data, report) = FileData::load_with(&args.input, &args.file.options()).map_err(|e| {
                 let hint = matches!(&e, SourceError::FileContent { message, .. } if message.contains("missing column"));
                 let e = anyhow::Error::new(e);
                 if hint {
@@ -136,7 +132,7 @@ fn load(args: &EvalArgs) -> anyhow::Result<Loaded> {
             for (id, n) in &report.duplicates_dropped {
                 eprintln!(
                     "note: series {id:?}: {n} sample(s) sharing a timestamp dropped (--duplicates {})",
-                    args.duplicates.as_str()
+                    args.file.duplicates.as_str()
                 );
             }
             for (id, n) in &report.irregular_gaps {

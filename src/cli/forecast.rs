@@ -222,6 +222,16 @@ pub(super) fn fit_one(series: &Series, spec: &TrainSpec) -> Result<Trained, Stri
     super::per_series("forecasting", || train(series, spec))
 }
 
+/// Empty samples at the end of `series`.
+fn trailing_empty(series: &Series) -> usize {
+    series
+        .values
+        .iter()
+        .rev()
+        .take_while(|v| v.is_nan())
+        .count()
+}
+
 /// A horizon of 10^11 steps aborted the process on allocation.
 fn check_horizon(series: &Series, horizon: usize) -> Result<(), String> {
     if horizon > MAX_HORIZON_STEPS {
@@ -245,12 +255,7 @@ const MAX_HORIZON_STEPS: usize = 1_000_000;
 pub(super) fn past_the_end(series: &Series, spec: &TrainSpec) -> Result<Trained, String> {
     // The user's horizon, before the missing steps are added to it.
     check_horizon(series, spec.horizon)?;
-    let missing = series
-        .values
-        .iter()
-        .rev()
-        .take_while(|v| v.is_nan())
-        .count();
+    let missing = trailing_empty(series);
     if missing == 0 || missing == series.values.len() {
         return fit_one(series, spec);
     }
@@ -289,7 +294,7 @@ fn fit_all(
         .map(|id| {
             let result = match data.series(id) {
                 Some(s) => {
-                    let trailing = s.values.iter().rev().take_while(|v| v.is_nan()).count();
+                    let trailing = trailing_empty(s);
                     if trailing > 0 && trailing < s.values.len() {
                         progress.suspend(|| {
                             eprintln!("note: series {id:?} ends in {trailing} empty sample(s); its forecast is taken across them and starts after its last timestamp")

@@ -170,6 +170,37 @@ impl Slot {
     }
 }
 
+/// Joins the leader election over `wanted`, in at most 10 s. The error
+/// says whether trying again may succeed (see
+/// [`crate::remediation::RemediationError::is_transient`]; a timeout may).
+async fn join(
+    client: kube::Client,
+    wanted: &crate::remediation::kube::LeaseSettings,
+) -> Result<
+    (
+        tokio::sync::watch::Receiver<bool>,
+        crate::remediation::kube::LeaderElection,
+    ),
+    (bool, anyhow::Error),
+> {
+    let joined = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        crate::remediation::kube::join_leader_election(client, wanted),
+    )
+    .await;
+    match joined {
+        Ok(joined) => joined.map_err(|e| (e.is_transient(), anyhow::Error::from(e))),
+        Err(_) => Err((
+            true,
+            anyhow::anyhow!(
+                "timed out after 10 s joining leader election over Lease {}/{}",
+                wanted.namespace,
+                wanted.name
+            ),
+        )),
+    }
+}
+
 /// The Lease this replica campaigns for: `--lease-name` (the chart names
 /// one per release: two releases in one namespace on one Lease left one of
 /// them never leading), in `POD_NAMESPACE`, as `POD_NAME`.
@@ -202,7 +233,7 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
     use anyhow::Context;
     use tracing::{info, warn};
 
-    use crate::remediation::kube::{KubeActions, join_leader_election};
+    use crate::remediation::kube::KubeActions;
     use crate::remediation::{
         Engine, EngineOptions, Pager, RemediationConfig, RemediationMode, RemediationSetting,
         incident_counter,
@@ -257,24 +288,7 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
     let lease = match &client {
         Some(c) => {
             let wanted = wanted_lease(settings.lease_name.as_deref());
-            Some(
-                match tokio::time::timeout(
-                    std::time::Duration::from_secs(10),
-                    join_leader_election(c.clone(), &wanted),
-                )
-                .await
-                {
-                    Ok(joined) => joined.map_err(|e| (e.is_transient(), anyhow::Error::from(e))),
-                    Err(_) => Err((
-                        true,
-                        anyhow::anyhow!(
-                            "timed out after 10 s joining leader election over Lease {}/{}",
-                            wanted.namespace,
-                            wanted.name
-                        ),
-                    )),
-                },
-            )
+            Some(join(c.clone(), &wanted).await)
         }
         None => None,
     };
@@ -308,13 +322,8 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(std::time::Duration::from_secs(15)).await;
-                    match tokio::time::timeout(
-                        std::time::Duration::from_secs(10),
-                        join_leader_election(c.clone(), &wanted),
-                    )
-                    .await
-                    {
-                        Ok(Ok((mut inner, election))) => {
+                    match join(c.clone(), &wanted).await {
+                        Ok((mut inner, election)) => {
                             info!(lease = %format!("{}/{}", wanted.namespace, wanted.name), "joined the remediation leader election");
                             let mut held = retry_slot.lock().await;
                             let closed = held.closed;
@@ -329,14 +338,11 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
                             }
                             return;
                         }
-                        Ok(Err(e)) if e.is_transient() => {
-                            warn!(error = %e, "still cannot join the remediation leader election")
+                        Err((true, e)) => {
+                            warn!(error = %format!("{e:#}"), "still cannot join the remediation leader election")
                         }
-                        Ok(Err(e)) => {
-                            tracing::error!(error = %e, "the API server refuses the remediation leader election (check RBAC and --lease-name); remediation acts on nothing until it is fixed")
-                        }
-                        Err(_) => {
-                            warn!("joining the remediation leader election timed out after 10 s")
+                        Err((false, e)) => {
+                            tracing::error!(error = %format!("{e:#}"), "the API server refuses the remediation leader election (check RBAC and --lease-name); remediation acts on nothing until it is fixed")
                         }
                     }
                 }

@@ -424,17 +424,7 @@ impl Telemetry {
         // Signals the metadata no longer has: their series would stay at
         // their last values, charting a signal that is gone.
         for gone in driver_labels().filter(|l| d.readings.iter().all(|r| r.kind.label() != *l)) {
-            let labels = SignalLabels {
-                scaledobject: scaledobject.to_string(),
-                signal: gone,
-            };
-            for family in [
-                &self.forecast_mase,
-                &self.signal_observed,
-                &self.signal_forecast_upper,
-            ] {
-                family.remove(&labels);
-            }
+            self.remove_signal(scaledobject, gone);
         }
         for r in &d.readings {
             let labels = SignalLabels {
@@ -561,20 +551,28 @@ impl Telemetry {
     /// Removes every series of a ScaledObject foresight no longer serves, so
     /// dashboards do not chart its last values and churn does not grow the
     /// exposition.
+    /// Removes `signal`'s per-signal series of `scaledobject`.
+    fn remove_signal(&self, scaledobject: &str, signal: &'static str) {
+        let labels = SignalLabels {
+            scaledobject: scaledobject.to_string(),
+            signal,
+        };
+        for family in [
+            &self.forecast_mase,
+            &self.signal_observed,
+            &self.signal_forecast_upper,
+        ] {
+            family.remove(&labels);
+        }
+    }
+
     pub(crate) fn forget(&self, scaledobject: &str) {
         for signal in driver_labels() {
-            let labels = SignalLabels {
+            self.remove_signal(scaledobject, signal);
+            self.desired_replicas.remove(&SignalLabels {
                 scaledobject: scaledobject.to_string(),
                 signal,
-            };
-            for family in [
-                &self.forecast_mase,
-                &self.signal_observed,
-                &self.signal_forecast_upper,
-            ] {
-                family.remove(&labels);
-            }
-            self.desired_replicas.remove(&labels);
+            });
         }
         let object = ObjectLabels {
             scaledobject: scaledobject.to_string(),
