@@ -752,7 +752,13 @@ fn lag_drain_capacity_counts_the_pods_that_ran_not_those_asked_for() {
         ..behavior(Mode::Reactive)
     };
     let mut state = PolicyState::default();
-    for k in 0..9 {
+    // Nearly four minutes of growth: the pods asked for may still be
+    // starting until a lead time (2 minutes) after they were asked for, so
+    // they do not count as running until the trend window begins after
+    // that. Counted as soon as the trend window had moved past them, the
+    // drain was added on top of them every two minutes: 3 + 10 became
+    // 13 + 13 at 2m15s.
+    for k in 0..16 {
         let v = 3000.0 + 300.0 * f64::from(k);
         let (d, next) = decide(&b, &lag(v), &state, t(i64::from(k) * 15)).unwrap();
         if k >= 2 {

@@ -27,9 +27,10 @@ pub(super) const DEMAND_TREND_WINDOW: TimeDelta = TimeDelta::minutes(1);
 pub(super) struct MetricMemory {
     /// Recent observations, for lag growth; oldest first.
     pub(super) values: VecDeque<(DateTime<Utc>, f64)>,
-    /// The count in force at each of those ticks: the fewest over the
-    /// window is what ran while the growth was measured (pods asked for
-    /// since may still be starting).
+    /// The count in force at each tick of the trend window and of the
+    /// start-up before it: the fewest is what ran while the growth was
+    /// measured (pods asked for since may still be starting; see
+    /// `requirements::counts_window`).
     pub(super) counts: VecDeque<(DateTime<Utc>, u32)>,
     /// Absolute forecast errors scaled by the in-sample MASE denominator,
     /// one per forecast slot.

@@ -36,3 +36,4 @@ pub use behavior::Behavior;
 pub use decide::{ForecastInput, MetricInput, Observation, PolicyError, decide};
 pub use holding::{Plan, PlanError, PlanSpec, Prices, holding_plan};
 pub use memory::PolicyState;
+pub(crate) use requirements::counts_window;

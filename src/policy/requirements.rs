@@ -106,7 +106,7 @@ impl Requirements {
         now: DateTime<Utc>,
     ) {
         let use_prediction = b.mode == Mode::Predictive;
-        let live = track(mem, m, &b.rules, current, now);
+        let live = track(mem, m, b, current, now);
         let (reactive, lag_drain) = self.reactive(b, m, mem, current, now);
 
         // Predictive requirement.
@@ -256,7 +256,8 @@ impl Requirements {
                         // Capacity to stop the growth and drain the backlog
                         // within lagDrainTime, on top of what ran while the
                         // growth was measured: the fewest in force over the
-                        // trend window. Not the count in force now, which
+                        // trend window and the start-up before it (see
+                        // [`counts_window`]). Not the count in force now, which
                         // holds pods asked for at the last ticks and still
                         // starting: adding the drain to it at every tick
                         // compounded a noisy lag up to maxReplicaCount.
@@ -313,16 +314,29 @@ impl Requirements {
     }
 }
 
+/// How long the counts in force are kept for the lag drain: the trend
+/// window plus the lead time. The growth over the trend window was
+/// measured against the pods that were ready in it, and a pod asked for up
+/// to a lead time before the window began (which must cover start-up) may
+/// still have been starting then. Over the trend window alone, pods still
+/// starting after it were counted as running, and every two minutes the
+/// drain was added again on top of pods that had not yet served. Longer
+/// than this would hold a needed second step back for pods that did start.
+pub(crate) fn counts_window(lead_time: TimeDelta) -> TimeDelta {
+    LAG_TREND_WINDOW + lead_time
+}
+
 /// Updates signal `m`'s memory with the tick's observation: the lag drain
 /// per replica, the recent values, the forecast's live error and the
 /// confidence gate. Returns the live MASE and whether the gate is closed.
 fn track(
     mem: &mut MetricMemory,
     m: &MetricInput<'_>,
-    rules: &ScalingRules,
+    b: &Behavior,
     current: Option<u32>,
     now: DateTime<Utc>,
 ) -> (Option<f64>, bool) {
+    let rules = &b.rules;
     // Lag drained between ticks at a steady count tells us how much one
     // replica can work off (a lower bound, since arrivals continue).
     if m.kind == MetricKind::ConsumerLag
@@ -342,7 +356,7 @@ fn track(
     if let Some(c) = current {
         mem.counts.push_back((now, c));
     }
-    trim(&mut mem.counts, now, LAG_TREND_WINDOW);
+    trim(&mut mem.counts, now, counts_window(b.lead_time));
     if let (Some(v), Some(f)) = (m.observed, &m.forecast)
         && let Some((slot, p)) = f.forecast.slot_at(now)
         && f.scale > 0.0

@@ -158,6 +158,8 @@ impl Configured {
             TimeDelta::minutes(30),
             r.scale_down_stabilization + r.scale_down_period.max(r.scale_up_period),
             spec.lead_time * 2 + tick,
+            // The lag drain's memory of the counts in force.
+            crate::policy::counts_window(spec.lead_time) + tick,
             r.latency_breach_duration + tick,
         ]
         .into_iter()
