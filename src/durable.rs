@@ -8,6 +8,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Replaces `path` with what `write` puts into a fresh file.
+///
+/// The temporary file's name is unique (random, created exclusively), not
+/// derived from the process id: in containers every process is PID 1, and
+/// two replicas of `serve` sharing a ReadWriteMany state volume wrote the
+/// same selection through the same `.NAME.1.tmp`, truncating and
+/// interleaving each other's bytes before the rename.
 pub(crate) fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut File) -> std::io::Result<()>,
@@ -25,21 +31,62 @@ pub(crate) fn write_atomically(
                 format!("{} is not a file path", path.display()),
             )
         })?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        write(&mut f)?;
-        f.flush()?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename itself is durable only once the directory is synced.
-        File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        // Best effort: the original error is the one worth reporting.
-        let _ = std::fs::remove_file(&tmp);
+    // Dropped on any error below, which removes it.
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(TEMPORARY_SUFFIX);
+    // tempfile's own default is 0600; outputs (reports, charts, a
+    // rewritten manifest) keep the mode `File::create` gave them, 0666
+    // less the umask.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    result
+    let mut tmp = builder.tempfile_in(&dir)?;
+    write(tmp.as_file_mut())?;
+    tmp.as_file_mut().flush()?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    // The rename itself is durable only once the directory is synced.
+    File::open(&dir)?.sync_all()
+}
+
+/// How every temporary file of [`write_atomically`] ends.
+const TEMPORARY_SUFFIX: &str = ".tmp";
+
+/// Removes the temporary files of [`write_atomically`] for targets in `dir`
+/// that have not been touched for `older_than`: what a process killed
+/// between creating and renaming one left behind (a SIGKILL at the end of
+/// the grace period, an OOM kill). Younger ones may belong to a peer
+/// writing right now on a shared volume, and are left alone. Returns the
+/// names removed; errors are skipped, as the next sweep retries them.
+pub(crate) fn sweep_temporaries(dir: &Path, older_than: std::time::Duration) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with('.') && name.ends_with(TEMPORARY_SUFFIX)) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age >= older_than);
+        if old
+            && entry.metadata().is_ok_and(|m| m.is_file())
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    removed
 }
 
 /// Replaces `path` with `bytes`.
@@ -63,5 +110,74 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_file_never_mix_their_bytes() {
+        // Two writers of the same target (two replicas on a shared volume;
+        // threads of one process share a PID as containers' PID 1s do):
+        // each rename installs one writer's whole content.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("selection.json");
+        let a = vec![b'a'; 1 << 20];
+        let b = vec![b'b'; 1 << 19];
+        let (a, b) = (&a, &b);
+        std::thread::scope(|s| {
+            for body in [a, b] {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..20 {
+                        write_atomically(p, |f| {
+                            // In pieces, so the two writes overlap in time.
+                            for chunk in body.chunks(4096) {
+                                f.write_all(chunk)?;
+                            }
+                            Ok(())
+                        })
+                        .unwrap();
+                        let got = std::fs::read(p).unwrap();
+                        assert!(got == *a || got == *b, "mixed file of {} bytes", got.len());
+                    }
+                });
+            }
+        });
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("selection.json")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_get_the_mode_file_create_gives() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, plain) = (dir.path().join("a"), dir.path().join("b"));
+        write_bytes_atomically(&ours, b"x").unwrap();
+        std::fs::write(&plain, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&ours), mode(&plain));
+    }
+
+    #[test]
+    fn sweep_removes_only_old_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(".selection-1.json.a1b2c3.tmp");
+        let young = dir.path().join(".selection-2.json.d4e5f6.tmp");
+        let kept = dir.path().join("selection-1.json");
+        for p in [&old, &young, &kept] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let removed = sweep_temporaries(dir.path(), std::time::Duration::from_secs(600));
+        assert_eq!(removed, vec![".selection-1.json.a1b2c3.tmp".to_string()]);
+        assert!(!old.exists() && young.exists() && kept.exists());
     }
 }

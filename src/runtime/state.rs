@@ -78,6 +78,19 @@ impl SelectionStore {
                     d.display()
                 ));
             }
+            // A write interrupted between its temporary file and the rename
+            // (a SIGKILL at the end of the grace period) left one behind;
+            // ten minutes is far longer than any write takes, so a peer's
+            // write in progress on a shared volume is never taken.
+            let swept = crate::durable::sweep_temporaries(d, std::time::Duration::from_secs(600));
+            if !swept.is_empty() {
+                warnings.push(format!(
+                    "removed {} temporary file(s) an interrupted write left in {}: {}",
+                    swept.len(),
+                    d.display(),
+                    swept.join(", ")
+                ));
+            }
             match std::fs::read_dir(d) {
                 Ok(files) => {
                     for path in files.filter_map(|f| f.ok().map(|f| f.path())) {
@@ -289,6 +302,27 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn an_interrupted_write_is_swept_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let left = dir.path().join(".selection-00ff.json.Xy12Ab.tmp");
+        std::fs::write(&left, "{\"version\"").unwrap();
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&left)
+            .unwrap()
+            .set_modified(day_ago)
+            .unwrap();
+        let (_, warnings) = SelectionStore::open(Some(dir.path().to_path_buf()));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("removed 1 temporary file") && warnings[0].contains(".Xy12Ab.tmp"),
+            "{warnings:?}"
+        );
+        assert!(!left.exists());
     }
 
     #[test]
