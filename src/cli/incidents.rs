@@ -12,7 +12,7 @@ pub(super) fn run(args: IncidentsArgs) -> anyhow::Result<()> {
     for s in &skipped {
         eprintln!(
             "warning: {} line {}: skipped, {}",
-            path.display(),
+            s.file.display(),
             s.line,
             s.reason
         );
@@ -253,6 +253,12 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
         // in a temporary directory, so nothing lands in the working tree.
         (None, RemediationMode::DryRun) => AuditLog::new(default_audit_log()),
     };
+    let audit = audit.with_rotation((settings.audit_log_rotate_mib > 0).then(|| {
+        crate::remediation::Rotation {
+            max_bytes: settings.audit_log_rotate_mib.saturating_mul(1 << 20),
+            keep: settings.audit_log_keep,
+        }
+    }));
     if mode == RemediationMode::Enforce {
         // Nothing is done unrecorded, so an unwritable log would stop every
         // action at the first incident: refuse to start instead.

@@ -2,6 +2,13 @@
 //! `append` returns. Every action is bracketed by an `actionStarted` and an
 //! `actionFinished` record, so a crash mid-action leaves a started record
 //! with no finish, which `foresight incidents` shows as interrupted.
+//!
+//! The log rotates by size: once the live file would pass its limit, it
+//! becomes `PATH.1`, the older segments move up one (`PATH.2`, ...) and the
+//! oldest beyond the count kept is deleted. Appends and rotations hold an
+//! exclusive lock on `PATH.lock`, so replicas sharing the log on one volume
+//! never rotate at once or append to a segment being moved; readers hold a
+//! shared one while they list and read the segments.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -73,16 +80,150 @@ impl AuditRecord {
     }
 }
 
+/// When the audit log rotates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// The live file's size limit, in bytes: an append that would pass it
+    /// goes to a fresh file (a single record larger than it still lands
+    /// whole, alone in its file).
+    pub max_bytes: u64,
+    /// Rotated segments kept besides the live file (1 to 1,000; segment
+    /// names have at most four digits).
+    pub keep: u32,
+}
+
+impl Default for Rotation {
+    /// 16 MiB, four segments kept: at most 80 MiB, thousands of incidents
+    /// with their evidence, far more than the guardrails' windows need.
+    fn default() -> Self {
+        Self {
+            max_bytes: 16 << 20,
+            keep: 4,
+        }
+    }
+}
+
 /// The append-only, fsync'd JSON-lines audit log.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
+    /// The live segment; rotated ones are `PATH.1` (the newest) upwards.
     path: PathBuf,
+    /// When to rotate; `None` never does (the log grows without bound: on
+    /// a volume of fixed size, until appends fail and enforcing stops).
+    rotation: Option<Rotation>,
 }
 
 impl AuditLog {
-    /// The log at `path` (created on first append).
+    /// The log at `path` (created on first append), with the default
+    /// [`Rotation`].
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            rotation: Some(Rotation::default()),
+        }
+    }
+
+    /// The same log, rotating as `rotation` says (`None`: never).
+    pub fn with_rotation(mut self, rotation: Option<Rotation>) -> Self {
+        self.rotation = rotation.map(|r| Rotation {
+            keep: r.keep.clamp(1, 1000),
+            ..r
+        });
+        self
+    }
+
+    /// Segment `n` (1 = the newest rotated one).
+    fn segment(&self, n: u32) -> PathBuf {
+        let mut s = self.path.clone().into_os_string();
+        s.push(format!(".{n}"));
+        PathBuf::from(s)
+    }
+
+    /// The lock appends, rotations and reads share (see the module docs).
+    fn lock_path(&self) -> PathBuf {
+        let mut s = self.path.clone().into_os_string();
+        s.push(".lock");
+        PathBuf::from(s)
+    }
+
+    /// The lock file held exclusively, created if missing; released when
+    /// the returned file is dropped.
+    fn lock_exclusive(&self) -> std::io::Result<std::fs::File> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(self.lock_path())?;
+        f.lock()?;
+        Ok(f)
+    }
+
+    /// The lock file held shared, if it exists and can be locked: a reader
+    /// creates nothing (`foresight incidents` on a copy, or a mistyped
+    /// path, left a lock file behind), and a log without one (on a
+    /// read-only mount, or written by an older version) is read unlocked.
+    fn lock_shared(&self) -> Option<std::fs::File> {
+        let f = std::fs::File::open(self.lock_path()).ok()?;
+        f.lock_shared().ok()?;
+        Some(f)
+    }
+
+    /// Rotated segments on disk, oldest first (highest number first), by
+    /// listing rather than by `keep`, so segments kept under a larger
+    /// `keep` are still read.
+    fn rotated(&self) -> std::io::Result<Vec<(u32, PathBuf)>> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let Some(base) = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+        else {
+            return Ok(Vec::new());
+        };
+        let prefix = format!("{base}.");
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            // Only what `rotate` names: 1 to 4 digits, no leading zero. Not
+            // an operator's dated copy (`audit.log.20250101`), which would
+            // be read as the oldest segment and deleted at the next
+            // rotation, nor `audit.log.+1`, which parses as 1.
+            if let Some(n) = name
+                .strip_prefix(&prefix)
+                .filter(|n| {
+                    (1..=4).contains(&n.len())
+                        && n.bytes().all(|b| b.is_ascii_digit())
+                        && !n.starts_with('0')
+                })
+                .and_then(|n| n.parse::<u32>().ok())
+            {
+                out.push((n, self.segment(n)));
+            }
+        }
+        out.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+        Ok(out)
+    }
+
+    /// Moves the live file to segment 1, the others up one, and deletes
+    /// those beyond `keep`; under the exclusive lock.
+    fn rotate(&self, keep: u32) -> std::io::Result<()> {
+        for (n, path) in self.rotated()? {
+            if n >= keep {
+                std::fs::remove_file(&path)?;
+            } else {
+                std::fs::rename(&path, self.segment(n + 1))?;
+            }
+        }
+        std::fs::rename(&self.path, self.segment(1))
     }
 
     /// Where the log is.
@@ -94,6 +235,14 @@ impl AuditLog {
     /// a path that cannot be written is found at start-up rather than at
     /// the first incident, when it would stop every action.
     pub fn check_writable(&self) -> Result<(), RemediationError> {
+        // The lock too: a log whose lock file cannot be made (a writable
+        // file in a read-only directory) or locked (no lock support on the
+        // volume) would refuse every append.
+        self.lock_exclusive()
+            .map_err(|source| RemediationError::AuditOpen {
+                path: self.lock_path(),
+                source,
+            })?;
         self.open().map(drop)
     }
 
@@ -118,10 +267,31 @@ impl AuditLog {
             path: self.path.clone(),
             source,
         };
-        let created = !self.path.exists();
         let mut line =
             serde_json::to_vec(record).map_err(|e| write_err(std::io::Error::other(e)))?;
         line.push(b'\n');
+        let _lock = self.lock_exclusive().map_err(write_err)?;
+        let mut created = !self.path.exists();
+        if let Some(r) = self.rotation {
+            let len = match std::fs::metadata(&self.path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(write_err(e)),
+            };
+            if len > 0 && len.saturating_add(line.len() as u64) > r.max_bytes {
+                match self.rotate(r.keep) {
+                    Ok(()) => created = true,
+                    // The record still goes to the live file, past its
+                    // limit: a durable record beats a tidy log, and an
+                    // error here would stop every enforced action.
+                    Err(e) => tracing::warn!(
+                        path = %self.path.display(),
+                        error = %e,
+                        "audit log rotation failed; appending to the live file past its size limit"
+                    ),
+                }
+            }
+        }
         let mut f = self.open()?;
         // A crash mid-write leaves a last line with no newline; appended
         // to as it is, the next record would share its line and both be
@@ -139,8 +309,8 @@ impl AuditLog {
         f.write_all(&line).map_err(write_err)?;
         f.sync_data().map_err(write_err)?;
         if created {
-            // A new file's directory entry is durable only once the
-            // directory is synced.
+            // A new file's directory entry (and a rotation's renames) is
+            // durable only once the directory is synced.
             let dir = match self.path.parent() {
                 Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
                 _ => PathBuf::from("."),
@@ -157,7 +327,7 @@ impl AuditLog {
     pub fn read(&self) -> Result<Vec<AuditRecord>, RemediationError> {
         let (records, skipped) = self.read_all()?;
         for s in &skipped {
-            tracing::warn!(path = %self.path.display(), line = s.line, reason = %s.reason, "audit log line skipped");
+            tracing::warn!(path = %s.file.display(), line = s.line, reason = %s.reason, "audit log line skipped");
         }
         Ok(records)
     }
@@ -174,52 +344,85 @@ impl AuditLog {
     /// can leave after a crash, a record of a kind this version does not
     /// know (written by a newer one), and anything else that is not a
     /// record. Only a log that cannot be read at all is an error.
+    ///
+    /// Rotated segments are read first, oldest first, then the live file.
     pub fn read_all(&self) -> Result<(Vec<AuditRecord>, Vec<SkippedLine>), RemediationError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], vec![])),
-            Err(source) => {
-                return Err(RemediationError::AuditRead {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+        // Shared, so no rotation moves a segment between listing and
+        // reading it. A log on a read-only mount (an operator reading a
+        // copy) has no lock file to take: read without.
+        let _lock = self.lock_shared();
+        let read_err = |path: &Path, source| RemediationError::AuditRead {
+            path: path.to_path_buf(),
+            source,
         };
+        let mut files: Vec<PathBuf> = self
+            .rotated()
+            .map_err(|e| read_err(&self.path, e))?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        files.push(self.path.clone());
         let mut out = Vec::new();
         let mut skipped = Vec::new();
-        for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-            let line = i + 1;
-            let mut skip = |reason: String| skipped.push(SkippedLine { line, reason });
-            if raw.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            if raw.contains(&0) {
-                skip("NUL bytes (left by a crash)".into());
-                continue;
-            }
-            let Ok(text) = std::str::from_utf8(raw) else {
-                skip("not UTF-8 (a line cut short in a character, or damaged)".into());
-                continue;
+        for file in files {
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(read_err(&file, e)),
             };
-            match serde_json::from_str(text) {
-                Ok(r) => out.push(r),
-                Err(e) if e.classify() == serde_json::error::Category::Eof => {
-                    skip("cut short (foresight stopped while writing it)".into());
-                }
-                Err(e) if e.classify() == serde_json::error::Category::Data => {
-                    skip(format!("not a record this version knows ({e})"));
-                }
-                Err(e) => skip(format!("not a record ({e})")),
-            }
+            parse_lines(&file, &bytes, &mut out, &mut skipped);
         }
         Ok((out, skipped))
+    }
+}
+
+/// The records of one segment's bytes into `out`, the other lines into
+/// `skipped` (see [`AuditLog::read_all`]).
+fn parse_lines(
+    file: &Path,
+    bytes: &[u8],
+    out: &mut Vec<AuditRecord>,
+    skipped: &mut Vec<SkippedLine>,
+) {
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line = i + 1;
+        let mut skip = |reason: String| {
+            skipped.push(SkippedLine {
+                file: file.to_path_buf(),
+                line,
+                reason,
+            })
+        };
+        if raw.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        if raw.contains(&0) {
+            skip("NUL bytes (left by a crash)".into());
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(raw) else {
+            skip("not UTF-8 (a line cut short in a character, or damaged)".into());
+            continue;
+        };
+        match serde_json::from_str(text) {
+            Ok(r) => out.push(r),
+            Err(e) if e.classify() == serde_json::error::Category::Eof => {
+                skip("cut short (foresight stopped while writing it)".into());
+            }
+            Err(e) if e.classify() == serde_json::error::Category::Data => {
+                skip(format!("not a record this version knows ({e})"));
+            }
+            Err(e) => skip(format!("not a record ({e})")),
+        }
     }
 }
 
 /// A line of the audit log that is not a record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SkippedLine {
-    /// 1-based line number.
+    /// The segment it is in (the live file or a rotated one).
+    pub file: PathBuf,
+    /// 1-based line number within that file.
     pub line: usize,
     /// Why it was skipped.
     pub reason: String,
@@ -423,6 +626,142 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].status(), "interrupted");
         assert!(s[0].actions[0].finished.is_none());
+    }
+
+    fn paged(i: u32) -> AuditRecord {
+        AuditRecord::Paged {
+            at: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            incident_id: format!("i{i}"),
+            error: None,
+        }
+    }
+
+    fn ids(records: &[AuditRecord]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| r.incident_id().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_log_rotates_by_size_and_keeps_what_it_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = serde_json::to_vec(&paged(10)).unwrap().len() as u64 + 1;
+        // Three records of this size per segment, two segments kept.
+        let log = AuditLog::new(dir.path().join("audit.jsonl")).with_rotation(Some(Rotation {
+            max_bytes: 3 * line,
+            keep: 2,
+        }));
+        for i in 10..17 {
+            log.append(&paged(i)).unwrap();
+        }
+        // 7 records: live [16], .1 [13 14 15], .2 [10 11 12].
+        let (records, skipped) = log.read_all().unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(
+            ids(&records),
+            ["i10", "i11", "i12", "i13", "i14", "i15", "i16"]
+        );
+        let lines = |p: PathBuf| std::fs::read_to_string(p).unwrap().lines().count();
+        assert_eq!(lines(log.segment(2)), 3);
+        assert_eq!(lines(log.segment(1)), 3);
+        assert_eq!(lines(log.path().to_path_buf()), 1);
+        // Three more: the oldest segment beyond the two kept goes.
+        for i in 17..20 {
+            log.append(&paged(i)).unwrap();
+        }
+        let (records, _) = log.read_all().unwrap();
+        assert_eq!(
+            ids(&records),
+            ["i13", "i14", "i15", "i16", "i17", "i18", "i19"]
+        );
+        assert!(!log.segment(3).exists());
+        // Read by a log that no longer rotates (or keeps fewer): every
+        // segment on disk is still read, as `foresight incidents` does.
+        let plain = AuditLog::new(log.path()).with_rotation(None);
+        assert_eq!(plain.read_all().unwrap().0.len(), 7);
+        // A damaged line in a rotated segment is reported with that file.
+        let mut text = std::fs::read_to_string(log.segment(2)).unwrap();
+        text.insert_str(0, "junk\n");
+        std::fs::write(log.segment(2), text).unwrap();
+        let (records, skipped) = log.read_all().unwrap();
+        assert_eq!(records.len(), 7);
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(
+            (skipped[0].file.clone(), skipped[0].line),
+            (log.segment(2), 1)
+        );
+        // Only rotate's own names are segments: not an operator's dated
+        // copy, nor a name that merely parses as a number.
+        for other in [
+            "audit.jsonl.20250101",
+            "audit.jsonl.+1",
+            "audit.jsonl.01",
+            "audit.jsonl.lock",
+        ] {
+            std::fs::write(dir.path().join(other), b"{\"record\":\"paged\"}\n").unwrap();
+        }
+        let (records, _) = log.read_all().unwrap();
+        assert_eq!(records.len(), 7);
+        // Three more rotate once, deleting the oldest segment: the others
+        // are left alone.
+        for i in 20..23 {
+            log.append(&paged(i)).unwrap();
+        }
+        let (records, _) = log.read_all().unwrap();
+        assert_eq!(
+            ids(&records),
+            ["i16", "i17", "i18", "i19", "i20", "i21", "i22"]
+        );
+        for other in ["audit.jsonl.20250101", "audit.jsonl.+1", "audit.jsonl.01"] {
+            assert!(dir.path().join(other).exists(), "{other}");
+        }
+        // A record larger than the limit still lands whole, alone.
+        let small = AuditLog::new(dir.path().join("small.jsonl")).with_rotation(Some(Rotation {
+            max_bytes: 10,
+            keep: 1,
+        }));
+        small.append(&paged(1)).unwrap();
+        small.append(&paged(2)).unwrap();
+        assert_eq!(ids(&small.read_all().unwrap().0), ["i1", "i2"]);
+    }
+
+    #[test]
+    fn concurrent_appenders_lose_nothing_across_rotations() {
+        // Two replicas appending to one log on a shared volume (here two
+        // threads): the lock keeps a rotation from moving the file while
+        // the other appends, or both rotating at once.
+        let dir = tempfile::tempdir().unwrap();
+        let line = serde_json::to_vec(&paged(1000)).unwrap().len() as u64 + 1;
+        let log = AuditLog::new(dir.path().join("audit.jsonl")).with_rotation(Some(Rotation {
+            max_bytes: 5 * line,
+            keep: 1000,
+        }));
+        std::thread::scope(|s| {
+            for t in 0..2u32 {
+                let log = log.clone();
+                s.spawn(move || {
+                    for k in 0..100u32 {
+                        log.append(&paged(1000 + t * 100 + k)).unwrap();
+                    }
+                });
+            }
+        });
+        let (records, skipped) = log.read_all().unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let mut got = ids(&records);
+        got.sort();
+        let mut want: Vec<String> = (1000..1200).map(|i| format!("i{i}")).collect();
+        want.sort();
+        assert_eq!(got, want);
+        // Every segment is within the limit.
+        for (_, p) in log.rotated().unwrap() {
+            assert!(
+                std::fs::metadata(&p).unwrap().len() <= 5 * line,
+                "{}",
+                p.display()
+            );
+        }
     }
 
     #[test]

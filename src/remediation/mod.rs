@@ -32,7 +32,9 @@ mod quantity;
 mod rollout;
 
 pub use alerts::{AlertmanagerAlert, AlertmanagerPayload, alerts_router};
-pub use audit::{ActionTrail, AuditLog, AuditRecord, IncidentSummary, SkippedLine, summarize};
+pub use audit::{
+    ActionTrail, AuditLog, AuditRecord, IncidentSummary, Rotation, SkippedLine, summarize,
+};
 pub use baseline::SourceBaselines;
 pub use diagnose::{AlertTrigger, Baseline, RolloutContext, Situation, diagnose};
 pub use engine::{
