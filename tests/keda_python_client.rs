@@ -14,17 +14,23 @@ fn python_grpcio_client_calls_like_keda() {
     // Settings through the environment as well as flags.
     let mut server = support::serve(
         &["--evaluation-interval", "1s"],
-        &[("FORESIGHT_LOG_LEVEL", "info,foresight=debug")],
+        &[
+            ("FORESIGHT_LOG_LEVEL", "info,foresight=debug"),
+            ("FORESIGHT_SHUTDOWN_DELAY", "15s"),
+        ],
     );
     let (grpc, http) = (server.grpc.clone(), server.http.clone());
     let proto_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/keda_client.py");
-    let out = Command::new("python3")
-        .args([script, "--addr", &grpc, "--proto-dir", proto_dir])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run python3 ({e}); install Python 3 and then: {INSTALL}")
-        });
+    let client = || {
+        Command::new("python3")
+            .args([script, "--addr", &grpc, "--proto-dir", proto_dir])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run python3 ({e}); install Python 3 and then: {INSTALL}")
+            })
+    };
+    let out = client();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(
         out.status.code(),
@@ -64,22 +70,85 @@ fn python_grpcio_client_calls_like_keda() {
         "{metrics}"
     );
 
-    // SIGTERM: a clean exit, promptly.
+    // SIGTERM: for the shutdown delay the server is not ready but still
+    // answers, so a KEDA reconnecting before Kubernetes has stopped routing
+    // here (a fresh connection, as after the GOAWAY) is served; then a
+    // clean exit.
     let pid = server.child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    signal("-TERM");
+    let sent = Instant::now();
+    let readyz = loop {
+        let r = support::http_get(&http, "/readyz");
+        if r.contains(r#""shuttingDown":true"#) {
+            break r;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(5), "{r}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(readyz.starts_with("HTTP/1.1 503"), "{readyz}");
+    let again = client();
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
+        again.status.success(),
+        "a new connection during the shutdown delay was not served: {}\n{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited before the 15 s shutdown delay was over ({:?} after SIGTERM)",
+        sent.elapsed()
+    );
+    let deadline = sent + Duration::from_secs(35);
     let status = loop {
         if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
+        assert!(Instant::now() < deadline, "no exit within 35 s of SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
+#[test]
+fn a_second_sigterm_cuts_the_shutdown_delay_short() {
+    let mut server = support::serve(&["--shutdown-delay", "10m"], &[]);
+    let pid = server.child.id().to_string();
+    let term = || {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    term();
+    let sent = Instant::now();
+    // Wait until the first one is taken (readiness off), then send another.
+    while !support::http_get(&server.http, "/readyz").contains(r#""shuttingDown":true"#) {
+        assert!(sent.elapsed() < Duration::from_secs(10), "never drained");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    term();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a second SIGTERM did not end the 10-minute delay"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit after the second SIGTERM: {status}");
 }

@@ -420,6 +420,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FORESIGHT_EVALUATION_INTERVAL", value_parser = parse_std_duration, value_name = "DURATION")]
     pub evaluation_interval: Option<Duration>,
 
+    /// After SIGTERM, keep serving (readiness off) this long before closing,
+    /// while Kubernetes stops routing to the pod; a second signal stops at
+    /// once [default: 5s].
+    #[arg(long, env = "FORESIGHT_SHUTDOWN_DELAY", value_parser = parse_std_duration_or_zero, value_name = "DURATION")]
+    pub shutdown_delay: Option<Duration>,
+
     /// How often models retrain on fresh history [default: 1h].
     #[arg(long, env = "FORESIGHT_RETRAIN_INTERVAL", value_parser = parse_std_duration, value_name = "DURATION")]
     pub retrain_interval: Option<Duration>,
@@ -519,6 +525,15 @@ pub struct ServeArgs {
     #[arg(long, env = "FORESIGHT_AUDIT_LOG", value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
 
+    /// Rotate the audit log past this many MiB, to PATH.1, PATH.2, ...; 0
+    /// never rotates [default: 16].
+    #[arg(long, env = "FORESIGHT_AUDIT_LOG_ROTATE_MIB", value_name = "MIB")]
+    pub audit_log_rotate_mib: Option<u64>,
+
+    /// Rotated audit-log segments kept; older ones are deleted [default: 4].
+    #[arg(long, env = "FORESIGHT_AUDIT_LOG_KEEP", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub audit_log_keep: Option<u32>,
+
     /// Body of the pages sent to FORESIGHT_WEBHOOK_URL: `slack` (`{"text"}`,
     /// for chat incoming webhooks) or `generic` (`{"text", "incident",
     /// "outcome"}`, for receivers that parse fields) [default: slack].
@@ -544,6 +559,11 @@ pub enum RemediationArg {
     DryRun,
     /// Act within the guardrails.
     Enforce,
+}
+
+/// As [`parse_std_duration`], where zero is meaningful.
+fn parse_std_duration_or_zero(s: &str) -> Result<Duration, String> {
+    crate::config::parse_duration_or_zero(s).map_err(|e| e.to_string())
 }
 
 fn parse_std_duration(s: &str) -> Result<Duration, String> {

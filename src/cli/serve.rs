@@ -62,6 +62,9 @@ fn resolve(args: ServeArgs) -> anyhow::Result<ServeSettings> {
     if let Some(v) = args.evaluation_interval {
         s.evaluation_interval = v;
     }
+    if let Some(v) = args.shutdown_delay {
+        s.shutdown_delay = v;
+    }
     if let Some(v) = args.retrain_interval {
         s.retrain_interval = v;
     }
@@ -110,6 +113,18 @@ fn resolve(args: ServeArgs) -> anyhow::Result<ServeSettings> {
     }
     if let Some(v) = args.audit_log {
         s.audit_log = Some(v);
+    }
+    if let Some(v) = args.audit_log_rotate_mib {
+        s.audit_log_rotate_mib = v;
+    }
+    if let Some(v) = args.audit_log_keep {
+        s.audit_log_keep = v;
+    }
+    if !(1..=1000).contains(&s.audit_log_keep) {
+        anyhow::bail!(
+            "audit-log-keep is {}: keep 1 to 1000 rotated segments (0 would delete the trail rotation exists to keep; segment names have at most four digits)",
+            s.audit_log_keep
+        );
     }
     if let Some(v) = args.page_format {
         s.page_format = match v {
@@ -305,6 +320,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             ..RuntimeConfig::default()
         },
     );
+    let term = terminate_stream();
     let grpc_listener = TcpListener::bind(settings.grpc_addr)
         .await
         .with_context(|| format!("cannot listen for gRPC on {}", settings.grpc_addr))?;
@@ -320,7 +336,13 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     );
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(on_signal(shutdown.clone()));
+    let draining = runtime.clone();
+    tokio::spawn(on_signal(
+        shutdown.clone(),
+        term,
+        settings.shutdown_delay,
+        move || draining.begin_drain(),
+    ));
     runtime.warm_up().await;
 
     let core = Arc::new(runtime.clone());
@@ -401,25 +423,71 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM's stream, taken before the servers listen: a SIGTERM that came
+/// between "listening" and the handler's installation killed the process
+/// with the default action instead of draining it.
+#[cfg(unix)]
+type Terminate = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Terminate = ();
+
+fn terminate_stream() -> Terminate {
     #[cfg(unix)]
-    let term = async {
+    {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
+            Ok(s) => Some(s),
             Err(e) => {
                 warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+                None
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    }
+}
+
+/// The next SIGTERM (never, without a stream).
+async fn next_terminate(term: &mut Terminate) {
+    #[cfg(unix)]
+    if let Some(s) = term.as_mut() {
+        s.recv().await;
+        return;
+    }
+    let _ = term;
+    std::future::pending::<()>().await;
+}
+
+/// Cancels `shutdown` on Ctrl-C at once, and on SIGTERM after `delay`
+/// with readiness off meanwhile (see `ServeSettings::shutdown_delay`); any
+/// signal during the delay cuts it short.
+async fn on_signal(
+    shutdown: CancellationToken,
+    mut term: Terminate,
+    delay: Duration,
+    drain: impl FnOnce(),
+) {
     tokio::select! {
-        _ = ctrl_c => info!("interrupt received; shutting down"),
-        () = term => info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => {
+            info!("interrupt received; shutting down");
+            shutdown.cancel();
+            return;
+        }
+        () = next_terminate(&mut term) => {}
+        () = shutdown.cancelled() => return,
+    }
+    if delay.is_zero() {
+        info!("SIGTERM received; shutting down");
+        shutdown.cancel();
+        return;
+    }
+    drain();
+    info!(
+        delay = %crate::sources::fmt_wait(delay),
+        "SIGTERM received; still serving, not ready, while Kubernetes stops routing here, then shutting down (a second signal stops at once)"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(delay) => info!("shutdown delay over; shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("interrupt received; shutting down now"),
+        () = next_terminate(&mut term) => info!("second SIGTERM received; shutting down now"),
+        () = shutdown.cancelled() => {}
     }
     shutdown.cancel();
 }

@@ -32,6 +32,19 @@ pub enum DurationError {
     },
 }
 
+/// Parses a duration that may be zero (`0s`), for the settings where zero
+/// means "none" (the shutdown delay).
+pub fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, DurationError> {
+    match parse_duration(text) {
+        Ok(d) => d.to_std().map_err(|e| DurationError::Invalid {
+            text: text.to_string(),
+            reason: e.to_string(),
+        }),
+        Err(DurationError::Zero { .. }) => Ok(std::time::Duration::ZERO),
+        Err(e) => Err(e),
+    }
+}
+
 /// Parses a positive duration written like `90s`, `15m`, `2h`, `14d` or `1w`,
 /// or a sum of such terms (`1h30m`).
 pub fn parse_duration(text: &str) -> Result<TimeDelta, DurationError> {

@@ -10,7 +10,7 @@ mod metadata;
 mod presets;
 mod settings;
 
-pub use duration::{DurationError, parse_duration};
+pub use duration::{DurationError, parse_duration, parse_duration_or_zero};
 pub use manifest::{ManifestError, external_metadata, with_external_metadata};
 pub use metadata::{IGNORED_KEYS, MetadataError, known_keys, parse_metadata};
 pub use presets::{Preset, presets};

@@ -150,6 +150,13 @@ pub struct ServeSettings {
     /// first evaluation; must stay inside KEDA's 3 s budget.
     #[serde(with = "humantime_serde_compat")]
     pub first_answer_timeout: Duration,
+    /// After SIGTERM, how long the servers keep answering (with `/readyz`
+    /// at 503) before they close: kube-proxy on every node and the
+    /// EndpointSlice controller take a moment to stop sending this pod new
+    /// connections, and KEDA's reconnection after the GOAWAY must not land
+    /// on a closed port. A second signal stops at once. Ctrl-C does not wait.
+    #[serde(deserialize_with = "humantime_serde_compat::deserialize_or_zero")]
+    pub shutdown_delay: Duration,
     /// PEM certificate chain for gRPC TLS; with `tls_key`, turns TLS on.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -188,6 +195,12 @@ pub struct ServeSettings {
     /// are only logged, so enforcing requires it: no action without a
     /// durable record.
     pub audit_log: Option<PathBuf>,
+    /// The audit log's live file rotates past this many MiB (to
+    /// `PATH.1`, ...); 0 never rotates, and the log grows until its volume
+    /// is full and every append, so every enforced action, fails.
+    pub audit_log_rotate_mib: u64,
+    /// Rotated audit-log segments kept (at least 1); older ones are deleted.
+    pub audit_log_keep: u32,
     /// The body of pages sent to the webhook.
     pub page_format: crate::remediation::PageFormat,
 }
@@ -205,6 +218,7 @@ impl Default for ServeSettings {
             retrain_interval: Duration::from_secs(3600),
             reselect_interval: Duration::from_secs(86_400),
             first_answer_timeout: Duration::from_millis(2000),
+            shutdown_delay: Duration::from_secs(5),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -219,6 +233,8 @@ impl Default for ServeSettings {
             remediation_namespaces: Vec::new(),
             lease_name: None,
             audit_log: None,
+            audit_log_rotate_mib: 16,
+            audit_log_keep: 4,
             page_format: crate::remediation::PageFormat::Slack,
         }
     }
@@ -334,11 +350,37 @@ mod humantime_serde_compat {
             .map_err(serde::de::Error::custom)
             .and_then(|td| td.to_std().map_err(serde::de::Error::custom))
     }
+
+    /// As [`deserialize`], where zero is meaningful (`0s`: no delay).
+    pub(super) fn deserialize_or_zero<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::config::parse_duration_or_zero(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zero_shutdown_delay_means_none_where_other_zeros_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("foresight.toml");
+        std::fs::write(&path, "shutdown-delay = \"0s\"\n").unwrap();
+        let s = ServeSettings::from_file(&path).unwrap();
+        assert_eq!(s.shutdown_delay, Duration::ZERO);
+        assert_eq!(
+            ServeSettings::default().shutdown_delay,
+            Duration::from_secs(5)
+        );
+        std::fs::write(&path, "evaluation-interval = \"0s\"\n").unwrap();
+        let err = ServeSettings::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("greater than zero"), "{err}");
+        std::fs::write(&path, "shutdown-delay = \"soon\"\n").unwrap();
+        assert!(ServeSettings::from_file(&path).is_err());
+    }
 
     #[test]
     fn file_overrides_defaults_and_rejects_unknown_keys() {

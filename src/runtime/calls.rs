@@ -158,12 +158,18 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
         let breaker = health.breaker.as_ref();
         // The probe may predate the breaker opening (a tick ago).
         let open = breaker.is_some_and(|b| b.state == BreakerState::Open);
+        let shutting_down = self
+            .shared
+            .draining
+            .load(std::sync::atomic::Ordering::Acquire);
         Readiness {
-            ready: source_ok
+            ready: !shutting_down
+                && source_ok
                 && !open
                 && awaiting.is_empty()
                 && stale.is_empty()
                 && models_pending == 0,
+            shutting_down,
             source: self.shared.source.describe(),
             source_ok,
             source_error,

@@ -93,6 +93,9 @@ pub enum CoreError {
 pub struct Readiness {
     /// Whether the server should receive traffic.
     pub ready: bool,
+    /// SIGTERM was received: the server still answers for its shutdown
+    /// delay, but is not ready, so new connections go to its peers.
+    pub shutting_down: bool,
     /// The metric source, described.
     pub source: String,
     /// Whether the source answered its last probe.

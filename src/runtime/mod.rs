@@ -125,6 +125,10 @@ struct Shared<S> {
     selections: SelectionStore,
     /// Metrics sink.
     telemetry: Telemetry,
+    /// Set at SIGTERM: readiness goes off while the servers keep answering
+    /// for the shutdown delay, so Kubernetes routes new connections to
+    /// peers before this pod's ports close.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// One replay's result and what decides whether it may be served.
@@ -222,6 +226,7 @@ impl<S: MetricSource> Runtime<S> {
                 history: HistoryCache::new(),
                 selections,
                 telemetry: Telemetry::new(),
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -246,6 +251,14 @@ impl<S: MetricSource> Runtime<S> {
     /// Probes the source once, so readiness reflects it before the first tick.
     pub async fn warm_up(&self) {
         self.probe_source().await;
+    }
+
+    /// Takes this replica out of readiness for the rest of its life (it is
+    /// shutting down); it keeps evaluating and answering meanwhile.
+    pub fn begin_drain(&self) {
+        self.shared
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Signals raised for remediation, as they happen.
