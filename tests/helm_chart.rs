@@ -674,6 +674,25 @@ fn check_common(r: &Rendered) {
         settings.http_addr, defaults.http_addr,
         "settings file http-addr"
     );
+    // The audit log rotates, as the server's default does.
+    assert_eq!(
+        (settings.audit_log_rotate_mib, settings.audit_log_keep),
+        (defaults.audit_log_rotate_mib, defaults.audit_log_keep)
+    );
+    // The server's own delay after SIGTERM, inside the pod's grace period.
+    let grace = r
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.termination_grace_period_seconds)
+        .expect("terminationGracePeriodSeconds");
+    assert!(
+        settings.shutdown_delay.as_secs() > 0
+            && i64::try_from(settings.shutdown_delay.as_secs()).unwrap() + 10 <= grace,
+        "shutdown delay {:?}, grace {grace}",
+        settings.shutdown_delay
+    );
     let probe_path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
         let get = p
             .as_ref()
@@ -958,6 +977,79 @@ fn remediation_namespaces_default_to_the_watched_ones() {
         "remediation.namespaces={shop}",
     ]);
     assert_eq!(r.env_value("FORESIGHT_REMEDIATION_NAMESPACES"), "shop");
+}
+
+/// remediation.namespaces bounds what the credentials allow, not only what
+/// foresight chooses: the patches are granted in those namespaces alone,
+/// whether the reads are cluster-wide or per watched namespace.
+#[test]
+fn remediation_patches_only_where_it_may_act() {
+    let patches = |r: &Rendered| -> BTreeSet<(String, String)> {
+        r.grants()
+            .into_iter()
+            .filter(|(_, _, _, verb)| verb == "patch")
+            .filter(|(_, group, _, _)| group == "apps" || group == "keda.sh")
+            .map(|(ns, _, res, _)| (ns, res))
+            .collect()
+    };
+    let pairs = |v: &[(&str, &str)]| -> BTreeSet<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    // Cluster-wide reads; acting in two namespaces.
+    let r = render(&[
+        "--set",
+        "remediation.enabled=true",
+        "--set",
+        "remediation.namespaces={shop,payments}",
+    ]);
+    check_common(&r);
+    assert_eq!(
+        patches(&r),
+        pairs(&[
+            ("payments", "deployments"),
+            ("payments", "scaledobjects"),
+            ("shop", "deployments"),
+            ("shop", "scaledobjects"),
+        ])
+    );
+    let mut want = expected_grants(&["*cluster*"], false);
+    want.extend(
+        expected_grants(&["shop", "payments"], true)
+            .into_iter()
+            .filter(|(ns, group, _, verb)| {
+                ns != NAMESPACE && verb == "patch" && (group == "apps" || group == "keda.sh")
+            }),
+    );
+    assert_eq!(r.grants(), want);
+    assert_eq!(
+        r.env_value("FORESIGHT_REMEDIATION_NAMESPACES"),
+        "shop,payments"
+    );
+    // Three watched namespaces, acting in one.
+    let r = render(&[
+        "--set",
+        "remediation.enabled=true",
+        "--set",
+        "watchNamespaces={shop,payments,batch}",
+        "--set",
+        "remediation.namespaces={batch}",
+    ]);
+    check_common(&r);
+    assert_eq!(
+        patches(&r),
+        pairs(&[("batch", "deployments"), ("batch", "scaledobjects")])
+    );
+    // Without remediation.namespaces, wherever it reads (as before).
+    let r = render(&["--set", "remediation.enabled=true"]);
+    assert_eq!(
+        patches(&r),
+        pairs(&[("*cluster*", "deployments"), ("*cluster*", "scaledobjects")])
+    );
+    // Not enabled: no patch anywhere, whatever the namespaces.
+    let r = render(&["--set", "remediation.namespaces={shop}"]);
+    assert!(patches(&r).is_empty());
 }
 
 #[test]
@@ -1277,6 +1369,76 @@ fn names_follow_overrides() {
     ]);
     assert_eq!(r.deployment.metadata.name.as_deref(), Some("scaler"));
     assert_eq!(r.service.metadata.name.as_deref(), Some("scaler"));
+    // The longest names: every object's name stays within 63 characters
+    // and unique per kind and namespace. A 62- or 63-character fullname
+    // truncated `<fullname>-remediation` back to `<fullname>`.
+    for len in [50, 60, 62, 63] {
+        let fullname = "f".repeat(len);
+        let r = render(&[
+            "--set",
+            &format!(
+                "fullnameOverride={fullname},remediation.enabled=true,remediation.namespaces={{{NAMESPACE}}},watchNamespaces={{{NAMESPACE}}},grafanaDashboard.enabled=true"
+            ),
+        ]);
+        let mut seen = BTreeSet::new();
+        for doc in &r.all {
+            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+            assert!(name.len() <= 63, "{name} ({} characters)", name.len());
+            let key = (
+                doc["kind"].as_str().unwrap().to_string(),
+                doc["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                name,
+            );
+            assert!(
+                seen.insert(key.clone()),
+                "fullname of {len}: two objects {key:?}"
+            );
+        }
+        // The Lease the pod campaigns for is the one its Role names.
+        let lease = r.env_value("FORESIGHT_LEASE_NAME");
+        assert!(lease.len() <= 63 && lease != fullname, "{lease}");
+        assert!(
+            r.grants()
+                .iter()
+                .any(|(_, _, res, verb)| res == &format!("leases/{lease}") && verb == "patch"),
+            "no grant on leases/{lease}"
+        );
+    }
+    // Two releases in long namespaces that differ only at the end get
+    // ClusterRoles of different names (cluster-scoped: they would clash).
+    let cluster_role = |ns: &str| {
+        let out = run_helm(&["template", RELEASE, CHART, "-n", ns]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        documents(&String::from_utf8_lossy(&out.stdout))
+            .into_iter()
+            .find(|d| d["kind"] == "ClusterRole")
+            .map(|d| d["metadata"]["name"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let long = "n".repeat(60);
+    let (a, b) = (
+        cluster_role(&format!("{long}-a")),
+        cluster_role(&format!("{long}-b")),
+    );
+    assert!(a != b && a.len() <= 63 && b.len() <= 63, "{a} / {b}");
+    // Pinned by digest: `repository@digest`, the tag unused.
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let r = render(&[
+        "--set",
+        &format!("image.repository=registry.example/foresight,image.tag=9.9,image.digest={digest}"),
+    ]);
+    let c = &r.pod_spec().containers[0];
+    assert_eq!(
+        c.image.as_deref(),
+        Some(format!("registry.example/foresight@{digest}").as_str())
+    );
     let r = render(&["--set", "nameOverride=predictor"]);
     assert_eq!(
         r.deployment.metadata.name.as_deref(),
@@ -1315,6 +1477,15 @@ fn wrong_value_types_fail_through_the_schema() {
             "/remediation/pageFormat",
             "must be one of",
         ),
+        // A digest in the tag rendered `foresight:sha256:...`, which no
+        // runtime pulls.
+        ("image.tag=sha256:0123", "/image/tag", "pattern"),
+        ("image.digest=latest", "/image/digest", "pattern"),
+        (
+            "remediation.auditLog.keep=0",
+            "/remediation/auditLog/keep",
+            "minimum",
+        ),
     ] {
         let out = run_helm(&["template", RELEASE, CHART, "--set", set]);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1341,6 +1512,34 @@ fn wrong_value_types_fail_through_the_schema() {
     assert!(!out.status.success(), "accepted");
     assert!(
         stderr.contains("remediation.namespaces holds \"shop\", which is not in watchNamespaces"),
+        "{stderr}"
+    );
+    // No delay at all is a setting the server takes.
+    let r = render(&["--set", "shutdownDelaySeconds=0"]);
+    assert_eq!(r.settings().shutdown_delay, std::time::Duration::ZERO);
+    // A grace period the shutdown delay would use up: the kubelet would
+    // SIGKILL foresight mid-close.
+    let out = run_helm(&[
+        "template",
+        RELEASE,
+        CHART,
+        "--set",
+        "shutdownDelaySeconds=25",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted");
+    assert!(
+        stderr.contains(
+            "terminationGracePeriodSeconds (30) must be at least shutdownDelaySeconds (25) + 10"
+        ),
+        "{stderr}"
+    );
+    // One port for both servers: the second bind would fail at start-up.
+    let out = run_helm(&["template", RELEASE, CHART, "--set", "ports.http=9090"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted");
+    assert!(
+        stderr.contains("ports.grpc and ports.http are both 9090"),
         "{stderr}"
     );
     // A value the schema allows but the chart cannot do without.

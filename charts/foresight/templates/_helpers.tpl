@@ -25,6 +25,21 @@ because some Kubernetes name fields are limited to that (DNS-1123 labels).
 {{- end }}
 {{- end }}
 
+{{/*
+A name cut to Kubernetes' 63 characters without two names colliding: one
+that is longer keeps its first 54 characters and ends in 8 of its sha256,
+so `<fullname>-remediation` never truncates to `<fullname>` (a 62- or
+63-character fullname made two Roles of one name), nor two long
+`<namespace>-<fullname>` ClusterRoles to the same name.
+*/}}
+{{- define "foresight.fit" -}}
+{{- if le (len .) 63 }}
+{{- . }}
+{{- else }}
+{{- printf "%s-%s" (trunc 54 . | trimSuffix "-") (sha256sum . | trunc 8) }}
+{{- end }}
+{{- end }}
+
 {{/* chart-version, as the helm.sh/chart label wants it. */}}
 {{- define "foresight.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
@@ -57,7 +72,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The image reference; the tag defaults to the chart's appVersion. */}}
 {{- define "foresight.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
 {{- end }}
 
 {{/* The gRPC address KEDA dials: the Service's cluster DNS name and port. */}}
@@ -73,7 +92,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Where the pod mounts things; the settings file refers to these paths. */}}
 {{- /* The remediation leader Lease: one per release. */}}
 {{- define "foresight.leaseName" -}}
-{{- printf "%s-remediation" (include "foresight.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- include "foresight.fit" (printf "%s-remediation" (include "foresight.fullname" .)) }}
 {{- end }}
 {{- define "foresight.configDir" -}}/etc/foresight/config{{- end }}
 {{- define "foresight.tlsDir" -}}/etc/foresight/tls{{- end }}
@@ -84,32 +103,41 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/*
 The RBAC rules foresight needs in each namespace it watches. Keep them equal
 to the kube calls in src/remediation (tests/helm_chart.rs checks the
-rendered rules against its EXPECTED_RULES).
+rendered rules against its EXPECTED_WATCH_RULES). Remediation's patches
+are here only when it may act in every watched namespace; with
+remediation.namespaces they are granted in those namespaces alone
+(foresight.actRules, rbac.yaml).
 */}}
 {{- define "foresight.watchRules" -}}
 # Read the scale targets and their rollouts.
 - apiGroups: ["apps"]
   resources: ["deployments", "replicasets"]
   verbs: ["get", "list", "watch"]
-{{- if .Values.remediation.enabled }}
-# Remediation actions patch the target Deployment.
-- apiGroups: ["apps"]
-  resources: ["deployments"]
-  verbs: ["patch"]
-{{- end }}
 # Read ScaledObjects (the ceiling a diagnosis compares against).
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
   verbs: ["get"]
-{{- if .Values.remediation.enabled }}
-# RaiseCeiling patches the ScaledObject's maxReplicaCount.
-- apiGroups: ["keda.sh"]
-  resources: ["scaledobjects"]
-  verbs: ["patch"]
-{{- end }}
 # Record actions as Events on the object acted on; a new remediation leader
 # lists foresight's own Events to count the actions the old one took.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch", "list"]
+{{- if and .Values.remediation.enabled (not .Values.remediation.namespaces) }}
+{{ include "foresight.actRules" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+What remediation changes: rollback and restart patch the Deployment,
+RaiseCeiling the ScaledObject's maxReplicaCount.
+*/}}
+{{- define "foresight.actRules" -}}
+# Remediation actions patch the target Deployment.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["patch"]
+# RaiseCeiling patches the ScaledObject's maxReplicaCount.
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["patch"]
 {{- end }}
