@@ -46,21 +46,24 @@ const NAMESPACE: &str = "keda";
 /// recorder. Adding a call there means adding it here and to
 /// `foresight.watchRules` in charts/foresight/templates/_helpers.tpl.
 const EXPECTED_WATCH_RULES: &[(&str, &str, &[&str], bool)] = &[
-    // Read the scale target and its rollouts.
-    ("apps", "deployments", &["get", "list", "watch"], false),
-    ("apps", "replicasets", &["get", "list", "watch"], false),
+    // Read the scale target (`KubeActions::deployment`) and list its
+    // ReplicaSets by its selector (`KubeActions::replica_sets`); nothing lists
+    // Deployments or watches anything.
+    ("apps", "deployments", &["get"], false),
+    ("apps", "replicasets", &["list"], false),
     // Remediation actions patch the target Deployment.
     ("apps", "deployments", &["patch"], true),
     ("keda.sh", "scaledobjects", &["get"], false),
     // RaiseCeiling patches the ScaledObject's maxReplicaCount.
     ("keda.sh", "scaledobjects", &["patch"], true),
     // Publish actions as Events; a new leader lists foresight's own to
-    // restore the guardrails' history (`KubeActions::past_actions`).
+    // restore the guardrails' history (`KubeActions::past_actions`). Only
+    // when enforcing: a dry run publishes and lists none.
     (
         "events.k8s.io",
         "events",
         &["create", "patch", "list"],
-        false,
+        true,
     ),
 ];
 
@@ -689,7 +692,7 @@ fn check_common(r: &Rendered) {
         .expect("terminationGracePeriodSeconds");
     assert!(
         settings.shutdown_delay.as_secs() > 0
-            && i64::try_from(settings.shutdown_delay.as_secs()).unwrap() + 10 <= grace,
+            && i64::try_from(settings.shutdown_delay.as_secs()).unwrap() + 15 <= grace,
         "shutdown delay {:?}, grace {grace}",
         settings.shutdown_delay
     );
@@ -1014,13 +1017,13 @@ fn remediation_patches_only_where_it_may_act() {
             ("shop", "scaledobjects"),
         ])
     );
+    // Everything enforcing adds (patches, Events) is in those two
+    // namespaces; the reads stay cluster-wide.
     let mut want = expected_grants(&["*cluster*"], false);
     want.extend(
         expected_grants(&["shop", "payments"], true)
-            .into_iter()
-            .filter(|(ns, group, _, verb)| {
-                ns != NAMESPACE && verb == "patch" && (group == "apps" || group == "keda.sh")
-            }),
+            .difference(&expected_grants(&["shop", "payments"], false))
+            .cloned(),
     );
     assert_eq!(r.grants(), want);
     assert_eq!(
@@ -1481,6 +1484,12 @@ fn wrong_value_types_fail_through_the_schema() {
         // runtime pulls.
         ("image.tag=sha256:0123", "/image/tag", "pattern"),
         ("image.digest=latest", "/image/digest", "pattern"),
+        // Two Roles of one name.
+        (
+            "remediation.namespaces={a,a}",
+            "/remediation/namespaces",
+            "are equal",
+        ),
         (
             "remediation.auditLog.keep=0",
             "/remediation/auditLog/keep",
@@ -1530,8 +1539,22 @@ fn wrong_value_types_fail_through_the_schema() {
     assert!(!out.status.success(), "accepted");
     assert!(
         stderr.contains(
-            "terminationGracePeriodSeconds (30) must be at least shutdownDelaySeconds (25) + 10"
+            "terminationGracePeriodSeconds (30) must be at least shutdownDelaySeconds (25) + 15"
         ),
+        "{stderr}"
+    );
+    // One Service port twice: the API server refuses the Service.
+    let out = run_helm(&[
+        "template",
+        RELEASE,
+        CHART,
+        "--set",
+        "service.grpcPort=8080",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted");
+    assert!(
+        stderr.contains("service.grpcPort and service.httpPort are both 8080"),
         "{stderr}"
     );
     // One port for both servers: the second bind would fail at start-up.

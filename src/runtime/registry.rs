@@ -57,7 +57,8 @@ pub(crate) struct Configured {
     /// How far back forecasts take part in the replay, and so which
     /// models are trained: long enough for every window the policy keeps
     /// around a forecast (stabilisation and rate periods, the `2 × leadTime`
-    /// response check, the latency breach duration), and at least 30 min.
+    /// response check, the lag drain's counts in force, the latency breach
+    /// duration), and at least 30 min.
     pub(crate) replay: TimeDelta,
     /// How far back decisions are replayed: `replay`, or longer when a
     /// scale-down from `maxReplicaCount` to `minReplicaCount` at the

@@ -49,7 +49,7 @@ so `<fullname>-remediation` never truncates to `<fullname>` (a 62- or
 {{- define "foresight.labels" -}}
 helm.sh/chart: {{ include "foresight.chart" . }}
 {{ include "foresight.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimAll "_.-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: external-scaler
 app.kubernetes.io/part-of: keda
@@ -109,27 +109,30 @@ remediation.namespaces they are granted in those namespaces alone
 (foresight.actRules, rbac.yaml).
 */}}
 {{- define "foresight.watchRules" -}}
-# Read the scale targets and their rollouts.
+# Read the scale target (get) and its rollout's ReplicaSets (list by the
+# Deployment's selector); nothing lists Deployments or watches: a
+# cluster-wide list of Deployments would read every pod template, inline
+# secrets included.
 - apiGroups: ["apps"]
-  resources: ["deployments", "replicasets"]
-  verbs: ["get", "list", "watch"]
+  resources: ["deployments"]
+  verbs: ["get"]
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list"]
 # Read ScaledObjects (the ceiling a diagnosis compares against).
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
   verbs: ["get"]
-# Record actions as Events on the object acted on; a new remediation leader
-# lists foresight's own Events to count the actions the old one took.
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch", "list"]
 {{- if and .Values.remediation.enabled (not .Values.remediation.namespaces) }}
 {{ include "foresight.actRules" . }}
 {{- end }}
 {{- end }}
 
 {{/*
-What remediation changes: rollback and restart patch the Deployment,
-RaiseCeiling the ScaledObject's maxReplicaCount.
+What enforcing remediation changes: rollback and restart patch the
+Deployment, RaiseCeiling the ScaledObject's maxReplicaCount, and each
+action is published as an Event, which a new leader lists. A dry run does
+none of these, so without remediation.enabled RBAC is read-only.
 */}}
 {{- define "foresight.actRules" -}}
 # Remediation actions patch the target Deployment.
@@ -140,4 +143,9 @@ RaiseCeiling the ScaledObject's maxReplicaCount.
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
   verbs: ["patch"]
+# Record actions as Events on the object acted on; a new remediation leader
+# lists foresight's own Events to count the actions the old one took.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch", "list"]
 {{- end }}
