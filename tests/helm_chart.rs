@@ -1354,6 +1354,21 @@ fn tls_without_client_certificates() {
     assert_eq!(refs.len(), 1);
     assert_eq!(refs[0]["parameter"], "caCert");
     assert_eq!(refs[0]["name"], "foresight-tls");
+    // In another namespace KEDA cannot read the server's Secret: the CA's
+    // Secret there must be named.
+    let out = run_helm(&[
+        "template",
+        RELEASE,
+        CHART,
+        "--set",
+        "tls.enabled=true,tls.secretName=foresight-tls,exampleScaledObject.enabled=true,exampleScaledObject.namespace=shop",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted");
+    assert!(
+        stderr.contains("exampleScaledObject.authentication.caSecretName must name a Secret in shop"),
+        "{stderr}"
+    );
     // Without TLS values the example ScaledObject has no authentication.
     let plain = render(&["--set", "exampleScaledObject.enabled=true"]);
     assert!(plain.trigger_auths.is_empty());
