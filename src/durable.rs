@@ -56,12 +56,21 @@ pub(crate) fn write_atomically(
 const TEMPORARY_SUFFIX: &str = ".tmp";
 
 /// Removes the temporary files of [`write_atomically`] for targets in `dir`
-/// that have not been touched for `older_than`: what a process killed
+/// whose names start with `target_prefix` and that have not been touched
+/// for `older_than`: what a process killed
 /// between creating and renaming one left behind (a SIGKILL at the end of
 /// the grace period, an OOM kill). Younger ones may belong to a peer
 /// writing right now on a shared volume, and are left alone. Returns the
 /// names removed; errors are skipped, as the next sweep retries them.
-pub(crate) fn sweep_temporaries(dir: &Path, older_than: std::time::Duration) -> Vec<String> {
+///
+/// Only targets named by `target_prefix`: a state directory pointed at a
+/// shared place (`/tmp`, a home directory) holds other programs' `.*.tmp`
+/// files, and an editor's swap file is not ours to delete.
+pub(crate) fn sweep_temporaries(
+    dir: &Path,
+    target_prefix: &str,
+    older_than: std::time::Duration,
+) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -69,7 +78,10 @@ pub(crate) fn sweep_temporaries(dir: &Path, older_than: std::time::Duration) -> 
     let mut removed = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with('.') && name.ends_with(TEMPORARY_SUFFIX)) {
+        let ours = name
+            .strip_prefix('.')
+            .is_some_and(|n| n.starts_with(target_prefix));
+        if !(ours && name.ends_with(TEMPORARY_SUFFIX)) {
             continue;
         }
         let old = entry
@@ -176,8 +188,20 @@ mod tests {
             .unwrap()
             .set_modified(hour_ago)
             .unwrap();
-        let removed = sweep_temporaries(dir.path(), std::time::Duration::from_secs(600));
+        let other = dir.path().join(".editor-swap.tmp");
+        std::fs::write(&other, b"x").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&other)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let removed = sweep_temporaries(
+            dir.path(),
+            "selection-",
+            std::time::Duration::from_secs(600),
+        );
         assert_eq!(removed, vec![".selection-1.json.a1b2c3.tmp".to_string()]);
-        assert!(!old.exists() && young.exists() && kept.exists());
+        assert!(!old.exists() && young.exists() && kept.exists() && other.exists());
     }
 }

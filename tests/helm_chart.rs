@@ -692,7 +692,7 @@ fn check_common(r: &Rendered) {
         .expect("terminationGracePeriodSeconds");
     assert!(
         settings.shutdown_delay.as_secs() > 0
-            && i64::try_from(settings.shutdown_delay.as_secs()).unwrap() + 15 <= grace,
+            && i64::try_from(settings.shutdown_delay.as_secs()).unwrap() + 20 <= grace,
         "shutdown delay {:?}, grace {grace}",
         settings.shutdown_delay
     );
@@ -1366,7 +1366,8 @@ fn tls_without_client_certificates() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "accepted");
     assert!(
-        stderr.contains("exampleScaledObject.authentication.caSecretName must name a Secret in shop"),
+        stderr
+            .contains("exampleScaledObject.authentication.caSecretName must name a Secret in shop"),
         "{stderr}"
     );
     // Without TLS values the example ScaledObject has no authentication.
@@ -1554,18 +1555,12 @@ fn wrong_value_types_fail_through_the_schema() {
     assert!(!out.status.success(), "accepted");
     assert!(
         stderr.contains(
-            "terminationGracePeriodSeconds (30) must be at least shutdownDelaySeconds (25) + 15"
+            "terminationGracePeriodSeconds (30) must be at least shutdownDelaySeconds (25) + 20"
         ),
         "{stderr}"
     );
     // One Service port twice: the API server refuses the Service.
-    let out = run_helm(&[
-        "template",
-        RELEASE,
-        CHART,
-        "--set",
-        "service.grpcPort=8080",
-    ]);
+    let out = run_helm(&["template", RELEASE, CHART, "--set", "service.grpcPort=8080"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "accepted");
     assert!(

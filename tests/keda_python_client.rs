@@ -152,3 +152,37 @@ fn a_second_sigterm_cuts_the_shutdown_delay_short() {
     };
     assert!(status.success(), "exit after the second SIGTERM: {status}");
 }
+
+#[test]
+fn a_client_that_never_finishes_its_request_does_not_hold_shutdown() {
+    // Half an HTTP request and a TCP connection to the gRPC port that never
+    // sends the HTTP/2 preface: graceful shutdown waited for both forever,
+    // and only SIGKILL ended the process.
+    use std::io::Write;
+    let mut server = support::serve(&["--shutdown-delay", "0s"], &[]);
+    let mut http = std::net::TcpStream::connect(&server.http).unwrap();
+    http.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let _grpc = std::net::TcpStream::connect(&server.grpc).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 30 s after SIGTERM, held by connections that never finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}

@@ -10,11 +10,22 @@ pub(super) fn run(args: IncidentsArgs) -> anyhow::Result<()> {
     // Said on stderr, so `--json` stays parseable; each costs its line
     // only.
     for s in &skipped {
+        if s.line == 0 {
+            eprintln!("warning: {}: skipped {}", s.file.display(), s.reason);
+        } else {
+            eprintln!(
+                "warning: {} line {}: skipped, {}",
+                s.file.display(),
+                s.line,
+                s.reason
+            );
+        }
+    }
+    // A typo in the path reads as an empty log; say which it is.
+    if records.is_empty() && skipped.is_empty() && !path.exists() {
         eprintln!(
-            "warning: {} line {}: skipped, {}",
-            s.file.display(),
-            s.line,
-            s.reason
+            "warning: there is no audit log at {} (nothing recorded there yet, or a wrong --audit-log)",
+            path.display()
         );
     }
     let incidents = summarize(&records);

@@ -399,7 +399,27 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             r
         }
     };
-    let ((), grpc, http) = tokio::join!(driver, grpc, http);
+    // Graceful shutdown waits for every connection to finish; a client that
+    // never completes its request (half a request line, a TCP connect that
+    // never sends the HTTP/2 preface) held it forever, past the kubelet's
+    // SIGKILL, so remediation was never stopped and the Lease never
+    // released. Connections still open 5 s after shutdown began are
+    // dropped with the servers.
+    let servers = async { tokio::join!(driver, grpc, http) };
+    let bounded = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(DRAIN_LIMIT).await;
+    };
+    let (grpc, http) = tokio::select! {
+        ((), grpc, http) = servers => (grpc, http),
+        () = bounded => {
+            warn!(
+                limit = %crate::sources::fmt_wait(DRAIN_LIMIT),
+                "connections still open after shutdown began; dropping them"
+            );
+            (Ok(()), Ok(()))
+        }
+    };
     // The engine finishes the incident in hand (bounded: an action can take
     // minutes), and only then is the Lease released, so the next leader
     // never acts while this replica still does.
@@ -422,6 +442,10 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     info!("stopped");
     Ok(())
 }
+
+/// How long open connections may keep the servers from stopping once
+/// shutdown has begun (after the shutdown delay).
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// SIGTERM's stream, taken before the servers listen: a SIGTERM that came
 /// between "listening" and the handler's installation killed the process

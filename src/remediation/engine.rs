@@ -150,8 +150,24 @@ impl Engine {
     /// An engine that acts while `leader` says so.
     pub fn new(opts: EngineOptions, leader: Leadership) -> Self {
         let mut guardrails = Guardrails::new(opts.config.clone());
-        match opts.audit.read() {
-            Ok(records) => guardrails.remember(&records),
+        // Only the segments that can hold records inside the guardrails'
+        // windows (with an hour to spare for clock skew between replicas
+        // sharing the log).
+        let window = opts
+            .config
+            .breaker_window
+            .max(opts.config.blast_window)
+            .to_std()
+            .unwrap_or_default()
+            + std::time::Duration::from_secs(3600);
+        let since = std::time::SystemTime::now().checked_sub(window);
+        match opts.audit.read_since(since) {
+            Ok((records, skipped)) => {
+                for s in &skipped {
+                    warn!(path = %s.file.display(), line = s.line, reason = %s.reason, "audit log line skipped");
+                }
+                guardrails.remember(&records)
+            }
             Err(e) => {
                 warn!(error = %e, "cannot read the audit log back; the guardrails start with no history")
             }

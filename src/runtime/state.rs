@@ -82,7 +82,11 @@ impl SelectionStore {
             // (a SIGKILL at the end of the grace period) left one behind;
             // ten minutes is far longer than any write takes, so a peer's
             // write in progress on a shared volume is never taken.
-            let swept = crate::durable::sweep_temporaries(d, std::time::Duration::from_secs(600));
+            let swept = crate::durable::sweep_temporaries(
+                d,
+                "selection-",
+                std::time::Duration::from_secs(600),
+            );
             if !swept.is_empty() {
                 warnings.push(format!(
                     "removed {} temporary file(s) an interrupted write left in {}: {}",
