@@ -276,6 +276,10 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
         audit
             .check_writable()
             .context("--remediation enforce cannot write its audit log (--audit-log)")?;
+    } else if let Err(e) = audit.check_writable() {
+        // A dry run acts on nothing, so it starts; but every incident would
+        // go unrecorded, which is worth saying now rather than per incident.
+        tracing::warn!(error = %e, "the dry run cannot write its audit log; incidents will be logged but not recorded (--audit-log)");
     }
     let config = RemediationConfig {
         mode,
