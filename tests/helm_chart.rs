@@ -692,7 +692,7 @@ fn check_common(r: &Rendered) {
         .expect("terminationGracePeriodSeconds");
     assert!(
         settings.shutdown_delay.as_secs() > 0
-            && i64::try_from(settings.shutdown_delay.as_secs()).unwrap() + 20 <= grace,
+            && i64::try_from(settings.shutdown_delay.as_secs()).unwrap() + 25 <= grace,
         "shutdown delay {:?}, grace {grace}",
         settings.shutdown_delay
     );
@@ -1555,7 +1555,7 @@ fn wrong_value_types_fail_through_the_schema() {
     assert!(!out.status.success(), "accepted");
     assert!(
         stderr.contains(
-            "terminationGracePeriodSeconds (30) must be at least shutdownDelaySeconds (25) + 20"
+            "terminationGracePeriodSeconds (30) must be at least shutdownDelaySeconds (25) + 25"
         ),
         "{stderr}"
     );

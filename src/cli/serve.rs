@@ -380,23 +380,29 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         let shutdown = shutdown.clone();
         async move { runtime.run(shutdown.cancelled_owned()).await }
     };
-    // If either server fails, stop everything rather than half-serve.
+    // If either server fails, stop everything rather than half-serve. Each
+    // server's result goes to its slot, so a failure is still reported when
+    // the other is cut short by the drain limit below.
+    let grpc_slot = Arc::new(std::sync::Mutex::new(None));
+    let http_slot = Arc::new(std::sync::Mutex::new(None));
     let grpc = {
         let shutdown = shutdown.clone();
         let core = Arc::clone(&core);
+        let slot = Arc::clone(&grpc_slot);
         async move {
             let r = crate::grpc::serve_with_tls(core, grpc_listener, tls, shutdown.clone()).await;
             shutdown.cancel();
-            r
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
         }
     };
     let http = {
         let shutdown = shutdown.clone();
+        let slot = Arc::clone(&http_slot);
         async move {
             let r =
                 crate::http::serve_with(core, extra_routes, http_listener, shutdown.clone()).await;
             shutdown.cancel();
-            r
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
         }
     };
     // Graceful shutdown waits for every connection to finish; a client that
@@ -410,16 +416,36 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         shutdown.cancelled().await;
         tokio::time::sleep(DRAIN_LIMIT).await;
     };
-    let (grpc, http) = tokio::select! {
-        ((), grpc, http) = servers => (grpc, http),
+    tokio::select! {
+        _ = servers => {}
         () = bounded => {
+            let waiting: Vec<&str> = [
+                (
+                    grpc_slot.lock().unwrap_or_else(|e| e.into_inner()).is_none(),
+                    "gRPC connections",
+                ),
+                (http_slot.lock().unwrap_or_else(|e| e.into_inner()).is_none(), "HTTP connections"),
+            ]
+            .into_iter()
+            .filter_map(|(w, what)| w.then_some(what))
+            .collect();
             warn!(
                 limit = %crate::sources::fmt_wait(DRAIN_LIMIT),
-                "connections still open after shutdown began; dropping them"
+                still = %if waiting.is_empty() { "the evaluation loop".to_string() } else { waiting.join(", ") },
+                "still open after shutdown began; dropping"
             );
-            (Ok(()), Ok(()))
         }
-    };
+    }
+    let grpc = grpc_slot
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or(Ok(()));
+    let http = http_slot
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or(Ok(()));
     // The engine finishes the incident in hand (bounded: an action can take
     // minutes), and only then is the Lease released, so the next leader
     // never acts while this replica still does.

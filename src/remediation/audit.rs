@@ -167,9 +167,17 @@ impl AuditLog {
     /// path, left a lock file behind), and a log without one (on a
     /// read-only mount, or written by an older version) is read unlocked.
     fn lock_shared(&self) -> Option<std::fs::File> {
-        let f = std::fs::File::open(self.lock_path()).ok()?;
-        f.lock_shared().ok()?;
-        Some(f)
+        let path = self.lock_path();
+        let locked = std::fs::File::open(&path).and_then(|f| f.lock_shared().map(|()| f));
+        match locked {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                // A rotation may then move a segment while it is read.
+                tracing::warn!(path = %path.display(), error = %e, "cannot take the audit log's lock; reading without it");
+                None
+            }
+        }
     }
 
     /// The directory the log is in.
@@ -773,6 +781,17 @@ mod tests {
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
         let (recent, _) = log.read_since(Some(later)).unwrap();
         assert_eq!(ids(&recent), ["i22"], "only the live file");
+        // A segment last written a day ago is skipped, a newer one read.
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(log.segment(2))
+            .unwrap()
+            .set_modified(day_ago)
+            .unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let (recent, _) = log.read_since(Some(hour_ago)).unwrap();
+        assert_eq!(ids(&recent), ["i19", "i20", "i21", "i22"]);
         std::fs::remove_file(log.segment(2)).unwrap();
         std::fs::create_dir(log.segment(2)).unwrap();
         let (records, skipped) = log.read_all().unwrap();
