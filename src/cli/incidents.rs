@@ -28,6 +28,14 @@ pub(super) fn run(args: IncidentsArgs) -> anyhow::Result<()> {
             path.display()
         );
     }
+    let orphans = crate::remediation::orphaned(&records);
+    if !orphans.is_empty() {
+        eprintln!(
+            "warning: {} incident(s) have records but no opening record (rotated away with an older segment, or on a damaged line), so they are not listed: {}",
+            orphans.len(),
+            orphans.join(", ")
+        );
+    }
     let incidents = summarize(&records);
     match args.command.unwrap_or(IncidentsCommand::List) {
         IncidentsCommand::List => {

@@ -537,8 +537,30 @@ impl IncidentSummary {
     }
 }
 
+/// The incidents that have records (an action, a page) but no `opened`
+/// record: it was in a segment rotation deleted, or on a damaged line.
+/// [`summarize`] cannot list them, so a reader says how many there are
+/// rather than show a log that looks emptier than it is.
+pub fn orphaned(records: &[AuditRecord]) -> Vec<String> {
+    let opened: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter(|r| matches!(r, AuditRecord::Opened { .. }))
+        .map(AuditRecord::incident_id)
+        .collect();
+    let mut out: Vec<String> = records
+        .iter()
+        .map(AuditRecord::incident_id)
+        .filter(|id| !opened.contains(id))
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Groups records by incident, in the order incidents were opened.
-/// Records of an incident whose `opened` line is missing are dropped.
+/// Records of an incident whose `opened` line is missing are dropped (see
+/// [`orphaned`]).
 pub fn summarize(records: &[AuditRecord]) -> Vec<IncidentSummary> {
     let mut out: Vec<IncidentSummary> = Vec::new();
     for r in records {
@@ -676,6 +698,11 @@ mod tests {
         assert!(skipped[3].reason.contains("NUL"), "{skipped:?}");
         assert!(skipped[1].reason.contains("this version"), "{skipped:?}");
         let records = log.read().unwrap()[..2].to_vec();
+        assert!(orphaned(&records).is_empty());
+        // Without its `opened` record (rotated away), the incident's other
+        // records are orphans, named rather than silently dropped.
+        assert_eq!(orphaned(&records[1..]), vec!["i1".to_string()]);
+        assert!(summarize(&records[1..]).is_empty());
         let s = summarize(&records);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].status(), "interrupted");

@@ -33,7 +33,7 @@ mod rollout;
 
 pub use alerts::{AlertmanagerAlert, AlertmanagerPayload, alerts_router};
 pub use audit::{
-    ActionTrail, AuditLog, AuditRecord, IncidentSummary, Rotation, SkippedLine, summarize,
+    ActionTrail, AuditLog, AuditRecord, IncidentSummary, Rotation, SkippedLine, orphaned, summarize,
 };
 pub use baseline::SourceBaselines;
 pub use diagnose::{AlertTrigger, Baseline, RolloutContext, Situation, diagnose};
