@@ -74,17 +74,7 @@ fn python_grpcio_client_calls_like_keda() {
     // answers, so a KEDA reconnecting before Kubernetes has stopped routing
     // here (a fresh connection, as after the GOAWAY) is served; then a
     // clean exit.
-    let pid = server.child.id().to_string();
-    let signal = |sig: &str| {
-        assert!(
-            Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        )
-    };
-    signal("-TERM");
+    server.signal("-TERM");
     let sent = Instant::now();
     let readyz = loop {
         let r = support::http_get(&http, "/readyz");
@@ -107,49 +97,28 @@ fn python_grpcio_client_calls_like_keda() {
         "exited before the 15 s shutdown delay was over ({:?} after SIGTERM)",
         sent.elapsed()
     );
-    let deadline = sent + Duration::from_secs(35);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit within 35 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = server.exit_by(
+        sent + Duration::from_secs(35),
+        "no exit within 35 s of SIGTERM",
+    );
     assert!(status.success(), "exit after SIGTERM: {status}");
 }
 
 #[test]
 fn a_second_sigterm_cuts_the_shutdown_delay_short() {
     let mut server = support::serve(&["--shutdown-delay", "10m"], &[]);
-    let pid = server.child.id().to_string();
-    let term = || {
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        )
-    };
-    term();
+    server.signal("-TERM");
     let sent = Instant::now();
     // Wait until the first one is taken (readiness off), then send another.
     while !support::http_get(&server.http, "/readyz").contains(r#""shuttingDown":true"#) {
         assert!(sent.elapsed() < Duration::from_secs(10), "never drained");
         std::thread::sleep(Duration::from_millis(20));
     }
-    term();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a second SIGTERM did not end the 10-minute delay"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    server.signal("-TERM");
+    let status = server.exit_by(
+        Instant::now() + Duration::from_secs(20),
+        "a second SIGTERM did not end the 10-minute delay",
+    );
     assert!(status.success(), "exit after the second SIGTERM: {status}");
 }
 
@@ -165,26 +134,12 @@ fn a_client_that_never_finishes_its_request_does_not_hold_shutdown() {
         .unwrap();
     let _grpc = std::net::TcpStream::connect(&server.grpc).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    server.signal("-TERM");
     // 5 s for the connections, then remediation and the runtime's own
     // shutdown (bounded at 5 s each); 15 s leaves room on a loaded machine.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running 15 s after SIGTERM, held by connections that never finish"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = server.exit_by(
+        Instant::now() + Duration::from_secs(15),
+        "still running 15 s after SIGTERM, held by connections that never finish",
+    );
     assert!(status.success(), "exit after SIGTERM: {status}");
 }

@@ -22,6 +22,33 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// Sends `signal` (`-TERM`, `-INT`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success(),
+            "kill {signal} {pid}"
+        );
+    }
+
+    /// Waits for the server to exit until `deadline`, failing with `why`
+    /// past it; its exit status.
+    pub fn exit_by(&mut self, deadline: Instant, why: &str) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{why}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Starts `foresight serve` on free ports with extra arguments and
 /// environment, and reads the bound addresses from its JSON "listening"
 /// log line.
