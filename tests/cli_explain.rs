@@ -39,20 +39,26 @@ fn explains_a_live_decision() {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        c.get_metric_spec(ScaledObjectRef {
-            name: "web".into(),
-            namespace: "shop".into(),
-            scaler_metadata: metadata,
-        })
-        .await
-        .unwrap();
+        // A second foresight trigger on the same ScaledObject, capped at
+        // 2; KEDA asks about both at every poll.
+        let mut capped = metadata.clone();
+        capped.insert("maxReplicaCount".into(), "2".into());
+        for m in [&metadata, &capped, &metadata] {
+            c.get_metric_spec(ScaledObjectRef {
+                name: "web".into(),
+                namespace: "shop".into(),
+                scaler_metadata: m.clone(),
+            })
+            .await
+            .unwrap();
+        }
     });
     let server = format!("http://{http}");
     // The first evaluation follows registration within moments.
     let deadline = Instant::now() + Duration::from_secs(10);
     let (code, stdout, stderr) = loop {
         let r = explain(&["--scaled-object", "shop/web", "--server", &server]);
-        if r.0 == Some(0) || Instant::now() > deadline {
+        if (r.0 == Some(0) && r.1.contains(" of 2")) || Instant::now() > deadline {
             break r;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -65,6 +71,9 @@ fn explains_a_live_decision() {
         "prediction",
         "connections",
         "remediation signals",
+        // Both triggers are named, the one shown is the one the HPA follows.
+        "of 2, the highest count, which the HPA follows; others: ",
+        " wants 2 (connections)",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }
@@ -74,6 +83,8 @@ fn explains_a_live_decision() {
     assert_eq!(code, Some(0));
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert!(v["desiredReplicas"].as_u64().unwrap() >= 1);
+    assert_eq!(v["triggers"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["trigger"], v["triggers"][0]["trigger"], "{v}");
 
     let (code, _, stderr) = explain(&["--scaled-object", "shop/unknown", "--server", &server]);
     assert_eq!(code, Some(1));

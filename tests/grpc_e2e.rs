@@ -407,6 +407,95 @@ async fn metadata_change_reconfigures_without_losing_the_object() {
     server.shutdown.cancel();
 }
 
+/// The `foresight_desired_replicas` series of `shop/resized`, by trigger.
+fn desired_by_trigger(metrics: &str) -> HashMap<String, i64> {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("foresight_desired_replicas{")
+                && l.contains(r#"scaledobject="shop/resized""#)
+        })
+        .map(|l| {
+            let trigger = l.split(r#"trigger=""#).nth(1).unwrap();
+            let trigger = trigger[..trigger.find('"').unwrap()].to_string();
+            let value = l.rsplit(' ').next().unwrap().parse().unwrap();
+            (trigger, value)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_foresight_triggers_on_one_scaled_object_are_both_served() {
+    let server = start().await;
+    let mut c = client(server.grpc).await;
+    let mut capped: Vec<(&str, &str)> = TAXI
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "maxReplicaCount")
+        .collect();
+    capped.push(("maxReplicaCount", "2"));
+    // KEDA asks about each trigger at every poll, one after the other.
+    for _ in 0..4 {
+        let wide = replicas(&mut c, TAXI).await;
+        let narrow = replicas(&mut c, &capped).await;
+        assert!(
+            wide > 2,
+            "the trace should need more than 2 replicas: {wide}"
+        );
+        assert!(
+            narrow <= 2,
+            "the capped trigger's maxReplicaCount: {narrow}"
+        );
+    }
+    // Both are explained, the one the HPA follows (the highest) first.
+    let (code, body) = http_get(server.http, "/api/v1/scaledobjects/shop/resized/decision").await;
+    assert_eq!(code, 200, "{body}");
+    let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let triggers = d["triggers"].as_array().unwrap();
+    assert_eq!(triggers.len(), 2, "{body}");
+    assert_eq!(d["trigger"], triggers[0]["trigger"], "{body}");
+    assert!(
+        triggers[0]["desiredReplicas"].as_i64().unwrap()
+            > triggers[1]["desiredReplicas"].as_i64().unwrap(),
+        "{body}"
+    );
+    assert!(d["desiredReplicas"].as_i64().unwrap() > 2, "{body}");
+    // Each has its own series on /metrics, and the ScaledObject counts once.
+    let (_, metrics) = http_get(server.http, "/metrics").await;
+    let series = desired_by_trigger(&metrics);
+    assert_eq!(series.len(), 2, "{metrics}");
+    assert!(
+        series.values().any(|v| *v <= 2) && series.values().any(|v| *v > 2),
+        "{series:?}"
+    );
+    assert!(
+        metrics.lines().any(|l| l == "foresight_scaled_objects 1"),
+        "{metrics}"
+    );
+
+    // An edit: KEDA asks with new metadata only. Both old triggers go
+    // dormant: out of the explanation and, from the next tick, /metrics.
+    let mut edited = capped.clone();
+    edited.retain(|(k, _)| *k != "minReplicaCount");
+    edited.push(("minReplicaCount", "2"));
+    let mut alone = false;
+    for _ in 0..50 {
+        let now = replicas(&mut c, &edited).await;
+        assert_eq!(now, 2, "the edited bounds");
+        let (_, body) = http_get(server.http, "/api/v1/scaledobjects/shop/resized/decision").await;
+        let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let (_, metrics) = http_get(server.http, "/metrics").await;
+        if d["triggers"].as_array().unwrap().len() == 1 && desired_by_trigger(&metrics).len() == 1 {
+            assert_eq!(d["desiredReplicas"], 2, "{body}");
+            alone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(alone, "the edited-away triggers are still served");
+    server.shutdown.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_is_active_sends_again_on_every_change() {
     // A series that alternates idle/busy every second; with 1 s ticks the

@@ -61,6 +61,22 @@ fn python_grpcio_client_calls_like_keda() {
         "{msg}"
     );
 
+    // Two foresight triggers on one ScaledObject are both served, each by
+    // its own metadata, and explained with the higher count first.
+    let pairs = seen["twoTriggers"].as_array().unwrap();
+    assert_eq!(pairs.len(), 3, "{seen}");
+    assert!(
+        pairs.iter().all(
+            |p| p[1].as_i64().unwrap() <= 2 && p[0].as_i64().unwrap() >= p[1].as_i64().unwrap()
+        ),
+        "{seen}"
+    );
+    let explained = support::http_get(&http, "/api/v1/scaledobjects/shop/orders-consumer/decision");
+    let body = explained.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let d: serde_json::Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("explanation not JSON ({e}): {explained}"));
+    assert_eq!(d["triggers"].as_array().map(Vec::len), Some(2), "{d}");
+
     // The server kept its own books on what KEDA asked.
     let metrics = support::http_get(&http, "/metrics");
     assert!(

@@ -143,6 +143,7 @@ async fn get_metrics(
 /// The value of an unlabelled or single-label sample line in /metrics.
 fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
+        .map(support::without_trigger)
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l[series.len()..].trim().parse().ok())
 }

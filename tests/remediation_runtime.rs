@@ -52,7 +52,9 @@ async fn runtime_signals_open_a_dry_run_incident() {
             kube: None,
             baselines: None,
             enabled_targets: Arc::new(move || counter.readiness().scaled_objects),
-            recent_decision: Some(Arc::new(move |key| lookup.explain(key))),
+            recent_decision: Some(Arc::new(move |key| {
+                lookup.explain(key).into_iter().next().map(|t| t.decision)
+            })),
             incidents: Some(incident_counter(Arc::clone(&core))),
         },
         tokio::sync::watch::channel(true).1,

@@ -3,6 +3,8 @@
 //! dashboards stop charting its last values and churn does not grow the
 //! exposition.
 
+mod support;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -170,12 +172,16 @@ async fn changes_of_the_served_count_and_flaps_are_counted() {
     let _ = task.await;
 }
 
-/// The value of the series `line_prefix` (name and labels) in `/metrics`.
+/// The value of the series `line_prefix` (name and labels, without the
+/// `trigger` label: each ScaledObject here has one trigger) in `/metrics`.
 fn value(metrics: &str, line_prefix: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(line_prefix)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
+    metrics.lines().map(support::without_trigger).find_map(|l| {
+        l.strip_prefix(line_prefix)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,8 +63,34 @@ pub(super) fn run(args: ExplainArgs) -> anyhow::Result<()> {
     }
     let decision: Decision =
         serde_json::from_str(&body).with_context(|| format!("unexpected answer from {url}"))?;
-    print!("{}", render(&args.scaled_object, &decision));
+    // Servers before several triggers were served send no `triggers`.
+    let triggers = serde_json::from_str::<Triggers>(&body).unwrap_or_default();
+    print!("{}", render(&args.scaled_object, &decision, &triggers));
     Ok(())
+}
+
+/// The trigger fields of the answer, beside the decision's own.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Triggers {
+    /// The trigger whose decision this is.
+    #[serde(default)]
+    trigger: Option<String>,
+    /// Every foresight trigger of the ScaledObject KEDA asks about, highest
+    /// count first.
+    #[serde(default)]
+    triggers: Vec<TriggerCount>,
+}
+
+/// One trigger's count, from the answer's `triggers`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TriggerCount {
+    /// Its short name.
+    trigger: String,
+    /// The count it asks for.
+    desired_replicas: u32,
+    /// The signal that set it.
+    driver: Option<String>,
 }
 
 fn num(v: Option<f64>) -> String {
@@ -76,7 +102,7 @@ fn count(v: Option<u32>) -> String {
 }
 
 /// A human-readable explanation of one decision.
-fn render(who: &str, d: &Decision) -> String {
+fn render(who: &str, d: &Decision, t: &Triggers) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -84,6 +110,30 @@ fn render(who: &str, d: &Decision) -> String {
         d.at.to_rfc3339(),
         d.mode.as_str()
     );
+    // With several foresight triggers the HPA follows the highest count;
+    // the others are named so an operator knows which one this is.
+    if t.triggers.len() > 1 {
+        let others: Vec<String> = t
+            .triggers
+            .iter()
+            .filter(|o| Some(&o.trigger) != t.trigger.as_ref())
+            .map(|o| {
+                format!(
+                    "{} wants {} ({})",
+                    o.trigger,
+                    o.desired_replicas,
+                    o.driver.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  trigger {} of {}, the highest count, which the HPA follows; others: {}",
+            t.trigger.as_deref().unwrap_or("?"),
+            t.triggers.len(),
+            others.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "  desired replicas  {}   recommendation {}   limited by: {}",

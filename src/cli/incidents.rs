@@ -408,7 +408,10 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
                     as Arc<dyn crate::remediation::BaselineSource>
             }),
             enabled_targets: enabled_targets(counter, config_namespaces),
-            recent_decision: Some(Arc::new(move |key| lookup.explain(key))),
+            // The decision the HPA follows: the highest of its triggers'.
+            recent_decision: Some(Arc::new(move |key| {
+                lookup.explain(key).into_iter().next().map(|t| t.decision)
+            })),
             incidents: Some(incident_counter(core)),
         },
         leader,

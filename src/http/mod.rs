@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::ScaledObjectKey;
-use crate::runtime::ScalerCore;
+use crate::runtime::{ScalerCore, TriggerDecision};
 
 /// Serves the HTTP endpoints on `listener` until `shutdown` is cancelled.
 pub async fn serve<C: ScalerCore>(
@@ -81,8 +81,9 @@ async fn decision<C: ScalerCore>(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
     let key = ScaledObjectKey::new(namespace, name);
-    if let Some(d) = core.explain(&key) {
-        return axum::Json(d.as_ref().clone()).into_response();
+    let found = core.explain(&key);
+    if let Some(first) = found.first() {
+        return axum::Json(explained(first, &found)).into_response();
     }
     // Why there is none: a query the source rejects never gets one, which
     // is the caller's to fix, unlike a ScaledObject KEDA has not asked about.
@@ -105,4 +106,28 @@ async fn decision<C: ScalerCore>(
         format!("no decision for ScaledObject {key}: {why}\n"),
     )
         .into_response()
+}
+
+/// The decision the HPA follows (the highest count of the ScaledObject's
+/// foresight triggers), with `trigger` naming it and `triggers` listing
+/// every trigger's count. The decision's own fields stay at the top level,
+/// so a client that reads one decision reads this.
+fn explained(first: &TriggerDecision, all: &[TriggerDecision]) -> serde_json::Value {
+    let mut body = serde_json::to_value(first.decision.as_ref()).unwrap_or_default();
+    if let Some(map) = body.as_object_mut() {
+        map.insert("trigger".into(), first.trigger.clone().into());
+        map.insert(
+            "triggers".into(),
+            all.iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "trigger": t.trigger,
+                        "desiredReplicas": t.decision.desired_replicas,
+                        "driver": t.decision.driver.map(|k| k.label()),
+                    })
+                })
+                .collect(),
+        );
+    }
+    body
 }

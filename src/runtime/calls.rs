@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::watch;
 
-use super::core::{CoreError, MetricTarget, Readiness, ScalerCore};
+use super::core::{CoreError, MetricTarget, Readiness, ScalerCore, TriggerDecision};
 use super::registry::Fault;
 use super::{Runtime, Telemetry};
 use crate::domain::{Decision, ScaledObjectKey};
@@ -95,16 +95,35 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
         self.register(key, metadata).map(|r| r.target_rx())
     }
 
-    fn explain(&self, key: &ScaledObjectKey) -> Option<Arc<Decision>> {
-        self.read_registry()
-            .get(key)?
-            .decisions_rx()
-            .borrow()
-            .clone()
+    fn explain(&self, key: &ScaledObjectKey) -> Vec<TriggerDecision> {
+        let mut found: Vec<TriggerDecision> = self
+            .live_registrations()
+            .into_iter()
+            .filter(|r| r.key() == key)
+            .filter_map(|r| {
+                Some(TriggerDecision {
+                    trigger: r.trigger(),
+                    decision: r.latest()?,
+                })
+            })
+            .collect();
+        // The HPA takes the highest of its metrics' counts.
+        found.sort_by(|a, b| {
+            b.decision
+                .desired_replicas
+                .cmp(&a.decision.desired_replicas)
+                .then_with(|| a.trigger.cmp(&b.trigger))
+        });
+        found
     }
 
     fn scaled_objects(&self) -> Vec<ScaledObjectKey> {
-        self.read_registry().keys().cloned().collect()
+        let keys: std::collections::BTreeSet<ScaledObjectKey> = self
+            .live_registrations()
+            .iter()
+            .map(|r| r.key().clone())
+            .collect();
+        keys.into_iter().collect()
     }
 
     fn readiness(&self) -> Readiness {
@@ -119,7 +138,7 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
             Some(None) => (true, None),
             Some(Some(e)) => (false, Some(e)),
         };
-        let regs = self.registrations();
+        let regs = self.live_registrations();
         let (mut awaiting, mut stale, mut invalid, mut no_data) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for r in &regs {
@@ -173,7 +192,7 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
             source: self.shared.source.describe(),
             source_ok,
             source_error,
-            scaled_objects: regs.len(),
+            scaled_objects: super::scaled_objects(regs.iter()),
             awaiting_decision: awaiting,
             models_pending,
             breaker: breaker.map(|b| b.state.label()),

@@ -27,6 +27,16 @@ pub struct MetricTarget {
     pub target: f64,
 }
 
+/// One foresight trigger's latest decision, for explanations.
+#[derive(Debug, Clone)]
+pub struct TriggerDecision {
+    /// The trigger's short name: its metadata's fingerprint, as in the
+    /// `trigger` label on `/metrics` (KEDA does not send trigger names).
+    pub trigger: String,
+    /// Its latest decision.
+    pub decision: Arc<Decision>,
+}
+
 /// A request the core could not serve.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -160,8 +170,10 @@ pub trait ScalerCore: Send + Sync + 'static {
         metadata: &HashMap<String, String>,
     ) -> Result<watch::Receiver<MetricTarget>, CoreError>;
 
-    /// The latest decision of a registered ScaledObject, without registering.
-    fn explain(&self, key: &ScaledObjectKey) -> Option<Arc<Decision>>;
+    /// The latest decision of each of a registered ScaledObject's foresight
+    /// triggers KEDA still asks about, without registering: the one the
+    /// HPA follows (the highest count) first. Empty when none has one.
+    fn explain(&self, key: &ScaledObjectKey) -> Vec<TriggerDecision>;
 
     /// The registered ScaledObjects.
     fn scaled_objects(&self) -> Vec<ScaledObjectKey>;

@@ -1,8 +1,9 @@
 //! The live driver behind `foresight serve`.
 //!
-//! * A **registry** of ScaledObjects, filled by KEDA's calls. Each holds its
-//!   parsed spec and a `watch` channel with its latest decision, which every
-//!   RPC reads without I/O.
+//! * A **registry** of foresight triggers, filled by KEDA's calls: one per
+//!   ScaledObject and metadata ([`registry`]). Each holds its parsed spec and
+//!   a `watch` channel with its latest decision, which every RPC reads
+//!   without I/O.
 //! * An **evaluation loop** that wakes on wall-clock-aligned ticks (multiples
 //!   of the evaluation interval), reads each distinct query once per tick
 //!   into an [observation cache](observations), and replays the policy over
@@ -40,10 +41,12 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
-pub use self::core::{CoreError, METRIC_NAME, MetricTarget, Readiness, ScalerCore};
+pub use self::core::{
+    CoreError, METRIC_NAME, MetricTarget, Readiness, ScalerCore, TriggerDecision,
+};
 use self::models::{ModelTable, to_delta};
 use self::observations::ObservationCache;
-use self::registry::{Configured, Fault, Registration, fingerprint};
+use self::registry::{Configured, DORMANT_FORGET, Fault, Registration, dormant, fingerprint};
 use self::state::SelectionStore;
 pub use self::telemetry::Telemetry;
 use crate::config::parse_metadata;
@@ -97,8 +100,8 @@ struct Shared<S> {
     source: S,
     /// Tunables.
     config: RuntimeConfig,
-    /// Registered ScaledObjects.
-    registry: RwLock<HashMap<ScaledObjectKey, Arc<Registration>>>,
+    /// Registered triggers, by ScaledObject and metadata fingerprint.
+    registry: RwLock<HashMap<(ScaledObjectKey, u64), Arc<Registration>>>,
     /// Trained models, shared by identical forecast requests.
     models: Mutex<ModelTable>,
     /// Tick-aligned observations for replay.
@@ -270,7 +273,7 @@ impl<S: MetricSource> Runtime<S> {
         TimeDelta::from_std(self.shared.config.tick).unwrap_or(TimeDelta::seconds(15))
     }
 
-    /// Finds or registers a ScaledObject. The fast path (known key, same
+    /// Finds or registers a ScaledObject's trigger. The fast path (known
     /// metadata) hashes the metadata and takes a read lock, nothing more.
     fn register(
         &self,
@@ -280,13 +283,26 @@ impl<S: MetricSource> Runtime<S> {
         if key.name.is_empty() || key.namespace.is_empty() {
             return Err(CoreError::MissingIdentity);
         }
-        let fp = fingerprint(metadata);
-        if let Some(reg) = self.read_registry().get(key) {
-            // Empty metadata names a known ScaledObject without restating it.
-            if metadata.is_empty() || reg.fingerprint() == fp {
-                reg.touch(Utc::now());
-                return Ok(Arc::clone(reg));
+        let now = Utc::now();
+        if metadata.is_empty() {
+            // Empty metadata names a known ScaledObject without restating
+            // it: its most recently called trigger. An unknown one goes on
+            // to be refused by the parser, which says what is missing.
+            if let Some(r) = self
+                .read_registry()
+                .values()
+                .filter(|r| r.key() == key)
+                .max_by_key(|r| r.last_seen())
+            {
+                r.touch(now);
+                return Ok(Arc::clone(r));
             }
+        }
+        let fp = fingerprint(metadata);
+        let id = (key.clone(), fp);
+        if let Some(reg) = self.read_registry().get(&id) {
+            reg.touch(now);
+            return Ok(Arc::clone(reg));
         }
         let spec = parse_metadata(metadata).map_err(|source| CoreError::InvalidMetadata {
             key: key.clone(),
@@ -308,34 +324,34 @@ impl<S: MetricSource> Runtime<S> {
                 .registry
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
-            match registry.get(key) {
-                // Another call with the same new metadata got here first
-                // (KEDA's operator and metrics server call at once after a
-                // restart): already registered, nothing changed.
-                Some(existing) if existing.fingerprint() == fp => {
-                    existing.touch(Utc::now());
-                    return Ok(Arc::clone(existing));
-                }
-                Some(existing) => {
-                    if existing.flip_flops(fp, Utc::now()) {
-                        warn!(scaledobject = %key, "metadata keeps changing back and forth: two foresight triggers with different metadata on one ScaledObject? foresight keeps one configuration per ScaledObject, and each call with the other one drops the decision; put the signals in one trigger's metadata (one query per signal kind)");
-                    } else {
-                        info!(scaledobject = %key, "metadata changed; re-registered");
-                    }
-                    existing.reconfigure(configured);
-                    Arc::clone(existing)
-                }
-                None => {
-                    info!(scaledobject = %key, "registered");
-                    let reg = Arc::new(Registration::new(key.clone(), configured));
-                    // Seen before it is visible: registered as never seen,
-                    // it could be forgotten as idle before the touch below.
-                    reg.touch(Utc::now());
-                    registry.insert(key.clone(), Arc::clone(&reg));
-                    self.shared.telemetry.set_scaled_objects(registry.len());
-                    reg
-                }
+            // Another call with the same new metadata got here first (KEDA's
+            // operator and metrics server call at once after a restart).
+            if let Some(existing) = registry.get(&id) {
+                existing.touch(now);
+                return Ok(Arc::clone(existing));
             }
+            let reg = Arc::new(Registration::new(key.clone(), configured, now));
+            let trigger = reg.trigger();
+            let siblings: Vec<String> = registry
+                .values()
+                .filter(|r| r.key() == key)
+                .map(|r| r.trigger())
+                .collect();
+            if siblings.is_empty() {
+                info!(scaledobject = %key, trigger, "registered");
+            } else {
+                // An edit or a second foresight trigger: the calls that
+                // follow tell which (see `registry::dormant`).
+                info!(scaledobject = %key, trigger, others = ?siblings, "registered new metadata: a metadata edit (the old trigger is forgotten 10 minutes after its last call) or another foresight trigger of this ScaledObject (both are served)");
+            }
+            // Seen before it is visible: registered as never seen, it could
+            // be forgotten as idle before the touch below.
+            reg.touch(now);
+            registry.insert(id, Arc::clone(&reg));
+            self.shared
+                .telemetry
+                .set_scaled_objects(scaled_objects(registry.values()));
+            reg
         };
         reg.touch(Utc::now());
         self.shared.generation.send_modify(|g| *g += 1);
@@ -344,7 +360,7 @@ impl<S: MetricSource> Runtime<S> {
 
     fn read_registry(
         &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<ScaledObjectKey, Arc<Registration>>> {
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<(ScaledObjectKey, u64), Arc<Registration>>> {
         self.shared
             .registry
             .read()
@@ -353,6 +369,18 @@ impl<S: MetricSource> Runtime<S> {
 
     fn registrations(&self) -> Vec<Arc<Registration>> {
         self.read_registry().values().cloned().collect()
+    }
+
+    /// The registrations KEDA still asks about: dormant ones (see
+    /// [`registry::dormant`]) are left out of readiness, explanations,
+    /// signals and `/metrics`, but still evaluated, so a second trigger
+    /// that wakes answers at once.
+    fn live_registrations(&self) -> Vec<Arc<Registration>> {
+        let regs = self.registrations();
+        let asleep = dormant(&regs);
+        regs.into_iter()
+            .filter(|r| !asleep.contains(&(r.key().clone(), r.fingerprint())))
+            .collect()
     }
 
     fn models(&self) -> std::sync::MutexGuard<'_, ModelTable> {
@@ -436,6 +464,10 @@ impl<S: MetricSource> Runtime<S> {
         }
     }
 
+    /// Forgets triggers KEDA has not asked about for `forget_after`, and
+    /// dormant ones (an edit's old metadata) after [`DORMANT_FORGET`]; takes
+    /// dormant ones' series off `/metrics` at once, since KEDA no longer
+    /// uses their counts.
     fn forget_idle(&self, now: DateTime<Utc>) {
         let limit = to_delta(self.shared.config.forget_after);
         let mut registry = self
@@ -443,17 +475,32 @@ impl<S: MetricSource> Runtime<S> {
             .registry
             .write()
             .unwrap_or_else(|e| e.into_inner());
+        let regs: Vec<_> = registry.values().cloned().collect();
+        let asleep = dormant(&regs);
         let before = registry.len();
-        registry.retain(|key, reg| {
-            let keep = now - reg.last_seen() < limit;
+        registry.retain(|id, reg| {
+            let idle = now - reg.last_seen();
+            let is_dormant = asleep.contains(id);
+            let keep = idle < limit && !(is_dormant && idle >= DORMANT_FORGET);
+            if is_dormant || !keep {
+                self.shared
+                    .telemetry
+                    .forget(&id.0.to_string(), &reg.trigger());
+            }
             if !keep {
-                info!(scaledobject = %key, "forgotten after no calls from KEDA");
-                self.shared.telemetry.forget(&key.to_string());
+                let trigger = reg.trigger();
+                if is_dormant {
+                    info!(scaledobject = %id.0, trigger, "forgotten: replaced by other metadata (not asked about since)");
+                } else {
+                    info!(scaledobject = %id.0, trigger, "forgotten after no calls from KEDA");
+                }
             }
             keep
         });
         if registry.len() != before {
-            self.shared.telemetry.set_scaled_objects(registry.len());
+            self.shared
+                .telemetry
+                .set_scaled_objects(scaled_objects(registry.values()));
         }
     }
 
@@ -574,9 +621,11 @@ impl<S: MetricSource> Runtime<S> {
                 return;
             }
         };
+        let asleep = dormant(&self.registrations());
         for outcome in &results {
             for reg in &outcome.members {
-                self.settle(reg, outcome);
+                let quiet = asleep.contains(&(reg.key().clone(), reg.fingerprint()));
+                self.settle(reg, outcome, quiet);
             }
         }
         self.trim_observations(at);
@@ -646,23 +695,22 @@ impl<S: MetricSource> Runtime<S> {
     /// missing data (it never scales down without fresh data), so this is
     /// the last good decision. Beyond it, the decision is kept for
     /// explanations but not served, and KEDA's HPA keeps the current count.
-    fn settle(&self, reg: &Registration, o: &Outcome) {
-        if reg.fingerprint() != o.cfg.fingerprint {
-            // Its metadata changed while this was evaluated: the outcome
-            // answers the old metadata, whose decision the change dropped.
-            // The change also owes an evaluation, which settles instead.
-            return;
-        }
+    fn settle(&self, reg: &Registration, o: &Outcome, quiet: bool) {
         let key = reg.key().to_string();
+        let trigger = reg.trigger();
         let max = o.cfg.spec.max_staleness;
         let age = o.staleness;
-        self.shared
-            .telemetry
-            .set_staleness(&key, age.num_milliseconds() as f64 / 1000.0);
+        if !quiet {
+            self.shared.telemetry.set_staleness(
+                &key,
+                &trigger,
+                age.num_milliseconds() as f64 / 1000.0,
+            );
+        }
         let previous = reg.fault();
         if let Some(e) = &o.rejected {
-            if !matches!(previous, Some(Fault::Rejected(_))) {
-                warn!(scaledobject = %key, error = %e, "the source rejected a query; GetMetrics answers InvalidArgument until the metadata is fixed");
+            if !quiet && !matches!(previous, Some(Fault::Rejected(_))) {
+                warn!(scaledobject = %key, trigger, error = %e, "the source rejected a query; GetMetrics answers InvalidArgument until the metadata is fixed");
             }
             reg.set_waiting_reason(e.to_string());
             reg.set_fault(Some(Fault::Rejected(e.clone())));
@@ -675,11 +723,11 @@ impl<S: MetricSource> Runtime<S> {
             .unwrap_or_else(|| "no successful read".to_string());
         let too_stale = age > max;
         let shown = |d: TimeDelta| fmt_wait(d.to_std().unwrap_or_default());
-        if too_stale && !matches!(previous, Some(Fault::Stale { .. })) {
-            warn!(scaledobject = %key, age = %shown(age), max_staleness = %shown(max), cause, "data older than maxStaleness; not serving decisions until the source recovers");
+        if !quiet && too_stale && !matches!(previous, Some(Fault::Stale { .. })) {
+            warn!(scaledobject = %key, trigger, age = %shown(age), max_staleness = %shown(max), cause, "data older than maxStaleness; not serving decisions until the source recovers");
         }
-        if !too_stale && matches!(previous, Some(Fault::Stale { .. })) {
-            info!(scaledobject = %key, "fresh data again; serving decisions");
+        if !quiet && !too_stale && matches!(previous, Some(Fault::Stale { .. })) {
+            info!(scaledobject = %key, trigger, "fresh data again; serving decisions");
         }
         let fault = too_stale.then_some(Fault::Stale { age, max, cause });
         match &o.decision {
@@ -700,7 +748,7 @@ impl<S: MetricSource> Runtime<S> {
                 }
                 reg.set_fault(fault);
                 reg.set_no_data(false);
-                self.publish(reg, &o.cfg, d);
+                self.publish(reg, &o.cfg, d, quiet);
             }
             Err(e) => {
                 reg.set_no_data(o.cause.is_none());
@@ -716,16 +764,28 @@ impl<S: MetricSource> Runtime<S> {
         reg.settle_evaluation();
     }
 
-    fn publish(&self, reg: &Registration, cfg: &Configured, d: Decision) {
+    /// Publishes a decision. A dormant trigger's (see
+    /// [`registry::dormant`]) is kept for the call that may wake it, but
+    /// neither logged, counted nor signalled: KEDA no longer uses it, and
+    /// its old metadata (an old `maxReplicaCount`) could raise signals the
+    /// live trigger does not.
+    fn publish(&self, reg: &Registration, cfg: &Configured, d: Decision, quiet: bool) {
         let key = reg.key().to_string();
+        let trigger = reg.trigger();
         let previous = reg.latest().map(|p| p.desired_replicas);
         let change = previous.and_then(|p| reg.record_change(d.at, p, d.desired_replicas));
+        if quiet {
+            reg.raise(Vec::new());
+            reg.publish(d);
+            return;
+        }
         if let Some(c) = change {
-            self.shared.telemetry.observe_change(&key, c);
+            self.shared.telemetry.observe_change(&key, &trigger, c);
         }
         if previous != Some(d.desired_replicas) {
             info!(
                 scaledobject = %key,
+                trigger,
                 desired = d.desired_replicas,
                 previous = ?previous,
                 flap = change.is_some_and(|c| c.flap),
@@ -737,12 +797,12 @@ impl<S: MetricSource> Runtime<S> {
                 "replicas changed"
             );
         } else {
-            debug!(scaledobject = %key, desired = d.desired_replicas, limiter = d.limiter.label(), "decision");
+            debug!(scaledobject = %key, trigger, desired = d.desired_replicas, limiter = d.limiter.label(), "decision");
         }
         let fresh = reg.raise(d.signals.iter().map(Signal::name).collect());
         for s in &d.signals {
             if fresh.contains(&s.name()) {
-                warn!(scaledobject = %key, signal = s.name(), detail = ?s, "scaling cannot keep up");
+                warn!(scaledobject = %key, trigger, signal = s.name(), detail = ?s, "scaling cannot keep up");
                 self.shared.telemetry.observe_signal(s.name());
             }
             // No receiver yet (remediation not running) is fine.
@@ -756,11 +816,13 @@ impl<S: MetricSource> Runtime<S> {
                     .and_then(|k| models.at(k, d.at))
                     .and_then(|t| t.validation_mase)
                 {
-                    self.shared.telemetry.set_mase(&key, m.kind.label(), mase);
+                    self.shared
+                        .telemetry
+                        .set_mase(&key, &trigger, m.kind.label(), mase);
                 }
             }
         }
-        self.shared.telemetry.observe_decision(&key, &d);
+        self.shared.telemetry.observe_decision(&key, &trigger, &d);
         reg.publish(d);
     }
 
@@ -788,6 +850,12 @@ impl<S: MetricSource> Runtime<S> {
             .unwrap_or_else(|e| e.into_inner())
             .trim(at - longest - self.tick(), |q| used.contains(q));
     }
+}
+
+/// How many ScaledObjects `regs` serve (a ScaledObject may have several
+/// triggers).
+fn scaled_objects<'a>(regs: impl Iterator<Item = &'a Arc<Registration>>) -> usize {
+    regs.map(|r| r.key()).collect::<HashSet<_>>().len()
 }
 
 #[cfg(test)]

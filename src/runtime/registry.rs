@@ -1,6 +1,12 @@
-//! One entry per ScaledObject KEDA has asked about.
+//! One entry per foresight trigger KEDA has asked about: a ScaledObject and
+//! the fingerprint of the trigger's metadata. KEDA names a ScaledObject in
+//! its calls but not the trigger, so a ScaledObject with two foresight
+//! triggers is told apart by their metadata, and an edit of a trigger's
+//! metadata is, to foresight, a new trigger beside the old one: the old one
+//! stops being asked about, goes [dormant], and is
+//! forgotten after [`DORMANT_FORGET`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,7 +49,8 @@ pub(crate) fn fingerprint(metadata: &HashMap<String, String>) -> u64 {
     h.finish()
 }
 
-/// A ScaledObject's parsed configuration; replaced whole when metadata changes.
+/// A trigger's parsed configuration; metadata that differs is another
+/// registration.
 pub(crate) struct Configured {
     /// Fingerprint of the metadata it was parsed from.
     pub(crate) fingerprint: u64,
@@ -192,12 +199,52 @@ impl Configured {
     }
 }
 
-/// Live state of one ScaledObject.
+/// How long a dormant trigger (one not asked about since a newer trigger of
+/// its ScaledObject registered: an edit of its metadata, most likely) is
+/// kept after its last call. A second foresight trigger of the same
+/// ScaledObject is called again within KEDA's polling interval and so
+/// wakes up well within this; an edited-away one is never called again.
+pub(crate) const DORMANT_FORGET: TimeDelta = TimeDelta::minutes(10);
+
+/// The short name of a trigger in logs, `/metrics` (`trigger` label) and
+/// explanations: the fingerprint of its metadata, in 8 hex digits, which
+/// every replica of one version computes alike.
+pub(crate) fn trigger_id(fingerprint: u64) -> String {
+    format!("{:08x}", fingerprint >> 32)
+}
+
+/// Which registrations of `regs` are dormant: not asked about by KEDA since
+/// another trigger of their ScaledObject was first registered. KEDA calls
+/// every trigger of a ScaledObject at each poll, so a second trigger wakes
+/// at its next call; an edit's old metadata is never called again.
+pub(crate) fn dormant(regs: &[Arc<Registration>]) -> HashSet<(ScaledObjectKey, u64)> {
+    let mut newest: HashMap<&ScaledObjectKey, Vec<(u64, DateTime<Utc>)>> = HashMap::new();
+    for r in regs {
+        newest
+            .entry(r.key())
+            .or_default()
+            .push((r.fingerprint(), r.created));
+    }
+    regs.iter()
+        .filter(|r| {
+            let seen = r.last_seen();
+            newest[r.key()]
+                .iter()
+                .any(|(fp, created)| *fp != r.fingerprint() && *created > seen)
+        })
+        .map(|r| (r.key().clone(), r.fingerprint()))
+        .collect()
+}
+
+/// Live state of one foresight trigger of one ScaledObject.
 pub(crate) struct Registration {
     /// Which ScaledObject.
     key: ScaledObjectKey,
-    /// Current configuration.
-    configured: watch::Sender<Arc<Configured>>,
+    /// The configuration, parsed from this trigger's metadata.
+    configured: Arc<Configured>,
+    /// When it was first asked about: a sibling not called since then has
+    /// been edited away (see [`dormant`]).
+    created: DateTime<Utc>,
     /// Metric spec served to KEDA; notifies `StreamMetricSpec` on change.
     target: watch::Sender<MetricTarget>,
     /// Latest decision; `None` until the first evaluation succeeds.
@@ -222,16 +269,6 @@ pub(crate) struct Registration {
     /// and a peer that has it could answer differently (see
     /// [`Registration::up_to_date`]).
     settled: AtomicU64,
-    /// The value of `wanted` when the configuration was last set: once
-    /// `settled` reaches it, an evaluation under this configuration has
-    /// answered (with a decision, a fault, or no data), and a call without
-    /// a decision gets that answer at once instead of waiting for one.
-    configured_mark: AtomicU64,
-    /// The fingerprint before the last change and when that change came:
-    /// metadata changing back to it soon after is two triggers with
-    /// different metadata on one ScaledObject, not an edit, and is worth a
-    /// warning rather than an info line per call.
-    previous: Mutex<Option<(u64, DateTime<Utc>)>>,
     /// The last evaluation found no data while every read at its tick
     /// succeeded (a query that matches nothing): every replica answers it
     /// alike, so it does not hold readiness. Not so when a read failed
@@ -243,10 +280,15 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    pub(crate) fn new(key: ScaledObjectKey, configured: Arc<Configured>) -> Self {
+    pub(crate) fn new(
+        key: ScaledObjectKey,
+        configured: Arc<Configured>,
+        created: DateTime<Utc>,
+    ) -> Self {
         Self {
             key,
-            configured: watch::channel(configured).0,
+            configured,
+            created,
             target: watch::channel(MetricTarget {
                 name: METRIC_NAME.to_string(),
                 target: 1.0,
@@ -260,8 +302,6 @@ impl Registration {
             wanted: AtomicU64::new(1),
             taken: AtomicU64::new(0),
             settled: AtomicU64::new(0),
-            configured_mark: AtomicU64::new(1),
-            previous: Mutex::new(None),
             no_data: std::sync::atomic::AtomicBool::new(false),
             fault: watch::channel(None).0,
         }
@@ -272,39 +312,16 @@ impl Registration {
     }
 
     pub(crate) fn fingerprint(&self) -> u64 {
-        self.configured.borrow().fingerprint
+        self.configured.fingerprint
+    }
+
+    /// See [`trigger_id`].
+    pub(crate) fn trigger(&self) -> String {
+        trigger_id(self.configured.fingerprint)
     }
 
     pub(crate) fn configured(&self) -> Arc<Configured> {
-        Arc::clone(&self.configured.borrow())
-    }
-
-    pub(crate) fn reconfigure(&self, configured: Arc<Configured>) {
-        self.configured.send_replace(configured);
-        // The decision made under the old metadata answers a question no
-        // longer asked (other queries, other bounds): served on, it could
-        // exceed the new maxReplicaCount, for as long as the new queries
-        // fail. So it goes, and calls wait for the first decision under the
-        // new metadata as a new ScaledObject's do, or get `Unavailable`
-        // (the HPA keeps the current count) saying why.
-        self.decisions.send_replace(None);
-        self.set_waiting_reason(
-            "waiting for the first evaluation since the metadata changed".into(),
-        );
-        // A fault was about the old queries; the next evaluation (at once)
-        // finds any that remain.
-        self.fault.send_replace(None);
-        let mark = self.wanted.fetch_add(1, Ordering::AcqRel) + 1;
-        self.configured_mark.store(mark, Ordering::Release);
-    }
-
-    /// Records a change of metadata to `next` at `now`; whether it goes
-    /// back to the metadata the last change left less than 10 minutes ago.
-    pub(crate) fn flip_flops(&self, next: u64, now: DateTime<Utc>) -> bool {
-        let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
-        let back = previous.is_some_and(|(fp, at)| fp == next && now - at < TimeDelta::minutes(10));
-        *previous = Some((self.fingerprint(), now));
-        back
+        Arc::clone(&self.configured)
     }
 
     /// Records whether the last evaluation found no data on reads that all
@@ -318,9 +335,11 @@ impl Registration {
         self.no_data.load(Ordering::Acquire)
     }
 
-    /// Whether an evaluation under the current configuration has settled.
+    /// Whether an evaluation has settled (with a decision, a fault, or no
+    /// data): a call without a decision then gets that answer at once
+    /// instead of waiting for one.
     pub(crate) fn answered(&self) -> bool {
-        self.settled.load(Ordering::Acquire) >= self.configured_mark.load(Ordering::Acquire)
+        self.settled.load(Ordering::Acquire) > 0
     }
 
     pub(crate) fn needs_evaluation(&self) -> bool {
@@ -465,30 +484,52 @@ mod tests {
         assert_ne!(fingerprint(&a), fingerprint(&b));
     }
 
+    fn registration(target: &str, created: DateTime<Utc>) -> Arc<Registration> {
+        let m: HashMap<String, String> = [("connectionsQuery", "q"), ("connectionsTarget", target)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let spec = crate::config::parse_metadata(&m).unwrap();
+        let cfg = Configured::new(fingerprint(&m), spec, &RuntimeConfig::default());
+        let reg = Arc::new(Registration::new(
+            ScaledObjectKey::new("ns", "so"),
+            cfg,
+            created,
+        ));
+        reg.touch(created);
+        reg
+    }
+
     #[test]
-    fn metadata_changing_back_soon_is_told_from_an_edit() {
-        let meta = |target: &str| -> HashMap<String, String> {
-            [("connectionsQuery", "q"), ("connectionsTarget", target)]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        let cfg = |target: &str| {
-            let m = meta(target);
-            let spec = crate::config::parse_metadata(&m).unwrap();
-            Configured::new(fingerprint(&m), spec, &RuntimeConfig::default())
-        };
+    fn a_trigger_not_called_since_a_newer_one_came_is_dormant() {
         let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let reg = Registration::new(ScaledObjectKey::new("ns", "so"), cfg("1"));
-        // Two triggers with different metadata, called in turn: 1, 2, 1.
-        assert!(!reg.flip_flops(fingerprint(&meta("2")), t0));
-        reg.reconfigure(cfg("2"));
-        assert!(reg.flip_flops(fingerprint(&meta("1")), t0 + TimeDelta::seconds(30)));
-        reg.reconfigure(cfg("1"));
-        // An edit to a third value is not; nor is going back an hour later.
-        assert!(!reg.flip_flops(fingerprint(&meta("3")), t0 + TimeDelta::minutes(1)));
-        reg.reconfigure(cfg("3"));
-        assert!(!reg.flip_flops(fingerprint(&meta("1")), t0 + TimeDelta::hours(1)));
+        let at = |s: i64| t0 + TimeDelta::seconds(s);
+        let (a, b) = (registration("1", at(0)), registration("2", at(30)));
+        let id = |r: &Arc<Registration>| (r.key().clone(), r.fingerprint());
+        // `b` came after `a`'s last call: an edit, until `a` is called again.
+        assert_eq!(
+            dormant(&[Arc::clone(&a), Arc::clone(&b)]),
+            HashSet::from([id(&a)])
+        );
+        // Called again: a second trigger of the same ScaledObject, both live.
+        a.touch(at(45));
+        assert!(dormant(&[Arc::clone(&a), Arc::clone(&b)]).is_empty());
+        // Another ScaledObject's trigger never makes one dormant.
+        let other = Arc::new(Registration::new(
+            ScaledObjectKey::new("ns", "other"),
+            a.configured(),
+            at(60),
+        ));
+        other.touch(at(60));
+        assert!(dormant(&[Arc::clone(&a), Arc::clone(&b), other]).is_empty());
+        // Three edits in a row: only the newest is live.
+        let c = registration("3", at(90));
+        assert_eq!(
+            dormant(&[Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)]),
+            HashSet::from([id(&a), id(&b)])
+        );
+        assert_ne!(a.trigger(), b.trigger());
+        assert_eq!(a.trigger().len(), 8);
     }
 
     #[test]
@@ -499,7 +540,8 @@ mod tests {
             .collect();
         let spec = crate::config::parse_metadata(&meta).unwrap();
         let cfg = Configured::new(fingerprint(&meta), spec, &RuntimeConfig::default());
-        let reg = Registration::new(ScaledObjectKey::new("ns", "so"), cfg);
+        let reg = Registration::new(ScaledObjectKey::new("ns", "so"), cfg, Utc::now());
+        assert!(!reg.answered());
         assert!(
             reg.needs_evaluation(),
             "a new registration is evaluated at once"
@@ -521,8 +563,6 @@ mod tests {
         assert!(!reg.needs_evaluation());
         assert!(!reg.up_to_date(), "not until the replay is settled");
         reg.settle_evaluation();
-        assert!(reg.up_to_date());
-        reg.reconfigure(reg.configured());
-        assert!(reg.needs_evaluation() && !reg.up_to_date());
+        assert!(reg.up_to_date() && reg.answered());
     }
 }

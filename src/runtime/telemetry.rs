@@ -68,6 +68,8 @@ struct IncidentLabels {
 struct SignalLabels {
     /// `namespace/name` of the ScaledObject.
     scaledobject: String,
+    /// Which of its foresight triggers (see `registry::trigger_id`).
+    trigger: String,
     /// Signal kind label.
     signal: &'static str,
 }
@@ -84,6 +86,8 @@ struct StateLabels {
 struct ChangeLabels {
     /// `namespace/name` of the ScaledObject.
     scaledobject: String,
+    /// Which of its foresight triggers (see `registry::trigger_id`).
+    trigger: String,
     /// `up` or `down`.
     direction: &'static str,
 }
@@ -93,6 +97,8 @@ struct ChangeLabels {
 struct ObjectLabels {
     /// `namespace/name` of the ScaledObject.
     scaledobject: String,
+    /// Which of its foresight triggers (see `registry::trigger_id`).
+    trigger: String,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -395,7 +401,7 @@ impl Telemetry {
             .observe(elapsed.as_secs_f64());
     }
 
-    pub(crate) fn observe_decision(&self, scaledobject: &str, d: &Decision) {
+    pub(crate) fn observe_decision(&self, scaledobject: &str, trigger: &str, d: &Decision) {
         self.decisions
             .get_or_create(&DecisionLabels {
                 limiter: d.limiter.label(),
@@ -412,23 +418,26 @@ impl Telemetry {
         for other in driver_labels().filter(|l| *l != signal) {
             self.desired_replicas.remove(&SignalLabels {
                 scaledobject: scaledobject.to_string(),
+                trigger: trigger.to_string(),
                 signal: other,
             });
         }
         self.desired_replicas
             .get_or_create(&SignalLabels {
                 scaledobject: scaledobject.to_string(),
+                trigger: trigger.to_string(),
                 signal,
             })
             .set(i64::from(d.desired_replicas));
         // Signals the metadata no longer has: their series would stay at
         // their last values, charting a signal that is gone.
         for gone in driver_labels().filter(|l| d.readings.iter().all(|r| r.kind.label() != *l)) {
-            self.remove_signal(scaledobject, gone);
+            self.remove_signal(scaledobject, trigger, gone);
         }
         for r in &d.readings {
             let labels = SignalLabels {
                 scaledobject: scaledobject.to_string(),
+                trigger: trigger.to_string(),
                 signal: r.kind.label(),
             };
             // A value that is gone is removed rather than left at its last
@@ -494,10 +503,17 @@ impl Telemetry {
             .observe(elapsed.as_secs_f64());
     }
 
-    pub(crate) fn set_mase(&self, scaledobject: &str, signal: &'static str, mase: f64) {
+    pub(crate) fn set_mase(
+        &self,
+        scaledobject: &str,
+        trigger: &str,
+        signal: &'static str,
+        mase: f64,
+    ) {
         self.forecast_mase
             .get_or_create(&SignalLabels {
                 scaledobject: scaledobject.to_string(),
+                trigger: trigger.to_string(),
                 signal,
             })
             .set(mase);
@@ -552,9 +568,10 @@ impl Telemetry {
     /// dashboards do not chart its last values and churn does not grow the
     /// exposition.
     /// Removes `signal`'s per-signal series of `scaledobject`.
-    fn remove_signal(&self, scaledobject: &str, signal: &'static str) {
+    fn remove_signal(&self, scaledobject: &str, trigger: &str, signal: &'static str) {
         let labels = SignalLabels {
             scaledobject: scaledobject.to_string(),
+            trigger: trigger.to_string(),
             signal,
         };
         for family in [
@@ -566,32 +583,36 @@ impl Telemetry {
         }
     }
 
-    pub(crate) fn forget(&self, scaledobject: &str) {
+    pub(crate) fn forget(&self, scaledobject: &str, trigger: &str) {
         for signal in driver_labels() {
-            self.remove_signal(scaledobject, signal);
+            self.remove_signal(scaledobject, trigger, signal);
             self.desired_replicas.remove(&SignalLabels {
                 scaledobject: scaledobject.to_string(),
+                trigger: trigger.to_string(),
                 signal,
             });
         }
         let object = ObjectLabels {
             scaledobject: scaledobject.to_string(),
+            trigger: trigger.to_string(),
         };
         self.staleness.remove(&object);
         self.flaps.remove(&object);
         for direction in ["up", "down"] {
             self.replica_changes.remove(&ChangeLabels {
                 scaledobject: scaledobject.to_string(),
+                trigger: trigger.to_string(),
                 direction,
             });
         }
     }
 
     /// Counts a change of the count `scaledobject` is served.
-    pub(crate) fn observe_change(&self, scaledobject: &str, change: Change) {
+    pub(crate) fn observe_change(&self, scaledobject: &str, trigger: &str, change: Change) {
         self.replica_changes
             .get_or_create(&ChangeLabels {
                 scaledobject: scaledobject.to_string(),
+                trigger: trigger.to_string(),
                 direction: if change.up { "up" } else { "down" },
             })
             .inc();
@@ -599,16 +620,18 @@ impl Telemetry {
         // rather than no series at all.
         let flaps = self.flaps.get_or_create(&ObjectLabels {
             scaledobject: scaledobject.to_string(),
+            trigger: trigger.to_string(),
         });
         if change.flap {
             flaps.inc();
         }
     }
 
-    pub(crate) fn set_staleness(&self, scaledobject: &str, seconds: f64) {
+    pub(crate) fn set_staleness(&self, scaledobject: &str, trigger: &str, seconds: f64) {
         self.staleness
             .get_or_create(&ObjectLabels {
                 scaledobject: scaledobject.to_string(),
+                trigger: trigger.to_string(),
             })
             .set(seconds);
     }
@@ -669,7 +692,7 @@ mod tests {
             };
             let at = DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap();
             let (d, next) = decide(&b, &obs, &state, at).unwrap();
-            telemetry.observe_decision("shop/consumer", &d);
+            telemetry.observe_decision("shop/consumer", "t1", &d);
             state = next;
         }
         // 10 → held at 60 s (the short window still holds the 10) → 5 at
@@ -716,7 +739,7 @@ mod tests {
         let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let (mut d, state) = decide(&b, &obs(Some(730.0)), &PolicyState::default(), at).unwrap();
         assert_eq!(d.readings[0].forecast_max, None, "no forecast given");
-        telemetry.observe_decision("shop/consumer", &d);
+        telemetry.observe_decision("shop/consumer", "t1", &d);
         let text = telemetry.render();
         assert_eq!(
             gauge(&text, "foresight_signal_observed"),
@@ -730,7 +753,7 @@ mod tests {
         );
 
         d.readings[0].forecast_max = Some(912.5);
-        telemetry.observe_decision("shop/consumer", &d);
+        telemetry.observe_decision("shop/consumer", "t1", &d);
         let text = telemetry.render();
         assert_eq!(
             gauge(&text, "foresight_signal_forecast_upper"),
@@ -740,7 +763,7 @@ mod tests {
 
         let (d, _) = decide(&b, &obs(None), &state, at + chrono::TimeDelta::seconds(15)).unwrap();
         assert_eq!(d.readings[0].observed, None);
-        telemetry.observe_decision("shop/consumer", &d);
+        telemetry.observe_decision("shop/consumer", "t1", &d);
         let text = telemetry.render();
         assert_eq!(gauge(&text, "foresight_signal_observed"), None, "{text}");
         assert_eq!(
@@ -787,15 +810,15 @@ mod tests {
                 input(MetricKind::Connections, 1_800.0),
             ],
         );
-        telemetry.observe_decision("shop/consumer", &both);
-        telemetry.set_mase("shop/consumer", MetricKind::Connections.label(), 0.7);
+        telemetry.observe_decision("shop/consumer", "t1", &both);
+        telemetry.set_mase("shop/consumer", "t1", MetricKind::Connections.label(), 0.7);
         let text = telemetry.render();
         assert!(text.contains("signal=\"connections\""), "{text}");
         let one = decision(
             &[("queueDepthQuery", "q"), ("queueDepthTarget", "100")],
             vec![input(MetricKind::QueueDepth, 300.0)],
         );
-        telemetry.observe_decision("shop/consumer", &one);
+        telemetry.observe_decision("shop/consumer", "t1", &one);
         let text = telemetry.render();
         for family in [
             "foresight_signal_observed",
@@ -808,7 +831,7 @@ mod tests {
                 "{text}"
             );
         }
-        assert!(text.contains("foresight_signal_observed{scaledobject=\"shop/consumer\",signal=\"queue_depth\"} 300"), "{text}");
+        assert!(text.contains("foresight_signal_observed{scaledobject=\"shop/consumer\",trigger=\"t1\",signal=\"queue_depth\"} 300"), "{text}");
     }
 
     /// A ScaledObject has one desired-replicas series whatever drove it
@@ -835,23 +858,24 @@ mod tests {
         let (mut d, _) = decide(&b, &obs, &PolicyState::default(), at).unwrap();
         d.driver = Some(MetricKind::QueueDepth);
         d.desired_replicas = 12;
-        telemetry.observe_decision("shop/consumer", &d);
-        telemetry.set_mase("shop/consumer", "queue_depth", 0.7);
-        telemetry.set_staleness("shop/consumer", 3.0);
+        telemetry.observe_decision("shop/consumer", "t1", &d);
+        telemetry.set_mase("shop/consumer", "t1", "queue_depth", 0.7);
+        telemetry.set_staleness("shop/consumer", "t1", 3.0);
         d.driver = Some(MetricKind::P99Latency);
         d.desired_replicas = 9;
-        telemetry.observe_decision("shop/consumer", &d);
+        telemetry.observe_decision("shop/consumer", "t1", &d);
         // Up, then down a minute later (a flap), then down again.
         let mut changes = crate::domain::ChangeTracker::default();
         for (m, before, after) in [(0, 5, 12), (1, 12, 9), (2, 9, 8)] {
             let t = at + chrono::TimeDelta::minutes(m);
             if let Some(c) = changes.record(t, before, after) {
-                telemetry.observe_change("shop/consumer", c);
+                telemetry.observe_change("shop/consumer", "t1", c);
             }
         }
         // A ScaledObject that changed without flapping shows 0 flaps.
         telemetry.observe_change(
             "shop/calm",
+            "t1",
             crate::domain::Change {
                 up: true,
                 flap: false,
@@ -859,19 +883,22 @@ mod tests {
         );
         let text = telemetry.render();
         assert!(
-            text.contains("foresight_flaps_total{scaledobject=\"shop/calm\"} 0\n"),
+            text.contains("foresight_flaps_total{scaledobject=\"shop/calm\",trigger=\"t1\"} 0\n"),
             "{text}"
         );
         for (line, count) in [
             (
-                r#"foresight_replica_changes_total{scaledobject="shop/consumer",direction="up"}"#,
+                r#"foresight_replica_changes_total{scaledobject="shop/consumer",trigger="t1",direction="up"}"#,
                 1,
             ),
             (
-                r#"foresight_replica_changes_total{scaledobject="shop/consumer",direction="down"}"#,
+                r#"foresight_replica_changes_total{scaledobject="shop/consumer",trigger="t1",direction="down"}"#,
                 2,
             ),
-            (r#"foresight_flaps_total{scaledobject="shop/consumer"}"#, 1),
+            (
+                r#"foresight_flaps_total{scaledobject="shop/consumer",trigger="t1"}"#,
+                1,
+            ),
         ] {
             assert!(
                 text.contains(&format!("{line} {count}\n")),
@@ -886,7 +913,7 @@ mod tests {
         assert!(series[0].contains("signal=\"p99_latency\""), "{series:?}");
         assert!(series[0].ends_with(" 9"), "{series:?}");
 
-        telemetry.forget("shop/consumer");
+        telemetry.forget("shop/consumer", "t1");
         let text = telemetry.render();
         let left: Vec<&str> = text
             .lines()

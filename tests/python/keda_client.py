@@ -130,6 +130,25 @@ def main():
         if first.result != active.result:
             failures.append("StreamIsActive's first message differs from IsActive")
 
+        # A second foresight trigger on the same ScaledObject, capped at 2:
+        # KEDA asks about each trigger in turn at every poll, and the HPA
+        # follows the higher count. Each must answer by its own metadata.
+        capped = pb.ScaledObjectRef(
+            name=ref.name, namespace=ref.namespace,
+            scalerMetadata={**dict(ref.scalerMetadata), "maxReplicaCount": "2"})
+        pairs = []
+        for _ in range(3):
+            pair = []
+            for r in (ref, capped):
+                stub.GetMetricSpec(r, timeout=3)
+                got = stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=r, metricName=ms.metricName), timeout=3)
+                pair.append(got.metricValues[0].metricValue)
+            pairs.append(pair)
+        seen["twoTriggers"] = pairs
+        for wide, narrow in pairs:
+            if not 1 <= wide <= 60 or not 1 <= narrow <= 2:
+                failures.append(f"two triggers answered {wide} and {narrow}; bounds [1, 60] and [1, 2]")
+
         bad = pb.ScaledObjectRef(name="broken", namespace="shop",
                                  scalerMetadata={"queueDepthQuery": "nyc_taxi", "mode": "x"})
         try:

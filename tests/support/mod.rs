@@ -122,6 +122,20 @@ pub fn http_get(host: &str, path: &str) -> String {
     body
 }
 
+/// `line` of `/metrics` without its `,trigger="…"` label, for tests whose
+/// ScaledObjects have one trigger each (its value is a hash of the
+/// metadata).
+pub fn without_trigger(line: &str) -> String {
+    match line.find(",trigger=\"") {
+        Some(at) => {
+            let rest = &line[at + ",trigger=\"".len()..];
+            let end = rest.find('"').map_or(rest.len(), |e| e + 1);
+            format!("{}{}", &line[..at], &rest[end..])
+        }
+        None => line.to_string(),
+    }
+}
+
 /// What one run of the binary printed and how it exited.
 pub struct Run {
     /// Exit code; `None` when killed by a signal.
