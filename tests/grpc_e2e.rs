@@ -30,13 +30,18 @@ async fn start() -> Server {
 }
 
 async fn start_with(source: FileSource) -> Server {
-    let runtime = Runtime::new(
-        source.clone(),
+    start_configured(
+        source,
         RuntimeConfig {
             tick: Duration::from_secs(1),
             ..RuntimeConfig::default()
         },
-    );
+    )
+    .await
+}
+
+async fn start_configured(source: FileSource, config: RuntimeConfig) -> Server {
+    let runtime = Runtime::new(source.clone(), config);
     runtime.warm_up().await;
     let shutdown = CancellationToken::new();
     let grpc_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -381,7 +386,7 @@ async fn bad_requests_get_clear_status_codes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metadata_change_reconfigures_without_losing_the_object() {
+async fn edited_metadata_is_obeyed_from_the_first_answer() {
     let server = start().await;
     let mut c = client(server.grpc).await;
     let mut small_max: Vec<(&str, &str)> = TAXI
@@ -395,13 +400,14 @@ async fn metadata_change_reconfigures_without_losing_the_object() {
         before > 2,
         "the trace should need more than 2 replicas: {before}"
     );
-    // The very first answer under the new metadata obeys it: the decision
-    // made under the old one is dropped, not served until the next tick.
+    // The very first answer under the new metadata obeys it: it is a new
+    // trigger to foresight, whose first call waits for its own decision
+    // rather than being served the old metadata's.
     for _ in 0..3 {
         let now = replicas(&mut c, &small_max).await;
         assert!(now <= 2, "new maxReplicaCount not applied: {now}");
     }
-    // And back.
+    // And back: the old metadata's trigger, still known, answers at once.
     let again = replicas(&mut c, TAXI).await;
     assert!(again > 2, "old maxReplicaCount not restored: {again}");
     server.shutdown.cancel();
@@ -426,7 +432,18 @@ fn desired_by_trigger(metrics: &str) -> HashMap<String, i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_foresight_triggers_on_one_scaled_object_are_both_served() {
-    let server = start().await;
+    let (source, _) = FileSource::embedded().unwrap();
+    let server = start_configured(
+        source,
+        RuntimeConfig {
+            tick: Duration::from_secs(1),
+            // An edited-away trigger's series go this long after its last
+            // call (2 minutes by default).
+            dormant_gap: Duration::from_secs(2),
+            ..RuntimeConfig::default()
+        },
+    )
+    .await;
     let mut c = client(server.grpc).await;
     let mut capped: Vec<(&str, &str)> = TAXI
         .iter()
@@ -474,12 +491,13 @@ async fn two_foresight_triggers_on_one_scaled_object_are_both_served() {
     );
 
     // An edit: KEDA asks with new metadata only. Both old triggers go
-    // dormant: out of the explanation and, from the next tick, /metrics.
+    // dormant: out of the explanation at once, and off /metrics once not
+    // asked about for the dormant gap.
     let mut edited = capped.clone();
     edited.retain(|(k, _)| *k != "minReplicaCount");
     edited.push(("minReplicaCount", "2"));
     let mut alone = false;
-    for _ in 0..50 {
+    for _ in 0..100 {
         let now = replicas(&mut c, &edited).await;
         assert_eq!(now, 2, "the edited bounds");
         let (_, body) = http_get(server.http, "/api/v1/scaledobjects/shop/resized/decision").await;

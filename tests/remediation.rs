@@ -611,6 +611,96 @@ async fn a_ceiling_changed_since_the_diagnosis_is_not_raised() {
     );
 }
 
+/// The fixture with an `external-push` twin of its foresight trigger (one
+/// trigger to foresight) and a second foresight trigger capped at 2 for its
+/// own signal.
+fn with_push_twin_and_capped_trigger() -> serde_json::Value {
+    let mut so = fixture("scaledobject.json");
+    let ours = so["spec"]["triggers"][1].clone();
+    let mut push = ours.clone();
+    push["type"] = json!("external-push");
+    let mut capped = ours;
+    capped["metadata"] = json!({
+        "connectionsQuery": "sum(nginx_connections_active)",
+        "connectionsTarget": "50",
+        "maxReplicaCount": "2"
+    });
+    let triggers = so["spec"]["triggers"].as_array_mut().unwrap();
+    triggers.push(push);
+    triggers.push(capped);
+    so
+}
+
+#[tokio::test]
+async fn a_raise_keeps_a_trigger_capped_on_purpose_and_both_twins_alike() {
+    let so = with_push_twin_and_capped_trigger();
+    let (client, handle) = pair();
+    let server = serve(
+        handle,
+        vec![
+            Call::get(SO, so.clone()),
+            Call::patch(
+                SO_PATCH,
+                JSON_PATCH,
+                json!([
+                    {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
+                    {"op": "replace", "path": "/spec/maxReplicaCount", "value": 25},
+                    {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "25"},
+                    {"op": "replace", "path": "/spec/triggers/2/metadata/maxReplicaCount", "value": "25"}
+                ]),
+                so.clone(),
+            ),
+        ],
+    );
+    let outcome = KubeActions::new(client)
+        .raise_ceiling("shop", "orders-consumer", 20, 25, false)
+        .await
+        .unwrap();
+    server
+        .await
+        .expect("the external and external-push twins raised, the capped trigger not");
+    assert_eq!(
+        outcome,
+        ActionOutcome::Done {
+            message: "raised maxReplicaCount from 20 to 25".into()
+        }
+    );
+
+    // The cooldown stamp goes on every foresight trigger, pushed ones too:
+    // stamped alone, the `external` twin's metadata would differ from the
+    // `external-push` one's, and foresight would serve them as two triggers.
+    let when = at("2026-11-30T12:00:00Z");
+    let stamp = when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (client, handle) = pair();
+    let server = serve(
+        handle,
+        vec![
+            Call::get(SO, so.clone()),
+            Call::patch(
+                SO_PATCH,
+                JSON_PATCH,
+                json!([
+                    {"op": "test", "path": "/spec/triggers/1/type", "value": "external"},
+                    {"op": "add", "path": "/spec/triggers/1/metadata/lastRemediation", "value": stamp},
+                    {"op": "test", "path": "/spec/triggers/2/type", "value": "external-push"},
+                    {"op": "add", "path": "/spec/triggers/2/metadata/lastRemediation", "value": stamp},
+                    {"op": "test", "path": "/spec/triggers/3/type", "value": "external"},
+                    {"op": "add", "path": "/spec/triggers/3/metadata/lastRemediation", "value": stamp}
+                ]),
+                so,
+            ),
+        ],
+    );
+    let stamped = KubeActions::new(client)
+        .stamp_remediation("shop", "orders-consumer", when)
+        .await
+        .unwrap();
+    server
+        .await
+        .expect("one stamp of all three foresight triggers");
+    assert_eq!(stamped, 3);
+}
+
 /// Revision 3 of the fixture's Deployment past its progress deadline with
 /// no pod ready: a crash loop, whose action is a restart.
 fn crash_looping() -> Situation {

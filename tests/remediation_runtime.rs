@@ -52,8 +52,8 @@ async fn runtime_signals_open_a_dry_run_incident() {
             kube: None,
             baselines: None,
             enabled_targets: Arc::new(move || counter.readiness().scaled_objects),
-            recent_decision: Some(Arc::new(move |key| {
-                lookup.explain(key).into_iter().next().map(|t| t.decision)
+            recent_decision: Some(Arc::new(move |key, signal| {
+                foresight::runtime::raised_by(&lookup.explain(key), signal)
             })),
             incidents: Some(incident_counter(Arc::clone(&core))),
         },

@@ -408,9 +408,8 @@ pub(super) async fn remediation_engine<C: crate::runtime::ScalerCore>(
                     as Arc<dyn crate::remediation::BaselineSource>
             }),
             enabled_targets: enabled_targets(counter, config_namespaces),
-            // The decision the HPA follows: the highest of its triggers'.
-            recent_decision: Some(Arc::new(move |key| {
-                lookup.explain(key).into_iter().next().map(|t| t.decision)
+            recent_decision: Some(Arc::new(move |key, signal| {
+                crate::runtime::raised_by(&lookup.explain(key), signal)
             })),
             incidents: Some(incident_counter(core)),
         },

@@ -78,4 +78,13 @@ impl Signal {
             Signal::LatencySloBreach { .. } => "latency_slo_breach",
         }
     }
+
+    /// Whether it says the count is (or will be) held at `maxReplicaCount`:
+    /// a matter of the bound, where the others are about the workload.
+    pub fn is_about_the_ceiling(&self) -> bool {
+        matches!(
+            self,
+            Signal::AtCeiling { .. } | Signal::CapacityExhaustionPredicted { .. }
+        )
+    }
 }

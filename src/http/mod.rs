@@ -87,13 +87,12 @@ async fn decision<C: ScalerCore>(
     }
     // Why there is none: a query the source rejects never gets one, which
     // is the caller's to fix, unlike a ScaledObject KEDA has not asked about.
-    let prefix = format!("{key}: ");
-    let why = if let Some(e) = core
-        .readiness()
-        .invalid
-        .iter()
-        .find_map(|i| i.strip_prefix(&prefix).map(str::to_string))
-    {
+    let (alone, one_of) = (format!("{key}: "), format!("{key} (trigger "));
+    let why = if let Some(e) = core.readiness().invalid.iter().find_map(|i| {
+        i.strip_prefix(&alone)
+            .map(str::to_string)
+            .or_else(|| i.starts_with(&one_of).then(|| i.clone()))
+    }) {
         format!("its query was rejected, so it gets no decision until the metadata is fixed: {e}")
     } else if core.scaled_objects().contains(&key) {
         "it is registered and waiting for its first evaluation, or its source has no data yet"

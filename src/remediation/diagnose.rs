@@ -331,7 +331,15 @@ fn ceiling_diagnosis(
     mut evidence: Vec<Evidence>,
     action: Option<Action>,
 ) -> Diagnosis {
-    if action.is_none() {
+    if let Some((trigger, ceiling)) = trigger_capped(s) {
+        evidence.push(Evidence::new(
+            None,
+            "ceiling",
+            format!(
+                "the foresight trigger's maxReplicaCount {trigger} is below the ScaledObject's {ceiling}: the trigger's own cap holds the count, not the ScaledObject's ceiling; raise the trigger's maxReplicaCount if it should follow the ScaledObject's"
+            ),
+        ));
+    } else if action.is_none() {
         evidence.push(Evidence::new(
             None,
             "ceiling",
@@ -353,8 +361,13 @@ fn ceiling_diagnosis(
 }
 
 /// `RaiseCeiling` by what demand needs, at most `max_ceiling_step` and never
-/// past the hard cap; `None` when already at the cap.
+/// past the hard cap; `None` when already at the cap, or when the count is
+/// held by a foresight trigger's own `maxReplicaCount` below the
+/// ScaledObject's (see [`trigger_capped`]).
 fn raise_ceiling(s: &Situation, cfg: &RemediationConfig) -> Option<Action> {
+    if trigger_capped(s).is_some() {
+        return None;
+    }
     let from = s.ceiling.or_else(|| signal_ceiling(s.signal.as_ref()))?;
     let needed = match &s.signal {
         Some(Signal::AtCeiling {
@@ -377,6 +390,18 @@ fn raise_ceiling(s: &Situation, cfg: &RemediationConfig) -> Option<Action> {
         from,
         to,
     })
+}
+
+/// The trigger's and the ScaledObject's `maxReplicaCount` when an
+/// `AtCeiling` came from a foresight trigger capped below the ScaledObject:
+/// the trigger's cap holds the count, not the ScaledObject's ceiling, so
+/// raising the ceiling would not help (and a second trigger capped on
+/// purpose for its own signal is not the workload's limit). A human
+/// decides whether the trigger's cap should follow the ScaledObject's.
+fn trigger_capped(s: &Situation) -> Option<(u32, u32)> {
+    let trigger = signal_ceiling(s.signal.as_ref())?;
+    let ceiling = s.ceiling?;
+    (trigger < ceiling).then_some((trigger, ceiling))
 }
 
 fn signal_ceiling(sig: Option<&Signal>) -> Option<u32> {
@@ -577,6 +602,34 @@ mod tests {
         };
         let d = diagnose(&s, &RemediationConfig::default(), t(40));
         assert_ne!(d.cause, Cause::BadDeploy);
+    }
+
+    #[test]
+    fn a_trigger_capped_below_the_scaled_object_is_not_a_ceiling_to_raise() {
+        // A second foresight trigger capped at 2 for its own signal, on a
+        // ScaledObject whose ceiling is 60: raising 60 would not move it.
+        let s = Situation {
+            target: target(),
+            signal: Some(Signal::AtCeiling {
+                at: t(0),
+                max_replicas: 2,
+                demand_replicas: 5,
+            }),
+            rollout: Some(deployed(t(-600))),
+            baselines: vec![],
+            ceiling: Some(60),
+            context: vec![],
+            alert: None,
+        };
+        let d = diagnose(&s, &RemediationConfig::default(), t(0));
+        assert_eq!(d.cause, Cause::CapacityCeiling);
+        assert_eq!(d.action, None, "{d:?}");
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.detail.contains("trigger's own cap holds the count")),
+            "{d:?}"
+        );
     }
 
     #[test]

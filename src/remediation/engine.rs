@@ -46,8 +46,10 @@ pub trait BaselineSource: Send + Sync {
 /// them.
 pub type TargetCount = Arc<dyn Fn() -> usize + Send + Sync>;
 
-/// Looks up the latest decision the runtime made for a ScaledObject.
-pub type DecisionLookup = Arc<dyn Fn(&ScaledObjectKey) -> Option<Arc<Decision>> + Send + Sync>;
+/// Looks up the latest decision the runtime made for a ScaledObject: with
+/// several foresight triggers, the one that raised the signal.
+pub type DecisionLookup =
+    Arc<dyn Fn(&ScaledObjectKey, &Signal) -> Option<Arc<Decision>> + Send + Sync>;
 
 /// Counts a handled incident by its root cause's and its outcome's labels
 /// ([`Cause::label`](super::Cause::label), [`Handled::outcome_label`]).
@@ -274,7 +276,7 @@ impl Engine {
             .opts
             .recent_decision
             .as_ref()
-            .and_then(|lookup| lookup(&key))
+            .and_then(|lookup| lookup(&key, &signal))
             .and_then(|d| {
                 serde_json::to_string(&*d)
                     .ok()

@@ -278,7 +278,7 @@ impl KubeActions {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|t| t["type"] == "external")
+                .filter(|t| is_external(t))
                 .filter_map(|t| t["metadata"].as_object())
                 .flatten()
                 .filter(|(k, _)| k.ends_with("Query"))
@@ -384,8 +384,11 @@ impl KubeActions {
     }
 
     /// Raises a ScaledObject's `maxReplicaCount` from `from` (what the
-    /// diagnosis saw) to `to`, and the `maxReplicaCount` of its external
-    /// triggers' metadata with it (which bounds foresight's own decisions).
+    /// diagnosis saw) to `to`, and the `maxReplicaCount` of its foresight
+    /// triggers' metadata with it (which bounds foresight's own decisions)
+    /// where it was at least `from`: a trigger capped below the
+    /// ScaledObject's ceiling was capped on purpose for its own signal, and
+    /// keeps its cap.
     /// One JSON Patch whose `test` op makes it fail rather than overwrite a
     /// concurrent change. Never touches replicas: under an HPA they would be
     /// overwritten.
@@ -428,7 +431,11 @@ impl KubeActions {
             .flatten()
             .enumerate()
         {
-            if t["type"] == "external" && t["metadata"].get("maxReplicaCount").is_some() {
+            let tracks_ceiling = t["metadata"]["maxReplicaCount"]
+                .as_str()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .is_some_and(|v| v >= u64::from(from));
+            if is_foresight(t) && tracks_ceiling {
                 ops.push(json!({"op": "replace",
                     "path": format!("/spec/triggers/{i}/metadata/maxReplicaCount"),
                     "value": to.to_string()}));
@@ -495,11 +502,8 @@ impl KubeActions {
             .flatten()
             .enumerate()
         {
-            let ours = MetricKind::ALL
-                .iter()
-                .any(|k| t["metadata"].get(k.query_key()).is_some());
-            if t["type"] == "external" && ours {
-                ops.push(json!({"op": "test", "path": format!("/spec/triggers/{i}/type"), "value": "external"}));
+            if is_foresight(t) {
+                ops.push(json!({"op": "test", "path": format!("/spec/triggers/{i}/type"), "value": t["type"]}));
                 ops.push(json!({"op": "add",
                     "path": format!("/spec/triggers/{i}/metadata/lastRemediation"),
                     "value": stamp}));
@@ -655,6 +659,22 @@ impl KubeActions {
                 source: Box::new(source),
             })
     }
+}
+
+/// Whether a ScaledObject trigger is KEDA's external scaler, pulled or
+/// pushed: an `external` and an `external-push` trigger with the same
+/// metadata are one trigger to foresight, and must stay alike.
+fn is_external(trigger: &Value) -> bool {
+    trigger["type"] == "external" || trigger["type"] == "external-push"
+}
+
+/// Whether a trigger is foresight's: an external one naming one of its
+/// signal queries.
+fn is_foresight(trigger: &Value) -> bool {
+    is_external(trigger)
+        && MetricKind::ALL
+            .iter()
+            .any(|k| trigger["metadata"].get(k.query_key()).is_some())
 }
 
 fn max_replicas(spec: &Value) -> u32 {

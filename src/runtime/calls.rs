@@ -10,7 +10,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::core::{CoreError, MetricTarget, Readiness, ScalerCore, TriggerDecision};
-use super::registry::Fault;
+use super::registry::{Fault, Registration};
 use super::{Runtime, Telemetry};
 use crate::domain::{Decision, ScaledObjectKey};
 use crate::sources::{BreakerState, MetricSource, fmt_wait};
@@ -141,30 +141,43 @@ impl<S: MetricSource> ScalerCore for Runtime<S> {
         let regs = self.live_registrations();
         let (mut awaiting, mut stale, mut invalid, mut no_data) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // A ScaledObject with several foresight triggers is listed once per
+        // trigger that holds readiness, so each entry names its trigger.
+        let mut triggers: HashMap<&ScaledObjectKey, usize> = HashMap::new();
+        for r in &regs {
+            *triggers.entry(r.key()).or_default() += 1;
+        }
+        let name = |r: &Registration| {
+            if triggers.get(r.key()).copied().unwrap_or(0) > 1 {
+                format!("{} (trigger {})", r.key(), r.trigger())
+            } else {
+                r.key().to_string()
+            }
+        };
         for r in &regs {
             match r.fault() {
                 // One bad ScaledObject does not hold readiness for the others.
-                Some(Fault::Rejected(e)) => invalid.push(format!("{}: {e}", r.key())),
+                Some(Fault::Rejected(e)) => invalid.push(format!("{}: {e}", name(r))),
                 Some(Fault::Stale { age, max, .. }) => stale.push(format!(
                     "{}: data {} old, beyond maxStaleness {}",
-                    r.key(),
+                    name(r),
                     fmt_wait(age.to_std().unwrap_or_default()),
                     fmt_wait(max.to_std().unwrap_or_default())
                 )),
                 // A decision made before the last model arrived may differ
                 // from a peer's; its re-evaluation is moments away.
-                None if !r.up_to_date() => awaiting.push(r.key().to_string()),
+                None if !r.up_to_date() => awaiting.push(name(r)),
                 // Evaluated, and no data yet on reads that succeeded (a query
                 // that matches nothing): every replica answers it the same
                 // (Unavailable), so it does not hold readiness. Holding it
                 // took every replica out of service for all the other
                 // ScaledObjects, for as long as one query matched nothing.
                 None if r.latest().is_none() && r.no_data() => {
-                    no_data.push(format!("{}: {}", r.key(), r.waiting_reason()))
+                    no_data.push(format!("{}: {}", name(r), r.waiting_reason()))
                 }
                 // No decision because a read failed here: a peer whose
                 // reads succeeded may have one, so KEDA goes to it.
-                None if r.latest().is_none() => awaiting.push(r.key().to_string()),
+                None if r.latest().is_none() => awaiting.push(name(r)),
                 None => {}
             }
         }

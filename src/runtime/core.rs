@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::Telemetry;
 use crate::config::MetadataError;
-use crate::domain::{Decision, ScaledObjectKey};
+use crate::domain::{Decision, ScaledObjectKey, Signal};
 use crate::sources::SourceError;
 
 /// The one metric foresight reports per ScaledObject. Its value is the
@@ -35,6 +35,18 @@ pub struct TriggerDecision {
     pub trigger: String,
     /// Its latest decision.
     pub decision: Arc<Decision>,
+}
+
+/// Of a ScaledObject's triggers' decisions (highest count first, as
+/// [`ScalerCore::explain`] gives them), the one that raised `signal` (the
+/// first whose decision carries a signal of its kind), else the one the HPA
+/// follows: the remediation engine's evidence.
+pub fn raised_by(found: &[TriggerDecision], signal: &Signal) -> Option<Arc<Decision>> {
+    found
+        .iter()
+        .find(|t| t.decision.signals.iter().any(|s| s.name() == signal.name()))
+        .or_else(|| found.first())
+        .map(|t| Arc::clone(&t.decision))
 }
 
 /// A request the core could not serve.
@@ -140,8 +152,9 @@ pub struct Readiness {
 
 /// The operations the gRPC and HTTP adapters call.
 pub trait ScalerCore: Send + Sync + 'static {
-    /// Validates `metadata` and registers the ScaledObject (or refreshes it
-    /// if the metadata changed). No I/O.
+    /// Validates `metadata` and registers the ScaledObject's trigger it
+    /// describes (metadata not seen before for this ScaledObject is another
+    /// trigger, or an edit). No I/O.
     fn metric_target(
         &self,
         key: &ScaledObjectKey,

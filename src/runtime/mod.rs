@@ -42,7 +42,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
 pub use self::core::{
-    CoreError, METRIC_NAME, MetricTarget, Readiness, ScalerCore, TriggerDecision,
+    CoreError, METRIC_NAME, MetricTarget, Readiness, ScalerCore, TriggerDecision, raised_by,
 };
 use self::models::{ModelTable, to_delta};
 use self::observations::ObservationCache;
@@ -71,6 +71,11 @@ pub struct RuntimeConfig {
     pub training_parallelism: usize,
     /// ScaledObjects KEDA has not asked about for this long are forgotten.
     pub forget_after: Duration,
+    /// A trigger last asked about this much before another trigger of its
+    /// ScaledObject is taken for removed (see [`registry::dormant`]), and
+    /// a dormant trigger's series leave `/metrics` this long after its last
+    /// call.
+    pub dormant_gap: Duration,
     /// Where model selections are kept across restarts (see `state.rs`);
     /// `None` keeps them in memory only.
     pub state_dir: Option<std::path::PathBuf>,
@@ -89,6 +94,9 @@ impl Default for RuntimeConfig {
                 .map(|n| n.get().saturating_sub(1).max(1))
                 .unwrap_or(1),
             forget_after: Duration::from_secs(3600),
+            dormant_gap: registry::DORMANT_GAP
+                .to_std()
+                .unwrap_or(Duration::from_secs(120)),
             state_dir: None,
         }
     }
@@ -269,6 +277,10 @@ impl<S: MetricSource> Runtime<S> {
         self.shared.signals.subscribe()
     }
 
+    fn dormant_gap(&self) -> TimeDelta {
+        to_delta(self.shared.config.dormant_gap)
+    }
+
     fn tick(&self) -> TimeDelta {
         TimeDelta::from_std(self.shared.config.tick).unwrap_or(TimeDelta::seconds(15))
     }
@@ -286,13 +298,15 @@ impl<S: MetricSource> Runtime<S> {
         let now = Utc::now();
         if metadata.is_empty() {
             // Empty metadata names a known ScaledObject without restating
-            // it: its most recently called trigger. An unknown one goes on
-            // to be refused by the parser, which says what is missing.
+            // it: with several triggers, the one of lowest fingerprint, which
+            // every replica that has them picks alike (not the one this
+            // replica was last asked about). An unknown one goes on to be
+            // refused by the parser, which says what is missing.
             if let Some(r) = self
                 .read_registry()
                 .values()
                 .filter(|r| r.key() == key)
-                .max_by_key(|r| r.last_seen())
+                .min_by_key(|r| r.fingerprint())
             {
                 r.touch(now);
                 return Ok(Arc::clone(r));
@@ -377,7 +391,7 @@ impl<S: MetricSource> Runtime<S> {
     /// that wakes answers at once.
     fn live_registrations(&self) -> Vec<Arc<Registration>> {
         let regs = self.registrations();
-        let asleep = dormant(&regs);
+        let asleep = dormant(&regs, self.dormant_gap());
         regs.into_iter()
             .filter(|r| !asleep.contains(&(r.key().clone(), r.fingerprint())))
             .collect()
@@ -465,9 +479,12 @@ impl<S: MetricSource> Runtime<S> {
     }
 
     /// Forgets triggers KEDA has not asked about for `forget_after`, and
-    /// dormant ones (an edit's old metadata) after [`DORMANT_FORGET`]; takes
-    /// dormant ones' series off `/metrics` at once, since KEDA no longer
-    /// uses their counts.
+    /// dormant ones (an edit's old metadata, a removed trigger) after
+    /// [`DORMANT_FORGET`]; takes dormant ones' series off `/metrics` once
+    /// they have not been asked about for `dormant_gap`, since KEDA no
+    /// longer uses their counts. (Not at once: after a restart, or when a
+    /// second trigger is added, a live trigger is dormant until its next
+    /// call, and its counters would restart from 0.)
     fn forget_idle(&self, now: DateTime<Utc>) {
         let limit = to_delta(self.shared.config.forget_after);
         let mut registry = self
@@ -476,13 +493,14 @@ impl<S: MetricSource> Runtime<S> {
             .write()
             .unwrap_or_else(|e| e.into_inner());
         let regs: Vec<_> = registry.values().cloned().collect();
-        let asleep = dormant(&regs);
+        let gap = self.dormant_gap();
+        let asleep = dormant(&regs, gap);
         let before = registry.len();
         registry.retain(|id, reg| {
             let idle = now - reg.last_seen();
             let is_dormant = asleep.contains(id);
             let keep = idle < limit && !(is_dormant && idle >= DORMANT_FORGET);
-            if is_dormant || !keep {
+            if (is_dormant && idle >= gap) || !keep {
                 self.shared
                     .telemetry
                     .forget(&id.0.to_string(), &reg.trigger());
@@ -621,7 +639,7 @@ impl<S: MetricSource> Runtime<S> {
                 return;
             }
         };
-        let asleep = dormant(&self.registrations());
+        let asleep = dormant(&self.registrations(), self.dormant_gap());
         for outcome in &results {
             for reg in &outcome.members {
                 let quiet = asleep.contains(&(reg.key().clone(), reg.fingerprint()));
@@ -768,14 +786,17 @@ impl<S: MetricSource> Runtime<S> {
     /// [`registry::dormant`]) is kept for the call that may wake it, but
     /// neither logged, counted nor signalled: KEDA no longer uses it, and
     /// its old metadata (an old `maxReplicaCount`) could raise signals the
-    /// live trigger does not.
+    /// live trigger does not. The signals it had raised are kept as raised,
+    /// so one that wakes does not log and count them again.
+    ///
+    /// The decision is published before its signals are sent, so the
+    /// remediation engine's evidence is this tick's decision.
     fn publish(&self, reg: &Registration, cfg: &Configured, d: Decision, quiet: bool) {
         let key = reg.key().to_string();
         let trigger = reg.trigger();
         let previous = reg.latest().map(|p| p.desired_replicas);
         let change = previous.and_then(|p| reg.record_change(d.at, p, d.desired_replicas));
         if quiet {
-            reg.raise(Vec::new());
             reg.publish(d);
             return;
         }
@@ -799,15 +820,28 @@ impl<S: MetricSource> Runtime<S> {
         } else {
             debug!(scaledobject = %key, trigger, desired = d.desired_replicas, limiter = d.limiter.label(), "decision");
         }
-        let fresh = reg.raise(d.signals.iter().map(Signal::name).collect());
-        for s in &d.signals {
-            if fresh.contains(&s.name()) {
-                warn!(scaledobject = %key, trigger, signal = s.name(), detail = ?s, "scaling cannot keep up");
-                self.shared.telemetry.observe_signal(s.name());
-            }
-            // No receiver yet (remediation not running) is fine.
-            let _ = self.shared.signals.send((reg.key().clone(), s.clone()));
-        }
+        // A trigger whose count the HPA does not follow (another trigger
+        // of the ScaledObject asks for more) is not at the workload's
+        // ceiling: its own `maxReplicaCount` is a cap chosen for that
+        // signal, and remediation raising the ceiling for it would undo it.
+        // Siblings asked about lately count even while dormant: after a
+        // restart the first trigger registered is dormant until its next
+        // call, and the capped one would meanwhile look followed.
+        let now = Utc::now();
+        let followed = self
+            .registrations()
+            .iter()
+            .filter(|r| r.key() == reg.key() && r.fingerprint() != reg.fingerprint())
+            .filter(|r| now - r.last_seen() < self.dormant_gap())
+            .filter_map(|r| r.latest())
+            .all(|other| other.desired_replicas <= d.desired_replicas);
+        let signals: Vec<Signal> = d
+            .signals
+            .iter()
+            .filter(|s| followed || !s.is_about_the_ceiling())
+            .cloned()
+            .collect();
+        let fresh = reg.raise(signals.iter().map(Signal::name).collect());
         {
             let models = self.models();
             for (m, k) in cfg.spec.metrics.iter().zip(&cfg.model_keys) {
@@ -824,6 +858,14 @@ impl<S: MetricSource> Runtime<S> {
         }
         self.shared.telemetry.observe_decision(&key, &trigger, &d);
         reg.publish(d);
+        for s in signals {
+            if fresh.contains(&s.name()) {
+                warn!(scaledobject = %key, trigger, signal = s.name(), detail = ?s, "scaling cannot keep up");
+                self.shared.telemetry.observe_signal(s.name());
+            }
+            // No receiver yet (remediation not running) is fine.
+            let _ = self.shared.signals.send((reg.key().clone(), s));
+        }
     }
 
     fn trim_observations(&self, at: DateTime<Utc>) {

@@ -3,8 +3,8 @@
 //! its calls but not the trigger, so a ScaledObject with two foresight
 //! triggers is told apart by their metadata, and an edit of a trigger's
 //! metadata is, to foresight, a new trigger beside the old one: the old one
-//! stops being asked about, goes [dormant], and is
-//! forgotten after [`DORMANT_FORGET`].
+//! stops being asked about, goes [dormant], and is forgotten after
+//! [`DORMANT_FORGET`].
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -213,24 +213,36 @@ pub(crate) fn trigger_id(fingerprint: u64) -> String {
     format!("{:08x}", fingerprint >> 32)
 }
 
+/// The default of [`super::RuntimeConfig::dormant_gap`]: how much longer
+/// ago a trigger was last asked about than another trigger of its
+/// ScaledObject before it counts as gone (removed from the ScaledObject, or
+/// edited away and back). KEDA asks about every trigger of a ScaledObject
+/// in the same loop (the operator's `IsActive` poll, the HPA's metrics
+/// sync), so live triggers' last calls are seconds apart whatever the
+/// polling interval.
+pub(crate) const DORMANT_GAP: TimeDelta = TimeDelta::minutes(2);
+
 /// Which registrations of `regs` are dormant: not asked about by KEDA since
-/// another trigger of their ScaledObject was first registered. KEDA calls
-/// every trigger of a ScaledObject at each poll, so a second trigger wakes
-/// at its next call; an edit's old metadata is never called again.
-pub(crate) fn dormant(regs: &[Arc<Registration>]) -> HashSet<(ScaledObjectKey, u64)> {
-    let mut newest: HashMap<&ScaledObjectKey, Vec<(u64, DateTime<Utc>)>> = HashMap::new();
+/// another trigger of their ScaledObject was first registered (an edit: at
+/// once), or asked about last more than `gap` before another was
+/// (a trigger removed, or an edit reverted to metadata registered before).
+/// A second trigger of a ScaledObject is asked about at every poll, so it
+/// wakes at its next call.
+pub(crate) fn dormant(
+    regs: &[Arc<Registration>],
+    gap: TimeDelta,
+) -> HashSet<(ScaledObjectKey, u64)> {
+    let mut siblings: HashMap<&ScaledObjectKey, Vec<&Registration>> = HashMap::new();
     for r in regs {
-        newest
-            .entry(r.key())
-            .or_default()
-            .push((r.fingerprint(), r.created));
+        siblings.entry(r.key()).or_default().push(r);
     }
     regs.iter()
         .filter(|r| {
             let seen = r.last_seen();
-            newest[r.key()]
-                .iter()
-                .any(|(fp, created)| *fp != r.fingerprint() && *created > seen)
+            siblings[r.key()].iter().any(|s| {
+                s.fingerprint() != r.fingerprint()
+                    && (s.created > seen || s.last_seen() - seen > gap)
+            })
         })
         .map(|r| (r.key().clone(), r.fingerprint()))
         .collect()
@@ -508,12 +520,12 @@ mod tests {
         let id = |r: &Arc<Registration>| (r.key().clone(), r.fingerprint());
         // `b` came after `a`'s last call: an edit, until `a` is called again.
         assert_eq!(
-            dormant(&[Arc::clone(&a), Arc::clone(&b)]),
+            dormant(&[Arc::clone(&a), Arc::clone(&b)], DORMANT_GAP),
             HashSet::from([id(&a)])
         );
         // Called again: a second trigger of the same ScaledObject, both live.
         a.touch(at(45));
-        assert!(dormant(&[Arc::clone(&a), Arc::clone(&b)]).is_empty());
+        assert!(dormant(&[Arc::clone(&a), Arc::clone(&b)], DORMANT_GAP).is_empty());
         // Another ScaledObject's trigger never makes one dormant.
         let other = Arc::new(Registration::new(
             ScaledObjectKey::new("ns", "other"),
@@ -521,12 +533,28 @@ mod tests {
             at(60),
         ));
         other.touch(at(60));
-        assert!(dormant(&[Arc::clone(&a), Arc::clone(&b), other]).is_empty());
+        assert!(dormant(&[Arc::clone(&a), Arc::clone(&b), other], DORMANT_GAP).is_empty());
         // Three edits in a row: only the newest is live.
         let c = registration("3", at(90));
         assert_eq!(
-            dormant(&[Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)]),
+            dormant(
+                &[Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)],
+                DORMANT_GAP
+            ),
             HashSet::from([id(&a), id(&b)])
+        );
+        // A trigger removed from the ScaledObject (or an edit reverted to
+        // older metadata): asked about no more while another still is. Not
+        // dormant while the gap is within a poll's spread...
+        let (d, e) = (registration("4", at(0)), registration("5", at(0)));
+        d.touch(at(300));
+        e.touch(at(300) + DORMANT_GAP);
+        assert!(dormant(&[Arc::clone(&d), Arc::clone(&e)], DORMANT_GAP).is_empty());
+        // ...but once the other has been asked about for longer.
+        e.touch(at(301) + DORMANT_GAP);
+        assert_eq!(
+            dormant(&[Arc::clone(&d), Arc::clone(&e)], DORMANT_GAP),
+            HashSet::from([id(&d)])
         );
         assert_ne!(a.trigger(), b.trigger());
         assert_eq!(a.trigger().len(), 8);

@@ -412,7 +412,7 @@ impl Telemetry {
             self.surplus_releases.inc();
         }
         let signal = d.driver.map(|k| k.label()).unwrap_or("none");
-        // One series per ScaledObject: the one under the previous driver
+        // One series per trigger: the one under the previous driver
         // would otherwise stay at its last count, and `max by
         // (scaledobject)` would chart the higher of the two.
         for other in driver_labels().filter(|l| *l != signal) {
