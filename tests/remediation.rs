@@ -631,26 +631,29 @@ fn with_push_twin_and_capped_trigger() -> serde_json::Value {
     so
 }
 
+/// A GET of ScaledObject `so`, then one JSON Patch of it with `ops`.
+fn get_then_patch(so: &serde_json::Value, ops: serde_json::Value) -> Vec<Call> {
+    vec![
+        Call::get(SO, so.clone()),
+        Call::patch(SO_PATCH, JSON_PATCH, ops, so.clone()),
+    ]
+}
+
 #[tokio::test]
 async fn a_raise_keeps_a_trigger_capped_on_purpose_and_both_twins_alike() {
     let so = with_push_twin_and_capped_trigger();
     let (client, handle) = pair();
     let server = serve(
         handle,
-        vec![
-            Call::get(SO, so.clone()),
-            Call::patch(
-                SO_PATCH,
-                JSON_PATCH,
-                json!([
-                    {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
-                    {"op": "replace", "path": "/spec/maxReplicaCount", "value": 25},
-                    {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "25"},
-                    {"op": "replace", "path": "/spec/triggers/2/metadata/maxReplicaCount", "value": "25"}
-                ]),
-                so.clone(),
-            ),
-        ],
+        get_then_patch(
+            &so,
+            json!([
+                {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
+                {"op": "replace", "path": "/spec/maxReplicaCount", "value": 25},
+                {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "25"},
+                {"op": "replace", "path": "/spec/triggers/2/metadata/maxReplicaCount", "value": "25"}
+            ]),
+        ),
     );
     let outcome = KubeActions::new(client)
         .raise_ceiling("shop", "orders-consumer", 20, 25, false)
@@ -674,22 +677,17 @@ async fn a_raise_keeps_a_trigger_capped_on_purpose_and_both_twins_alike() {
     let (client, handle) = pair();
     let server = serve(
         handle,
-        vec![
-            Call::get(SO, so.clone()),
-            Call::patch(
-                SO_PATCH,
-                JSON_PATCH,
-                json!([
-                    {"op": "test", "path": "/spec/triggers/1/type", "value": "external"},
-                    {"op": "add", "path": "/spec/triggers/1/metadata/lastRemediation", "value": stamp},
-                    {"op": "test", "path": "/spec/triggers/2/type", "value": "external-push"},
-                    {"op": "add", "path": "/spec/triggers/2/metadata/lastRemediation", "value": stamp},
-                    {"op": "test", "path": "/spec/triggers/3/type", "value": "external"},
-                    {"op": "add", "path": "/spec/triggers/3/metadata/lastRemediation", "value": stamp}
-                ]),
-                so,
-            ),
-        ],
+        get_then_patch(
+            &so,
+            json!([
+                {"op": "test", "path": "/spec/triggers/1/type", "value": "external"},
+                {"op": "add", "path": "/spec/triggers/1/metadata/lastRemediation", "value": stamp},
+                {"op": "test", "path": "/spec/triggers/2/type", "value": "external-push"},
+                {"op": "add", "path": "/spec/triggers/2/metadata/lastRemediation", "value": stamp},
+                {"op": "test", "path": "/spec/triggers/3/type", "value": "external"},
+                {"op": "add", "path": "/spec/triggers/3/metadata/lastRemediation", "value": stamp}
+            ]),
+        ),
     );
     let stamped = KubeActions::new(client)
         .stamp_remediation("shop", "orders-consumer", when)

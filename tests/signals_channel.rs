@@ -7,11 +7,16 @@ use foresight::domain::{ScaledObjectKey, Signal};
 use foresight::runtime::{Runtime, RuntimeConfig, ScalerCore};
 use foresight::sources::{FileData, FileSource};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_ceiling_reaches_subscribers() {
-    // Demand that climbs every second, far past what 2 replicas carry. The
-    // trace starts 1000 s ago and lasts 2 h, so its replay does not wrap
-    // back to the start while the test runs, whatever the wall clock says.
+/// A runtime over series `ramp`, demand that climbs every second, far past
+/// what 2 replicas carry, evaluated every second, running until the token
+/// is cancelled; with a subscription to its signals. The trace starts
+/// 1000 s ago and lasts 2 h, so its replay does not wrap back to the start
+/// while a test runs, whatever the wall clock says.
+async fn ramp() -> (
+    Runtime<FileSource>,
+    tokio::sync::broadcast::Receiver<(ScaledObjectKey, Signal)>,
+    tokio_util::sync::CancellationToken,
+) {
     let t0 = chrono::Utc::now().timestamp() - 1_000;
     let mut csv = String::from("series,timestamp,value\n");
     for i in 0..7_200i64 {
@@ -26,11 +31,17 @@ async fn at_ceiling_reaches_subscribers() {
         },
     );
     runtime.warm_up().await;
-    let mut signals = runtime.subscribe_signals();
+    let signals = runtime.subscribe_signals();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let driver = runtime.clone();
     let s = shutdown.clone();
     tokio::spawn(async move { driver.run(s.cancelled_owned()).await });
+    (runtime, signals, shutdown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_ceiling_reaches_subscribers() {
+    let (runtime, mut signals, shutdown) = ramp().await;
 
     let key = ScaledObjectKey::new("shop", "ingest");
     let metadata: HashMap<String, String> = [
@@ -73,25 +84,7 @@ async fn at_ceiling_reaches_subscribers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_capped_below_a_sibling_raises_no_ceiling_signal() {
-    let t0 = chrono::Utc::now().timestamp() - 1_000;
-    let mut csv = String::from("series,timestamp,value\n");
-    for i in 0..7_200i64 {
-        csv.push_str(&format!("ramp,{},{}\n", t0 + i, 100 + i * 10));
-    }
-    let (data, _) = FileData::from_csv_bytes("ramp.csv", csv.as_bytes()).unwrap();
-    let runtime = Runtime::new(
-        FileSource::new(data),
-        RuntimeConfig {
-            tick: Duration::from_secs(1),
-            ..RuntimeConfig::default()
-        },
-    );
-    runtime.warm_up().await;
-    let mut signals = runtime.subscribe_signals();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let driver = runtime.clone();
-    let s = shutdown.clone();
-    tokio::spawn(async move { driver.run(s.cancelled_owned()).await });
+    let (runtime, mut signals, shutdown) = ramp().await;
 
     let meta = |max: &str| -> HashMap<String, String> {
         [
