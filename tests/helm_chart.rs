@@ -1522,64 +1522,138 @@ fn wrong_value_types_fail_through_the_schema() {
             "--set {set}: unclear error:\n{stderr}"
         );
     }
-    // Remediation in a namespace foresight has no Role in: every call
-    // there would be refused at the first incident.
-    let out = run_helm(&[
-        "template",
-        RELEASE,
-        CHART,
-        "--set",
-        "watchNamespaces={payments}",
-        "--set",
-        "remediation.namespaces={shop}",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "accepted");
-    assert!(
-        stderr.contains("remediation.namespaces holds \"shop\", which is not in watchNamespaces"),
-        "{stderr}"
-    );
     // No delay at all is a setting the server takes.
     let r = render(&["--set", "shutdownDelaySeconds=0"]);
     assert_eq!(r.settings().shutdown_delay, std::time::Duration::ZERO);
-    // A grace period the shutdown delay would use up: the kubelet would
-    // SIGKILL foresight mid-close.
-    let out = run_helm(&[
-        "template",
-        RELEASE,
-        CHART,
-        "--set",
-        "shutdownDelaySeconds=25",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "accepted");
-    assert!(
-        stderr.contains(
-            "terminationGracePeriodSeconds (30) must be at least shutdownDelaySeconds (25) + 25"
+    // Values the schema allows but the chart refuses, each with a message
+    // naming the value and the fix.
+    for (sets, want) in [
+        // Remediation in a namespace foresight has no Role in: every call
+        // there would be refused at the first incident.
+        (
+            &[
+                "watchNamespaces={payments}",
+                "remediation.namespaces={shop}",
+            ][..],
+            "remediation.namespaces holds \"shop\", which is not in watchNamespaces",
         ),
-        "{stderr}"
-    );
-    // One Service port twice: the API server refuses the Service.
-    let out = run_helm(&["template", RELEASE, CHART, "--set", "service.grpcPort=8080"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "accepted");
-    assert!(
-        stderr.contains("service.grpcPort and service.httpPort are both 8080"),
-        "{stderr}"
-    );
-    // One port for both servers: the second bind would fail at start-up.
-    let out = run_helm(&["template", RELEASE, CHART, "--set", "ports.http=9090"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "accepted");
-    assert!(
-        stderr.contains("ports.grpc and ports.http are both 9090"),
-        "{stderr}"
-    );
-    // A value the schema allows but the chart cannot do without.
-    let out = run_helm(&["template", RELEASE, CHART, "--set", "tls.enabled=true"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains("tls.secretName must name"), "{stderr}");
+        // A grace period the shutdown delay would use up: the kubelet would
+        // SIGKILL foresight mid-close.
+        (
+            &["shutdownDelaySeconds=25"],
+            "terminationGracePeriodSeconds (30) must be at least shutdownDelaySeconds (25) + 25",
+        ),
+        // One Service port twice: the API server refuses the Service.
+        (
+            &["service.grpcPort=8080"],
+            "service.grpcPort and service.httpPort are both 8080",
+        ),
+        // One port for both servers: the second bind would fail at start-up.
+        (
+            &["ports.http=9090"],
+            "ports.grpc and ports.http are both 9090",
+        ),
+        (&["tls.enabled=true"], "tls.secretName must name"),
+        // A selector label overridden: the pods would fall outside the
+        // Deployment's own selector (and a repeated label is a YAML error
+        // naming no value).
+        (
+            &["podLabels.app\\.kubernetes\\.io/instance=other"],
+            "podLabels.app.kubernetes.io/instance: the chart sets this label on the pod itself",
+        ),
+        // An environment variable the chart sets, or one given twice: which
+        // one wins is the kubelet's choice.
+        (
+            &[
+                "extraEnv[0].name=FORESIGHT_REMEDIATION",
+                "extraEnv[0].value=off",
+            ],
+            "extraEnv[0]: the chart sets FORESIGHT_REMEDIATION itself, from remediation.enabled",
+        ),
+        (
+            &[
+                "remediation.webhookUrlSecret.name=pager",
+                "extraEnv[0].name=FORESIGHT_WEBHOOK_URL",
+                "extraEnv[0].value=https://example.com",
+            ],
+            "the chart sets FORESIGHT_WEBHOOK_URL itself, from remediation.webhookUrlSecret",
+        ),
+        (
+            &[
+                "extraEnv[0].name=RUST_BACKTRACE",
+                "extraEnv[0].value=1",
+                "extraEnv[1].name=RUST_BACKTRACE",
+                "extraEnv[1].value=0",
+            ],
+            "extraEnv[1]: RUST_BACKTRACE is already extraEnv[0]; keep one",
+        ),
+        // An audit log that would fill its volume: every enforced action
+        // would then be refused.
+        (
+            &["remediation.auditLog.keep=20"],
+            "up to (keep 20 + 1) x rotateMiB 16 = 336 MiB of audit log, more than the data volume's 256Mi (persistence.emptyDirSizeLimit)",
+        ),
+        (
+            &["persistence.enabled=true", "persistence.size=50Mi"],
+            "= 80 MiB of audit log, more than the data volume's 50Mi (persistence.size)",
+        ),
+        (
+            &[
+                "exampleScaledObject.enabled=true",
+                "exampleScaledObject.minReplicaCount=70",
+            ],
+            "exampleScaledObject.minReplicaCount (70) is above maxReplicaCount (60)",
+        ),
+    ] {
+        let stderr = refused(sets);
+        assert!(stderr.contains(want), "--set {sets:?}:\n{stderr}");
+    }
+    // What the checks let through: an environment variable the chart sets
+    // only with its value (the webhook without webhookUrlSecret), a claim
+    // the chart does not size, sizes in other units.
+    for sets in [
+        &[
+            "extraEnv[0].name=FORESIGHT_WEBHOOK_URL",
+            "extraEnv[0].value=https://example.com",
+        ][..],
+        &[
+            "persistence.enabled=true",
+            "persistence.existingClaim=shared",
+            "persistence.size=1Mi",
+        ],
+        &[
+            "persistence.emptyDirSizeLimit=1Gi",
+            "remediation.auditLog.keep=60",
+        ],
+        &[
+            "persistence.emptyDirSizeLimit=100M",
+            "remediation.auditLog.keep=4",
+        ],
+        &["remediation.auditLog.rotateMiB=0"],
+    ] {
+        let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", s]).collect();
+        template(&args);
+    }
+    for (set, key) in [
+        ("persistence.size=1GB", "/persistence/size"),
+        ("fullnameOverride=My_App", "/fullnameOverride"),
+    ] {
+        let stderr = refused(&[set]);
+        assert!(
+            stderr.contains("values don't meet the specifications of the schema")
+                && stderr.contains(key),
+            "--set {set}:\n{stderr}"
+        );
+    }
+}
+
+/// `helm template` with `sets` (each a `--set`), which must fail; its stderr.
+fn refused(sets: &[&str]) -> String {
+    let mut args = vec!["template", RELEASE, CHART];
+    args.extend(sets.iter().flat_map(|s| ["--set", s]));
+    let out = run_helm(&args);
+    assert!(!out.status.success(), "--set {sets:?} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

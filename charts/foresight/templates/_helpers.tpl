@@ -149,3 +149,15 @@ none of these, so without remediation.enabled RBAC is read-only.
   resources: ["events"]
   verbs: ["create", "patch", "list"]
 {{- end }}
+
+{{/*
+A Kubernetes quantity ("256Mi", "1Gi", "500M", "1073741824") in MiB, for
+comparing sizes; the schema allows only these forms.
+*/}}
+{{- define "foresight.mebibytes" -}}
+{{- $q := toString . -}}
+{{- $n := regexFind "^[0-9]+(\\.[0-9]+)?" $q | float64 -}}
+{{- $unit := trimPrefix (regexFind "^[0-9]+(\\.[0-9]+)?" $q) $q -}}
+{{- $factor := dict "" 0.00000095367431640625 "Ki" 0.0009765625 "Mi" 1.0 "Gi" 1024.0 "Ti" 1048576.0 "k" 0.00095367431640625 "M" 0.95367431640625 "G" 953.67431640625 "T" 953674.31640625 -}}
+{{- mulf $n (get $factor $unit | default 0.0) -}}
+{{- end }}
