@@ -511,6 +511,12 @@ async fn two_foresight_triggers_on_one_scaled_object_are_both_served() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(alone, "the edited-away triggers are still served");
+    // A call naming the ScaledObject without metadata gets the live
+    // trigger's answer, and wakes no edited-away one.
+    assert_eq!(replicas(&mut c, &[]).await, 2);
+    let (_, body) = http_get(server.http, "/api/v1/scaledobjects/shop/resized/decision").await;
+    let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(d["triggers"].as_array().unwrap().len(), 1, "{body}");
     server.shutdown.cancel();
 }
 

@@ -868,13 +868,16 @@ fn signals_for_remediation() {
             breach_at,
             peak,
             capacity,
+            max_replicas,
             ..
-        } => Some((*breach_at, *peak, *capacity)),
+        } => Some((*breach_at, *peak, *capacity, *max_replicas)),
         _ => None,
     });
-    let (breach_at, peak, capacity) = breach.expect("CapacityExhaustionPredicted raised");
+    let (breach_at, peak, capacity, max_replicas) =
+        breach.expect("CapacityExhaustionPredicted raised");
     // Upper bounds are 330, 440, 484, 660, 770: the first above 500 is minute 3.
     assert_eq!((breach_at, capacity), (t(180), 500.0));
+    assert_eq!(max_replicas, b.max_replicas, "the trigger's own ceiling");
     assert!((peak - 770.0).abs() < 1e-9, "{peak}");
 
     // NotKeepingUp: replicas went 2 → 6, and 2 x leadTime later the queue

@@ -266,6 +266,7 @@ fn raise_from_20(to: u32) -> [Call; 2] {
             json!([
                 {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
                 {"op": "replace", "path": "/spec/maxReplicaCount", "value": to},
+                {"op": "test", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "20"},
                 {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": to.to_string()}
             ]),
             fixture("scaledobject.json"),
@@ -631,6 +632,25 @@ fn with_push_twin_and_capped_trigger() -> serde_json::Value {
     so
 }
 
+/// Raises `so`'s ceiling from `from` to `to` against a mock that expects
+/// exactly the JSON Patch `ops` (`why` says what it shows), and checks it is
+/// reported done.
+async fn raises(so: &serde_json::Value, from: u32, to: u32, ops: serde_json::Value, why: &str) {
+    let (client, handle) = pair();
+    let server = serve(handle, get_then_patch(so, ops));
+    let outcome = KubeActions::new(client)
+        .raise_ceiling("shop", "orders-consumer", from, to, false)
+        .await
+        .unwrap();
+    server.await.expect(why);
+    assert_eq!(
+        outcome,
+        ActionOutcome::Done {
+            message: format!("raised maxReplicaCount from {from} to {to}")
+        }
+    );
+}
+
 /// A GET of ScaledObject `so`, then one JSON Patch of it with `ops`.
 fn get_then_patch(so: &serde_json::Value, ops: serde_json::Value) -> Vec<Call> {
     vec![
@@ -642,32 +662,21 @@ fn get_then_patch(so: &serde_json::Value, ops: serde_json::Value) -> Vec<Call> {
 #[tokio::test]
 async fn a_raise_keeps_a_trigger_capped_on_purpose_and_both_twins_alike() {
     let so = with_push_twin_and_capped_trigger();
-    let (client, handle) = pair();
-    let server = serve(
-        handle,
-        get_then_patch(
-            &so,
-            json!([
-                {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
-                {"op": "replace", "path": "/spec/maxReplicaCount", "value": 25},
-                {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "25"},
-                {"op": "replace", "path": "/spec/triggers/2/metadata/maxReplicaCount", "value": "25"}
-            ]),
-        ),
-    );
-    let outcome = KubeActions::new(client)
-        .raise_ceiling("shop", "orders-consumer", 20, 25, false)
-        .await
-        .unwrap();
-    server
-        .await
-        .expect("the external and external-push twins raised, the capped trigger not");
-    assert_eq!(
-        outcome,
-        ActionOutcome::Done {
-            message: "raised maxReplicaCount from 20 to 25".into()
-        }
-    );
+    raises(
+        &so,
+        20,
+        25,
+        json!([
+            {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
+            {"op": "replace", "path": "/spec/maxReplicaCount", "value": 25},
+            {"op": "test", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "20"},
+            {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "25"},
+            {"op": "test", "path": "/spec/triggers/2/metadata/maxReplicaCount", "value": "20"},
+            {"op": "replace", "path": "/spec/triggers/2/metadata/maxReplicaCount", "value": "25"}
+        ]),
+        "the external and external-push twins raised, the capped trigger not",
+    )
+    .await;
 
     // The cooldown stamp goes on every foresight trigger, pushed ones too:
     // stamped alone, the `external` twin's metadata would differ from the
@@ -697,6 +706,49 @@ async fn a_raise_keeps_a_trigger_capped_on_purpose_and_both_twins_alike() {
         .await
         .expect("one stamp of all three foresight triggers");
     assert_eq!(stamped, 3);
+}
+
+#[tokio::test]
+async fn a_raise_never_lowers_a_trigger_and_raises_one_left_at_the_default() {
+    // A ScaledObject at 95 with three foresight triggers: one capped at 80
+    // (below: kept), one at 200 (above the new ceiling: never lowered to
+    // it) and one without maxReplicaCount, which foresight bounds at its
+    // default of 100: inside 95..105, so it must be raised too, or
+    // foresight would stay clamped at 100 under the new ceiling.
+    let mut so = fixture("scaledobject.json");
+    so["spec"]["maxReplicaCount"] = json!(95);
+    let ours = so["spec"]["triggers"][1].clone();
+    let with_max = |max: Option<&str>| {
+        let mut t = ours.clone();
+        match max {
+            Some(m) => t["metadata"]["maxReplicaCount"] = json!(m),
+            None => {
+                t["metadata"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("maxReplicaCount");
+            }
+        }
+        t
+    };
+    so["spec"]["triggers"] = json!([
+        so["spec"]["triggers"][0].clone(),
+        with_max(Some("80")),
+        with_max(Some("200")),
+        with_max(None)
+    ]);
+    raises(
+        &so,
+        95,
+        105,
+        json!([
+            {"op": "test", "path": "/spec/maxReplicaCount", "value": 95},
+            {"op": "replace", "path": "/spec/maxReplicaCount", "value": 105},
+            {"op": "add", "path": "/spec/triggers/3/metadata/maxReplicaCount", "value": "105"}
+        ]),
+        "only the trigger left at the default raised",
+    )
+    .await;
 }
 
 /// Revision 3 of the fixture's Deployment past its progress deadline with

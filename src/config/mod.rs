@@ -12,6 +12,7 @@ mod settings;
 
 pub use duration::{DurationError, parse_duration, parse_duration_or_zero};
 pub use manifest::{ManifestError, external_metadata, with_external_metadata};
+pub(crate) use metadata::DEFAULT_MAX_REPLICAS;
 pub use metadata::{IGNORED_KEYS, MetadataError, known_keys, parse_metadata};
 pub use presets::{Preset, presets};
 pub use settings::{

@@ -35,6 +35,11 @@ pub enum Signal {
         peak: f64,
         /// What `maxReplicaCount` replicas carry: `maxReplicaCount × target`.
         capacity: f64,
+        /// The trigger's `maxReplicaCount`, so remediation can tell a
+        /// trigger capped below its ScaledObject from the ScaledObject's
+        /// ceiling; 0 in records written before it was recorded.
+        #[serde(default)]
+        max_replicas: u32,
     },
     /// Replicas went up but the signal did not respond within `2 × leadTime`.
     #[serde(rename_all = "camelCase")]

@@ -439,6 +439,7 @@ fn predict(
                 breach_at,
                 peak,
                 capacity,
+                max_replicas: b.max_replicas,
             });
         }
     }

@@ -251,6 +251,7 @@ pub fn diagnose(s: &Situation, cfg: &RemediationConfig, now: DateTime<Utc>) -> D
                 "at the ceiling within the deploy window, with no baseline regression",
             ));
             let action = raise_ceiling(s, cfg);
+            evidence.extend(capped_evidence(s));
             return Diagnosis {
                 cause: Cause::CapacityCeiling,
                 confidence: 0.6,
@@ -331,26 +332,17 @@ fn ceiling_diagnosis(
     mut evidence: Vec<Evidence>,
     action: Option<Action>,
 ) -> Diagnosis {
-    if let Some((trigger, ceiling)) = trigger_capped(s) {
-        evidence.push(Evidence::new(
-            None,
-            "ceiling",
-            format!(
-                "the foresight trigger's maxReplicaCount {trigger} is below the ScaledObject's {ceiling}: the trigger's own cap holds the count, not the ScaledObject's ceiling; raise the trigger's maxReplicaCount if it should follow the ScaledObject's"
-            ),
-        ));
+    if let Some(e) = capped_evidence(s) {
+        evidence.push(e);
     } else if action.is_none() {
-        evidence.push(Evidence::new(
-            None,
-            "ceiling",
-            format!(
-                "maxReplicaCount {} is already at the hard cap {}",
-                s.ceiling
-                    .or_else(|| signal_ceiling(s.signal.as_ref()))
-                    .unwrap_or(0),
+        let detail = match s.ceiling.or_else(|| signal_ceiling(s.signal.as_ref())) {
+            Some(max) => format!(
+                "maxReplicaCount {max} is already at the hard cap {}",
                 cfg.hard_cap
             ),
-        ));
+            None => "the ScaledObject's maxReplicaCount is not known (it could not be read from Kubernetes), so no raise can be planned".to_string(),
+        };
+        evidence.push(Evidence::new(None, "ceiling", detail));
     }
     Diagnosis {
         cause: Cause::CapacityCeiling,
@@ -393,7 +385,8 @@ fn raise_ceiling(s: &Situation, cfg: &RemediationConfig) -> Option<Action> {
 }
 
 /// The trigger's and the ScaledObject's `maxReplicaCount` when an
-/// `AtCeiling` came from a foresight trigger capped below the ScaledObject:
+/// `AtCeiling` or `CapacityExhaustionPredicted` came from a foresight
+/// trigger capped below the ScaledObject:
 /// the trigger's cap holds the count, not the ScaledObject's ceiling, so
 /// raising the ceiling would not help (and a second trigger capped on
 /// purpose for its own signal is not the workload's limit). A human
@@ -404,9 +397,25 @@ fn trigger_capped(s: &Situation) -> Option<(u32, u32)> {
     (trigger < ceiling).then_some((trigger, ceiling))
 }
 
+/// The evidence line of [`trigger_capped`], when it holds.
+fn capped_evidence(s: &Situation) -> Option<Evidence> {
+    let (trigger, ceiling) = trigger_capped(s)?;
+    Some(Evidence::new(
+        None,
+        "ceiling",
+        format!(
+            "the foresight trigger's maxReplicaCount {trigger} is below the ScaledObject's {ceiling}: the trigger's own cap holds the count, not the ScaledObject's ceiling; raise the trigger's maxReplicaCount if it should follow the ScaledObject's"
+        ),
+    ))
+}
+
 fn signal_ceiling(sig: Option<&Signal>) -> Option<u32> {
     match sig {
         Some(Signal::AtCeiling { max_replicas, .. }) => Some(*max_replicas),
+        // 0: recorded before the signal carried it.
+        Some(Signal::CapacityExhaustionPredicted { max_replicas, .. }) if *max_replicas > 0 => {
+            Some(*max_replicas)
+        }
         _ => None,
     }
 }
@@ -438,6 +447,7 @@ fn signal_evidence(sig: &Signal) -> Evidence {
             breach_at,
             peak,
             capacity,
+            ..
         } => (
             *at,
             format!(
@@ -621,15 +631,40 @@ mod tests {
             context: vec![],
             alert: None,
         };
-        let d = diagnose(&s, &RemediationConfig::default(), t(0));
-        assert_eq!(d.cause, Cause::CapacityCeiling);
-        assert_eq!(d.action, None, "{d:?}");
-        assert!(
-            d.evidence
-                .iter()
-                .any(|e| e.detail.contains("trigger's own cap holds the count")),
-            "{d:?}"
-        );
+        let capped = |s: &Situation| {
+            let d = diagnose(s, &RemediationConfig::default(), t(0));
+            assert_eq!(d.cause, Cause::CapacityCeiling);
+            assert_eq!(d.action, None, "{d:?}");
+            assert!(
+                d.evidence
+                    .iter()
+                    .any(|e| e.detail.contains("trigger's own cap holds the count")),
+                "{d:?}"
+            );
+        };
+        capped(&s);
+        // The same for a forecast breach of the trigger's capacity.
+        let predicted = |max_replicas| Situation {
+            signal: Some(Signal::CapacityExhaustionPredicted {
+                at: t(0),
+                kind: MetricKind::QueueDepth,
+                breach_at: t(2),
+                peak: 7_979.0,
+                capacity: 2_000.0,
+                max_replicas,
+            }),
+            ..s.clone()
+        };
+        capped(&predicted(2));
+        // The ScaledObject's own ceiling (or a record from before the
+        // trigger's was kept) is raised.
+        for max in [60, 0] {
+            let d = diagnose(&predicted(max), &RemediationConfig::default(), t(0));
+            assert!(
+                matches!(d.action, Some(Action::RaiseCeiling { from: 60, .. })),
+                "{max}: {d:?}"
+            );
+        }
     }
 
     #[test]

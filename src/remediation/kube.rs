@@ -386,9 +386,10 @@ impl KubeActions {
     /// Raises a ScaledObject's `maxReplicaCount` from `from` (what the
     /// diagnosis saw) to `to`, and the `maxReplicaCount` of its foresight
     /// triggers' metadata with it (which bounds foresight's own decisions)
-    /// where it was at least `from`: a trigger capped below the
-    /// ScaledObject's ceiling was capped on purpose for its own signal, and
-    /// keeps its cap.
+    /// where it was from `from` up to below `to` (or absent, with
+    /// foresight's default in that range): a trigger capped below the
+    /// ScaledObject's ceiling was capped on purpose for its own signal and
+    /// keeps its cap, and one already at or above `to` is not lowered.
     /// One JSON Patch whose `test` op makes it fail rather than overwrite a
     /// concurrent change. Never touches replicas: under an HPA they would be
     /// overwritten.
@@ -431,14 +432,30 @@ impl KubeActions {
             .flatten()
             .enumerate()
         {
-            let tracks_ceiling = t["metadata"]["maxReplicaCount"]
-                .as_str()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .is_some_and(|v| v >= u64::from(from));
-            if is_foresight(t) && tracks_ceiling {
-                ops.push(json!({"op": "replace",
-                    "path": format!("/spec/triggers/{i}/metadata/maxReplicaCount"),
-                    "value": to.to_string()}));
+            if !is_foresight(t) {
+                continue;
+            }
+            let path = format!("/spec/triggers/{i}/metadata/maxReplicaCount");
+            match t["metadata"].get("maxReplicaCount") {
+                // Raised where it held the count at the ScaledObject's
+                // ceiling or below the new one: a cap under the ceiling was
+                // set for that trigger's own signal and stays, and one at
+                // or above the new ceiling is not lowered. Guarded by a
+                // `test`, like the ceiling itself.
+                Some(v) => {
+                    let cap = v.as_str().and_then(|v| v.trim().parse::<u32>().ok());
+                    if cap.is_some_and(|c| from <= c && c < to) {
+                        ops.push(json!({"op": "test", "path": path, "value": v}));
+                        ops.push(json!({"op": "replace", "path": path, "value": to.to_string()}));
+                    }
+                }
+                // foresight's default then bounds the trigger: it must be
+                // raised too, or foresight stays clamped below the new
+                // ceiling.
+                None if (from..to).contains(&crate::config::DEFAULT_MAX_REPLICAS) => {
+                    ops.push(json!({"op": "add", "path": path, "value": to.to_string()}));
+                }
+                None => {}
             }
         }
         let patch = Value::Array(ops);

@@ -38,13 +38,19 @@ pub struct TriggerDecision {
 }
 
 /// Of a ScaledObject's triggers' decisions (highest count first, as
-/// [`ScalerCore::explain`] gives them), the one that raised `signal` (the
-/// first whose decision carries a signal of its kind), else the one the HPA
-/// follows: the remediation engine's evidence.
+/// [`ScalerCore::explain`] gives them), the one that raised `signal`: the
+/// one that carries it exactly, else (a tick has passed since) the first
+/// that carries a signal of its kind, else the one the HPA follows. The
+/// remediation engine's evidence.
 pub fn raised_by(found: &[TriggerDecision], signal: &Signal) -> Option<Arc<Decision>> {
     found
         .iter()
-        .find(|t| t.decision.signals.iter().any(|s| s.name() == signal.name()))
+        .find(|t| t.decision.signals.contains(signal))
+        .or_else(|| {
+            found
+                .iter()
+                .find(|t| t.decision.signals.iter().any(|s| s.name() == signal.name()))
+        })
         .or_else(|| found.first())
         .map(|t| Arc::clone(&t.decision))
 }
@@ -200,5 +206,74 @@ pub trait ScalerCore: Send + Sync + 'static {
     /// The `/metrics` exposition, refreshed from live state first.
     fn metrics_text(&self) -> String {
         self.telemetry().render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use chrono::{DateTime, TimeDelta};
+
+    use super::*;
+    use crate::config::parse_metadata;
+    use crate::domain::MetricKind;
+    use crate::policy::{Behavior, MetricInput, Observation, PolicyState, decide};
+
+    /// A decision for a queue of `depth` at 100 per pod, carrying `signals`.
+    fn decision(depth: f64, signals: Vec<Signal>) -> TriggerDecision {
+        let meta: HashMap<String, String> = [("queueDepthQuery", "q"), ("queueDepthTarget", "100")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let b = Behavior::from_spec(&parse_metadata(&meta).unwrap());
+        let obs = Observation {
+            metrics: vec![MetricInput {
+                kind: MetricKind::QueueDepth,
+                target: 100.0,
+                observed: Some(depth),
+                forecast: None,
+                forecast_note: None,
+            }],
+            last_remediation: None,
+        };
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let (mut d, _) = decide(&b, &obs, &PolicyState::default(), at).unwrap();
+        d.signals = signals;
+        TriggerDecision {
+            trigger: format!("{depth}"),
+            decision: Arc::new(d),
+        }
+    }
+
+    #[test]
+    fn the_evidence_is_the_decision_of_the_trigger_that_raised_the_signal() {
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let ceiling = |at: DateTime<chrono::Utc>, max| Signal::AtCeiling {
+            at,
+            max_replicas: max,
+            demand_replicas: 9,
+        };
+        // Highest count first, as `explain` orders them; both at a ceiling.
+        let found = [
+            decision(700.0, vec![ceiling(t0, 7)]),
+            decision(200.0, vec![ceiling(t0, 2)]),
+        ];
+        let by = |s: &Signal| raised_by(&found, s).map(|d| d.desired_replicas);
+        // The exact signal names its trigger, even when another trigger
+        // raised one of the same kind.
+        assert_eq!(by(&ceiling(t0, 2)), Some(2));
+        assert_eq!(by(&ceiling(t0, 7)), Some(7));
+        // A tick later the signal differs: the first trigger with one of
+        // its kind, then the one the HPA follows.
+        assert_eq!(by(&ceiling(t0 + TimeDelta::seconds(15), 2)), Some(7));
+        let breach = Signal::LatencySloBreach {
+            at: t0,
+            since: t0,
+            p99: 1.0,
+            target: 0.3,
+        };
+        assert_eq!(by(&breach), Some(7));
+        assert_eq!(raised_by(&[], &breach), None);
     }
 }

@@ -298,18 +298,19 @@ impl<S: MetricSource> Runtime<S> {
         let now = Utc::now();
         if metadata.is_empty() {
             // Empty metadata names a known ScaledObject without restating
-            // it: with several triggers, the one of lowest fingerprint, which
-            // every replica that has them picks alike (not the one this
-            // replica was last asked about). An unknown one goes on to be
-            // refused by the parser, which says what is missing.
+            // it: with several live triggers, the one of lowest fingerprint,
+            // which every replica that has them picks alike (not the one
+            // this replica was last asked about). Not a dormant one, and the
+            // call is not counted as the trigger's: it must not wake an
+            // edited-away trigger. An unknown one goes on to be refused by
+            // the parser, which says what is missing.
             if let Some(r) = self
-                .read_registry()
-                .values()
+                .live_registrations()
+                .into_iter()
                 .filter(|r| r.key() == key)
                 .min_by_key(|r| r.fingerprint())
             {
-                r.touch(now);
-                return Ok(Arc::clone(r));
+                return Ok(r);
             }
         }
         let fp = fingerprint(metadata);
@@ -833,6 +834,9 @@ impl<S: MetricSource> Runtime<S> {
             .iter()
             .filter(|r| r.key() == reg.key() && r.fingerprint() != reg.fingerprint())
             .filter(|r| now - r.last_seen() < self.dormant_gap())
+            // A sibling whose answer is an error (a rejected query, data
+            // past maxStaleness) is not what the HPA follows.
+            .filter(|r| r.fault().is_none())
             .filter_map(|r| r.latest())
             .all(|other| other.desired_replicas <= d.desired_replicas);
         let signals: Vec<Signal> = d
