@@ -1578,6 +1578,15 @@ fn wrong_value_types_fail_through_the_schema() {
             ],
             "the chart sets FORESIGHT_WEBHOOK_URL itself, from remediation.webhookUrlSecret",
         ),
+        // One overriding a setting the chart checks: the volume check
+        // would be bypassed.
+        (
+            &[
+                "extraEnv[0].name=FORESIGHT_AUDIT_LOG_KEEP",
+                "extraEnv[0].value=900",
+            ],
+            "the chart sets FORESIGHT_AUDIT_LOG_KEEP itself, from remediation.auditLog.keep",
+        ),
         (
             &[
                 "extraEnv[0].name=RUST_BACKTRACE",

@@ -744,6 +744,7 @@ async fn a_raise_never_lowers_a_trigger_and_raises_one_left_at_the_default() {
         json!([
             {"op": "test", "path": "/spec/maxReplicaCount", "value": 95},
             {"op": "replace", "path": "/spec/maxReplicaCount", "value": 105},
+            {"op": "test", "path": "/spec/triggers/3/metadata", "value": so["spec"]["triggers"][3]["metadata"]},
             {"op": "add", "path": "/spec/triggers/3/metadata/maxReplicaCount", "value": "105"}
         ]),
         "only the trigger left at the default raised",

@@ -69,11 +69,11 @@ const HPA_MAX_PERIOD: TimeDelta = TimeDelta::minutes(30);
 /// the windows that mirror it.
 const HPA_MAX_STABILIZATION: TimeDelta = TimeDelta::hours(1);
 
-/// Default values of the optional keys, as written by users.
 /// A trigger's `maxReplicaCount` when its metadata has none (KEDA's own
 /// default for a ScaledObject's).
 pub(crate) const DEFAULT_MAX_REPLICAS: u32 = defaults::MAX_REPLICAS;
 
+/// Default values of the optional keys, as written by users.
 mod defaults {
     pub(super) const MIN_REPLICAS: u32 = 0;
     pub(super) const MAX_REPLICAS: u32 = 100;

@@ -365,10 +365,20 @@ fn raise_ceiling(s: &Situation, cfg: &RemediationConfig) -> Option<Action> {
         Some(Signal::AtCeiling {
             demand_replicas, ..
         }) => demand_replicas.saturating_sub(from),
-        Some(Signal::CapacityExhaustionPredicted { peak, capacity, .. })
-            if *capacity > 0.0 && peak.is_finite() =>
-        {
-            let per_replica = capacity / f64::from(from.max(1));
+        Some(Signal::CapacityExhaustionPredicted {
+            peak,
+            capacity,
+            max_replicas,
+            ..
+        }) if *capacity > 0.0 && peak.is_finite() => {
+            // `capacity` is what the trigger's own ceiling carries (its
+            // maxReplicaCount when the signal says, else the ScaledObject's).
+            let carriers = if *max_replicas > 0 {
+                *max_replicas
+            } else {
+                from
+            };
+            let per_replica = capacity / f64::from(carriers.max(1));
             // Saturating float-to-int cast; the step bounds it anyway.
             ((peak / per_replica).ceil() as u32).saturating_sub(from)
         }
@@ -665,6 +675,33 @@ mod tests {
                 "{max}: {d:?}"
             );
         }
+        // A trigger capped above its ScaledObject: its capacity is 100 pods
+        // of 100, so a peak of 10,500 needs 105 pods, 45 above the ceiling
+        // of 60 (a step of 10 at most); read as 60 pods' capacity, the peak
+        // looked like 63 pods.
+        let above = Situation {
+            signal: Some(Signal::CapacityExhaustionPredicted {
+                at: t(0),
+                kind: MetricKind::QueueDepth,
+                breach_at: t(2),
+                peak: 10_500.0,
+                capacity: 10_000.0,
+                max_replicas: 100,
+            }),
+            ..s.clone()
+        };
+        let d = diagnose(&above, &RemediationConfig::default(), t(0));
+        assert!(
+            matches!(
+                d.action,
+                Some(Action::RaiseCeiling {
+                    from: 60,
+                    to: 70,
+                    ..
+                })
+            ),
+            "{d:?}"
+        );
     }
 
     #[test]

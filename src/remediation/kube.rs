@@ -452,7 +452,12 @@ impl KubeActions {
                 // foresight's default then bounds the trigger: it must be
                 // raised too, or foresight stays clamped below the new
                 // ceiling.
+                // `add` replaces a key that exists, so the metadata read is
+                // tested whole first: a trigger list reordered since the
+                // read fails the patch instead of overwriting another
+                // trigger's cap.
                 None if (from..to).contains(&crate::config::DEFAULT_MAX_REPLICAS) => {
+                    ops.push(json!({"op": "test", "path": format!("/spec/triggers/{i}/metadata"), "value": t["metadata"]}));
                     ops.push(json!({"op": "add", "path": path, "value": to.to_string()}));
                 }
                 None => {}
