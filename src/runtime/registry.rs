@@ -300,7 +300,11 @@ impl Registration {
         Self {
             key,
             configured,
-            created,
+            // At the resolution of `last_seen` (ms): compared with a
+            // sibling's last call, a finer `created` made a call in the same
+            // millisecond count as before it, and that sibling dormant for
+            // good (`tests/cli_explain.rs` caught it, one run in two).
+            created: DateTime::from_timestamp_millis(created.timestamp_millis()).unwrap_or(created),
             target: watch::channel(MetricTarget {
                 name: METRIC_NAME.to_string(),
                 target: 1.0,
@@ -556,6 +560,12 @@ mod tests {
             dormant(&[Arc::clone(&d), Arc::clone(&e)], DORMANT_GAP),
             HashSet::from([id(&d)])
         );
+        // A sibling's call in the same millisecond as another's creation
+        // is not before it.
+        let t = at(1000) + TimeDelta::microseconds(100);
+        let (f, g) = (registration("6", at(1000)), registration("7", t));
+        f.touch(t + TimeDelta::microseconds(300));
+        assert!(dormant(&[Arc::clone(&f), Arc::clone(&g)], DORMANT_GAP).is_empty());
         assert_ne!(a.trigger(), b.trigger());
         assert_eq!(a.trigger().len(), 8);
     }
