@@ -371,6 +371,7 @@ async fn the_lease_is_created_its_holder_acts_and_losing_it_stops_actions() {
                 json!([
                     {"op": "test", "path": "/spec/maxReplicaCount", "value": 20},
                     {"op": "replace", "path": "/spec/maxReplicaCount", "value": 25},
+                    {"op": "test", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "20"},
                     {"op": "replace", "path": "/spec/triggers/1/metadata/maxReplicaCount", "value": "25"}
                 ]),
                 fixture("scaledobject.json"),
