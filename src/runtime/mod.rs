@@ -640,11 +640,19 @@ impl<S: MetricSource> Runtime<S> {
                 return;
             }
         };
-        let asleep = dormant(&self.registrations(), self.dormant_gap());
+        // The registry is read once per tick, not per publish: with many
+        // ScaledObjects a scan at each publish was quadratic.
+        let all = self.registrations();
+        let asleep = dormant(&all, self.dormant_gap());
+        let mut by_object: HashMap<&ScaledObjectKey, Vec<Arc<Registration>>> = HashMap::new();
+        for r in &all {
+            by_object.entry(r.key()).or_default().push(Arc::clone(r));
+        }
         for outcome in &results {
             for reg in &outcome.members {
                 let quiet = asleep.contains(&(reg.key().clone(), reg.fingerprint()));
-                self.settle(reg, outcome, quiet);
+                let triggers = by_object.get(reg.key()).map_or(&[][..], Vec::as_slice);
+                self.settle(reg, outcome, quiet, triggers);
             }
         }
         self.trim_observations(at);
@@ -714,7 +722,7 @@ impl<S: MetricSource> Runtime<S> {
     /// missing data (it never scales down without fresh data), so this is
     /// the last good decision. Beyond it, the decision is kept for
     /// explanations but not served, and KEDA's HPA keeps the current count.
-    fn settle(&self, reg: &Registration, o: &Outcome, quiet: bool) {
+    fn settle(&self, reg: &Registration, o: &Outcome, quiet: bool, triggers: &[Arc<Registration>]) {
         let key = reg.key().to_string();
         let trigger = reg.trigger();
         let max = o.cfg.spec.max_staleness;
@@ -767,7 +775,7 @@ impl<S: MetricSource> Runtime<S> {
                 }
                 reg.set_fault(fault);
                 reg.set_no_data(false);
-                self.publish(reg, &o.cfg, d, quiet);
+                self.publish(reg, &o.cfg, d, quiet, triggers);
             }
             Err(e) => {
                 reg.set_no_data(o.cause.is_none());
@@ -792,7 +800,17 @@ impl<S: MetricSource> Runtime<S> {
     ///
     /// The decision is published before its signals are sent, so the
     /// remediation engine's evidence is this tick's decision.
-    fn publish(&self, reg: &Registration, cfg: &Configured, d: Decision, quiet: bool) {
+    ///
+    /// `triggers` are every registration of the ScaledObject (this one
+    /// included), read once for the tick.
+    fn publish(
+        &self,
+        reg: &Registration,
+        cfg: &Configured,
+        d: Decision,
+        quiet: bool,
+        triggers: &[Arc<Registration>],
+    ) {
         let key = reg.key().to_string();
         let trigger = reg.trigger();
         let previous = reg.latest().map(|p| p.desired_replicas);
@@ -829,10 +847,9 @@ impl<S: MetricSource> Runtime<S> {
         // restart the first trigger registered is dormant until its next
         // call, and the capped one would meanwhile look followed.
         let now = Utc::now();
-        let followed = self
-            .registrations()
+        let followed = triggers
             .iter()
-            .filter(|r| r.key() == reg.key() && r.fingerprint() != reg.fingerprint())
+            .filter(|r| r.fingerprint() != reg.fingerprint())
             .filter(|r| now - r.last_seen() < self.dormant_gap())
             // A sibling whose answer is an error (a rejected query, data
             // past maxStaleness) is not what the HPA follows.
